@@ -1,0 +1,298 @@
+// The one place that reads config.yml and the environment. Everything else receives a Config.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseEnv } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+export const AGENT_TYPES = ['coder', 'coder_revision', 'reviewer', 'researcher', 'devops'] as const;
+export type AgentType = (typeof AGENT_TYPES)[number];
+
+const DEFAULT_TOOLS: Record<AgentType, string[]> = {
+  coder: ['Read', 'Edit', 'Write', 'Bash', 'Glob', 'Grep'],
+  coder_revision: ['Read', 'Edit', 'Write', 'Bash', 'Glob', 'Grep'],
+  reviewer: ['Read', 'Glob', 'Grep', 'Bash(git diff:*)', 'Bash(git log:*)'],
+  researcher: ['WebSearch', 'WebFetch', 'Read', 'Write', 'Glob', 'Grep'],
+  devops: ['Bash', 'Read', 'Edit', 'Write', 'Glob', 'Grep'],
+};
+const DEFAULT_TIMEOUTS: Record<AgentType, number> = {
+  coder: 60, coder_revision: 60, reviewer: 30, researcher: 30, devops: 30,
+};
+
+const str = z.string();
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+
+const templateSchema = z.object({
+  system_prompt_file: str.optional(),
+  allowed_tools: z.array(str).optional(),
+  timeout_minutes: z.number().positive().optional(),
+}).strict();
+
+const stepSchema = z.object({
+  agent: str,
+  input: str.optional(),
+  output: str.optional(),
+  condition: str.optional(),
+  loop_to: str.optional(),
+  prompt_template: str.optional(),
+}).strict();
+
+export const workflowDefSchema = z.object({
+  max_iterations: posInt.default(3),
+  steps: z.array(stepSchema).min(1),
+}).strict();
+
+const repoSchema = z.object({
+  url: str.min(1),
+  default_agent: z.enum(AGENT_TYPES).optional(),
+  default_branch: str.optional(),
+}).strict();
+
+export const configSchema = z.object({
+  server: z.object({
+    host: str.optional(),
+    port: z.number().int().min(0).max(65535).default(8100),
+    body_limit_bytes: posInt.default(1_048_576),
+  }).strict().prefault({}),
+  public_url: str.default(''),
+  data_dir: str.default('./data'),
+  repos_dir: str.optional(),
+  worktrees_dir: str.optional(),
+  max_concurrent_agents: posInt.max(64).default(3),
+  agent_timeout_minutes: z.number().positive().default(60),
+  agent_activity_timeout_minutes: z.number().positive().default(15),
+  agent: z.object({
+    command: str.min(1).default('claude'),
+    extra_args: z.array(str).default([]),
+    kill_grace_seconds: z.number().positive().default(10),
+    env: z.record(str, str).default({}),
+    log_tail_lines: posInt.default(200),
+  }).strict().prefault({}),
+  queue: z.object({
+    max_attempts: posInt.default(3),
+    lease_seconds: posInt.default(60),
+    poll_interval_ms: posInt.default(1000),
+  }).strict().prefault({}),
+  shutdown: z.object({
+    grace_seconds: z.number().nonnegative().default(20),
+  }).strict().prefault({}),
+  git: z.object({
+    author_name: str.default('Factory Agent'),
+    author_email: str.default('factory@localhost'),
+    branch_prefix: str.regex(/^[A-Za-z0-9._/-]+$/).default('factory/'),
+  }).strict().prefault({}),
+  github: z.object({
+    api_url: str.url().default('https://api.github.com'),
+    clone_base: str.default('https://github.com'),
+  }).strict().prefault({}),
+  default_org: str.default(''),
+  repos: z.record(str, repoSchema).default({}),
+  agent_templates: z.partialRecord(z.enum(AGENT_TYPES), templateSchema).default({}),
+  message_board: z.object({
+    enabled: z.boolean().default(true),
+    telegram_forward: z.boolean().default(true),
+    telegram_chat_id: z.union([str, z.number()]).transform(String).default(''),
+    forward_types: z.array(z.enum(['info', 'question', 'handoff', 'status', 'error'])).default(['error', 'question', 'handoff']),
+    max_message_chars: posInt.default(20_000),
+  }).strict().prefault({}),
+  workflows: z.record(str, workflowDefSchema).default({}),
+  telegram: z.object({
+    bot_token: str.default(''),
+    chat_id: z.union([str, z.number()]).transform(String).default(''),
+    api_root: str.url().default('https://api.telegram.org'),
+    poll_replies: z.boolean().default(true),
+  }).strict().prefault({}),
+  plane: z.object({
+    base_url: str.default(''),
+    api_key: str.default(''),
+    workspace_slug: str.default(''),
+    project_id: str.default(''),
+    default_repo: str.default(''),
+    states: z.record(str, str).default({}),
+    poll_interval_seconds: posInt.default(30),
+  }).strict().prefault({}),
+  clarification: z.object({
+    reminder_minutes: z.number().positive().default(60),
+    timeout_minutes: z.number().positive().default(24 * 60),
+  }).strict().prefault({}),
+  memory: z.object({
+    enabled: z.boolean().default(true),
+    url: str.default(''),
+    namespace: str.default('factory'),
+    database: str.default('memory'),
+    embedding_model: str.default('text-embedding-3-small'),
+    openai_base_url: str.default(''),
+    max_prompt_chars: posInt.default(4000),
+  }).strict().prefault({}),
+  docker: z.object({
+    domain: str.default('preview.example.com'),
+    network: str.default('traefik'),
+    entrypoint: str.default('websecure'),
+    cert_resolver: str.default(''),
+    command: str.default('docker'),
+    health_timeout_seconds: posInt.default(120),
+    preview_max_age_hours: posInt.default(24 * 7),
+  }).strict().prefault({}),
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+}).strict();
+
+export type FileConfig = z.infer<typeof configSchema>;
+export type WorkflowDef = z.infer<typeof workflowDefSchema>;
+
+export interface Secrets {
+  anthropicApiKey: string;
+  githubToken: string;
+  authToken: string;
+  planeApiKey: string;
+  planeWebhookSecret: string;
+  githubWebhookSecret: string;
+  telegramBotToken: string;
+  surrealUrl: string;
+  surrealUser: string;
+  surrealPass: string;
+  openaiApiKey: string;
+}
+
+export interface ResolvedTemplate { system_prompt_file: string; allowed_tools: string[]; timeout_minutes: number }
+
+export type Config = Omit<FileConfig, 'server' | 'agent_templates' | 'repos_dir' | 'worktrees_dir'> & {
+  server: { host: string; port: number; body_limit_bytes: number; hostForced: boolean };
+  repos_dir: string;
+  worktrees_dir: string;
+  agent_templates: Record<AgentType, ResolvedTemplate>;
+  secrets: Secrets;
+  configPath: string | null;
+  rootDir: string;
+  devLogs: boolean;
+};
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export interface LoadOptions {
+  /** Path of config.yml; default $FACTORY_CONFIG or ./config.yml when it exists. */
+  configPath?: string;
+  /** Environment to read; default process.env. Tests pass their own. */
+  env?: Record<string, string | undefined>;
+  /** Directory relative paths are resolved against; default the config file's directory or cwd. */
+  cwd?: string;
+  /** Values merged over the file (tests). */
+  overrides?: Record<string, unknown>;
+  /** Read a .env file next to the config (default true). */
+  dotenv?: boolean;
+}
+
+// Loads, merges and validates configuration; throws ConfigError with one line naming the key.
+export function loadConfig(opts: LoadOptions = {}): Config {
+  const baseEnv = opts.env ?? process.env;
+  const cwd = opts.cwd ?? process.cwd();
+  const configPath = opts.configPath ?? baseEnv.FACTORY_CONFIG ?? (existsSync(path.join(cwd, 'config.yml')) ? path.join(cwd, 'config.yml') : undefined);
+  const rootDir = configPath ? path.dirname(path.resolve(cwd, configPath)) : cwd;
+
+  let env: Record<string, string | undefined> = baseEnv;
+  if (opts.dotenv !== false) {
+    const dotenvPath = path.join(rootDir, '.env');
+    if (existsSync(dotenvPath)) {
+      // Real environment wins over .env, as with every dotenv loader.
+      env = { ...parseEnv(readFileSync(dotenvPath, 'utf8')), ...baseEnv };
+    }
+  }
+
+  let raw: unknown = {};
+  if (configPath) {
+    const full = path.resolve(cwd, configPath);
+    if (!existsSync(full)) throw new ConfigError(`config file not found: ${full}`);
+    try {
+      raw = parseYaml(readFileSync(full, 'utf8')) ?? {};
+    } catch (err) {
+      throw new ConfigError(`config file ${full} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${full} must be a YAML mapping`);
+  }
+  const merged = deepMerge(raw as Record<string, unknown>, opts.overrides ?? {});
+  applyEnvOverrides(merged, env);
+
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.join('.') || '(root)';
+    throw new ConfigError(`invalid config: ${key}: ${issue.message}`);
+  }
+  return resolve(parsed.data, env, rootDir, configPath ? path.resolve(cwd, configPath) : null);
+}
+
+function applyEnvOverrides(target: Record<string, unknown>, env: Record<string, string | undefined>): void {
+  const server = (target.server ??= {}) as Record<string, unknown>;
+  if (env.FACTORY_HOST) server.host = env.FACTORY_HOST;
+  if (env.FACTORY_PORT !== undefined && env.FACTORY_PORT !== '') {
+    const port = Number(env.FACTORY_PORT);
+    if (!Number.isInteger(port)) throw new ConfigError(`invalid config: FACTORY_PORT: expected an integer, got "${env.FACTORY_PORT}"`);
+    server.port = port;
+  }
+  if (env.FACTORY_DATA_DIR) target.data_dir = env.FACTORY_DATA_DIR;
+  if (env.FACTORY_LOG_LEVEL) target.log_level = env.FACTORY_LOG_LEVEL;
+}
+
+function resolve(file: FileConfig, env: Record<string, string | undefined>, rootDir: string, configPath: string | null): Config {
+  const abs = (p: string) => path.resolve(rootDir, p);
+  const secrets: Secrets = {
+    anthropicApiKey: env.ANTHROPIC_API_KEY ?? '',
+    githubToken: env.GITHUB_TOKEN ?? '',
+    authToken: env.FACTORY_AUTH_TOKEN ?? '',
+    planeApiKey: env.PLANE_API_KEY || file.plane.api_key,
+    planeWebhookSecret: env.PLANE_WEBHOOK_SECRET ?? '',
+    githubWebhookSecret: env.GITHUB_WEBHOOK_SECRET ?? '',
+    telegramBotToken: env.TELEGRAM_BOT_TOKEN || file.telegram.bot_token,
+    surrealUrl: env.SURREALDB_URL || file.memory.url,
+    surrealUser: env.SURREALDB_USER ?? '',
+    surrealPass: env.SURREALDB_PASS ?? '',
+    openaiApiKey: env.OPENAI_API_KEY ?? '',
+  };
+  // Without a token the API must not be reachable from other hosts.
+  const wantedHost = file.server.host ?? (secrets.authToken ? '0.0.0.0' : '127.0.0.1');
+  const isLoopback = ['127.0.0.1', 'localhost', '::1'].includes(wantedHost);
+  const hostForced = !secrets.authToken && !isLoopback;
+  const templates = {} as Record<AgentType, ResolvedTemplate>;
+  for (const type of AGENT_TYPES) {
+    const t = file.agent_templates[type] ?? {};
+    templates[type] = {
+      system_prompt_file: abs(t.system_prompt_file ?? `prompts/${type}.md`),
+      allowed_tools: t.allowed_tools ?? DEFAULT_TOOLS[type],
+      timeout_minutes: t.timeout_minutes ?? Math.min(DEFAULT_TIMEOUTS[type], file.agent_timeout_minutes),
+    };
+  }
+  const dataDir = abs(file.data_dir);
+  return {
+    ...file,
+    server: { ...file.server, host: hostForced ? '127.0.0.1' : wantedHost, hostForced },
+    data_dir: dataDir,
+    repos_dir: file.repos_dir ? abs(file.repos_dir) : path.join(dataDir, 'repos'),
+    worktrees_dir: file.worktrees_dir ? abs(file.worktrees_dir) : path.join(dataDir, 'worktrees'),
+    agent_templates: templates,
+    secrets,
+    configPath,
+    rootDir,
+    devLogs: env.NODE_ENV === 'development',
+  };
+}
+
+/** Every secret value currently configured, for log and output scrubbing. */
+export function secretValues(config: Config): string[] {
+  const { surrealUrl: _url, surrealUser: _user, ...secret } = config.secrets;
+  return Object.values(secret).filter((v) => v.length >= 6);
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = isPlainObject(prev) && isPlainObject(v) ? deepMerge(prev, v) : v;
+  }
+  return out;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

@@ -1,0 +1,43 @@
+import type { Db } from '../connection.js';
+
+export type LogStream = 'stdout' | 'stderr' | 'system';
+export interface LogRow { id: number; task_id: number; ts: string; stream: LogStream; line: string }
+export interface NewLog { task_id: number; ts: string; stream: LogStream; line: string }
+
+export class LogsRepo {
+  private readonly insert;
+  constructor(private readonly db: Db) {
+    this.insert = db.prepare('INSERT INTO task_logs (task_id, ts, stream, line) VALUES (@task_id, @ts, @stream, @line)');
+  }
+
+  /** Writes a batch in one transaction. */
+  appendMany(rows: NewLog[]): void {
+    if (rows.length === 0) return;
+    this.db.transaction((batch: NewLog[]) => { for (const r of batch) this.insert.run(r); })(rows);
+  }
+
+  /** Lines after `sinceId` (exclusive) oldest first; without it, the newest `limit` lines, oldest first. */
+  list(taskId: number, opts: { sinceId?: number; sinceTs?: string; limit: number }): LogRow[] {
+    if (opts.sinceId !== undefined) {
+      return this.db.prepare('SELECT * FROM task_logs WHERE task_id = ? AND id > ? ORDER BY id LIMIT ?')
+        .all(taskId, opts.sinceId, opts.limit) as LogRow[];
+    }
+    if (opts.sinceTs !== undefined) {
+      return this.db.prepare('SELECT * FROM task_logs WHERE task_id = ? AND ts > ? ORDER BY id LIMIT ?')
+        .all(taskId, opts.sinceTs, opts.limit) as LogRow[];
+    }
+    return (this.db.prepare('SELECT * FROM task_logs WHERE task_id = ? ORDER BY id DESC LIMIT ?')
+      .all(taskId, opts.limit) as LogRow[]).reverse();
+  }
+
+  /** The latest stdout line of each task, for `last_output`. */
+  lastLines(taskIds: number[]): Map<number, string> {
+    const out = new Map<number, string>();
+    const stmt = this.db.prepare(`SELECT line FROM task_logs WHERE task_id = ? AND stream <> 'stderr' ORDER BY id DESC LIMIT 1`);
+    for (const id of taskIds) {
+      const row = stmt.get(id) as { line: string } | undefined;
+      if (row) out.set(id, row.line);
+    }
+    return out;
+  }
+}

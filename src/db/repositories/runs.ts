@@ -1,0 +1,39 @@
+import type { Db } from '../connection.js';
+import { nowIso } from '../time.js';
+
+export interface RunRow {
+  id: number; task_id: number; attempt: number; kind: string; started_at: string; ended_at: string | null;
+  outcome: string; error: string; session_id: string; pid: number | null; cost_usd: number;
+  input_tokens: number; output_tokens: number; cache_read_tokens: number; cache_creation_tokens: number;
+  duration_ms: number; num_turns: number;
+}
+export type RunPatch = Partial<Omit<RunRow, 'id' | 'task_id' | 'attempt' | 'started_at'>>;
+
+const COLS = new Set(['kind', 'ended_at', 'outcome', 'error', 'session_id', 'pid', 'cost_usd', 'input_tokens', 'output_tokens',
+  'cache_read_tokens', 'cache_creation_tokens', 'duration_ms', 'num_turns']);
+
+export class RunsRepo {
+  constructor(private readonly db: Db) {}
+
+  start(taskId: number, attempt: number, kind: string): RunRow {
+    return this.db.prepare('INSERT INTO task_runs (task_id, attempt, kind, started_at) VALUES (?, ?, ?, ?) RETURNING *')
+      .get(taskId, attempt, kind, nowIso()) as RunRow;
+  }
+
+  update(id: number, patch: RunPatch): void {
+    const entries = Object.entries(patch).filter(([k, v]) => v !== undefined && COLS.has(k));
+    if (!entries.length) return;
+    this.db.prepare(`UPDATE task_runs SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
+      .run({ ...Object.fromEntries(entries), id });
+  }
+
+  /** Runs left open by a crash are closed with the given outcome. */
+  closeOpen(taskId: number, outcome: string, error: string): void {
+    this.db.prepare(`UPDATE task_runs SET outcome = ?, error = ?, ended_at = ? WHERE task_id = ? AND ended_at IS NULL`)
+      .run(outcome, error, nowIso(), taskId);
+  }
+
+  forTask(taskId: number): RunRow[] {
+    return this.db.prepare('SELECT * FROM task_runs WHERE task_id = ? ORDER BY id').all(taskId) as RunRow[];
+  }
+}

@@ -1,0 +1,200 @@
+import type { Db } from '../connection.js';
+import { nowIso } from '../time.js';
+import type { TaskStatus } from '../../domain/task-status.js';
+
+export interface TaskRow {
+  id: number;
+  title: string;
+  description: string;
+  repo: string;
+  agent_type: string;
+  status: TaskStatus;
+  plane_issue_id: string;
+  plane_sequence_id: number | null;
+  branch_name: string;
+  base_branch: string;
+  worktree_path: string;
+  pr_url: string;
+  pr_number: number | null;
+  preview_url: string;
+  error: string;
+  result_summary: string;
+  clarification_context: string;
+  workflow_id: number | null;
+  workflow_step: number | null;
+  parent_task_id: number | null;
+  session_id: string;
+  cost_usd: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+  attempts: number;
+  run_requested_at: string | null;
+  not_before: string | null;
+  lease_owner: string | null;
+  lease_expires_at: number | null;
+  cancel_requested: number;
+  keep_worktree: number;
+  created_at: string;
+  started_at: string | null;
+  completed_at: string | null;
+  updated_at: string;
+}
+
+export interface NewTask {
+  title: string;
+  description?: string;
+  repo?: string;
+  agent_type?: string;
+  plane_issue_id?: string;
+  plane_sequence_id?: number | null;
+  workflow_id?: number | null;
+  workflow_step?: number | null;
+  parent_task_id?: number | null;
+  branch_name?: string;
+  pr_url?: string;
+  pr_number?: number | null;
+  run?: boolean;
+}
+
+/** Columns a caller may set through update/transition (never id, status or timestamps of creation). */
+const UPDATABLE = new Set<keyof TaskRow>([
+  'title', 'description', 'repo', 'agent_type', 'plane_issue_id', 'plane_sequence_id', 'branch_name', 'base_branch',
+  'worktree_path', 'pr_url', 'pr_number', 'preview_url', 'error', 'result_summary', 'clarification_context',
+  'workflow_id', 'workflow_step', 'session_id', 'cost_usd', 'input_tokens', 'output_tokens', 'cache_read_tokens',
+  'cache_creation_tokens', 'run_requested_at', 'not_before', 'lease_owner', 'lease_expires_at', 'cancel_requested',
+  'keep_worktree', 'started_at', 'completed_at', 'attempts',
+]);
+export type TaskPatch = Partial<Pick<TaskRow, Extract<keyof TaskRow, string>>>;
+
+export interface TaskListQuery {
+  status?: TaskStatus;
+  repo?: string;
+  workflow_id?: number;
+  plane_issue_id?: string;
+  limit?: number;
+  offset?: number;
+}
+
+export class TasksRepo {
+  constructor(private readonly db: Db) {}
+
+  create(t: NewTask): TaskRow {
+    const now = nowIso();
+    return this.db.prepare(`
+      INSERT INTO tasks (title, description, repo, agent_type, status, plane_issue_id, plane_sequence_id,
+        workflow_id, workflow_step, parent_task_id, branch_name, pr_url, pr_number, run_requested_at, created_at, updated_at)
+      VALUES (@title, @description, @repo, @agent_type, 'queued', @plane_issue_id, @plane_sequence_id,
+        @workflow_id, @workflow_step, @parent_task_id, @branch_name, @pr_url, @pr_number, @run_requested_at, @now, @now)
+      RETURNING *`).get({
+      title: t.title,
+      description: t.description ?? '',
+      repo: t.repo ?? '',
+      agent_type: t.agent_type ?? 'coder',
+      plane_issue_id: t.plane_issue_id ?? '',
+      plane_sequence_id: t.plane_sequence_id ?? null,
+      workflow_id: t.workflow_id ?? null,
+      workflow_step: t.workflow_step ?? null,
+      parent_task_id: t.parent_task_id ?? null,
+      branch_name: t.branch_name ?? '',
+      pr_url: t.pr_url ?? '',
+      pr_number: t.pr_number ?? null,
+      run_requested_at: t.run ? now : null,
+      now,
+    }) as TaskRow;
+  }
+
+  get(id: number): TaskRow | undefined {
+    return this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+  }
+
+  list(q: TaskListQuery = {}): TaskRow[] {
+    const where: string[] = [];
+    const params: Record<string, unknown> = { limit: q.limit ?? 100, offset: q.offset ?? 0 };
+    if (q.status) { where.push('status = @status'); params.status = q.status; }
+    if (q.repo) { where.push('repo = @repo'); params.repo = q.repo; }
+    if (q.workflow_id !== undefined) { where.push('workflow_id = @workflow_id'); params.workflow_id = q.workflow_id; }
+    if (q.plane_issue_id) { where.push('plane_issue_id = @plane_issue_id'); params.plane_issue_id = q.plane_issue_id; }
+    const sql = `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit OFFSET @offset`;
+    return this.db.prepare(sql).all(params) as TaskRow[];
+  }
+
+  /** Sets non-status fields. Returns the updated row. */
+  update(id: number, patch: TaskPatch): TaskRow | undefined {
+    const { sets, params } = buildSet(patch);
+    return this.db.prepare(`UPDATE tasks SET ${sets} WHERE id = @id RETURNING *`).get({ ...params, id }) as TaskRow | undefined;
+  }
+
+  /** Guarded status change: only succeeds while the row is in one of `from`. A lost race returns undefined. */
+  transition(id: number, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch = {}): TaskRow | undefined {
+    const { sets, params } = buildSet(patch);
+    const fromList = from.map((_, i) => `@from${i}`).join(', ');
+    const fromParams = Object.fromEntries(from.map((s, i) => [`from${i}`, s]));
+    return this.db.prepare(`UPDATE tasks SET status = @to, ${sets} WHERE id = @id AND status IN (${fromList}) RETURNING *`)
+      .get({ ...params, ...fromParams, to, id }) as TaskRow | undefined;
+  }
+
+  /** Marks a queued task to be run by the scheduler. */
+  requestRun(id: number): TaskRow | undefined {
+    return this.db.prepare(`UPDATE tasks SET run_requested_at = COALESCE(run_requested_at, @now), updated_at = @now
+      WHERE id = @id AND status = 'queued' RETURNING *`).get({ id, now: nowIso() }) as TaskRow | undefined;
+  }
+
+  /** Atomically takes the oldest runnable task and leases it to `owner`. */
+  claimNext(owner: string, leaseMs: number, now = new Date()): TaskRow | undefined {
+    const iso = now.toISOString();
+    return this.db.prepare(`
+      UPDATE tasks SET status = 'in_progress', lease_owner = @owner, lease_expires_at = @expires,
+        attempts = attempts + 1, started_at = COALESCE(started_at, @iso), updated_at = @iso
+      WHERE id = (
+        SELECT id FROM tasks
+        WHERE status = 'queued' AND run_requested_at IS NOT NULL AND cancel_requested = 0
+          AND (not_before IS NULL OR not_before <= @iso)
+        ORDER BY run_requested_at, id LIMIT 1
+      ) AND status = 'queued'
+      RETURNING *`).get({ owner, expires: now.getTime() + leaseMs, iso }) as TaskRow | undefined;
+  }
+
+  renewLease(id: number, owner: string, leaseMs: number): boolean {
+    return this.db.prepare(`UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'in_progress'`)
+      .run(Date.now() + leaseMs, id, owner).changes === 1;
+  }
+
+  /** Tasks marked in_progress whose lease is not held by `owner`. */
+  orphans(owner: string): TaskRow[] {
+    return this.db.prepare(`SELECT * FROM tasks WHERE status = 'in_progress' AND (lease_owner IS NULL OR lease_owner <> ?) ORDER BY id`)
+      .all(owner) as TaskRow[];
+  }
+
+  /** When the next delayed task becomes runnable (ISO), if any. */
+  nextNotBefore(): string | undefined {
+    const row = this.db.prepare(`SELECT MIN(not_before) AS t FROM tasks WHERE status = 'queued' AND run_requested_at IS NOT NULL AND not_before IS NOT NULL`).get() as { t: string | null };
+    return row.t ?? undefined;
+  }
+
+  counts(): { queued: number; runnable: number; in_progress: number; waiting_for_input: number } {
+    return this.db.prepare(`SELECT
+      SUM(status = 'queued') AS queued,
+      SUM(status = 'queued' AND run_requested_at IS NOT NULL) AS runnable,
+      SUM(status = 'in_progress') AS in_progress,
+      SUM(status = 'waiting_for_input') AS waiting_for_input
+      FROM tasks`).get() as never;
+  }
+
+  byStatus(status: TaskStatus): TaskRow[] {
+    return this.db.prepare('SELECT * FROM tasks WHERE status = ? ORDER BY id').all(status) as TaskRow[];
+  }
+}
+
+function buildSet(patch: TaskPatch): { sets: string; params: Record<string, unknown> } {
+  const parts = ['updated_at = @updated_at'];
+  const params: Record<string, unknown> = { updated_at: nowIso() };
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === undefined) continue;
+    if (!UPDATABLE.has(k as keyof TaskRow)) throw new Error(`tasks.${k} cannot be updated`);
+    parts.push(`${k} = @p_${k}`);
+    params[`p_${k}`] = v;
+  }
+  return { sets: parts.join(', '), params };
+}

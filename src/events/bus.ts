@@ -1,0 +1,47 @@
+import { EventEmitter } from 'node:events';
+import type { EventsRepo, EventRow } from '../db/repositories/events.js';
+import type { TaskRow } from '../db/repositories/tasks.js';
+import type { TaskStatus } from '../domain/task-status.js';
+
+/** Domain events inside the process. Listeners must not throw; errors are logged by the emitter's owner. */
+export interface DomainEvents {
+  'task.created': { task: TaskRow };
+  'task.status': { task: TaskRow; from: TaskStatus };
+  'stream': EventRow;
+  [key: string]: unknown;
+}
+
+export class EventBus {
+  private readonly emitter = new EventEmitter();
+  constructor(private readonly onListenerError: (err: unknown, event: string) => void = () => {}) {
+    this.emitter.setMaxListeners(0);
+  }
+
+  on<K extends keyof DomainEvents & string>(event: K, fn: (payload: DomainEvents[K]) => void | Promise<void>): () => void {
+    const wrapped = (payload: DomainEvents[K]) => {
+      try {
+        const r = fn(payload);
+        if (r && typeof (r as Promise<void>).catch === 'function') (r as Promise<void>).catch((e) => this.onListenerError(e, event));
+      } catch (err) {
+        this.onListenerError(err, event);
+      }
+    };
+    this.emitter.on(event, wrapped);
+    return () => this.emitter.off(event, wrapped);
+  }
+
+  emit<K extends keyof DomainEvents & string>(event: K, payload: DomainEvents[K]): void {
+    this.emitter.emit(event, payload);
+  }
+}
+
+/** Persists a live-stream event (so it can be replayed by id) and fans it out in-process. */
+export class StreamPublisher {
+  constructor(private readonly repo: EventsRepo, private readonly bus: EventBus) {}
+
+  publish(kind: string, taskId: number | null, payload: unknown): EventRow {
+    const row = this.repo.append(kind, taskId, payload);
+    this.bus.emit('stream', row);
+    return row;
+  }
+}

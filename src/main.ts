@@ -1,0 +1,65 @@
+// Process entry: load config, open everything, listen, and shut down in order on SIGTERM/SIGINT.
+import { loadConfig, ConfigError, secretValues } from './config.js';
+import { createLogger } from './logger.js';
+import { registerSecrets } from './secrets.js';
+import { lockDataDir } from './lock.js';
+import { createServices } from './services.js';
+import { buildApp } from './server/app.js';
+import { wireFactory } from './wire.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`factory: ${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
+  registerSecrets(secretValues(config));
+  const logger = createLogger({ level: config.log_level, pretty: config.devLogs || process.stdout.isTTY === true });
+  const unlock = lockDataDir(config.data_dir);
+  const services = createServices(config, logger);
+  const wired = await wireFactory(services);
+  const app = await buildApp(services, { plugins: wired.routes });
+
+  if (config.server.hostForced) {
+    logger.warn({ requested: config.server.host }, 'FACTORY_AUTH_TOKEN is not set: listening on 127.0.0.1 only');
+  } else if (!config.secrets.authToken) {
+    logger.warn('FACTORY_AUTH_TOKEN is not set: the API is open to anyone who can reach 127.0.0.1');
+  }
+
+  let shuttingDown = false;
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(130);
+    }
+    shuttingDown = true;
+    logger.info({ signal }, 'shutting down');
+    try {
+      await app.close();
+      await services.stop();
+    } catch (err) {
+      logger.error({ err }, 'error during shutdown');
+    }
+    unlock();
+    logger.info('stopped');
+    logger.flush?.();
+    // The embedded SurrealDB engine keeps the event loop alive after close(); exit explicitly.
+    setImmediate(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  await services.start();
+  const address = await app.listen({ host: config.server.host, port: config.server.port });
+  logger.info({ address, dataDir: config.data_dir }, 'factory listening');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`factory: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

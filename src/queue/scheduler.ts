@@ -1,0 +1,285 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { TaskPatch, TaskRow, TasksRepo } from '../db/repositories/tasks.js';
+import type { RunsRepo } from '../db/repositories/runs.js';
+import type { TaskService } from '../tasks/service.js';
+import { nowIso } from '../db/time.js';
+import { coerceError } from '../errors.js';
+import { scrub } from '../secrets.js';
+
+/** What an executor tells the scheduler when it is done with a task. */
+export type ExecResult =
+  | { status: 'in_review' | 'done' | 'waiting_for_input'; patch?: TaskPatch }
+  | { status: 'failed'; error: string; patch?: TaskPatch }
+  /** Put back in the queue; `notBefore` delays it (usage limits, backoff). */
+  | { status: 'queued'; notBefore?: Date; patch?: TaskPatch; countAttempt?: boolean };
+
+export type AbortReason = 'cancel' | 'shutdown';
+
+export interface ExecContext {
+  signal: AbortSignal;
+  /** Why the signal fired, once it has. */
+  abortReason(): AbortReason | undefined;
+  /** The agent process, for GET /api/agents. */
+  setPid(pid: number | null): void;
+}
+
+export type Executor = (task: TaskRow, ctx: ExecContext) => Promise<ExecResult>;
+
+/** Decides whether new work may start now (pauses, budgets). */
+export type StartGate = () => { ok: true } | { ok: false; retryAt?: number; reason: string };
+
+export interface RunningAgent {
+  task_id: number;
+  task_title: string;
+  agent_type: string;
+  repo: string;
+  status: 'running';
+  started_at: string;
+  pid: number | null;
+  attempt: number;
+}
+
+interface Running {
+  task: TaskRow;
+  controller: AbortController;
+  reason?: AbortReason;
+  startedAt: string;
+  pid: number | null;
+  done: Promise<void>;
+}
+
+export interface SchedulerOptions {
+  maxConcurrent: number;
+  maxAttempts: number;
+  leaseMs: number;
+  pollMs: number;
+}
+
+/**
+ * Takes runnable tasks from the durable queue, never more than maxConcurrent at once, FIFO by the
+ * time they were asked to run. Claims are one atomic UPDATE, so two claimers can never take the same task.
+ */
+export class Scheduler {
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly running = new Map<number, Running>();
+  private stopping = false;
+  private started = false;
+  private wake: (() => void) | null = null;
+  private loopPromise: Promise<void> | null = null;
+  private stopPromise: Promise<void> | null = null;
+  gate: StartGate = () => ({ ok: true });
+
+  constructor(
+    private readonly deps: { tasks: TaskService; repo: TasksRepo; runs: RunsRepo; logger: Logger; executor: Executor },
+    private readonly opts: SchedulerOptions,
+  ) {}
+
+  /** Recovers work interrupted by a crash, then starts the claim loop. Idempotent. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.recover();
+    this.loopPromise = this.loop();
+  }
+
+  /** Wakes the loop early (a task was asked to run). */
+  notify(): void {
+    this.wake?.();
+  }
+
+  runningCount(): number {
+    return this.running.size;
+  }
+
+  isRunning(id: number): boolean {
+    return this.running.has(id);
+  }
+
+  agents(): RunningAgent[] {
+    return [...this.running.values()].map((r) => ({
+      task_id: r.task.id, task_title: r.task.title, agent_type: r.task.agent_type, repo: r.task.repo,
+      status: 'running', started_at: r.startedAt, pid: r.pid, attempt: r.task.attempts,
+    }));
+  }
+
+  // Tasks left in_progress by a process that is gone go back to the queue (or fail after too many attempts).
+  recover(): void {
+    for (const t of this.deps.repo.orphans(this.owner)) {
+      this.deps.runs.closeOpen(t.id, 'interrupted', 'Factory stopped while the agent was running');
+      if (t.attempts >= this.opts.maxAttempts) {
+        const errors = this.deps.runs.forTask(t.id).filter((r) => r.error).map((r) => `attempt ${r.attempt}: ${r.error}`);
+        this.deps.tasks.transition(t.id, ['in_progress'], 'failed', {
+          error: `Gave up after ${t.attempts} attempts (max ${this.opts.maxAttempts}). ${errors.join('; ')}`.trim(),
+          completed_at: nowIso(), lease_owner: null, lease_expires_at: null, run_requested_at: null,
+        });
+        this.deps.logger.warn({ taskId: t.id, attempts: t.attempts }, 'interrupted task failed: too many attempts');
+      } else {
+        this.deps.tasks.transition(t.id, ['in_progress'], 'queued', {
+          lease_owner: null, lease_expires_at: null, run_requested_at: t.run_requested_at ?? nowIso(),
+        });
+        this.deps.logger.info({ taskId: t.id, attempts: t.attempts }, 'interrupted task requeued');
+      }
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      let delay = this.opts.pollMs;
+      try {
+        delay = this.fill();
+      } catch (err) {
+        this.deps.logger.error({ err: coerceError(err) }, 'scheduler loop error');
+      }
+      if (this.stopping) break;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => { clearTimeout(timer); resolve(); };
+      });
+      this.wake = null;
+    }
+  }
+
+  // Starts as many tasks as there are free slots; returns how long to sleep.
+  private fill(): number {
+    let delay = this.opts.pollMs;
+    while (!this.stopping && this.running.size < this.opts.maxConcurrent) {
+      const gate = this.gate();
+      if (!gate.ok) {
+        if (gate.retryAt) delay = Math.max(10, Math.min(delay, gate.retryAt - Date.now()));
+        return delay;
+      }
+      const task = this.deps.repo.claimNext(this.owner, this.opts.leaseMs);
+      if (!task) break;
+      this.launch(task);
+    }
+    const next = this.deps.repo.nextNotBefore();
+    if (next) delay = Math.max(10, Math.min(delay, Date.parse(next) - Date.now()));
+    return delay;
+  }
+
+  private launch(task: TaskRow): void {
+    const controller = new AbortController();
+    const entry: Running = { task, controller, startedAt: nowIso(), pid: null, done: Promise.resolve() };
+    this.running.set(task.id, entry);
+    // The claim already moved the row to in_progress; tell everyone.
+    this.deps.tasks.announce(task, 'queued');
+    const heartbeat = setInterval(() => {
+      if (!this.deps.repo.renewLease(task.id, this.owner, this.opts.leaseMs)) {
+        this.deps.logger.warn({ taskId: task.id }, 'lease lost; aborting the run');
+      }
+    }, Math.max(1000, Math.floor(this.opts.leaseMs / 3)));
+    heartbeat.unref();
+    const ctx: ExecContext = {
+      signal: controller.signal,
+      abortReason: () => entry.reason,
+      setPid: (pid) => { entry.pid = pid; },
+    };
+    entry.done = (async () => {
+      let result: ExecResult;
+      try {
+        result = await this.deps.executor(task, ctx);
+      } catch (err) {
+        result = { status: 'failed', error: scrub(coerceError(err).message) };
+      } finally {
+        clearInterval(heartbeat);
+      }
+      try {
+        this.settle(task, entry, result);
+      } catch (err) {
+        this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'could not record task result');
+      }
+      this.running.delete(task.id);
+      this.notify();
+    })();
+  }
+
+  // Records the executor's outcome with a guarded transition out of in_progress.
+  private settle(task: TaskRow, entry: Running, result: ExecResult): void {
+    const release = { lease_owner: null, lease_expires_at: null } as const;
+    const current = this.deps.repo.get(task.id);
+    if (!current || current.status !== 'in_progress') return;
+    if (entry.reason === 'cancel' || current.cancel_requested) {
+      this.deps.tasks.transition(task.id, ['in_progress'], 'cancelled', {
+        ...result.patch, ...release, error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null,
+      });
+      return;
+    }
+    if (entry.reason === 'shutdown' && result.status !== 'in_review' && result.status !== 'done') {
+      // Not the task's fault: hand it to the next boot without counting the attempt.
+      this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
+        ...result.patch, ...release, attempts: Math.max(0, current.attempts - 1),
+      });
+      return;
+    }
+    switch (result.status) {
+      case 'failed':
+        this.deps.tasks.transition(task.id, ['in_progress'], 'failed', {
+          ...result.patch, ...release, error: result.error, completed_at: nowIso(), run_requested_at: null,
+        });
+        return;
+      case 'queued':
+        this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
+          ...result.patch, ...release,
+          not_before: result.notBefore ? result.notBefore.toISOString() : null,
+          attempts: result.countAttempt === false ? Math.max(0, current.attempts - 1) : current.attempts,
+        });
+        return;
+      case 'waiting_for_input':
+        this.deps.tasks.transition(task.id, ['in_progress'], 'waiting_for_input', { ...result.patch, ...release, run_requested_at: null });
+        return;
+      default:
+        this.deps.tasks.transition(task.id, ['in_progress'], result.status, {
+          ...result.patch, ...release, completed_at: nowIso(), run_requested_at: null, error: '',
+        });
+    }
+  }
+
+  /**
+   * Cancels a task. A queued or waiting task becomes cancelled at once; a running one has its
+   * executor aborted and this resolves when the run has ended (or after waitMs).
+   */
+  async cancel(id: number, waitMs: number): Promise<TaskRow | undefined> {
+    const entry = this.running.get(id);
+    if (entry) {
+      this.deps.repo.update(id, { cancel_requested: 1 });
+      entry.reason ??= 'cancel';
+      entry.controller.abort('cancel');
+      await Promise.race([entry.done, new Promise((r) => setTimeout(r, waitMs).unref())]);
+      return this.deps.repo.get(id);
+    }
+    const t = this.deps.repo.get(id);
+    if (!t) return undefined;
+    if (t.status === 'in_progress') {
+      // Running in no process of ours (e.g. another worker): flag it; whoever runs it will stop.
+      this.deps.repo.update(id, { cancel_requested: 1 });
+      return this.deps.repo.get(id);
+    }
+    return this.deps.tasks.transition(id, ['queued', 'waiting_for_input'], 'cancelled', {
+      error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null, cancel_requested: 1,
+    }) ?? this.deps.repo.get(id);
+  }
+
+  /**
+   * Stops claiming, lets running work finish for up to graceMs, then aborts what is left; aborted
+   * tasks go back to the queue to be resumed at the next start. Idempotent.
+   */
+  stop(graceMs: number): Promise<void> {
+    this.stopPromise ??= (async () => {
+      this.stopping = true;
+      this.notify();
+      await this.loopPromise;
+      const all = () => Promise.all([...this.running.values()].map((r) => r.done));
+      if (this.running.size) {
+        await Promise.race([all(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+      }
+      for (const r of this.running.values()) {
+        r.reason ??= 'shutdown';
+        r.controller.abort('shutdown');
+      }
+      await all();
+    })();
+    return this.stopPromise;
+  }
+}

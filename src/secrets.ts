@@ -1,0 +1,15 @@
+// Scrubs known secret values out of any text before it is logged, stored or returned.
+const known = new Set<string>();
+
+export function registerSecrets(values: Iterable<string>): void {
+  for (const v of values) if (v && v.length >= 6) known.add(v);
+}
+
+export function scrub(text: string): string {
+  let out = text;
+  for (const secret of known) {
+    if (out.includes(secret)) out = out.split(secret).join('[REDACTED]');
+  }
+  // Credentials embedded in URLs (https://user:token@host) never leave the process either.
+  return out.replace(/(\w+:\/\/)[^\s/@:]+:[^\s/@]+@/g, '$1[REDACTED]@');
+}
