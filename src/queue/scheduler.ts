@@ -166,8 +166,12 @@ export class Scheduler {
     // The claim already moved the row to in_progress; tell everyone.
     this.deps.tasks.announce(task, 'queued');
     const heartbeat = setInterval(() => {
-      if (!this.deps.repo.renewLease(task.id, this.owner, this.opts.leaseMs)) {
-        this.deps.logger.warn({ taskId: task.id }, 'lease lost; aborting the run');
+      try {
+        if (!this.deps.repo.renewLease(task.id, this.owner, this.opts.leaseMs)) {
+          this.deps.logger.warn({ taskId: task.id }, 'lease renewal found no row held by this process');
+        }
+      } catch (err) {
+        this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'lease renewal failed');
       }
     }, Math.max(1000, Math.floor(this.opts.leaseMs / 3)));
     heartbeat.unref();

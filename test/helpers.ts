@@ -1,0 +1,109 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { loadConfig, type Config } from '../src/config.js';
+import { createServices, type Services, type ServiceOptions } from '../src/services.js';
+import { buildApp } from '../src/server/app.js';
+import { wireFactory } from '../src/wire.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export function tempDir(prefix = 'factory-test-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+export interface TestEnvOptions extends ServiceOptions {
+  overrides?: Record<string, unknown>;
+  env?: Record<string, string>;
+  dir?: string;
+  /** Wire the real agent execution and integrations (default: only when no executor is given). */
+  wire?: boolean;
+  start?: boolean;
+}
+
+export interface TestEnv {
+  dir: string;
+  config: Config;
+  services: Services;
+  app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+/** A Factory instance on a fresh data dir (or `dir`), with the shipped config.yml and test overrides. */
+export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
+  const dir = opts.dir ?? tempDir();
+  const config = loadConfig({
+    configPath: path.join(ROOT, 'config.yml'),
+    cwd: ROOT,
+    env: opts.env ?? {},
+    dotenv: false,
+    overrides: { data_dir: path.join(dir, 'data'), log_level: 'silent', queue: { poll_interval_ms: 50 }, ...opts.overrides },
+  });
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const services = createServices(config, logger, opts);
+  const wired = opts.wire ?? !opts.executor ? await wireFactory(services) : { routes: [] };
+  const app = await buildApp(services, { plugins: wired.routes });
+  await app.ready();
+  if (opts.start !== false) await services.start();
+  let closed = false;
+  return {
+    dir, config, services, app,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await services.stop();
+    },
+  };
+}
+
+/** Polls `fn` until it returns a truthy value or the deadline passes. */
+export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last as NonNullable<T>;
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 25));
+  }
+  throw new Error(`timed out waiting for ${opts.what ?? 'condition'} (last value: ${JSON.stringify(last)})`);
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** A controllable executor: each task waits until released (or aborted). */
+export function gatedExecutor() {
+  const gates = new Map<number, () => void>();
+  const started: number[] = [];
+  let concurrent = 0;
+  let maxSeen = 0;
+  const executor = async (task: { id: number }, ctx: { signal: AbortSignal }) => {
+    started.push(task.id);
+    concurrent++;
+    maxSeen = Math.max(maxSeen, concurrent);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        gates.set(task.id, resolve);
+        ctx.signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true });
+      });
+      return { status: 'done' as const };
+    } finally {
+      concurrent--;
+      gates.delete(task.id);
+    }
+  };
+  return {
+    executor,
+    started,
+    get concurrent() { return concurrent; },
+    get maxSeen() { return maxSeen; },
+    release(id: number) { gates.get(id)?.(); },
+    releaseAll() { for (const g of [...gates.values()]) g(); },
+    isWaiting(id: number) { return gates.has(id); },
+  };
+}
