@@ -165,7 +165,12 @@ export type Config = Omit<FileConfig, 'server' | 'agent_templates' | 'repos_dir'
   configPath: string | null;
   rootDir: string;
   devLogs: boolean;
+  /** The part of the process environment that git and agents inherit (no secrets). */
+  baseEnv: Record<string, string>;
 };
+
+const INHERITED_ENV = ['PATH', 'HOME', 'USER', 'LOGNAME', 'LANG', 'LC_ALL', 'TMPDIR', 'SHELL', 'TZ', 'CLAUDE_CONFIG_DIR',
+  'NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'https_proxy', 'http_proxy', 'no_proxy'];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -275,6 +280,7 @@ function resolve(file: FileConfig, env: Record<string, string | undefined>, root
     configPath,
     rootDir,
     devLogs: env.NODE_ENV === 'development',
+    baseEnv: Object.fromEntries(INHERITED_ENV.filter((k) => env[k]).map((k) => [k, env[k]!])),
   };
 }
 

@@ -1,11 +1,33 @@
-// Connects the optional parts (agent execution, board, integrations) to the core services.
+// Connects agent execution, the board and the integrations to the core services.
 import type { Services } from './services.js';
 import type { RoutePlugin } from './server/app.js';
+import { Workspace } from './git/workspace.js';
+import { GitHubClient } from './integrations/github.js';
+import { TaskExecutor } from './orchestrator/executor.js';
 
 export interface Wired {
   routes: RoutePlugin[];
+  executor: TaskExecutor;
+  workspace: Workspace;
+  github: GitHubClient;
 }
 
-export async function wireFactory(_services: Services): Promise<Wired> {
-  return { routes: [] };
+export async function wireFactory(s: Services): Promise<Wired> {
+  const { config } = s;
+  const workspace = new Workspace({
+    reposDir: config.repos_dir,
+    worktreesDir: config.worktrees_dir,
+    githubToken: config.secrets.githubToken,
+    authorName: config.git.author_name,
+    authorEmail: config.git.author_email,
+    baseEnv: config.baseEnv,
+  });
+  const github = new GitHubClient(config.github.api_url, config.secrets.githubToken);
+  const executor = new TaskExecutor({
+    config, logger: s.logger.child({ component: 'executor' }), tasks: s.tasks, logs: s.repos.logs, runs: s.repos.runs, bus: s.bus,
+    workspace, github, baseEnv: config.baseEnv,
+    apiUrl: config.public_url || `http://127.0.0.1:${config.server.port}`,
+  });
+  s.scheduler.setExecutor(executor.execute);
+  return { routes: [], executor, workspace, github };
 }

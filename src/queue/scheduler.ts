@@ -84,6 +84,11 @@ export class Scheduler {
     this.loopPromise = this.loop();
   }
 
+  /** Installs the function that runs tasks (wired after construction). */
+  setExecutor(executor: Executor): void {
+    this.deps.executor = executor;
+  }
+
   /** Wakes the loop early (a task was asked to run). */
   notify(): void {
     this.wake?.();

@@ -1,0 +1,193 @@
+// Clone cache (one bare clone per repo), one worktree per task, commits and pushes.
+// The GitHub token reaches git only through per-command environment (GIT_CONFIG_* → http.extraHeader);
+// it is never written to a URL or to any git config file.
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { simpleGit, type SimpleGit } from 'simple-git';
+import type { RepoSpec } from './repo-spec.js';
+import { KeyedMutex } from './mutex.js';
+import { scrub } from '../secrets.js';
+
+export class RepoNotFoundError extends Error {
+  override name = 'RepoNotFoundError';
+}
+export class GitError extends Error {
+  override name = 'GitError';
+}
+
+export interface WorkspaceOptions {
+  reposDir: string;
+  worktreesDir: string;
+  githubToken: string;
+  authorName: string;
+  authorEmail: string;
+  /** Environment git runs with (PATH, HOME…); secrets are added per command. */
+  baseEnv: Record<string, string>;
+}
+
+export interface Worktree {
+  path: string;
+  branch: string;
+  baseBranch: string;
+}
+
+/** Text for a branch name: lowercase words of the title, at most 40 characters. */
+export function slugify(title: string): string {
+  const slug = title.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
+  return slug || 'task';
+}
+
+export class Workspace {
+  private readonly locks = new KeyedMutex();
+
+  constructor(private readonly opts: WorkspaceOptions) {
+    mkdirSync(opts.reposDir, { recursive: true });
+    mkdirSync(opts.worktreesDir, { recursive: true });
+  }
+
+  cachePath(spec: RepoSpec): string {
+    return path.join(this.opts.reposDir, spec.owner, `${spec.name}.git`);
+  }
+
+  worktreePath(taskId: number): string {
+    return path.join(this.opts.worktreesDir, `task-${taskId}`);
+  }
+
+  private env(withAuth: boolean): Record<string, string> {
+    const env: Record<string, string> = {
+      ...this.opts.baseEnv,
+      GIT_TERMINAL_PROMPT: '0',
+      GIT_AUTHOR_NAME: this.opts.authorName,
+      GIT_AUTHOR_EMAIL: this.opts.authorEmail,
+      GIT_COMMITTER_NAME: this.opts.authorName,
+      GIT_COMMITTER_EMAIL: this.opts.authorEmail,
+    };
+    if (withAuth && this.opts.githubToken) {
+      const basic = Buffer.from(`x-access-token:${this.opts.githubToken}`).toString('base64');
+      env.GIT_CONFIG_COUNT = '1';
+      env.GIT_CONFIG_KEY_0 = 'http.extraHeader';
+      env.GIT_CONFIG_VALUE_0 = `Authorization: Basic ${basic}`;
+    }
+    return env;
+  }
+
+  private git(dir: string | undefined, withAuth = false): SimpleGit {
+    const env = this.env(withAuth);
+    // simple-git guards GIT_* variables; these are ours, set on purpose.
+    const g = simpleGit({
+      baseDir: dir,
+      unsafe: { allowUnsafeConfigEnvCount: true },
+      allowEnvironment: Object.keys(env).filter((k) => k.startsWith('GIT_')),
+      timeout: { block: 300_000 },
+    });
+    return g.env(env);
+  }
+
+  private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new GitError(`${what}: ${scrub((err as Error).message).trim().split('\n').slice(-5).join(' | ')}`);
+    }
+  }
+
+  /** Checks that a remote repository exists and is readable; returns its default branch. */
+  async remoteDefaultBranch(url: string): Promise<string> {
+    let out: string;
+    try {
+      out = await this.git(undefined, true).raw(['ls-remote', '--symref', url, 'HEAD']);
+    } catch (err) {
+      throw new RepoNotFoundError(`repository ${scrub(url)} does not exist or is not accessible (${scrub((err as Error).message).trim().split('\n')[0]})`);
+    }
+    const m = /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(out);
+    if (!m) throw new RepoNotFoundError(`repository ${scrub(url)} has no default branch (is it empty?)`);
+    return m[1]!;
+  }
+
+  /**
+   * Makes sure the clone cache exists and is fresh. Clone and fetch run under a per-repo lock so
+   * concurrent tasks on one repo never race. Returns the default branch.
+   */
+  async sync(spec: RepoSpec): Promise<string> {
+    return this.locks.run(spec.slug, async () => {
+      const cache = this.cachePath(spec);
+      const defaultBranch = spec.defaultBranch ?? (await this.remoteDefaultBranch(spec.cloneUrl));
+      if (!existsSync(path.join(cache, 'HEAD'))) {
+        rmSync(cache, { recursive: true, force: true });
+        mkdirSync(path.dirname(cache), { recursive: true });
+        await this.run(`cloning ${spec.slug}`, () => this.git(undefined, true).raw(['clone', '--bare', '--quiet', spec.cloneUrl, cache]));
+      }
+      await this.run(`fetching ${spec.slug}`, () =>
+        this.git(cache, true).raw(['fetch', '--quiet', '--prune', 'origin', '+refs/heads/*:refs/remotes/origin/*']));
+      return defaultBranch;
+    });
+  }
+
+  /**
+   * Creates (or reuses) the task's worktree. A new branch starts from the remote default branch;
+   * an existing remote branch (revision, resume on another host) is checked out as it is.
+   */
+  async prepare(spec: RepoSpec, taskId: number, branch: string, baseBranch: string): Promise<Worktree> {
+    const wt = this.worktreePath(taskId);
+    if (existsSync(path.join(wt, '.git'))) return { path: wt, branch, baseBranch };
+    return this.locks.run(spec.slug, async () => {
+      const cache = this.cachePath(spec);
+      const g = this.git(cache);
+      await this.run('pruning worktrees', () => g.raw(['worktree', 'prune']));
+      rmSync(wt, { recursive: true, force: true });
+      const remoteHas = (await g.raw(['branch', '-r', '--list', `origin/${branch}`])).trim() !== '';
+      const localHas = (await g.raw(['branch', '--list', branch])).trim() !== '';
+      const start = remoteHas ? `origin/${branch}` : `origin/${baseBranch}`;
+      if (localHas) await this.run('resetting branch', () => g.raw(['branch', '-f', branch, start]));
+      const args = localHas ? ['worktree', 'add', '--quiet', wt, branch] : ['worktree', 'add', '--quiet', '-b', branch, wt, start];
+      await this.run(`creating worktree for task ${taskId}`, () => g.raw(args));
+      return { path: wt, branch, baseBranch };
+    });
+  }
+
+  /** Commits everything the agent left uncommitted. Returns true when a commit was made. */
+  async commitAll(wt: string, message: string): Promise<boolean> {
+    const g = this.git(wt);
+    await this.run('staging changes', () => g.raw(['add', '-A']));
+    const status = await g.raw(['status', '--porcelain']);
+    if (!status.trim()) return false;
+    await this.run('committing', () => g.raw(['commit', '--quiet', '--no-verify', '-m', message]));
+    return true;
+  }
+
+  /** Number of commits on HEAD that the base branch does not have. */
+  async commitsAhead(wt: string, baseBranch: string): Promise<number> {
+    const out = await this.run('counting commits', () => this.git(wt).raw(['rev-list', '--count', `origin/${baseBranch}..HEAD`]));
+    return Number(out.trim()) || 0;
+  }
+
+  async changedFiles(wt: string, baseBranch: string): Promise<string[]> {
+    const out = await this.run('listing changes', () => this.git(wt).raw(['diff', '--name-only', `origin/${baseBranch}...HEAD`]));
+    return out.split('\n').filter(Boolean);
+  }
+
+  async headSha(wt: string): Promise<string> {
+    return (await this.git(wt).raw(['rev-parse', 'HEAD'])).trim();
+  }
+
+  /** Pushes HEAD to the task branch (never to the default branch). */
+  async push(wt: string, branch: string, baseBranch: string): Promise<void> {
+    if (branch === baseBranch) throw new GitError(`refusing to push to the default branch ${baseBranch}`);
+    await this.run(`pushing ${branch}`, () => this.git(wt, true).raw(['push', '--quiet', 'origin', `HEAD:refs/heads/${branch}`]));
+  }
+
+  /** Removes the worktree and its local branch ref; the pushed branch stays on the remote. */
+  async remove(spec: RepoSpec, taskId: number, branch?: string): Promise<void> {
+    const wt = this.worktreePath(taskId);
+    await this.locks.run(spec.slug, async () => {
+      const cache = this.cachePath(spec);
+      if (existsSync(cache)) {
+        const g = this.git(cache);
+        await g.raw(['worktree', 'remove', '--force', wt]).catch(() => undefined);
+        await g.raw(['worktree', 'prune']).catch(() => undefined);
+        if (branch) await g.raw(['branch', '-D', branch]).catch(() => undefined);
+      }
+      rmSync(wt, { recursive: true, force: true });
+    });
+  }
+}

@@ -1,0 +1,85 @@
+// The few GitHub REST calls Factory makes. Base URL from config so tests use a loopback fake.
+import { scrub } from '../secrets.js';
+
+export class GitHubError extends Error {
+  override name = 'GitHubError';
+  constructor(message: string, readonly status: number) {
+    super(message);
+  }
+}
+
+export interface PullRequest {
+  number: number;
+  html_url: string;
+  state: string;
+  merged?: boolean;
+  head: { ref: string; sha: string };
+  base?: { ref: string };
+}
+
+export class GitHubClient {
+  constructor(private readonly apiUrl: string, private readonly token: string, private readonly timeoutMs = 30_000) {}
+
+  get enabled(): boolean {
+    return this.token.length > 0;
+  }
+
+  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`${this.apiUrl.replace(/\/+$/, '')}${path}`, {
+      method,
+      headers: {
+        accept: 'application/vnd.github+json',
+        'x-github-api-version': '2022-11-28',
+        'user-agent': 'factory-orchestrator',
+        authorization: `Bearer ${this.token}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(this.timeoutMs),
+    });
+    const text = await res.text();
+    if (!res.ok) {
+      let msg = text.slice(0, 300);
+      try {
+        const j = JSON.parse(text) as { message?: string; errors?: Array<{ message?: string }> };
+        msg = [j.message, ...(j.errors ?? []).map((e) => e.message)].filter(Boolean).join(': ');
+      } catch {
+        // keep the raw text
+      }
+      throw new GitHubError(scrub(`GitHub ${method} ${path} failed with ${res.status}: ${msg}`), res.status);
+    }
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Opens a PR, or returns the open one that already exists for the branch. */
+  async openPullRequest(o: { owner: string; repo: string; title: string; body: string; head: string; base: string }): Promise<PullRequest> {
+    try {
+      return await this.request<PullRequest>('POST', `/repos/${o.owner}/${o.repo}/pulls`, {
+        title: o.title, body: o.body, head: o.head, base: o.base,
+      });
+    } catch (err) {
+      if (err instanceof GitHubError && err.status === 422) {
+        const existing = await this.findOpenPullRequest(o.owner, o.repo, o.head);
+        if (existing) return existing;
+      }
+      throw err;
+    }
+  }
+
+  async findOpenPullRequest(owner: string, repo: string, branch: string): Promise<PullRequest | undefined> {
+    const list = await this.request<PullRequest[]>('GET', `/repos/${owner}/${repo}/pulls?state=open&head=${encodeURIComponent(`${owner}:${branch}`)}`);
+    return list[0];
+  }
+
+  async getPullRequest(owner: string, repo: string, n: number): Promise<PullRequest> {
+    return this.request<PullRequest>('GET', `/repos/${owner}/${repo}/pulls/${n}`);
+  }
+
+  async updatePullRequest(owner: string, repo: string, n: number, patch: { title?: string; body?: string }): Promise<void> {
+    await this.request('PATCH', `/repos/${owner}/${repo}/pulls/${n}`, patch);
+  }
+
+  async comment(owner: string, repo: string, n: number, body: string): Promise<void> {
+    await this.request('POST', `/repos/${owner}/${repo}/issues/${n}/comments`, { body });
+  }
+}

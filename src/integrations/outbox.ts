@@ -1,0 +1,182 @@
+// Durable delivery to outside services. Producers enqueue inside their own request (a SQLite row,
+// so nothing is lost on a crash or while the service is down); one loop delivers due rows.
+import type { Logger } from 'pino';
+import { OutboxRepo, type EnqueueOptions, type OutboxRow } from '../db/repositories/outbox.js';
+import { coerceError } from '../errors.js';
+import { scrub } from '../secrets.js';
+
+export interface DeliveryContext { id: number; attempt: number; signal: AbortSignal }
+export type OutboxHandler = (payload: any, ctx: DeliveryContext) => Promise<unknown>;
+
+/**
+ * What a handler may throw to steer retries. `retryAfterMs` (e.g. Telegram 429 retry_after) replaces
+ * the computed backoff; `permanent` (a 4xx other than 408/429) means retrying cannot help.
+ */
+export class DeliveryError extends Error {
+  override name = 'DeliveryError';
+  constructor(message: string, readonly opts: { retryAfterMs?: number; permanent?: boolean; status?: number; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+  }
+}
+
+export interface OutboxOptions {
+  /** First retry delay; attempt n waits base·2^(n-1), ±20 % jitter. Default 1 s. */
+  baseDelayMs?: number;
+  /** Cap on the computed backoff. Default 5 min. */
+  maxDelayMs?: number;
+  /** A permanent failure (4xx) is parked as dead after this many attempts. Default 3. */
+  maxPermanentAttempts?: number;
+  /** A transient failure is retried until the row is this old, then parked as dead. Default 72 h. */
+  maxAgeMs?: number;
+  /** Rows attempted concurrently per round (they have distinct order keys). Default 8. */
+  concurrency?: number;
+  /** Longest idle sleep; notify() wakes the loop earlier. Default 30 s. */
+  idleMs?: number;
+  /** How long stop() lets in-flight deliveries finish before aborting them. Default 5 s. */
+  stopGraceMs?: number;
+  /** Delivered and dead rows older than this are deleted (hourly). Default 30 days. */
+  retainMs?: number;
+}
+
+const DEFAULTS: Required<OutboxOptions> = {
+  baseDelayMs: 1000, maxDelayMs: 5 * 60_000, maxPermanentAttempts: 3, maxAgeMs: 72 * 3600_000,
+  concurrency: 8, idleMs: 30_000, stopGraceMs: 5000, retainMs: 30 * 24 * 3600_000,
+};
+
+/** Delivers outbox rows to per-channel handlers: oldest first, in order per order_key, with backoff. */
+export class OutboxWorker {
+  private readonly handlers = new Map<string, OutboxHandler>();
+  private readonly opts: Required<OutboxOptions>;
+  private loop: Promise<void> | null = null;
+  private running = false;
+  private dirty = false;
+  private wake: (() => void) | null = null;
+  private abort = new AbortController();
+  private lastPurge = 0;
+
+  constructor(readonly repo: OutboxRepo, private readonly logger: Logger, opts: OutboxOptions = {}) {
+    this.opts = { ...DEFAULTS, ...opts };
+  }
+
+  register(channel: string, handler: OutboxHandler): void {
+    this.handlers.set(channel, handler);
+    this.notify();
+  }
+
+  /** Adds a delivery (idempotent per dedupeKey) and wakes the loop. */
+  enqueue(channel: string, payload: unknown, opts: EnqueueOptions = {}): OutboxRow {
+    const { row, created } = this.repo.enqueue(channel, payload, opts);
+    if (created) this.notify();
+    return row;
+  }
+
+  notify(): void {
+    this.dirty = true;
+    this.wake?.();
+  }
+
+  pending(channel?: string): number {
+    return this.repo.pending(channel);
+  }
+
+  health() {
+    return { pending: this.repo.pending(), dead: this.repo.dead(), oldest_pending_at: this.repo.oldestPendingAt(), running: this.running };
+  }
+
+  /** Starts the delivery loop; a no-op when it already runs. */
+  start(): void {
+    if (this.loop) return;
+    this.running = true;
+    this.abort = new AbortController();
+    this.loop = this.run().finally(() => { this.loop = null; });
+  }
+
+  /** Stops the loop: in-flight deliveries get stopGraceMs, then their signal is aborted. Idempotent. */
+  async stop(): Promise<void> {
+    const loop = this.loop;
+    if (!loop) return;
+    this.running = false;
+    this.wake?.();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), this.opts.stopGraceMs); });
+    if ((await Promise.race([loop.then(() => 'done' as const), grace])) === 'timeout') this.abort.abort();
+    clearTimeout(timer);
+    await loop;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      this.dirty = false;
+      let attempted = 0;
+      try {
+        attempted = await this.round();
+        this.maybePurge();
+      } catch (err) {
+        // A database error must not kill the loop; try again after an idle period.
+        this.logger.error({ err: coerceError(err) }, 'outbox round failed');
+      }
+      if (!this.running) break;
+      if (attempted > 0) continue; // successors of what was just delivered may be due now
+      const next = this.repo.nextDueAt([...this.handlers.keys()]);
+      const delay = next === undefined ? this.opts.idleMs : Math.max(0, Math.min(next - Date.now(), this.opts.idleMs));
+      if (delay > 0) await this.sleep(delay);
+    }
+  }
+
+  // Sleeps until the delay passes, notify() or stop(); returns at once if notified during the round.
+  private sleep(ms: number): Promise<void> {
+    if (this.dirty || !this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.wake = null;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async round(): Promise<number> {
+    const rows = this.repo.due([...this.handlers.keys()], Date.now(), this.opts.concurrency);
+    await Promise.all(rows.map((row) => this.deliver(row)));
+    return rows.length;
+  }
+
+  private async deliver(row: OutboxRow): Promise<void> {
+    const handler = this.handlers.get(row.channel);
+    if (!handler) return;
+    const attempt = row.attempts + 1;
+    try {
+      const result = await handler(JSON.parse(row.payload), { id: row.id, attempt, signal: this.abort.signal });
+      this.repo.markDelivered(row.id, result === undefined ? '' : JSON.stringify(result));
+    } catch (err) {
+      const e = coerceError(err);
+      const info = err instanceof DeliveryError ? err.opts : {};
+      const message = scrub(`${e.message}`).slice(0, 2000);
+      const age = Date.now() - Date.parse(row.created_at);
+      if ((info.permanent && attempt >= this.opts.maxPermanentAttempts) || age >= this.opts.maxAgeMs) {
+        this.repo.markDead(row.id, `dead after ${attempt} attempts: ${message}`);
+        this.logger.error({ outbox_id: row.id, channel: row.channel, attempt, error: message }, 'outbox delivery given up');
+        return;
+      }
+      const wait = info.retryAfterMs ?? this.backoff(attempt);
+      this.repo.markFailed(row.id, message, Date.now() + wait);
+      this.logger.warn({ outbox_id: row.id, channel: row.channel, attempt, retry_in_ms: wait, error: message }, 'outbox delivery failed; will retry');
+    }
+  }
+
+  /** base·2^(attempt-1) with ±20 % jitter, capped, so many failed rows do not retry in lockstep. */
+  backoff(attempt: number): number {
+    const raw = Math.min(this.opts.maxDelayMs, this.opts.baseDelayMs * 2 ** Math.min(attempt - 1, 30));
+    return Math.min(this.opts.maxDelayMs, Math.round(raw * (0.8 + Math.random() * 0.4)));
+  }
+
+  private maybePurge(): void {
+    if (Date.now() - this.lastPurge < 3600_000) return;
+    this.lastPurge = Date.now();
+    const n = this.repo.purge(new Date(Date.now() - this.opts.retainMs).toISOString());
+    if (n > 0) this.logger.info({ removed: n }, 'outbox purged old rows');
+  }
+}

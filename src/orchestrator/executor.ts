@@ -1,0 +1,326 @@
+// Runs one task end to end: workspace → agent → results (commit, push, PR) → status.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config, AgentType } from '../config.js';
+import type { TaskRow, TaskPatch } from '../db/repositories/tasks.js';
+import type { LogsRepo } from '../db/repositories/logs.js';
+import type { RunsRepo } from '../db/repositories/runs.js';
+import type { TaskService } from '../tasks/service.js';
+import type { EventBus } from '../events/bus.js';
+import type { ExecContext, ExecResult } from '../queue/scheduler.js';
+import { parseRepoSpec, type RepoSpec } from '../git/repo-spec.js';
+import { slugify, type Workspace, type Worktree } from '../git/workspace.js';
+import type { GitHubClient } from '../integrations/github.js';
+import { runAgent, type RunResult } from '../agents/runner.js';
+import { extractProtocolObjects, type ProtocolObject } from '../agents/protocol.js';
+import { buildPrompt, buildResumePrompt, truncate } from '../agents/prompt.js';
+import { LogWriter } from './log-writer.js';
+import { clarificationSection, parseClarification, type ClarificationContext } from './clarification.js';
+import { coerceError } from '../errors.js';
+import { scrub } from '../secrets.js';
+
+export interface ExecutorDeps {
+  config: Config;
+  logger: Logger;
+  tasks: TaskService;
+  logs: LogsRepo;
+  runs: RunsRepo;
+  bus: EventBus;
+  workspace: Workspace;
+  github: GitHubClient;
+  /** PATH, HOME and friends for the agent and git. */
+  baseEnv: Record<string, string>;
+  apiUrl: string;
+}
+
+/** What the agent produced, handed to listeners after every run. */
+export interface RunReport {
+  task: TaskRow;
+  run: RunResult;
+  protocol: ProtocolObject[];
+  handoff: ProtocolObject | undefined;
+  learnings: string[];
+  finalText: string;
+  changedFiles: string[];
+  status: ExecResult['status'];
+}
+
+export type PromptSource = (task: TaskRow, info: { resume: boolean }) => Promise<string | undefined> | string | undefined;
+export type ProtocolHandler = (task: TaskRow, obj: ProtocolObject) => void;
+export type RunListener = (report: RunReport) => Promise<void> | void;
+/** Workflows take over how a step's success is finished (no PR per step). */
+export type Finisher = (task: TaskRow, wt: Worktree, spec: RepoSpec, report: Omit<RunReport, 'status'>) => Promise<ExecResult>;
+
+export class TaskExecutor {
+  private readonly promptSources: PromptSource[] = [];
+  private readonly protocolHandlers: ProtocolHandler[] = [];
+  private readonly runListeners: RunListener[] = [];
+  private finisherFor: (task: TaskRow) => Finisher | undefined = () => undefined;
+  systemPromptFor: (task: TaskRow) => string | undefined = () => undefined;
+
+  constructor(private readonly d: ExecutorDeps) {
+    // Answers to earlier questions always travel with the prompt (a resumed session may be gone).
+    this.addPromptSource((task) => clarificationSection(parseClarification(task.clarification_context)));
+  }
+
+  addPromptSource(fn: PromptSource): void { this.promptSources.push(fn); }
+  onProtocol(fn: ProtocolHandler): void { this.protocolHandlers.push(fn); }
+  onRun(fn: RunListener): void { this.runListeners.push(fn); }
+  setFinisher(fn: (task: TaskRow) => Finisher | undefined): void { this.finisherFor = fn; }
+
+  repoSpec(repo: string): RepoSpec {
+    const c = this.d.config;
+    return parseRepoSpec(repo, { repos: c.repos, defaultOrg: c.default_org, cloneBase: c.github.clone_base });
+  }
+
+  readonly execute = async (task: TaskRow, ctx: ExecContext): Promise<ExecResult> => {
+    const log = new LogWriter(this.d.logs, task.id, (err) => this.d.logger.error({ err: coerceError(err), taskId: task.id }, 'log write failed'));
+    try {
+      return await this.executeWith(task, ctx, log);
+    } catch (err) {
+      const msg = scrub(coerceError(err).message);
+      log.system(`error: ${msg}`);
+      return { status: 'failed', error: msg };
+    } finally {
+      log.flush();
+    }
+  };
+
+  private async executeWith(task: TaskRow, ctx: ExecContext, log: LogWriter): Promise<ExecResult> {
+    const spec = this.repoSpec(task.repo);
+    log.system(`preparing workspace for ${spec.slug}`);
+    const defaultBranch = await this.d.workspace.sync(spec);
+    const branch = task.branch_name || `${this.d.config.git.branch_prefix}${task.id}-${slugify(task.title)}`;
+    const base = task.base_branch || defaultBranch;
+    const hadWorktree = existsSync(path.join(this.d.workspace.worktreePath(task.id), '.git'));
+    const wt = await this.d.workspace.prepare(spec, task.id, branch, base);
+    task = this.d.tasks.update(task.id, { branch_name: branch, base_branch: base, worktree_path: wt.path }) ?? task;
+    log.system(`worktree ${wt.path} on branch ${branch} (base ${base})`);
+
+    const clar = parseClarification(task.clarification_context);
+    const answered = clar.history.length > 0 && clar.history[clar.history.length - 1]!.response !== undefined && !clar.pending_question;
+    const resume = Boolean(task.session_id) && hadWorktree;
+    if (resume && !answered) {
+      // Interrupted mid-run: keep what the agent did as a checkpoint before it continues.
+      if (await this.d.workspace.commitAll(wt.path, `WIP: checkpoint of task ${task.id} before resuming (attempt ${task.attempts})`)) {
+        log.system('committed a WIP checkpoint of the interrupted work');
+      }
+    }
+    const sections: string[] = [];
+    for (const src of this.promptSources) {
+      try {
+        const s = await src(task, { resume });
+        if (s) sections.push(s);
+      } catch (err) {
+        this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'prompt source failed; continuing without it');
+      }
+    }
+    const reason = answered ? 'the person answered your question (see below).' : `Factory restarted while you were working (attempt ${task.attempts}). Your earlier edits are still in the worktree and were committed as a WIP checkpoint.`;
+    const prompt = resume ? buildResumePrompt(reason, sections) : buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
+
+    this.d.bus.emit('agent.started', { task, branch });
+    const result = await this.runOnce(task, ctx, log, wt, prompt, resume ? task.session_id : undefined);
+    let run = result.run;
+    // A session that no longer exists cannot be resumed: start over with the full prompt and history.
+    if (resume && run.outcome !== 'success' && /no conversation found|session .*not found/i.test(`${run.error}\n${run.stderrTail.join('\n')}`)) {
+      log.system('the earlier session is gone; starting a fresh session with the history in the prompt');
+      const full = buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
+      run = (await this.runOnce(task, ctx, log, wt, full, undefined)).run;
+    }
+    return this.finish(task, ctx, log, wt, spec, run, result.protocol);
+  }
+
+  private async runOnce(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, prompt: string, sessionId: string | undefined) {
+    const c = this.d.config;
+    const type = (task.agent_type in c.agent_templates ? task.agent_type : 'coder') as AgentType;
+    const template = c.agent_templates[type];
+    const promptFile = this.systemPromptFor(task) ?? template.system_prompt_file;
+    if (!existsSync(promptFile)) throw new Error(`system prompt file for ${type} not found: ${promptFile}`);
+    const args = [
+      '-p', prompt, '--output-format', 'stream-json', '--verbose',
+      '--append-system-prompt', readFileSync(promptFile, 'utf8'),
+      '--allowedTools', template.allowed_tools.join(','),
+      ...c.agent.extra_args,
+      ...(sessionId ? ['--resume', sessionId] : []),
+    ];
+    const runRow = this.d.runs.start(task.id, task.attempts, sessionId ? 'resume' : 'run');
+    const protocol: ProtocolObject[] = [];
+    const seen = new Set<string>();
+    const collect = (text: string): string | void => {
+      for (const obj of extractProtocolObjects(text)) {
+        const key = JSON.stringify(obj);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        protocol.push(obj);
+        if (obj.type === 'message' || obj.type === 'handoff_output') {
+          for (const h of this.protocolHandlers) {
+            try { h(task, obj); } catch (err) { this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'protocol handler failed'); }
+          }
+        }
+        if (obj.type === 'clarification_needed' && typeof obj.question === 'string' && obj.question.trim()) return 'clarification';
+      }
+    };
+    log.system(`starting agent ${c.agent.command} (${type}${sessionId ? `, resuming session ${sessionId}` : ''})`);
+    const run = await runAgent({
+      command: c.agent.command,
+      args,
+      cwd: wt.path,
+      env: this.agentEnv(task),
+      totalTimeoutMs: Math.min(template.timeout_minutes, c.agent_timeout_minutes) * 60_000,
+      idleTimeoutMs: c.agent_activity_timeout_minutes * 60_000,
+      killGraceMs: c.agent.kill_grace_seconds * 1000,
+      signal: ctx.signal,
+      tailLines: c.agent.log_tail_lines,
+      onStart: (pid) => { ctx.setPid(pid); this.d.runs.update(runRow.id, { pid }); },
+      onLine: (stream, line) => log.write(stream, line),
+      onEvent: (ev) => {
+        if (ev.kind === 'text') return collect(ev.text);
+        if (ev.kind === 'result') return collect(ev.result.text);
+      },
+    });
+    ctx.setPid(null);
+    log.system(`agent ended: ${run.outcome}${run.error ? ` (${run.error.split('\n')[0]})` : ''} after ${Math.round(run.durationMs / 1000)} s`);
+    const r = run.result;
+    this.d.runs.update(runRow.id, {
+      ended_at: new Date().toISOString(), outcome: run.outcome, error: scrub(run.error).slice(0, 4000), session_id: run.sessionId,
+      cost_usd: r?.costUsd ?? 0, input_tokens: r?.usage.input_tokens ?? 0, output_tokens: r?.usage.output_tokens ?? 0,
+      cache_read_tokens: r?.usage.cache_read_tokens ?? 0, cache_creation_tokens: r?.usage.cache_creation_tokens ?? 0,
+      duration_ms: run.durationMs, num_turns: r?.numTurns ?? 0,
+    });
+    const fresh = this.d.tasks.get(task.id) ?? task;
+    this.d.tasks.update(task.id, {
+      session_id: run.sessionId || fresh.session_id,
+      cost_usd: fresh.cost_usd + (r?.costUsd ?? 0),
+      input_tokens: fresh.input_tokens + (r?.usage.input_tokens ?? 0),
+      output_tokens: fresh.output_tokens + (r?.usage.output_tokens ?? 0),
+      cache_read_tokens: fresh.cache_read_tokens + (r?.usage.cache_read_tokens ?? 0),
+      cache_creation_tokens: fresh.cache_creation_tokens + (r?.usage.cache_creation_tokens ?? 0),
+    });
+    return { run, protocol };
+  }
+
+  private agentEnv(task: TaskRow): Record<string, string> {
+    const c = this.d.config;
+    return {
+      ...this.d.baseEnv,
+      ...(c.secrets.anthropicApiKey ? { ANTHROPIC_API_KEY: c.secrets.anthropicApiKey } : {}),
+      ...c.agent.env,
+      FACTORY_TASK_ID: String(task.id),
+      FACTORY_AGENT_TYPE: task.agent_type,
+      FACTORY_API_URL: this.d.apiUrl,
+      ...(task.workflow_id ? { FACTORY_WORKFLOW_ID: String(task.workflow_id) } : {}),
+    };
+  }
+
+  private async finish(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, spec: RepoSpec, run: RunResult, protocol: ProtocolObject[]): Promise<ExecResult> {
+    const handoff = [...protocol].reverse().find((o) => o.type === 'handoff_output');
+    const learnings = collectLearnings(protocol);
+    const finalText = run.result?.text ?? run.tail.slice(-5).join('\n');
+    const base = { task, run, protocol, handoff, learnings, finalText, changedFiles: [] as string[] };
+    const summary = truncate(typeof handoff?.summary === 'string' ? handoff.summary : finalText, 2000);
+    let result: ExecResult;
+    const keep = Boolean(task.workflow_id) || task.keep_worktree === 1;
+
+    if (run.outcome === 'aborted') {
+      // The scheduler decides: a cancel ends the task, a shutdown puts it back for the next boot.
+      result = ctx.abortReason() === 'shutdown'
+        ? { status: 'queued', countAttempt: false }
+        : { status: 'failed', error: 'Cancelled by request' };
+      if (ctx.abortReason() !== 'shutdown' && !keep) await this.cleanup(spec, task, log);
+    } else if (run.outcome === 'stopped' && run.terminationReason === 'clarification') {
+      const q = [...protocol].reverse().find((o) => o.type === 'clarification_needed')!;
+      const context = addQuestion(parseClarification(task.clarification_context), q);
+      log.system(`agent asked: ${String(q.question)}`);
+      result = { status: 'waiting_for_input', patch: { clarification_context: JSON.stringify(context) } };
+    } else if (run.outcome === 'success') {
+      const finisher = this.finisherFor(task);
+      result = finisher ? await finisher(task, wt, spec, base) : await this.publish(task, log, wt, spec, summary);
+      if (result.status !== 'waiting_for_input' && !keep) await this.cleanup(spec, task, log);
+    } else {
+      const error = truncate(scrub(run.error), 2000);
+      result = { status: 'failed', error };
+      if (!keep) await this.cleanup(spec, task, log);
+    }
+    if (result.status !== 'queued') {
+      result.patch = { result_summary: summary, ...result.patch };
+    }
+    const report: RunReport = { ...base, status: result.status };
+    for (const l of this.runListeners) {
+      try { await l(report); } catch (err) { this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'run listener failed'); }
+    }
+    return result;
+  }
+
+  /** Commits, pushes and opens (or reuses) the pull request of a standalone task. */
+  async publish(task: TaskRow, log: LogWriter, wt: Worktree, spec: RepoSpec, summary: string, prTitle?: string, prBody?: string): Promise<ExecResult> {
+    const committed = await this.d.workspace.commitAll(wt.path, `${task.title}\n\nFactory task ${task.id} (${task.agent_type}).`);
+    if (committed) log.system('committed the agent\'s uncommitted changes');
+    const ahead = await this.d.workspace.commitsAhead(wt.path, wt.baseBranch);
+    if (ahead === 0) {
+      log.system('no changes compared with the base branch: nothing to push, no pull request');
+      return { status: 'done', patch: { result_summary: `No code changes. ${summary}`.trim() } };
+    }
+    await this.d.workspace.push(wt.path, wt.branch, wt.baseBranch);
+    log.system(`pushed ${ahead} commit(s) to ${wt.branch}`);
+    if (task.pr_number && task.pr_url) {
+      log.system(`updated the existing pull request ${task.pr_url}`);
+      return { status: 'in_review', patch: { pr_url: task.pr_url, pr_number: task.pr_number } };
+    }
+    if (!this.d.github.enabled) {
+      log.system('GITHUB_TOKEN is not set: the branch is pushed but no pull request was opened');
+      return { status: 'in_review', patch: {} };
+    }
+    const pr = await this.d.github.openPullRequest({
+      owner: spec.owner, repo: spec.name, head: wt.branch, base: wt.baseBranch,
+      title: prTitle ?? task.title,
+      body: prBody ?? prBodyFor(task, summary),
+    });
+    log.system(`opened pull request ${pr.html_url}`);
+    return { status: 'in_review', patch: { pr_url: pr.html_url, pr_number: pr.number } };
+  }
+
+  async cleanup(spec: RepoSpec, task: TaskRow, log?: LogWriter): Promise<void> {
+    try {
+      await this.d.workspace.remove(spec, task.id, task.branch_name || undefined);
+      this.d.tasks.update(task.id, { worktree_path: '' });
+      log?.system('worktree removed');
+    } catch (err) {
+      this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'could not remove worktree');
+    }
+  }
+}
+
+function prBodyFor(task: TaskRow, summary: string): string {
+  return [
+    summary ? `## Summary\n\n${summary}` : '',
+    task.description ? `## Task\n\n${truncate(task.description, 4000)}` : '',
+    `---\nOpened by Factory for task ${task.id} (${task.agent_type}).`,
+  ].filter(Boolean).join('\n\n');
+}
+
+function collectLearnings(protocol: ProtocolObject[]): string[] {
+  const out: string[] = [];
+  for (const o of protocol) {
+    if (o.type === 'learning' && typeof o.content === 'string') out.push(o.content);
+    if (o.type === 'handoff_output' && Array.isArray(o.learnings)) {
+      for (const l of o.learnings) if (typeof l === 'string' && l.trim()) out.push(l.trim());
+    }
+  }
+  return [...new Set(out)].slice(0, 20);
+}
+
+function addQuestion(ctx: ClarificationContext, q: ProtocolObject): ClarificationContext {
+  const askedAt = new Date().toISOString();
+  const question = String(q.question).slice(0, 4000);
+  return {
+    ...ctx,
+    pending_question: question,
+    asked_at: askedAt,
+    options: Array.isArray(q.options) ? q.options.map(String).slice(0, 10) : undefined,
+    context: typeof q.context === 'string' ? q.context.slice(0, 2000) : undefined,
+    history: [...ctx.history, { question, asked_at: askedAt }],
+  };
+}
+
+export type { TaskPatch };
