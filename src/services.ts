@@ -25,6 +25,8 @@ export interface Services {
   /** Extra /health fields contributed by optional parts (memory, outbox). */
   health(): Record<string, unknown>;
   addHealth(name: string, fn: () => unknown): void;
+  /** Hooks run on start (after recovery, before the queue starts), in order. */
+  onStart(fn: () => Promise<void> | void): void;
   /** Hooks run on stop, in reverse order of registration. */
   onStop(fn: () => Promise<void> | void): void;
   start(): Promise<void>;
@@ -50,15 +52,19 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     pollMs: config.queue.poll_interval_ms,
   });
   const healthParts = new Map<string, () => unknown>();
+  const startHooks: Array<() => Promise<void> | void> = [];
   const stopHooks: Array<() => Promise<void> | void> = [];
   let stopping: Promise<void> | null = null;
 
   const services: Services = {
     config, logger, db, repos, bus, stream, tasks, scheduler,
     onStop: (fn) => { stopHooks.push(fn); },
+    onStart: (fn) => { startHooks.push(fn); },
     health: () => Object.fromEntries([...healthParts].map(([k, fn]) => [k, fn()])),
     addHealth: (name, fn) => { healthParts.set(name, fn); },
     async start() {
+      scheduler.recover();
+      for (const fn of startHooks) await fn();
       scheduler.start();
     },
     stop() {

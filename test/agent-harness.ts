@@ -1,6 +1,6 @@
 // Shared set-up for end-to-end agent tests: a local bare origin, the fake claude, a fake GitHub.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { FAKE_CLAUDE_PATH, readFakeClaudeLog } from './fakes/claude-helpers.js';
 import { FakeGitHub } from './fakes/http/index.js';
@@ -46,7 +46,9 @@ export interface AgentEnv extends TestEnv {
 export async function createAgentEnv(opts: { overrides?: Record<string, unknown>; env?: Record<string, string>; repos?: Array<[string, string, string?]>; dir?: string; github?: FakeGitHub } = {}): Promise<AgentEnv> {
   const dir = opts.dir ?? tempDir();
   const origins = path.join(dir, 'origins');
-  for (const [owner, name, branch] of opts.repos ?? [['acme', 'web']]) makeOrigin(origins, owner, name, branch);
+  for (const [owner, name, branch] of opts.repos ?? [['acme', 'web']]) {
+    if (!existsSync(path.join(origins, owner, `${name}.git`))) makeOrigin(origins, owner, name, branch);
+  }
   const github = opts.github ?? new FakeGitHub({ validToken: GITHUB_TOKEN });
   const apiUrl = github.url || (await github.start());
   const claudeLog = path.join(dir, 'claude-log.jsonl');
@@ -79,7 +81,7 @@ export async function createAgentEnv(opts: { overrides?: Record<string, unknown>
     },
     async stopAll() {
       await env.close();
-      await github.stop();
+      if (!opts.github) await github.stop();
     },
   };
 }

@@ -49,8 +49,9 @@ export class Workspace {
     return path.join(this.opts.reposDir, spec.owner, `${spec.name}.git`);
   }
 
-  worktreePath(taskId: number): string {
-    return path.join(this.opts.worktreesDir, `task-${taskId}`);
+  /** Worktrees are keyed by task (`task-12`) or shared by a workflow's steps (`workflow-3`). */
+  worktreePath(key: string): string {
+    return path.join(this.opts.worktreesDir, key);
   }
 
   private env(withAuth: boolean): Record<string, string> {
@@ -127,8 +128,8 @@ export class Workspace {
    * Creates (or reuses) the task's worktree. A new branch starts from the remote default branch;
    * an existing remote branch (revision, resume on another host) is checked out as it is.
    */
-  async prepare(spec: RepoSpec, taskId: number, branch: string, baseBranch: string): Promise<Worktree> {
-    const wt = this.worktreePath(taskId);
+  async prepare(spec: RepoSpec, key: string, branch: string, baseBranch: string): Promise<Worktree> {
+    const wt = this.worktreePath(key);
     if (existsSync(path.join(wt, '.git'))) return { path: wt, branch, baseBranch };
     return this.locks.run(spec.slug, async () => {
       const cache = this.cachePath(spec);
@@ -140,7 +141,7 @@ export class Workspace {
       const start = remoteHas ? `origin/${branch}` : `origin/${baseBranch}`;
       if (localHas) await this.run('resetting branch', () => g.raw(['branch', '-f', branch, start]));
       const args = localHas ? ['worktree', 'add', '--quiet', wt, branch] : ['worktree', 'add', '--quiet', '-b', branch, wt, start];
-      await this.run(`creating worktree for task ${taskId}`, () => g.raw(args));
+      await this.run(`creating worktree ${key}`, () => g.raw(args));
       return { path: wt, branch, baseBranch };
     });
   }
@@ -177,8 +178,8 @@ export class Workspace {
   }
 
   /** Removes the worktree and its local branch ref; the pushed branch stays on the remote. */
-  async remove(spec: RepoSpec, taskId: number, branch?: string): Promise<void> {
-    const wt = this.worktreePath(taskId);
+  async remove(spec: RepoSpec, key: string, branch?: string): Promise<void> {
+    const wt = this.worktreePath(key);
     await this.locks.run(spec.slug, async () => {
       const cache = this.cachePath(spec);
       if (existsSync(cache)) {

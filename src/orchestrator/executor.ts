@@ -93,8 +93,9 @@ export class TaskExecutor {
     const defaultBranch = await this.d.workspace.sync(spec);
     const branch = task.branch_name || `${this.d.config.git.branch_prefix}${task.id}-${slugify(task.title)}`;
     const base = task.base_branch || defaultBranch;
-    const hadWorktree = existsSync(path.join(this.d.workspace.worktreePath(task.id), '.git'));
-    const wt = await this.d.workspace.prepare(spec, task.id, branch, base);
+    const key = worktreeKey(task);
+    const hadWorktree = existsSync(path.join(this.d.workspace.worktreePath(key), '.git'));
+    const wt = await this.d.workspace.prepare(spec, key, branch, base);
     task = this.d.tasks.update(task.id, { branch_name: branch, base_branch: base, worktree_path: wt.path }) ?? task;
     log.system(`worktree ${wt.path} on branch ${branch} (base ${base})`);
 
@@ -282,13 +283,18 @@ export class TaskExecutor {
 
   async cleanup(spec: RepoSpec, task: TaskRow, log?: LogWriter): Promise<void> {
     try {
-      await this.d.workspace.remove(spec, task.id, task.branch_name || undefined);
+      await this.d.workspace.remove(spec, worktreeKey(task), task.branch_name || undefined);
       this.d.tasks.update(task.id, { worktree_path: '' });
       log?.system('worktree removed');
     } catch (err) {
       this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'could not remove worktree');
     }
   }
+}
+
+/** A workflow's steps share one worktree; a standalone task has its own. */
+export function worktreeKey(task: Pick<TaskRow, 'id' | 'workflow_id'>): string {
+  return task.workflow_id ? `workflow-${task.workflow_id}` : `task-${task.id}`;
 }
 
 function prBodyFor(task: TaskRow, summary: string): string {

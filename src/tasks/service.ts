@@ -20,8 +20,10 @@ export class TaskService {
   ) {}
 
   create(input: NewTask): TaskRow {
-    const task = this.repo.create(input);
-    this.bus.emit('task.created', { task });
+    const created = this.repo.create(input);
+    // Listeners may adjust the new row synchronously (revision mode) before anyone can claim it.
+    this.bus.emit('task.created', { task: created });
+    const task = this.repo.get(created.id) ?? created;
     this.stream.publish('task_status', task.id, taskStreamPayload(task, null));
     return task;
   }

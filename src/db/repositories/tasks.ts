@@ -135,6 +135,10 @@ export class TasksRepo {
       .get({ ...params, ...fromParams, to, id }) as TaskRow | undefined;
   }
 
+  setParent(id: number, parentId: number): void {
+    this.db.prepare('UPDATE tasks SET parent_task_id = ? WHERE id = ?').run(parentId, id);
+  }
+
   /** Marks a queued task to be run by the scheduler. */
   requestRun(id: number): TaskRow | undefined {
     return this.db.prepare(`UPDATE tasks SET run_requested_at = COALESCE(run_requested_at, @now), updated_at = @now
