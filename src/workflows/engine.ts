@@ -20,6 +20,9 @@ import { truncate } from '../agents/prompt.js';
 import { coerceError } from '../errors.js';
 import { nowIso } from '../db/time.js';
 
+/** outputs[`@handoff:<key>`] holds the id of the handoff that produced outputs[<key>]. */
+const HANDOFF_KEY = '@handoff:';
+
 export interface EngineDeps {
   config: Config;
   logger: Logger;
@@ -119,11 +122,19 @@ export class WorkflowEngine {
     const output = handoff?.content || task.result_summary;
     this.d.workflows.updateStep(wf.id, step.step_index, { status: 'completed', output_data: truncate(output, 10_000), completed_at: nowIso() });
     const outputs = JSON.parse(wf.outputs) as Record<string, string>;
-    if (step.output_key) outputs[step.output_key] = truncate(output, 50_000);
-    this.d.workflows.update(wf.id, { outputs: JSON.stringify(outputs) });
+    const setOutput = (key: string) => {
+      outputs[key] = truncate(output, 50_000);
+      if (handoff) outputs[`${HANDOFF_KEY}${key}`] = String(handoff.id);
+    };
+    if (step.output_key) setOutput(step.output_key);
     const def = JSON.parse(wf.definition) as WorkflowDef;
-    if (step.loop_to && wf.iteration + 1 < wf.max_iterations) {
-      const target = loopTarget(def, step.loop_to);
+    const looping = Boolean(step.loop_to) && wf.iteration + 1 < wf.max_iterations;
+    const target = looping ? loopTarget(def, step.loop_to) : -1;
+    // Looping back: the step we return to works on what this step just produced.
+    const targetInput = target >= 0 ? def.steps[target]?.input : undefined;
+    if (targetInput) setOutput(targetInput);
+    this.d.workflows.update(wf.id, { outputs: JSON.stringify(outputs) });
+    if (looping) {
       const iteration = wf.iteration + 1;
       this.d.workflows.update(wf.id, { iteration });
       this.d.workflows.resetStepsFrom(wf.id, target, iteration);
@@ -169,8 +180,8 @@ export class WorkflowEngine {
 
   private inputHandoff(wf: WorkflowRow, s: StepRow) {
     if (!s.input_key) return undefined;
-    const producer = this.d.workflows.steps(wf.id).find((x) => x.output_key === s.input_key && x.status === 'completed' && x.task_id);
-    return producer ? this.d.handoffs.forTask(producer.task_id!, 'from').at(-1) : undefined;
+    const id = (JSON.parse(wf.outputs) as Record<string, string>)[`${HANDOFF_KEY}${s.input_key}`];
+    return id ? this.d.handoffs.get(Number(id)) : undefined;
   }
 
   private promptFor(task: TaskRow): string | undefined {
