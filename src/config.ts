@@ -102,6 +102,7 @@ export const configSchema = z.object({
     chat_id: z.union([str, z.number()]).transform(String).default(''),
     api_root: str.url().default('https://api.telegram.org'),
     poll_replies: z.boolean().default(true),
+    allowed_user_ids: z.array(z.number().int()).default([]),
   }).strict().prefault({}),
   plane: z.object({
     base_url: str.default(''),
@@ -111,6 +112,7 @@ export const configSchema = z.object({
     default_repo: str.default(''),
     states: z.record(str, str).default({}),
     poll_interval_seconds: posInt.default(30),
+    progress_every: nonNegInt.default(5),
   }).strict().prefault({}),
   clarification: z.object({
     reminder_minutes: z.number().positive().default(60),

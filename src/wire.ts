@@ -9,16 +9,32 @@ import { WorkflowEngine } from './workflows/engine.js';
 import { validateWorkflow } from './workflows/definition.js';
 import { workflowRoutes } from './server/routes/workflows.js';
 import { registerRevisionMode } from './workflows/revision.js';
+import { createBoard, type BoardOptions } from './board/index.js';
+import { ClarificationService } from './orchestrator/clarify.js';
+import { clarifyRoutes } from './server/routes/clarify.js';
+import { PlaneSync } from './integrations/plane-sync.js';
+import { webhookRoutes } from './server/routes/webhooks.js';
+import { Notifications } from './integrations/notifications.js';
+import { SeenRepo } from './db/repositories/seen.js';
+import type { Board } from './board/index.js';
 
 export interface Wired {
   routes: RoutePlugin[];
   executor: TaskExecutor;
   engine: WorkflowEngine;
+  board: Board;
+  plane: PlaneSync;
+  clarify: ClarificationService;
+  notifications: Notifications;
   workspace: Workspace;
   github: GitHubClient;
 }
 
-export async function wireFactory(s: Services): Promise<Wired> {
+export interface WireOptions {
+  board?: BoardOptions;
+}
+
+export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<Wired> {
   const { config } = s;
   const workspace = new Workspace({
     reposDir: config.repos_dir,
@@ -46,6 +62,24 @@ export async function wireFactory(s: Services): Promise<Wired> {
   });
   registerRevisionMode({ tasks: s.tasks, handoffs, executor, bus: s.bus });
   s.onStart(() => engine.reconcile());
-  const routes = [workflowRoutes({ engine, workflows, handoffs })];
-  return { routes, executor, engine, workspace, github };
+
+  const board = createBoard(s, opts.board);
+  executor.onProtocol((task, obj) => { if (obj.type === 'message') board.board.postFromAgent(task, obj); });
+
+  const seen = new SeenRepo(s.db);
+  const clarify = new ClarificationService({
+    config, logger: s.logger.child({ component: 'clarify' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus,
+    cleanup: (task) => executor.cleanup(executor.repoSpec(task.repo), task),
+  });
+  const plane = new PlaneSync({ config, logger: s.logger.child({ component: 'plane' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus, outbox: board.outbox, seen, clarify });
+  executor.onAgentEvent((task, ev) => { if (ev.kind === 'text') plane.agentOutput(task, ev.text); });
+  const notifications = new Notifications({
+    config, logger: s.logger.child({ component: 'notify' }), bus: s.bus, tasks: s.tasks, board: board.board, telegram: board.telegram,
+    clarify, kv: s.repos.kv, seen,
+  });
+  s.onStart(() => { clarify.start(); plane.start(); notifications.startReplies(); });
+  s.onStop(() => { clarify.stop(); plane.stop(); return notifications.stop(); });
+
+  const routes = [workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane)];
+  return { routes, executor, engine, board, plane, clarify, notifications, workspace, github };
 }

@@ -2,13 +2,21 @@ import { EventEmitter } from 'node:events';
 import type { EventsRepo, EventRow } from '../db/repositories/events.js';
 import type { TaskRow } from '../db/repositories/tasks.js';
 import type { TaskStatus } from '../domain/task-status.js';
+import type { WorkflowRow } from '../db/repositories/workflows.js';
 
 /** Domain events inside the process. Listeners must not throw; errors are logged by the emitter's owner. */
 export interface DomainEvents {
   'task.created': { task: TaskRow };
   'task.status': { task: TaskRow; from: TaskStatus };
+  'agent.started': { task: TaskRow; branch: string };
+  'task.answered': { task: TaskRow; by: string; response: string };
+  'task.question_reminder': { task: TaskRow; question: string };
+  'workflow.started': { workflow: WorkflowRow };
+  'workflow.iteration': { workflow: WorkflowRow; iteration: number; max: number };
+  'workflow.completed': { workflow: WorkflowRow };
+  'workflow.failed': { workflow: WorkflowRow };
+  'workflow.cancelled': { workflow: WorkflowRow };
   'stream': EventRow;
-  [key: string]: unknown;
 }
 
 export class EventBus {

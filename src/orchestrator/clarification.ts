@@ -15,6 +15,8 @@ export interface ClarificationContext {
   options?: string[];
   context?: string;
   reminded_at?: string;
+  /** Outbox key of the Telegram message that carried the question (replies to it answer). */
+  telegram_key?: string;
 }
 
 export function parseClarification(raw: string): ClarificationContext {

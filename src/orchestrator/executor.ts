@@ -13,7 +13,7 @@ import { parseRepoSpec, type RepoSpec } from '../git/repo-spec.js';
 import { slugify, type Workspace, type Worktree } from '../git/workspace.js';
 import type { GitHubClient } from '../integrations/github.js';
 import { runAgent, type RunResult } from '../agents/runner.js';
-import { extractProtocolObjects, type ProtocolObject } from '../agents/protocol.js';
+import { extractProtocolObjects, type ProtocolObject, type StreamEvent } from '../agents/protocol.js';
 import { buildPrompt, buildResumePrompt, truncate } from '../agents/prompt.js';
 import { LogWriter } from './log-writer.js';
 import { clarificationSection, parseClarification, type ClarificationContext } from './clarification.js';
@@ -56,6 +56,7 @@ export class TaskExecutor {
   private readonly promptSources: PromptSource[] = [];
   private readonly protocolHandlers: ProtocolHandler[] = [];
   private readonly runListeners: RunListener[] = [];
+  private readonly eventListeners: Array<(task: TaskRow, ev: StreamEvent) => void> = [];
   private finisherFor: (task: TaskRow) => Finisher | undefined = () => undefined;
   systemPromptFor: (task: TaskRow) => string | undefined = () => undefined;
 
@@ -67,6 +68,8 @@ export class TaskExecutor {
   addPromptSource(fn: PromptSource): void { this.promptSources.push(fn); }
   onProtocol(fn: ProtocolHandler): void { this.protocolHandlers.push(fn); }
   onRun(fn: RunListener): void { this.runListeners.push(fn); }
+  /** Every parsed stream event of a running agent (progress notes, stall detection). */
+  onAgentEvent(fn: (task: TaskRow, ev: StreamEvent) => void): void { this.eventListeners.push(fn); }
   setFinisher(fn: (task: TaskRow) => Finisher | undefined): void { this.finisherFor = fn; }
 
   repoSpec(repo: string): RepoSpec {
@@ -176,6 +179,9 @@ export class TaskExecutor {
       onStart: (pid) => { ctx.setPid(pid); this.d.runs.update(runRow.id, { pid }); },
       onLine: (stream, line) => log.write(stream, line),
       onEvent: (ev) => {
+        for (const l of this.eventListeners) {
+          try { l(task, ev); } catch (err) { this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'agent event listener failed'); }
+        }
         if (ev.kind === 'text') return collect(ev.text);
         if (ev.kind === 'result') return collect(ev.result.text);
       },

@@ -1,0 +1,148 @@
+// Tells people what happens: Telegram notices and board messages on task and workflow events,
+// clarification questions (with replies from Telegram read back as answers).
+import { Api, longPoll } from 'node-telegram-bot-api';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { TaskRow } from '../db/repositories/tasks.js';
+import type { KvRepo } from '../db/repositories/kv.js';
+import type { SeenRepo } from '../db/repositories/seen.js';
+import type { EventBus } from '../events/bus.js';
+import type { TaskService } from '../tasks/service.js';
+import type { BoardService } from '../board/service.js';
+import type { ClarificationService } from '../orchestrator/clarify.js';
+import { escapeHtml as esc, type TelegramNotifier } from './telegram.js';
+import { parseClarification } from '../orchestrator/clarification.js';
+import { coerceError } from '../errors.js';
+
+const title = (t: TaskRow) => `<b>${esc(t.title)}</b> (task #${t.id})`;
+
+export class Notifications {
+  private abort: AbortController | null = null;
+  private polling: Promise<void> | null = null;
+
+  constructor(private readonly d: {
+    config: Config; logger: Logger; bus: EventBus; tasks: TaskService; board: BoardService; telegram: TelegramNotifier;
+    clarify: ClarificationService; kv: KvRepo; seen: SeenRepo;
+  }) {
+    this.listen();
+  }
+
+  private listen(): void {
+    const { bus, telegram: tg, board } = this.d;
+    bus.on('agent.started', ({ task, branch }) => {
+      board.postSystem({ task_id: task.id, workflow_id: task.workflow_id, message_type: 'status', message: `Task started (${task.parent_task_id ? 'revision' : 'fresh'}): ${task.title} on ${branch}` });
+      if (!task.workflow_id) tg.notify(`🔧 Started ${title(task)}\nBranch <code>${esc(branch)}</code>`, { dedupeKey: `tg:started:${task.id}:${task.attempts}` });
+    });
+    bus.on('task.status', ({ task }) => {
+      const standalone = !task.workflow_id;
+      switch (task.status) {
+        case 'in_review':
+          board.postSystem({ task_id: task.id, message_type: 'status', message: `Agent completed: ${task.title}${task.pr_url ? ` (PR: ${task.pr_url})` : ''}` });
+          tg.notify(`✅ ${title(task)}\n${task.pr_url ? `PR: ${esc(task.pr_url)}` : 'Branch pushed (no pull request: GITHUB_TOKEN is not set)'}`, { dedupeKey: `tg:review:${task.id}:${task.updated_at}` });
+          return;
+        case 'done':
+          if (standalone) {
+            board.postSystem({ task_id: task.id, message_type: 'status', message: `Task done: ${task.title}` });
+            tg.notify(`✅ Done: ${title(task)}\n${esc(task.result_summary.slice(0, 300))}`, { dedupeKey: `tg:done:${task.id}` });
+          }
+          return;
+        case 'failed':
+          if (standalone) {
+            board.postSystem({ task_id: task.id, message_type: 'error', message: `Task failed: ${task.title}: ${task.error.slice(0, 2000)}` });
+            tg.notify(`❌ Failed: ${title(task)}\n<pre>${esc(task.error.slice(0, 500))}</pre>`, { dedupeKey: `tg:failed:${task.id}` });
+          }
+          return;
+        case 'cancelled':
+          if (standalone) tg.notify(`🛑 Cancelled: ${title(task)}`, { dedupeKey: `tg:cancelled:${task.id}` });
+          return;
+        case 'waiting_for_input':
+          this.ask(task);
+          return;
+        default:
+          return;
+      }
+    });
+    bus.on('task.answered', ({ task, by }) => {
+      tg.notify(`▶️ Answer received from ${esc(by)}; resuming ${title(task)}`, { dedupeKey: `tg:answered:${task.id}:${task.updated_at}` });
+    });
+    bus.on('task.question_reminder', ({ task, question }) => {
+      const ctx = parseClarification(task.clarification_context);
+      const replyTo = ctx.telegram_key ? tg.sentMessageId(ctx.telegram_key) : undefined;
+      tg.notify(`⏰ Still waiting for an answer on ${title(task)}: ${esc(question)}`, { replyTo, dedupeKey: `tg:reminder:${task.id}:${ctx.asked_at}` });
+    });
+    bus.on('workflow.started', ({ workflow: w }) => { tg.notify(`🚀 Workflow <b>${esc(w.title)}</b> (${esc(w.name)} #${w.id}) started`, { dedupeKey: `tg:wf:${w.id}:start` }); });
+    bus.on('workflow.iteration', ({ workflow: w, iteration, max }) => { tg.notify(`🔄 Workflow <b>${esc(w.title)}</b>: iteration ${iteration}/${max}`, { dedupeKey: `tg:wf:${w.id}:it:${iteration}` }); });
+    bus.on('workflow.completed', ({ workflow: w }) => {
+      tg.notify(`✅ Workflow <b>${esc(w.title)}</b> finished (${esc(w.result)})${w.pr_url ? `\nPR: ${esc(w.pr_url)}` : ''}`, { dedupeKey: `tg:wf:${w.id}:done` });
+    });
+    bus.on('workflow.failed', ({ workflow: w }) => { tg.notify(`❌ Workflow <b>${esc(w.title)}</b> failed\n<pre>${esc(w.error.slice(0, 500))}</pre>`, { dedupeKey: `tg:wf:${w.id}:failed` }); });
+    bus.on('workflow.cancelled', ({ workflow: w }) => { tg.notify(`🛑 Workflow <b>${esc(w.title)}</b> cancelled`, { dedupeKey: `tg:wf:${w.id}:cancelled` }); });
+  }
+
+  // The question goes to the board and to Telegram; the Telegram message is remembered so a reply to it answers the task.
+  private ask(task: TaskRow): void {
+    const ctx = parseClarification(task.clarification_context);
+    const question = ctx.pending_question ?? '';
+    const round = ctx.history.length;
+    const options = ctx.options?.length ? `\nOptions: ${ctx.options.join(' / ')}` : '';
+    const msg = this.d.board.postSystem({
+      sender: `task-${task.id}:${task.agent_type}`, task_id: task.id, workflow_id: task.workflow_id, message_type: 'question',
+      message: `${question}${options}`,
+    });
+    const mb = this.d.config.message_board;
+    const forwarded = msg !== null && mb.telegram_forward && mb.forward_types.includes('question');
+    let key = forwarded ? `board-message:${msg.id}` : `tg:question:${task.id}:${round}`;
+    if (!forwarded) {
+      const sent = this.d.telegram.notify(`❓ ${title(task)} needs an answer:\n${esc(question)}${esc(options)}\n\n<i>Reply to this message to answer.</i>`, { dedupeKey: key });
+      if (!sent) key = '';
+    }
+    if (key) this.d.tasks.update(task.id, { clarification_context: JSON.stringify({ ...ctx, telegram_key: key }) });
+  }
+
+  /** Reads replies to question messages from Telegram (long polling) when a bot token is set. */
+  startReplies(): void {
+    const token = this.d.config.secrets.telegramBotToken;
+    if (!token || !this.d.config.telegram.poll_replies || this.polling) return;
+    const api = new Api(token, { apiRoot: this.d.config.telegram.api_root, maxRetries: 0 });
+    this.abort = new AbortController();
+    const offset = this.d.kv.get<number>('telegram:offset');
+    this.polling = (async () => {
+      try {
+        for await (const u of longPoll(api, { timeout: 25, allowedUpdates: ['message'], ...(offset ? { offset } : {}), onError: (err) => this.d.logger.warn({ err: coerceError(err) }, 'telegram polling error') }, this.abort!.signal)) {
+          this.d.kv.set('telegram:offset', u.update_id + 1);
+          if (!this.d.seen.mark(`telegram:update:${u.update_id}`)) continue;
+          const m = 'message' in u ? u.message : undefined;
+          const replyTo = m?.reply_to_message?.message_id;
+          if (!m?.text || !replyTo) continue;
+          this.onReply(replyTo, m.text, m.from?.username ? `@${m.from.username}` : String(m.from?.id ?? 'unknown'), m.from?.id);
+        }
+      } catch (err) {
+        if (!this.abort?.signal.aborted) this.d.logger.error({ err: coerceError(err) }, 'telegram polling stopped');
+      }
+    })();
+  }
+
+  private onReply(replyTo: number, text: string, who: string, userId?: number): void {
+    const allowed = this.d.config.telegram.allowed_user_ids;
+    if (allowed.length && (userId === undefined || !allowed.includes(userId))) {
+      this.d.logger.info({ who }, 'telegram reply from a user not in telegram.allowed_user_ids ignored');
+      return;
+    }
+    for (const task of this.d.tasks.repo.byStatus('waiting_for_input')) {
+      const key = parseClarification(task.clarification_context).telegram_key;
+      if (!key || this.d.telegram.sentMessageId(key) !== replyTo) continue;
+      try {
+        this.d.clarify.answer(task.id, text, `telegram:${who}`);
+      } catch (err) {
+        this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'telegram answer not applied');
+      }
+      return;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.abort?.abort();
+    await this.polling;
+    this.polling = null;
+  }
+}

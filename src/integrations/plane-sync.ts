@@ -1,0 +1,237 @@
+// Keeps Plane issues in step with tasks (through the outbox) and turns Plane webhooks and comments
+// into tasks and answers. A Plane outage never blocks a task: updates wait in the outbox, in order.
+import type { Logger } from 'pino';
+import { AGENT_TYPES, type Config } from '../config.js';
+import type { TaskRow } from '../db/repositories/tasks.js';
+import type { WorkflowRow } from '../db/repositories/workflows.js';
+import type { SeenRepo } from '../db/repositories/seen.js';
+import type { EventBus } from '../events/bus.js';
+import type { TaskService } from '../tasks/service.js';
+import type { Scheduler } from '../queue/scheduler.js';
+import type { ClarificationService } from '../orchestrator/clarify.js';
+import type { OutboxWorker } from './outbox.js';
+import { DeliveryError } from './outbox.js';
+import { escapeHtml, htmlToText, PlaneClient } from './plane.js';
+import { labelsToTask, type PlaneEvent } from './plane-webhook.js';
+import { parseClarification } from '../orchestrator/clarification.js';
+import { coerceError } from '../errors.js';
+import { parseRepoSpec } from '../git/repo-spec.js';
+
+export const PLANE_CHANNEL = 'plane';
+type StateKey = 'queued' | 'in_progress' | 'in_review' | 'done' | 'failed' | 'cancelled' | 'waiting_for_input';
+type PlaneOp =
+  | { op: 'create'; taskId: number }
+  | { op: 'state'; taskId?: number; issueId?: string; state: StateKey }
+  | { op: 'comment'; taskId?: number; issueId?: string; html: string };
+
+export interface WebhookResult { status: string; task_id?: number; reason?: string }
+
+export class PlaneSync {
+  readonly client: PlaneClient;
+  private pollTimer: NodeJS.Timeout | null = null;
+  private readonly progress = new Map<number, { count: number; lastAt: number }>();
+
+  constructor(private readonly d: {
+    config: Config; logger: Logger; tasks: TaskService; scheduler: Scheduler; bus: EventBus; outbox: OutboxWorker; seen: SeenRepo;
+    clarify: ClarificationService;
+  }) {
+    const p = d.config.plane;
+    this.client = new PlaneClient({ baseUrl: p.base_url, apiKey: d.config.secrets.planeApiKey, workspace: p.workspace_slug, projectId: p.project_id });
+    d.outbox.register(PLANE_CHANNEL, (payload: PlaneOp, ctx) => this.deliver(payload, ctx.signal));
+    if (this.client.enabled) this.listen();
+  }
+
+  get enabled(): boolean {
+    return this.client.enabled;
+  }
+
+  private enqueue(op: PlaneOp, key: string, dedupeKey?: string): void {
+    this.d.outbox.enqueue(PLANE_CHANNEL, op, { orderKey: key, dedupeKey });
+  }
+
+  private forTask(task: TaskRow, state: StateKey | null, comment?: string): void {
+    const key = `plane:task:${task.id}`;
+    if (state) this.enqueue({ op: 'state', taskId: task.id, state }, key);
+    if (comment) this.enqueue({ op: 'comment', taskId: task.id, html: comment }, key);
+  }
+
+  private forWorkflow(wf: WorkflowRow, state: StateKey, comment?: string): void {
+    if (!wf.plane_issue_id) return;
+    const key = `plane:workflow:${wf.id}`;
+    this.enqueue({ op: 'state', issueId: wf.plane_issue_id, state }, key);
+    if (comment) this.enqueue({ op: 'comment', issueId: wf.plane_issue_id, html: comment }, key);
+  }
+
+  private listen(): void {
+    const { bus } = this.d;
+    const linked = (t: TaskRow) => !t.workflow_id && (t.plane_issue_id !== '' || this.d.outbox.repo.byDedupeKey(`plane:create:${t.id}`) !== undefined);
+    bus.on('task.created', ({ task }) => {
+      // Tasks made through the API get a Plane issue; the external_source marks it as ours for the webhook.
+      if (!task.plane_issue_id && !task.workflow_id) this.enqueue({ op: 'create', taskId: task.id }, `plane:task:${task.id}`, `plane:create:${task.id}`);
+    });
+    bus.on('agent.started', ({ task, branch }) => {
+      if (linked(task)) this.forTask(task, 'in_progress', `<p>🔧 Agent started (${escapeHtml(task.agent_type)}) on branch <code>${escapeHtml(branch)}</code>.</p>`);
+    });
+    bus.on('task.status', ({ task }) => {
+      if (!linked(task)) return;
+      switch (task.status) {
+        case 'in_review': return this.forTask(task, 'in_review', `<p>✅ Pull request: <a href="${escapeHtml(task.pr_url)}">${escapeHtml(task.pr_url)}</a></p>${task.result_summary ? `<p>${escapeHtml(task.result_summary)}</p>` : ''}${task.preview_url ? `<p>Preview: ${escapeHtml(task.preview_url)}</p>` : ''}`);
+        case 'done': return this.forTask(task, 'done', task.result_summary ? `<p>✅ Done: ${escapeHtml(task.result_summary)}</p>` : undefined);
+        case 'failed': return this.forTask(task, 'failed', `<p>❌ Agent failed: ${escapeHtml(task.error.slice(0, 1500))}</p>`);
+        case 'cancelled': return this.forTask(task, 'cancelled', '<p>🛑 Task cancelled.</p>');
+        case 'waiting_for_input': {
+          const q = parseClarification(task.clarification_context);
+          const round = q.history.length;
+          const options = q.options?.length ? `<ul>${q.options.map((o) => `<li>${escapeHtml(o)}</li>`).join('')}</ul>` : '';
+          this.enqueue({ op: 'state', taskId: task.id, state: 'waiting_for_input' }, `plane:task:${task.id}`);
+          this.enqueue({ op: 'comment', taskId: task.id, html: `<p>❓ The agent needs an answer: ${escapeHtml(q.pending_question ?? '')}</p>${options}<p>Reply with a comment on this issue.</p>` }, `plane:task:${task.id}`, `plane:question:${task.id}:${round}`);
+          return;
+        }
+        default: return;
+      }
+    });
+    bus.on('task.answered', ({ task }) => { if (linked(task)) this.forTask(task, 'in_progress', '<p>▶️ Answer received; the agent resumes.</p>'); });
+    bus.on('task.question_reminder', ({ task, question }) => {
+      if (linked(task)) this.forTask(task, null, `<p>⏰ Still waiting for an answer: ${escapeHtml(question)}</p>`);
+    });
+    bus.on('workflow.started', ({ workflow }) => this.forWorkflow(workflow, 'in_progress', `<p>🚀 Workflow ${escapeHtml(workflow.name)} started.</p>`));
+    bus.on('workflow.completed', ({ workflow }) => this.forWorkflow(workflow, workflow.pr_url ? 'in_review' : 'done',
+      `<p>✅ Workflow ${escapeHtml(workflow.name)} finished (${escapeHtml(workflow.result)}).${workflow.pr_url ? ` Pull request: <a href="${escapeHtml(workflow.pr_url)}">${escapeHtml(workflow.pr_url)}</a>` : ''}</p>`));
+    bus.on('workflow.failed', ({ workflow }) => this.forWorkflow(workflow, 'failed', `<p>❌ Workflow failed: ${escapeHtml(workflow.error.slice(0, 1500))}</p>`));
+    bus.on('workflow.cancelled', ({ workflow }) => this.forWorkflow(workflow, 'cancelled', '<p>🛑 Workflow cancelled.</p>'));
+  }
+
+  /** Called for every assistant text of a running agent: a short progress comment every N outputs, at most once a minute. */
+  agentOutput(task: TaskRow, summary: string): void {
+    if (!this.enabled || task.workflow_id || !task.plane_issue_id || !summary.trim()) return;
+    const every = this.d.config.plane.progress_every;
+    if (every <= 0) return;
+    const p = this.progress.get(task.id) ?? { count: 0, lastAt: 0 };
+    p.count++;
+    this.progress.set(task.id, p);
+    if (p.count % every !== 0 || Date.now() - p.lastAt < 60_000) return;
+    p.lastAt = Date.now();
+    this.forTask(task, null, `<p>Progress (step ${p.count}): ${escapeHtml(summary.slice(0, 300))}</p>`);
+  }
+
+  private async deliver(op: PlaneOp, signal: AbortSignal): Promise<unknown> {
+    if (!this.client.enabled) return { skipped: 'plane not configured' };
+    if (op.op === 'create') {
+      const task = this.d.tasks.get(op.taskId);
+      if (!task || task.plane_issue_id) return { skipped: 'already linked' };
+      const state = this.d.config.plane.states.queued;
+      const issue = await this.client.createIssue({ name: task.title, description_html: `<p>${escapeHtml(task.description)}</p>`, state, external_id: `factory-task-${task.id}` }, signal);
+      this.d.tasks.update(task.id, { plane_issue_id: issue.id, plane_sequence_id: issue.sequence_id ?? null });
+      return { issue_id: issue.id };
+    }
+    const task = op.taskId ? this.d.tasks.get(op.taskId) : undefined;
+    const issueId = op.issueId || task?.plane_issue_id;
+    if (!issueId) {
+      if (task && this.d.outbox.repo.byDedupeKey(`plane:create:${task.id}`)) throw new DeliveryError('the Plane issue is not created yet');
+      return { skipped: 'no plane issue' };
+    }
+    if (op.op === 'state') {
+      const stateId = this.d.config.plane.states[op.state];
+      if (!stateId) return { skipped: `no plane.states.${op.state} configured` };
+      await this.client.setState(issueId, stateId, signal);
+      return { state: stateId };
+    }
+    const c = await this.client.comment(issueId, op.html, signal);
+    if (c?.id) this.d.seen.mark(`plane:comment:${c.id}`, true);
+    return { comment_id: c?.id };
+  }
+
+  /** Handles a verified webhook. Never runs an agent inline: tasks are queued. */
+  handleWebhook(ev: PlaneEvent): WebhookResult {
+    if (ev.kind === 'other') return { status: 'ignored', reason: `event ${ev.event}` };
+    if (ev.kind === 'comment') return this.onComment(ev.issueId, ev.commentId, ev.html, ev.actor);
+    if (ev.action !== 'create' && ev.action !== 'update') return { status: 'ignored', reason: `action ${ev.action}` };
+    const states = this.d.config.plane.states;
+    const isState = (key: string, name: string) => (states[key] ? ev.stateId === states[key] : ev.stateName.toLowerCase() === name);
+    // An edit of another field on a queued issue is not a new request.
+    if (ev.action === 'update' && ev.field && !['state', 'state_id'].includes(ev.field)) return { status: 'ignored', reason: `field ${ev.field} changed` };
+    if (isState('cancelled', 'cancelled')) return this.cancelIssue(ev.issueId);
+    if (!isState('queued', 'queued')) return { status: 'ok' };
+    if (ev.externalSource === 'factory') return { status: 'ignored', reason: 'issue created by Factory' };
+    // Plane retries with a new delivery id, so deduplicate on what the delivery describes.
+    if (!this.d.seen.mark(`plane:delivery:${ev.issueId}:${ev.updatedAt}:${ev.field ?? ''}`)) {
+      const t = this.d.tasks.repo.list({ plane_issue_id: ev.issueId, limit: 1 })[0];
+      return { status: 'already_exists', task_id: t?.id };
+    }
+    const active = this.d.tasks.repo.list({ plane_issue_id: ev.issueId, limit: 20 })
+      .find((t) => ['queued', 'in_progress', 'waiting_for_input'].includes(t.status));
+    if (active) return { status: 'already_exists', task_id: active.id };
+    const labels = labelsToTask(ev.labels, AGENT_TYPES);
+    const repo = labels.repo || this.d.config.plane.default_repo;
+    if (!repo) return { status: 'ignored', reason: 'no repo: add a repo:<name> label or set plane.default_repo' };
+    try {
+      parseRepoSpec(repo, { repos: this.d.config.repos, defaultOrg: this.d.config.default_org, cloneBase: this.d.config.github.clone_base });
+    } catch (err) {
+      return { status: 'ignored', reason: coerceError(err).message };
+    }
+    const task = this.d.tasks.create({
+      title: ev.name || `Plane issue ${ev.sequenceId ?? ev.issueId}`, description: ev.description, repo,
+      agent_type: labels.agentType ?? 'coder', plane_issue_id: ev.issueId, plane_sequence_id: ev.sequenceId, run: true,
+    });
+    this.d.scheduler.notify();
+    return { status: task.parent_task_id ? 'revision_task_created' : 'task_created', task_id: task.id };
+  }
+
+  private cancelIssue(issueId: string): WebhookResult {
+    const active = this.d.tasks.repo.list({ plane_issue_id: issueId, limit: 20 }).filter((t) => ['queued', 'in_progress', 'waiting_for_input'].includes(t.status));
+    for (const t of active) void this.d.scheduler.cancel(t.id, 15_000);
+    return active.length ? { status: 'cancelled', task_id: active[0]!.id } : { status: 'ok' };
+  }
+
+  private onComment(issueId: string, commentId: string, html: string, actor: string): WebhookResult {
+    const seen = this.d.seen.has(`plane:comment:${commentId}`);
+    if (seen?.own) return { status: 'ignored', reason: 'own comment' };
+    if (seen) return { status: 'ignored', reason: 'already handled' };
+    const task = this.d.tasks.repo.list({ plane_issue_id: issueId, limit: 1 })[0];
+    if (!task || task.status !== 'waiting_for_input') return { status: 'ignored', reason: 'no task waiting for input' };
+    const text = htmlToText(html);
+    if (!text) return { status: 'ignored', reason: 'empty comment' };
+    if (!this.d.seen.mark(`plane:comment:${commentId}`)) return { status: 'ignored', reason: 'already handled' };
+    try {
+      this.d.clarify.answer(task.id, text, `plane:${actor || 'unknown'}`);
+      return { status: 'resumed', task_id: task.id };
+    } catch (err) {
+      return { status: 'resume_failed', task_id: task.id, reason: coerceError(err).message };
+    }
+  }
+
+  /** Fallback for missed webhooks: reads the comments of issues whose task waits for an answer. */
+  async pollWaiting(): Promise<void> {
+    if (!this.enabled) return;
+    for (const task of this.d.tasks.repo.byStatus('waiting_for_input')) {
+      if (!task.plane_issue_id) continue;
+      const asked = Date.parse(parseClarification(task.clarification_context).asked_at ?? task.updated_at);
+      let comments;
+      try {
+        comments = await this.client.listComments(task.plane_issue_id);
+      } catch (err) {
+        this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'could not read Plane comments');
+        continue;
+      }
+      // The first reply after the question answers it (the list is newest first).
+      const replies = comments
+        .filter((c) => Date.parse(c.created_at) > asked && !this.d.seen.has(`plane:comment:${c.id}`))
+        .sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
+      const first = replies[0];
+      if (first) this.onComment(task.plane_issue_id, first.id, first.comment_html, first.actor ?? first.created_by ?? '');
+    }
+  }
+
+  start(): void {
+    if (!this.enabled || this.pollTimer) return;
+    this.pollTimer = setInterval(() => {
+      this.pollWaiting().catch((err) => this.d.logger.warn({ err: coerceError(err) }, 'Plane comment poll failed'));
+    }, this.d.config.plane.poll_interval_seconds * 1000);
+    this.pollTimer.unref();
+  }
+
+  stop(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+  }
+}
