@@ -32,7 +32,7 @@ describe('agent execution end to end', () => {
     expect(done.base_branch).toBe('main');
     const pr = env.github.requests.find((r) => r.method === 'POST' && r.path === '/repos/acme/web/pulls');
     expect(pr?.json).toMatchObject({ title: 'Add a greeting', head: done.branch_name, base: 'main' });
-    expect(String(pr?.json?.body)).toContain('Say hello');
+    expect(String((pr?.json as { body?: string } | undefined)?.body)).toContain('Say hello');
     expect(pr?.headers.authorization).toBe(`Bearer ${GITHUB_TOKEN}`);
     expect(done.pr_url).toMatch(/\/acme\/web\/pull\/\d+$/);
     expect(done.pr_number).toBeTypeOf('number');

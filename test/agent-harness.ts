@@ -5,6 +5,7 @@ import path from 'node:path';
 import { FAKE_CLAUDE_PATH, readFakeClaudeLog } from './fakes/claude-helpers.js';
 import { FakeGitHub } from './fakes/http/index.js';
 import { createTestEnv, tempDir, waitFor, type TestEnv } from './helpers.js';
+import type { WireOptions } from '../src/wire.js';
 
 export const GITHUB_TOKEN = 'ghp_TESTTOKEN_abcdef1234567890';
 
@@ -43,7 +44,7 @@ export interface AgentEnv extends TestEnv {
   stopAll(): Promise<void>;
 }
 
-export async function createAgentEnv(opts: { overrides?: Record<string, unknown>; env?: Record<string, string>; repos?: Array<[string, string, string?]>; dir?: string; github?: FakeGitHub } = {}): Promise<AgentEnv> {
+export async function createAgentEnv(opts: { overrides?: Record<string, unknown>; env?: Record<string, string>; repos?: Array<[string, string, string?]>; dir?: string; github?: FakeGitHub; wireOptions?: WireOptions } = {}): Promise<AgentEnv> {
   const dir = opts.dir ?? tempDir();
   const origins = path.join(dir, 'origins');
   for (const [owner, name, branch] of opts.repos ?? [['acme', 'web']]) {
@@ -57,6 +58,7 @@ export async function createAgentEnv(opts: { overrides?: Record<string, unknown>
   const env = await createTestEnv({
     dir,
     env: { GITHUB_TOKEN, ...opts.env },
+    wireOptions: opts.wireOptions ?? { board: { outbox: { baseDelayMs: 50, maxDelayMs: 200, idleMs: 100 } } },
     overrides: {
       github: { api_url: apiUrl, clone_base: origins },
       agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: stateDir, FAKE_CLAUDE_PIDFILE: pidFile } },

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { createServices, type Services, type ServiceOptions } from '../src/services.js';
 import { buildApp } from '../src/server/app.js';
-import { wireFactory } from '../src/wire.js';
+import { wireFactory, type Wired, type WireOptions } from '../src/wire.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -21,6 +21,7 @@ export interface TestEnvOptions extends ServiceOptions {
   dir?: string;
   /** Wire the real agent execution and integrations (default: only when no executor is given). */
   wire?: boolean;
+  wireOptions?: WireOptions;
   start?: boolean;
 }
 
@@ -29,6 +30,8 @@ export interface TestEnv {
   config: Config;
   services: Services;
   app: FastifyInstance;
+  /** The wired parts (executor, engine, board, plane…) when wired. */
+  wired?: Wired;
   close(): Promise<void>;
 }
 
@@ -38,19 +41,19 @@ export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv>
   const config = loadConfig({
     configPath: path.join(ROOT, 'config.yml'),
     cwd: ROOT,
-    env: opts.env ?? {},
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', TMPDIR: process.env.TMPDIR ?? '/tmp', ...opts.env },
     dotenv: false,
     overrides: { data_dir: path.join(dir, 'data'), log_level: 'silent', queue: { poll_interval_ms: 50 }, ...opts.overrides },
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const services = createServices(config, logger, opts);
-  const wired = opts.wire ?? !opts.executor ? await wireFactory(services) : { routes: [] };
-  const app = await buildApp(services, { plugins: wired.routes });
+  const wired = opts.wire ?? !opts.executor ? await wireFactory(services, opts.wireOptions) : undefined;
+  const app = await buildApp(services, { plugins: wired?.routes ?? [] });
   await app.ready();
   if (opts.start !== false) await services.start();
   let closed = false;
   return {
-    dir, config, services, app,
+    dir, config, services, app, wired,
     async close() {
       if (closed) return;
       closed = true;

@@ -38,7 +38,7 @@ describe('workflows end to end', () => {
     expect(pullsPosted(env).length).toBe(before + 1);
     const pr = pullsPosted(env).at(-1)!;
     expect(pr.json).toMatchObject({ title: 'Add caching', head: wf.branch_name, base: 'main' });
-    expect(String(pr.json?.body)).toMatch(/Approved by the reviewer after 3 review round/);
+    expect(String((pr.json as { body?: string } | undefined)?.body)).toMatch(/Approved by the reviewer after 3 review round/);
     expect(wf.pr_url).toMatch(/pull\/\d+$/);
     // the reviewer step carries its summary and counts; the revision got the review in its prompt
     const reviews = wf.steps.filter((s: { agent_type: string }) => s.agent_type === 'reviewer');
@@ -66,8 +66,8 @@ describe('workflows end to end', () => {
     expect(wf.error).toMatch(/Stopped after 3 iterations without the reviewer's approval/);
     expect(wf.steps.map((s: { status: string }) => s.status)).toEqual(['completed', 'completed', 'completed']);
     const pr = pullsPosted(env).at(-1)!;
-    expect(String(pr.json?.body)).toMatch(/Not approved: the iteration limit was reached/);
-    expect(String(pr.json?.body)).toMatch(/\[major\]/);
+    expect(String((pr.json as { body?: string } | undefined)?.body)).toMatch(/Not approved: the iteration limit was reached/);
+    expect(String((pr.json as { body?: string } | undefined)?.body)).toMatch(/\[major\]/);
   });
 
   it('cancelling a workflow kills the running agent', async () => {

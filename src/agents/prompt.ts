@@ -42,8 +42,10 @@ export function buildPrompt(p: PromptInput): string {
 }
 
 /** The prompt for a run that continues an earlier session (after a restart or an answer). */
-export function buildResumePrompt(reason: string, sections: string[] = []): string {
-  return [`Factory resumed this session: ${reason}`, ...sections.filter((s) => s.trim()), 'Continue the task from where you stopped, then finish as instructed before.'].join('\n\n');
+export function buildResumePrompt(reason: string, task: PromptTask, sections: string[] = []): string {
+  // The task is restated briefly: a long session may have been compacted since it began.
+  const reminder = `## The task (restated)\n\n# Task ${task.id}: ${task.title}\n\n${truncate(task.description.trim(), 4000)}`;
+  return [`Factory resumed this session: ${reason}`, reminder, ...sections.filter((s) => s.trim()), 'Continue the task from where you stopped, then finish as instructed before.'].join('\n\n');
 }
 
 /** Caps text for a prompt, marking the cut. */

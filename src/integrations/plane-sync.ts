@@ -90,7 +90,8 @@ export class PlaneSync {
         default: return;
       }
     });
-    bus.on('task.answered', ({ task }) => { if (linked(task)) this.forTask(task, 'in_progress', '<p>▶️ Answer received; the agent resumes.</p>'); });
+    // The state moves back to in_progress when the agent actually starts again (agent.started).
+    bus.on('task.answered', ({ task }) => { if (linked(task)) this.forTask(task, null, '<p>▶️ Answer received; the agent resumes.</p>'); });
     bus.on('task.question_reminder', ({ task, question }) => {
       if (linked(task)) this.forTask(task, null, `<p>⏰ Still waiting for an answer: ${escapeHtml(question)}</p>`);
     });

@@ -121,7 +121,7 @@ export class TaskExecutor {
       }
     }
     const reason = answered ? 'the person answered your question (see below).' : `Factory restarted while you were working (attempt ${task.attempts}). Your earlier edits are still in the worktree and were committed as a WIP checkpoint.`;
-    const prompt = resume ? buildResumePrompt(reason, sections) : buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
+    const prompt = resume ? buildResumePrompt(reason, task, sections) : buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
 
     this.d.bus.emit('agent.started', { task, branch });
     const result = await this.runOnce(task, ctx, log, wt, prompt, resume ? task.session_id : undefined);
