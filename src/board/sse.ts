@@ -100,8 +100,14 @@ export class SseHub {
     if (lastEventId !== undefined) this.replay(client, lastEventId, head);
     this.clients.add(client);
     this.stats.connected++;
-    raw.on('close', () => this.clients.delete(client));
-    raw.on('error', () => this.clients.delete(client));
+    // The peer went away (or the write failed): forget it and make sure its socket is released, since
+    // the response itself is never ended.
+    const gone = () => {
+      this.clients.delete(client);
+      if (!raw.destroyed) raw.destroy();
+    };
+    raw.on('close', gone);
+    raw.on('error', gone);
   }
 
   private replay(client: Client, after: number, head: number): void {
@@ -118,7 +124,15 @@ export class SseHub {
       return;
     }
     let chunk = '';
-    for (const row of rows) if (matches(client.filter, row)) chunk += sseFrame(row.kind, row.payload, row.id);
+    for (const row of rows) {
+      if (!matches(client.filter, row, lazyMessageType(row))) continue;
+      chunk += sseFrame(row.kind, row.payload, row.id);
+      // Bounded in bytes too: a backlog this large is better reloaded through the paged REST API.
+      if (chunk.length > this.opts.maxBufferBytes) {
+        this.reset(client, head, 'too_far_behind');
+        return;
+      }
+    }
     if (chunk) client.raw.write(chunk);
     this.stats.replayed += rows.length;
   }
@@ -132,8 +146,9 @@ export class SseHub {
   private broadcast(row: EventRow): void {
     if (this.clients.size === 0) return;
     let frame: string | undefined;
+    const messageType = lazyMessageType(row);
     for (const c of this.clients) {
-      if (!matches(c.filter, row)) continue;
+      if (!matches(c.filter, row, messageType)) continue;
       frame ??= sseFrame(row.kind, row.payload, row.id);
       this.write(c, frame);
     }
@@ -190,15 +205,26 @@ export class SseHub {
 }
 
 // Cheap checks first; the payload is parsed only for a message_type filter on a message event.
-function matches(f: StreamFilter, row: EventRow): boolean {
+function matches(f: StreamFilter, row: EventRow, messageType: () => string | undefined): boolean {
   if (f.types && !f.types.has(row.kind)) return false;
   if (f.taskId !== undefined && row.task_id !== f.taskId) return false;
-  if (f.messageType !== undefined && row.kind === 'message') {
-    try {
-      return (JSON.parse(row.payload) as { message_type?: string }).message_type === f.messageType;
-    } catch {
-      return false;
-    }
-  }
+  if (f.messageType !== undefined && row.kind === 'message') return messageType() === f.messageType;
   return true;
+}
+
+// Parses a message event's payload at most once, however many clients filter on its type.
+function lazyMessageType(row: EventRow): () => string | undefined {
+  let done = false;
+  let value: string | undefined;
+  return () => {
+    if (!done) {
+      done = true;
+      try {
+        value = (JSON.parse(row.payload) as { message_type?: string }).message_type;
+      } catch {
+        value = undefined;
+      }
+    }
+    return value;
+  };
 }

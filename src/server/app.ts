@@ -27,6 +27,8 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     bodyLimit: config.server.body_limit_bytes,
     routerOptions: { ignoreTrailingSlash: true },
     requestTimeout: 120_000,
+    // Keep-alive sockets and long streams must not hold shutdown open.
+    forceCloseConnections: true,
   });
   app.decorate('services', services);
 
