@@ -2,8 +2,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseEnv } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+
+/** The installed package (src/ and dist/ both sit one level below it): home of the default prompts. */
+export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export const AGENT_TYPES = ['coder', 'coder_revision', 'reviewer', 'researcher', 'devops'] as const;
 export type AgentType = (typeof AGENT_TYPES)[number];
@@ -265,7 +269,7 @@ function resolve(file: FileConfig, env: Record<string, string | undefined>, root
   for (const type of AGENT_TYPES) {
     const t = file.agent_templates[type] ?? {};
     templates[type] = {
-      system_prompt_file: abs(t.system_prompt_file ?? `prompts/${type}.md`),
+      system_prompt_file: t.system_prompt_file ? abs(t.system_prompt_file) : path.join(PACKAGE_ROOT, 'prompts', `${type}.md`),
       allowed_tools: t.allowed_tools ?? DEFAULT_TOOLS[type],
       timeout_minutes: t.timeout_minutes ?? Math.min(DEFAULT_TIMEOUTS[type], file.agent_timeout_minutes),
     };

@@ -17,6 +17,9 @@ import { webhookRoutes } from './server/routes/webhooks.js';
 import { Notifications } from './integrations/notifications.js';
 import { SeenRepo } from './db/repositories/seen.js';
 import type { Board } from './board/index.js';
+import { attachMemory, createMemoryFromConfig } from './memory/wiring.js';
+import { memoryRoutes } from './server/routes/memory.js';
+import type { MemoryStore } from './memory/types.js';
 
 export interface Wired {
   routes: RoutePlugin[];
@@ -26,12 +29,15 @@ export interface Wired {
   plane: PlaneSync;
   clarify: ClarificationService;
   notifications: Notifications;
+  memory: MemoryStore;
   workspace: Workspace;
   github: GitHubClient;
 }
 
 export interface WireOptions {
   board?: BoardOptions;
+  /** Memory store URL instead of the configured one (tests use mem://). */
+  memoryUrl?: string;
 }
 
 export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<Wired> {
@@ -80,6 +86,12 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   s.onStart(() => { clarify.start(); plane.start(); notifications.startReplies(); });
   s.onStop(() => { clarify.stop(); plane.stop(); return notifications.stop(); });
 
-  const routes = [workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane)];
-  return { routes, executor, engine, board, plane, clarify, notifications, workspace, github };
+  const memory = createMemoryFromConfig(config, s.logger.child({ component: 'memory' }), opts.memoryUrl);
+  attachMemory(memory, executor, config.memory.max_prompt_chars, s.logger);
+  s.addHealth('memory', () => memory.health());
+  s.onStart(() => memory.init());
+  s.onStop(() => memory.close());
+
+  const routes = [workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory)];
+  return { routes, executor, engine, board, plane, clarify, notifications, memory, workspace, github };
 }

@@ -58,7 +58,7 @@ export async function createAgentEnv(opts: { overrides?: Record<string, unknown>
   const env = await createTestEnv({
     dir,
     env: { GITHUB_TOKEN, ...opts.env },
-    wireOptions: opts.wireOptions ?? { board: { outbox: { baseDelayMs: 50, maxDelayMs: 200, idleMs: 100 } } },
+    wireOptions: opts.wireOptions ?? { board: { outbox: { baseDelayMs: 50, maxDelayMs: 200, idleMs: 100 } }, memoryUrl: 'mem://' },
     overrides: {
       github: { api_url: apiUrl, clone_base: origins },
       agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: stateDir, FAKE_CLAUDE_PIDFILE: pidFile } },

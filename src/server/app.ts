@@ -1,5 +1,5 @@
 // Builds the Fastify app around the services. Never listens and never reads the environment.
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Services } from '../services.js';
 import { AppError, errorBody } from '../errors.js';
@@ -23,7 +23,8 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   const { config, logger } = services;
   const app = Fastify({
     loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Requests are logged by our onResponse hook (errors at error level, the rest at debug).
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.server.body_limit_bytes,
     routerOptions: { ignoreTrailingSlash: true },
     requestTimeout: 120_000,

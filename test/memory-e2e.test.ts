@@ -1,0 +1,79 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAgentEnv, makeOrigin, type AgentEnv } from './agent-harness.js';
+import { FAKE_CLAUDE_PATH } from './fakes/claude-helpers.js';
+import { startFactory } from './process-harness.js';
+import { tempDir, waitFor } from './helpers.js';
+import path from 'node:path';
+
+describe('agent memory in tasks', () => {
+  let env: AgentEnv;
+  beforeAll(async () => { env = await createAgentEnv(); });
+  afterAll(async () => { await env.stopAll(); });
+
+  it('recalls relevant memories into the prompt and stores what the run learned', async () => {
+    const memory = env.wired!.memory;
+    await memory.add({ repo: 'acme/web', task_id: null, agent_type: 'coder', kind: 'gotcha', title: 'Use npm ci for the test suite', content: 'npm install rewrites the lockfile and the suite fails; run npm ci first.' });
+    for (let i = 0; i < 20; i++) await memory.add({ repo: 'acme/web', task_id: null, agent_type: 'coder', kind: 'learning', title: `Decoy ${i}`, content: `Colour palette number ${i} lives in theme.css` });
+    const t = await env.createTask({ title: 'Fix the failing test suite', description: 'The suite fails after npm install [fake:success learn=Migrations_live_in_db/migrations]' });
+    const done = await env.waitStatus(t.id, ['in_review', 'failed']);
+    expect(done.status).toBe('in_review');
+    const prompt = env.fakeLog().find((r) => r.env.FACTORY_TASK_ID === String(t.id))!.prompt;
+    expect(prompt).toContain('Relevant memories from earlier tasks');
+    expect(prompt).toContain('Use npm ci for the test suite');
+    expect(prompt).not.toContain('Decoy 7');
+    const stored = await waitFor(async () => {
+      const r = (await env.app.inject({ url: '/api/memory?repo=acme/web&q=migrations' })).json();
+      return r.memories.find((m: { content: string }) => m.content.includes('Migrations live in db/migrations'));
+    }, { what: 'learning stored' });
+    expect(stored).toMatchObject({ kind: 'learning', task_id: t.id, repo: 'acme/web' });
+    const outcome = (await env.app.inject({ url: '/api/memory?repo=acme/web&q=failing test suite' })).json().memories;
+    expect(outcome.some((m: { kind: string; task_id: number }) => m.kind === 'outcome' && m.task_id === t.id)).toBe(true);
+  });
+
+  it('looks up and forgets memories through the API', async () => {
+    const list = (await env.app.inject({ url: '/api/memory?repo=acme/web&limit=5' })).json();
+    expect(list.memories.length).toBe(5);
+    expect(list.health.status).toBe('ok');
+    const id = list.memories[0].id;
+    expect((await env.app.inject({ method: 'DELETE', url: `/api/memory/${id}` })).statusCode).toBe(200);
+    expect((await env.app.inject({ method: 'DELETE', url: `/api/memory/${id}` })).statusCode).toBe(404);
+    expect((await env.app.inject({ method: 'DELETE', url: '/api/memory/x;DROP' })).statusCode).toBe(400);
+    expect((await env.app.inject({ url: '/api/memory?limit=0' })).statusCode).toBe(400);
+    expect((await env.app.inject({ url: '/health' })).json().memory).toMatchObject({ status: 'ok' });
+  });
+});
+
+describe('the service as a process', () => {
+  it('serves /health, keeps memories in data/ across a restart, and exits cleanly on SIGTERM', async () => {
+    const dir = tempDir();
+    const origins = path.join(dir, 'origins');
+    makeOrigin(origins, 'acme', 'web');
+    const config = {
+      github: { clone_base: origins, api_url: 'http://127.0.0.1:9' },
+      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1 },
+      default_org: 'acme',
+    };
+    const first = await startFactory(dir, config);
+    try {
+      expect((await first.api('GET', '/health')).json).toMatchObject({ status: 'ok', db: 'ok' });
+      const created = await first.api('POST', '/api/tasks?auto_run=true', { title: 'Research caching', description: '[fake:noop learn=Redis_is_already_a_dependency]', repo: 'acme/web', agent_type: 'researcher' });
+      expect(created.status).toBe(201);
+      const final = await waitFor(async () => { const t = (await first.api('GET', `/api/tasks/${created.json.id}`)).json; return ['done', 'failed', 'in_review'].includes(t.status) ? t : undefined; }, { what: 'task finished', timeoutMs: 30_000 });
+      expect(final.error).toBe('');
+      expect(final.status).toBe('done');
+      await waitFor(async () => (await first.api('GET', '/api/memory?q=redis')).json.memories.length > 0, { what: 'memory stored' });
+    } finally {
+      first.child.kill('SIGTERM');
+    }
+    expect(await first.exited).toBe(0);
+    expect(first.output()).toContain('stopped');
+    const second = await startFactory(dir, config);
+    try {
+      const found = (await second.api('GET', '/api/memory?q=redis')).json.memories;
+      expect(found.some((m: { content: string }) => m.content.includes('Redis is already a dependency'))).toBe(true);
+    } finally {
+      second.child.kill('SIGTERM');
+    }
+    expect(await second.exited).toBe(0);
+  });
+});

@@ -1,0 +1,56 @@
+// Runs Factory as a real child process (as `npm start` does) for restart, crash and shutdown tests.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { ROOT, waitFor } from './helpers.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface FactoryProcess {
+  child: ChildProcess;
+  url: string;
+  output(): string;
+  /** Resolves with the exit code (or signal name). */
+  exited: Promise<number | string>;
+  api<T = any>(method: string, p: string, body?: unknown): Promise<{ status: number; json: T }>;
+}
+
+/** Writes <dir>/config.yml from `config` and starts `tsx src/main.ts` on a free port. */
+export async function startFactory(dir: string, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<FactoryProcess> {
+  const port = await freePort();
+  const configPath = path.join(dir, 'config.yml');
+  writeFileSync(configPath, stringify({ data_dir: path.join(dir, 'data'), ...config, server: { port } }));
+  let out = '';
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', TMPDIR: process.env.TMPDIR ?? '/tmp', FACTORY_CONFIG: configPath, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  const url = `http://127.0.0.1:${port}`;
+  const api = async (method: string, p: string, body?: unknown) => {
+    const res = await fetch(url + p, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+    const text = await res.text();
+    return { status: res.status, json: text ? JSON.parse(text) : undefined };
+  };
+  let exitedEarly = false;
+  void exited.then(() => { exitedEarly = true; });
+  await waitFor(async () => {
+    if (exitedEarly) throw new Error(`factory exited during start:\n${out}`);
+    try { return (await fetch(`${url}/health`)).ok; } catch { return false; }
+  }, { timeoutMs: 30_000, what: 'factory /health' });
+  return { child, url, output: () => out, exited, api };
+}
