@@ -12,6 +12,7 @@ import { EventBus, StreamPublisher } from './events/bus.js';
 import { TaskService } from './tasks/service.js';
 import { Scheduler, type Executor } from './queue/scheduler.js';
 import { coerceError } from './errors.js';
+import { TaskTokens } from './auth/task-token.js';
 
 export interface Services {
   config: Config;
@@ -22,6 +23,7 @@ export interface Services {
   stream: StreamPublisher;
   tasks: TaskService;
   scheduler: Scheduler;
+  taskTokens: TaskTokens;
   /** Extra /health fields contributed by optional parts (memory, outbox). */
   health(): Record<string, unknown>;
   addHealth(name: string, fn: () => unknown): void;
@@ -57,7 +59,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   let stopping: Promise<void> | null = null;
 
   const services: Services = {
-    config, logger, db, repos, bus, stream, tasks, scheduler,
+    config, logger, db, repos, bus, stream, tasks, scheduler, taskTokens: new TaskTokens(repos.kv),
     onStop: (fn) => { stopHooks.push(fn); },
     onStart: (fn) => { startHooks.push(fn); },
     health: () => Object.fromEntries([...healthParts].map(([k, fn]) => [k, fn()])),

@@ -55,6 +55,7 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     config, logger: s.logger.child({ component: 'executor' }), tasks: s.tasks, logs: s.repos.logs, runs: s.repos.runs, bus: s.bus,
     workspace, github, baseEnv: config.baseEnv,
     apiUrl: config.public_url || `http://127.0.0.1:${config.server.port}`,
+    taskToken: (id) => s.taskTokens.issue(id),
   });
   s.scheduler.setExecutor(executor.execute);
 

@@ -11,6 +11,8 @@ export interface DomainEvents {
   'agent.started': { task: TaskRow; branch: string };
   'task.answered': { task: TaskRow; by: string; response: string };
   'task.question_reminder': { task: TaskRow; question: string };
+  /** A preview environment of the task is up at `url` (sent once per url). */
+  'task.preview': { task: TaskRow; url: string };
   'workflow.started': { workflow: WorkflowRow };
   'workflow.iteration': { workflow: WorkflowRow; iteration: number; max: number };
   'workflow.completed': { workflow: WorkflowRow };

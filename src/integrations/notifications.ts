@@ -62,6 +62,10 @@ export class Notifications {
           return;
       }
     });
+    bus.on('task.preview', ({ task, url }) => {
+      tg.notify(`🚀 Preview deployed for ${title(task)}\n${esc(url)}`, { dedupeKey: `tg:preview:${task.id}:${url}` });
+      board.postSystem({ task_id: task.id, workflow_id: task.workflow_id, message_type: 'status', message: `Preview deployed: ${url}` });
+    });
     bus.on('task.answered', ({ task, by }) => {
       tg.notify(`▶️ Answer received from ${esc(by)}; resuming ${title(task)}`, { dedupeKey: `tg:answered:${task.id}:${task.updated_at}` });
     });

@@ -90,6 +90,10 @@ export class PlaneSync {
         default: return;
       }
     });
+    bus.on('task.preview', ({ task, url }) => {
+      if (!linked(task)) return;
+      this.enqueue({ op: 'comment', taskId: task.id, html: `<p>🚀 Preview deployed: <a href="${escapeHtml(url)}">${escapeHtml(url)}</a></p>` }, `plane:task:${task.id}`, `plane:preview:${task.id}:${url}`);
+    });
     // The state moves back to in_progress when the agent actually starts again (agent.started).
     bus.on('task.answered', ({ task }) => { if (linked(task)) this.forTask(task, null, '<p>▶️ Answer received; the agent resumes.</p>'); });
     bus.on('task.question_reminder', ({ task, question }) => {

@@ -32,6 +32,8 @@ export interface ExecutorDeps {
   /** PATH, HOME and friends for the agent and git. */
   baseEnv: Record<string, string>;
   apiUrl: string;
+  /** A token that lets the agent's tools call its own task's routes. */
+  taskToken: (taskId: number) => string;
 }
 
 /** What the agent produced, handed to listeners after every run. */
@@ -216,6 +218,7 @@ export class TaskExecutor {
       FACTORY_TASK_ID: String(task.id),
       FACTORY_AGENT_TYPE: task.agent_type,
       FACTORY_API_URL: this.d.apiUrl,
+      FACTORY_API_TOKEN: this.d.taskToken(task.id),
       ...(task.workflow_id ? { FACTORY_WORKFLOW_ID: String(task.workflow_id) } : {}),
     };
   }

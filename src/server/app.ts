@@ -46,7 +46,13 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
       if (!url.startsWith('/api/') || url.startsWith('/api/webhooks/')) return;
       const header = req.headers.authorization ?? '';
       const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-      const ok = given.length > 0 && timingSafeEqual(createHash('sha256').update(given).digest(), want);
+      let ok = given.length > 0 && timingSafeEqual(createHash('sha256').update(given).digest(), want);
+      if (!ok && given.startsWith('ftk_')) {
+        // An agent's task token opens only its own task's agent-facing routes.
+        const taskId = services.taskTokens.verify(given);
+        const m = /^\/api\/tasks\/(\d+)\/(environments|messages)(\/|\?|$)/.exec(url);
+        ok = taskId !== undefined && m !== null && Number(m[1]) === taskId;
+      }
       if (!ok) throw new AppError(401, 'unauthorized', 'missing or invalid bearer token (Authorization: Bearer <FACTORY_AUTH_TOKEN>)');
     });
   }
