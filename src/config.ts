@@ -139,6 +139,8 @@ export const configSchema = z.object({
     command: str.default('docker'),
     health_timeout_seconds: posInt.default(120),
     preview_max_age_hours: posInt.default(24 * 7),
+    env: z.record(str, str).default({}),
+    preview_poll_seconds: posInt.default(300),
   }).strict().prefault({}),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 }).strict();
