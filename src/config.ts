@@ -72,6 +72,16 @@ export const configSchema = z.object({
     kill_grace_seconds: z.number().positive().default(10),
     env: z.record(str, str).default({}),
     log_tail_lines: posInt.default(200),
+    /** The same tool call or output this many times in a row stops the agent as stuck (0 = off). */
+    stall_repeat_threshold: nonNegInt.default(20),
+    /** Queue pause after a usage limit whose reset time the agent did not report. */
+    usage_limit_backoff_minutes: z.number().positive().default(30),
+  }).strict().prefault({}),
+  budgets: z.object({
+    /** Dollars one task may spend over all its runs (0 = no limit). */
+    task_usd: z.number().nonnegative().default(0),
+    /** Dollars all agents may spend per UTC day; the queue stops starting work when spent (0 = no limit). */
+    daily_usd: z.number().nonnegative().default(0),
   }).strict().prefault({}),
   queue: z.object({
     max_attempts: posInt.default(3),
@@ -201,7 +211,7 @@ export interface LoadOptions {
 export function loadConfig(opts: LoadOptions = {}): Config {
   const baseEnv = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
-  const configPath = opts.configPath ?? baseEnv.FACTORY_CONFIG ?? (existsSync(path.join(cwd, 'config.yml')) ? path.join(cwd, 'config.yml') : undefined);
+  const configPath = opts.configPath || baseEnv.FACTORY_CONFIG || (existsSync(path.join(cwd, 'config.yml')) ? path.join(cwd, 'config.yml') : undefined);
   const rootDir = configPath ? path.dirname(path.resolve(cwd, configPath)) : cwd;
 
   let env: Record<string, string | undefined> = baseEnv;

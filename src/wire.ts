@@ -20,6 +20,9 @@ import type { Board } from './board/index.js';
 import { attachMemory, createMemoryFromConfig } from './memory/wiring.js';
 import { memoryRoutes } from './server/routes/memory.js';
 import type { MemoryStore } from './memory/types.js';
+import { QueueControl } from './queue/control.js';
+import { queueRoutes } from './server/routes/queue.js';
+import { reapAgentGroup } from './agents/reap.js';
 
 export interface Wired {
   routes: RoutePlugin[];
@@ -58,6 +61,10 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     taskToken: (id) => s.taskTokens.issue(id),
   });
   s.scheduler.setExecutor(executor.execute);
+  s.scheduler.reapAgent = (pid) => reapAgentGroup(pid, config.agent.command, s.logger);
+  const queue = new QueueControl({ kv: s.repos.kv, runs: s.repos.runs, bus: s.bus, dailyBudgetUsd: config.budgets.daily_usd });
+  s.scheduler.gate = queue.gate;
+  executor.onUsageLimit = (until, message) => { queue.pause(until, `usage limit: ${message}`, 'agent'); };
 
   // Workflow definitions are checked at startup: a bad one stops the service with a clear message.
   for (const [name, def] of Object.entries(config.workflows)) validateWorkflow(name, def);
@@ -93,6 +100,6 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   s.onStart(() => memory.init());
   s.onStop(() => memory.close());
 
-  const routes = [workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory)];
+  const routes = [queueRoutes(queue), workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory)];
   return { routes, executor, engine, board, plane, clarify, notifications, memory, workspace, github };
 }

@@ -18,6 +18,9 @@ export interface DomainEvents {
   'workflow.completed': { workflow: WorkflowRow };
   'workflow.failed': { workflow: WorkflowRow };
   'workflow.cancelled': { workflow: WorkflowRow };
+  'queue.paused': { until: string | null; reason: string; by: string };
+  'queue.resumed': { by: string; reason: string };
+  'queue.budget_spent': { spent: number; budget: number; resumesAt: string };
   'stream': EventRow;
 }
 

@@ -74,6 +74,13 @@ export class Notifications {
       const replyTo = ctx.telegram_key ? tg.sentMessageId(ctx.telegram_key) : undefined;
       tg.notify(`⏰ Still waiting for an answer on ${title(task)}: ${esc(question)}`, { replyTo, dedupeKey: `tg:reminder:${task.id}:${ctx.asked_at}` });
     });
+    bus.on('queue.paused', ({ until, reason, by }) => {
+      tg.notify(`⏸ Queue paused by ${esc(by)}: ${esc(reason)}${until ? `\nWork resumes at ${esc(until)}` : ''}`, { dedupeKey: `tg:paused:${until ?? 'manual'}:${reason}` });
+    });
+    bus.on('queue.resumed', ({ by }) => { tg.notify(`▶️ Queue resumed (${esc(by)})`); });
+    bus.on('queue.budget_spent', ({ spent, budget, resumesAt }) => {
+      tg.notify(`💸 Daily budget spent ($${spent.toFixed(2)} of $${budget.toFixed(2)}); no new work starts until ${esc(resumesAt)}`, { dedupeKey: `tg:budget:${resumesAt}` });
+    });
     bus.on('workflow.started', ({ workflow: w }) => { tg.notify(`🚀 Workflow <b>${esc(w.title)}</b> (${esc(w.name)} #${w.id}) started`, { dedupeKey: `tg:wf:${w.id}:start` }); });
     bus.on('workflow.iteration', ({ workflow: w, iteration, max }) => { tg.notify(`🔄 Workflow <b>${esc(w.title)}</b>: iteration ${iteration}/${max}`, { dedupeKey: `tg:wf:${w.id}:it:${iteration}` }); });
     bus.on('workflow.completed', ({ workflow: w }) => {

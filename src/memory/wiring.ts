@@ -44,6 +44,7 @@ export function memoriesFromRun(r: RunReport): NewMemory[] {
 }
 
 export function attachMemory(memory: MemoryStore, executor: TaskExecutor, maxPromptChars: number, logger: Logger): void {
+  if (memory.health().status === 'disabled') return;
   executor.addPromptSource(async (task, { resume }) => {
     if (resume) return undefined; // the session already holds what was recalled
     const records = await memory.recall({ repo: task.repo, text: `${task.title}\n${task.description}`, limit: 8 });

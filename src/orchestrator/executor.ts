@@ -16,6 +16,8 @@ import { runAgent, type RunResult } from '../agents/runner.js';
 import { extractProtocolObjects, type ProtocolObject, type StreamEvent } from '../agents/protocol.js';
 import { buildPrompt, buildResumePrompt, truncate } from '../agents/prompt.js';
 import { LogWriter } from './log-writer.js';
+import { StallDetector } from '../agents/stall.js';
+import { detectUsageLimit } from '../agents/limits.js';
 import { clarificationSection, parseClarification, type ClarificationContext } from './clarification.js';
 import { coerceError } from '../errors.js';
 import { scrub } from '../secrets.js';
@@ -61,6 +63,8 @@ export class TaskExecutor {
   private readonly eventListeners: Array<(task: TaskRow, ev: StreamEvent) => void> = [];
   private finisherFor: (task: TaskRow) => Finisher | undefined = () => undefined;
   systemPromptFor: (task: TaskRow) => string | undefined = () => undefined;
+  /** Called when the agent hit a usage limit; the task itself goes back to the queue. */
+  onUsageLimit: (until: Date, message: string) => void = () => {};
 
   constructor(private readonly d: ExecutorDeps) {
     // Answers to earlier questions always travel with the prompt (a resumed session may be gone).
@@ -150,6 +154,14 @@ export class TaskExecutor {
       ...c.agent.extra_args,
       ...(sessionId ? ['--resume', sessionId] : []),
     ];
+    const budget = c.budgets.task_usd;
+    if (budget > 0) {
+      const spent = this.d.tasks.get(task.id)?.cost_usd ?? 0;
+      if (spent >= budget) throw new Error(`task budget of $${budget.toFixed(2)} is spent ($${spent.toFixed(2)} so far); raise budgets.task_usd to continue`);
+      // Claude Code stops itself at this amount; Factory checks again after the run.
+      args.push('--max-budget-usd', (budget - spent).toFixed(2));
+    }
+    const stall = new StallDetector(c.agent.stall_repeat_threshold);
     const runRow = this.d.runs.start(task.id, task.attempts, sessionId ? 'resume' : 'run');
     const protocol: ProtocolObject[] = [];
     const seen = new Set<string>();
@@ -184,6 +196,13 @@ export class TaskExecutor {
         for (const l of this.eventListeners) {
           try { l(task, ev); } catch (err) { this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'agent event listener failed'); }
         }
+        if (ev.kind === 'init' && ev.sessionId) {
+          // Stored at once: if Factory dies mid-run, the next start resumes this session.
+          this.d.tasks.update(task.id, { session_id: ev.sessionId });
+          this.d.runs.update(runRow.id, { session_id: ev.sessionId });
+        }
+        const stuck = stall.see(ev);
+        if (stuck) return stuck;
         if (ev.kind === 'text') return collect(ev.text);
         if (ev.kind === 'result') return collect(ev.result.text);
       },
@@ -230,7 +249,9 @@ export class TaskExecutor {
     const base = { task, run, protocol, handoff, learnings, finalText, changedFiles: [] as string[] };
     const summary = truncate(typeof handoff?.summary === 'string' ? handoff.summary : finalText, 2000);
     let result: ExecResult;
+    let limit: ReturnType<typeof detectUsageLimit>;
     const keep = Boolean(task.workflow_id) || task.keep_worktree === 1;
+    const overBudget = () => this.d.config.budgets.task_usd > 0 && (this.d.tasks.get(task.id)?.cost_usd ?? 0) > this.d.config.budgets.task_usd;
 
     if (run.outcome === 'aborted') {
       // The scheduler decides: a cancel ends the task, a shutdown puts it back for the next boot.
@@ -243,6 +264,16 @@ export class TaskExecutor {
       const context = addQuestion(parseClarification(task.clarification_context), q);
       log.system(`agent asked: ${String(q.question)}`);
       result = { status: 'waiting_for_input', patch: { clarification_context: JSON.stringify(context) } };
+    } else if ((run.outcome === 'agent_error' || run.outcome === 'crashed') && (limit = detectUsageLimit([run.result?.text ?? '', ...run.tail.slice(-5), ...run.stderrTail.slice(-5)]))) {
+      // Not the task's fault: pause the queue until the limit resets and resume this task then.
+      const until = limit.resetAt && limit.resetAt.getTime() > Date.now() ? limit.resetAt : new Date(Date.now() + this.d.config.agent.usage_limit_backoff_minutes * 60_000);
+      log.system(`usage limit reached (${limit.message}); the task waits until ${until.toISOString()}`);
+      this.onUsageLimit(until, limit.message);
+      result = { status: 'queued', notBefore: until, countAttempt: false };
+    } else if (run.outcome === 'success' && overBudget()) {
+      const spent = this.d.tasks.get(task.id)?.cost_usd ?? 0;
+      result = { status: 'failed', error: `Task budget exceeded: spent $${spent.toFixed(2)} of $${this.d.config.budgets.task_usd.toFixed(2)} (budgets.task_usd)` };
+      if (!keep) await this.cleanup(spec, task, log);
     } else if (run.outcome === 'success') {
       const finisher = this.finisherFor(task);
       result = finisher ? await finisher(task, wt, spec, base) : await this.publish(task, log, wt, spec, summary);

@@ -69,7 +69,11 @@ export class Scheduler {
   private wake: (() => void) | null = null;
   private loopPromise: Promise<void> | null = null;
   private stopPromise: Promise<void> | null = null;
+  /** How many times the loop has looked for work (lets tests observe that it did, without sleeping). */
+  passes = 0;
   gate: StartGate = () => ({ ok: true });
+  /** Kills what is left of an agent process group from a previous run (set by wiring). */
+  reapAgent: (pid: number) => void = () => {};
 
   constructor(
     private readonly deps: { tasks: TaskService; repo: TasksRepo; runs: RunsRepo; logger: Logger; executor: Executor },
@@ -112,6 +116,8 @@ export class Scheduler {
   // Tasks left in_progress by a process that is gone go back to the queue (or fail after too many attempts).
   recover(): void {
     for (const t of this.deps.repo.orphans(this.owner)) {
+      // An agent of the dead process may still be running in its own process group: stop it first.
+      for (const r of this.deps.runs.open(t.id)) if (r.pid) this.reapAgent(r.pid);
       this.deps.runs.closeOpen(t.id, 'interrupted', 'Factory stopped while the agent was running');
       if (t.attempts >= this.opts.maxAttempts) {
         const errors = this.deps.runs.forTask(t.id).filter((r) => r.error).map((r) => `attempt ${r.attempt}: ${r.error}`);
@@ -148,6 +154,7 @@ export class Scheduler {
 
   // Starts as many tasks as there are free slots; returns how long to sleep.
   private fill(): number {
+    this.passes++;
     let delay = this.opts.pollMs;
     while (!this.stopping && this.running.size < this.opts.maxConcurrent) {
       const gate = this.gate();

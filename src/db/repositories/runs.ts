@@ -33,6 +33,15 @@ export class RunsRepo {
       .run(outcome, error, nowIso(), taskId);
   }
 
+  open(taskId: number): RunRow[] {
+    return this.db.prepare('SELECT * FROM task_runs WHERE task_id = ? AND ended_at IS NULL ORDER BY id').all(taskId) as RunRow[];
+  }
+
+  /** Dollars spent by runs started at or after `sinceIso`. */
+  costSince(sinceIso: string): number {
+    return (this.db.prepare('SELECT COALESCE(SUM(cost_usd), 0) AS c FROM task_runs WHERE started_at >= ?').get(sinceIso) as { c: number }).c;
+  }
+
   forTask(taskId: number): RunRow[] {
     return this.db.prepare('SELECT * FROM task_runs WHERE task_id = ? ORDER BY id').all(taskId) as RunRow[];
   }

@@ -1,0 +1,94 @@
+// The operator CLI: `factory serve | doctor | config | migrate | version | help`.
+// bin/factory.js loads this file (through tsx from src/, or compiled from dist/) and calls runCli().
+import { existsSync, realpathSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ConfigError } from '../config.js';
+import { SchemaTooNewError } from '../db/connection.js';
+import { scrub } from '../secrets.js';
+import { VERSION } from '../version.js';
+import { doctor } from './doctor.js';
+import { migrateCommand } from './migrate.js';
+import { showConfig } from './show-config.js';
+
+/** The installation: two levels above this file, in src/cli and in dist/cli alike. */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+const USAGE = `Usage: factory <command> [options]
+
+Commands:
+  serve            run the Factory server in the foreground (same as node dist/main.js)
+  doctor           check configuration, tools, tokens and services; exit code 1 when something fails
+  config [--json]  print the effective configuration with secrets masked
+  migrate          apply pending database migrations and print the schema version
+  version          print the Factory version
+  help             show this text
+
+The configuration is ./config.yml (or $FACTORY_CONFIG) plus .env next to it. When the current
+directory has no config.yml, the commands run from the installation directory (${ROOT}).
+Run them as the service user, e.g.: sudo -u factory factory doctor
+Reference: docs/operations.md and docs/configuration.md`;
+
+const out = (line: string) => { process.stdout.write(`${line}\n`); };
+const err = (line: string) => { process.stderr.write(`${line}\n`); };
+
+/** Runs one command. Resolves to an exit code, or undefined for `serve` (the server owns the process). */
+export async function runCli(argv: string[]): Promise<number | undefined> {
+  const [command = 'help', ...rest] = argv;
+  // Same working directory as the systemd unit, so relative paths in config.yml mean the same thing.
+  if (!existsSync('config.yml') && existsSync(path.join(ROOT, 'config.yml'))) process.chdir(ROOT);
+  try {
+    switch (command) {
+      case 'serve':
+        await import('../main.js');
+        return undefined;
+      case 'doctor':
+        return await doctor(out);
+      case 'config':
+        return showConfig(out, rest.includes('--json') ? 'json' : 'yaml');
+      case 'migrate':
+        return migrateCommand(out, { asRoot: rest.includes('--as-root') });
+      case 'version':
+      case '--version':
+      case '-v':
+        out(`factory ${VERSION} (node ${process.versions.node})`);
+        return 0;
+      case 'help':
+      case '--help':
+      case '-h':
+        out(USAGE);
+        return 0;
+      default:
+        err(`factory: unknown command "${command}"\n\n${USAGE}`);
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      err(`factory: ${e.message}`);
+      return 78;
+    }
+    if (e instanceof SchemaTooNewError) {
+      err(`factory: ${e.message}`);
+      return 1;
+    }
+    err(`factory ${command}: ${scrub(e instanceof Error ? e.message : String(e))}`);
+    return 1;
+  }
+}
+
+/** Ends the process once stdout has drained (pipes may be asynchronous). */
+export function exitWith(code: number): void {
+  process.stdout.write('', () => process.exit(code));
+}
+
+// Also runnable directly: node dist/cli/main.js doctor
+const invokedDirectly = (() => {
+  try {
+    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+})();
+if (invokedDirectly) {
+  void runCli(process.argv.slice(2)).then((code) => { if (code !== undefined) exitWith(code); });
+}
