@@ -77,6 +77,19 @@ export const configSchema = z.object({
     /** Queue pause after a usage limit whose reset time the agent did not report. */
     usage_limit_backoff_minutes: z.number().positive().default(30),
   }).strict().prefault({}),
+  pr_loop: z.object({
+    enabled: z.boolean().default(true),
+    /** Fallback polling of open PRs for missed webhooks. */
+    poll_seconds: posInt.default(120),
+    max_ci_fix_attempts: nonNegInt.default(3),
+    /** A review or PR comment that mentions this asks the agent for changes. */
+    trigger: str.min(2).default('@factory'),
+    /** GitHub logins whose reviews/comments the agent acts on; empty = nobody (comments are ignored and logged). */
+    allowed_users: z.array(str).default([]),
+    delete_branch_on_merge: z.boolean().default(true),
+    /** Characters of failing-check output put into the prompt. */
+    max_failure_chars: posInt.default(6000),
+  }).strict().prefault({}),
   budgets: z.object({
     /** Dollars one task may spend over all its runs (0 = no limit). */
     task_usd: z.number().nonnegative().default(0),

@@ -23,6 +23,9 @@ import type { MemoryStore } from './memory/types.js';
 import { QueueControl } from './queue/control.js';
 import { queueRoutes } from './server/routes/queue.js';
 import { reapAgentGroup } from './agents/reap.js';
+import { PrLoop } from './prloop/service.js';
+import { PrWatchRepo } from './db/repositories/pr-watch.js';
+import { githubWebhookRoutes } from './server/routes/github-webhook.js';
 
 export interface Wired {
   routes: RoutePlugin[];
@@ -33,6 +36,7 @@ export interface Wired {
   clarify: ClarificationService;
   notifications: Notifications;
   memory: MemoryStore;
+  prLoop: PrLoop;
   workspace: Workspace;
   github: GitHubClient;
 }
@@ -94,12 +98,19 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   s.onStart(() => { clarify.start(); plane.start(); notifications.startReplies(); });
   s.onStop(() => { clarify.stop(); plane.stop(); return notifications.stop(); });
 
+  const prLoop = new PrLoop({
+    config, logger: s.logger.child({ component: 'pr-loop' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus, github,
+    watches: new PrWatchRepo(s.db), seen, outbox: board.outbox, board: board.board, executor, workspace,
+  });
+  s.onStart(() => prLoop.start());
+  s.onStop(() => prLoop.stop());
+
   const memory = createMemoryFromConfig(config, s.logger.child({ component: 'memory' }), opts.memoryUrl);
   attachMemory(memory, executor, config.memory.max_prompt_chars, s.logger);
   s.addHealth('memory', () => memory.health());
   s.onStart(() => memory.init());
   s.onStop(() => memory.close());
 
-  const routes = [queueRoutes(queue), workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory)];
-  return { routes, executor, engine, board, plane, clarify, notifications, memory, workspace, github };
+  const routes = [queueRoutes(queue), workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory), githubWebhookRoutes(prLoop)];
+  return { routes, executor, engine, board, plane, clarify, notifications, memory, prLoop, workspace, github };
 }

@@ -18,6 +18,8 @@ export interface DomainEvents {
   'workflow.completed': { workflow: WorkflowRow };
   'workflow.failed': { workflow: WorkflowRow };
   'workflow.cancelled': { workflow: WorkflowRow };
+  /** The PR loop gave up on a task's pull request; a person must look. */
+  'task.pr_attention': { task: TaskRow; reason: string };
   'queue.paused': { until: string | null; reason: string; by: string };
   'queue.resumed': { by: string; reason: string };
   'queue.budget_spent': { spent: number; budget: number; resumesAt: string };

@@ -177,6 +177,12 @@ export class Workspace {
     await this.run(`pushing ${branch}`, () => this.git(wt, true).raw(['push', '--quiet', 'origin', `HEAD:refs/heads/${branch}`]));
   }
 
+  /** Deletes a merged task branch on the remote (never the default branch). */
+  async deleteRemoteBranch(spec: RepoSpec, branch: string, baseBranch: string): Promise<void> {
+    if (!branch || branch === baseBranch) return;
+    await this.locks.run(spec.slug, () => this.run(`deleting ${branch}`, () => this.git(this.cachePath(spec), true).raw(['push', '--quiet', 'origin', '--delete', branch])));
+  }
+
   /** Removes the worktree and its local branch ref; the pushed branch stays on the remote. */
   async remove(spec: RepoSpec, key: string, branch?: string): Promise<void> {
     const wt = this.worktreePath(key);

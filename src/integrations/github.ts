@@ -79,6 +79,28 @@ export class GitHubClient {
     await this.request('PATCH', `/repos/${owner}/${repo}/pulls/${n}`, patch);
   }
 
+  async checkRuns(owner: string, repo: string, sha: string): Promise<Array<{ name: string; status: string; conclusion: string | null; output?: { title?: string | null; summary?: string | null; text?: string | null }; html_url?: string }>> {
+    const r = await this.request<{ check_runs?: [] }>('GET', `/repos/${owner}/${repo}/commits/${encodeURIComponent(sha)}/check-runs?per_page=100`);
+    return r.check_runs ?? [];
+  }
+
+  async statuses(owner: string, repo: string, sha: string): Promise<Array<{ context: string; state: string; description?: string | null; target_url?: string | null }>> {
+    const r = await this.request<{ statuses?: [] }>('GET', `/repos/${owner}/${repo}/commits/${encodeURIComponent(sha)}/status`);
+    return r.statuses ?? [];
+  }
+
+  reviews(owner: string, repo: string, n: number) {
+    return this.request<Array<{ id: number; user?: { login?: string }; state?: string; body?: string | null }>>('GET', `/repos/${owner}/${repo}/pulls/${n}/reviews?per_page=100`);
+  }
+
+  reviewComments(owner: string, repo: string, n: number) {
+    return this.request<Array<{ id: number; user?: { login?: string }; body?: string; path?: string; line?: number | null; pull_request_review_id?: number | null }>>('GET', `/repos/${owner}/${repo}/pulls/${n}/comments?per_page=100`);
+  }
+
+  issueComments(owner: string, repo: string, n: number) {
+    return this.request<Array<{ id: number; user?: { login?: string }; body?: string }>>('GET', `/repos/${owner}/${repo}/issues/${n}/comments?per_page=100`);
+  }
+
   async comment(owner: string, repo: string, n: number, body: string): Promise<void> {
     await this.request('POST', `/repos/${owner}/${repo}/issues/${n}/comments`, { body });
   }

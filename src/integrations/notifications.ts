@@ -66,6 +66,11 @@ export class Notifications {
       tg.notify(`🚀 Preview deployed for ${title(task)}\n${esc(url)}`, { dedupeKey: `tg:preview:${task.id}:${url}` });
       board.postSystem({ task_id: task.id, workflow_id: task.workflow_id, message_type: 'status', message: `Preview deployed: ${url}` });
     });
+    bus.on('task.pr_attention', ({ task, reason }) => {
+      // The board error message is forwarded when errors are in forward_types; otherwise tell Telegram here.
+      const mb = this.d.config.message_board;
+      if (!(mb.enabled && mb.telegram_forward && mb.forward_types.includes('error'))) tg.notify(`⚠️ ${title(task)}: ${esc(reason)}`);
+    });
     bus.on('task.answered', ({ task, by }) => {
       tg.notify(`▶️ Answer received from ${esc(by)}; resuming ${title(task)}`, { dedupeKey: `tg:answered:${task.id}:${task.updated_at}` });
     });

@@ -94,6 +94,9 @@ export class PlaneSync {
       if (!linked(task)) return;
       this.enqueue({ op: 'comment', taskId: task.id, html: `<p>🚀 Preview deployed: <a href="${escapeHtml(url)}">${escapeHtml(url)}</a></p>` }, `plane:task:${task.id}`, `plane:preview:${task.id}:${url}`);
     });
+    bus.on('task.pr_attention', ({ task, reason }) => {
+      if (linked(task)) this.forTask(task, null, `<p>⚠️ ${escapeHtml(reason)}</p>`);
+    });
     // The state moves back to in_progress when the agent actually starts again (agent.started).
     bus.on('task.answered', ({ task }) => { if (linked(task)) this.forTask(task, null, '<p>▶️ Answer received; the agent resumes.</p>'); });
     bus.on('task.question_reminder', ({ task, question }) => {

@@ -18,6 +18,7 @@ import { buildPrompt, buildResumePrompt, truncate } from '../agents/prompt.js';
 import { LogWriter } from './log-writer.js';
 import { StallDetector } from '../agents/stall.js';
 import { detectUsageLimit } from '../agents/limits.js';
+import { parseRevision } from '../prloop/service.js';
 import { clarificationSection, parseClarification, type ClarificationContext } from './clarification.js';
 import { coerceError } from '../errors.js';
 import { scrub } from '../secrets.js';
@@ -118,6 +119,8 @@ export class TaskExecutor {
       }
     }
     const sections: string[] = [];
+    const revision = parseRevision(task.revision_context);
+    if (revision) sections.push(revision.text);
     for (const src of this.promptSources) {
       try {
         const s = await src(task, { resume });
@@ -127,7 +130,8 @@ export class TaskExecutor {
       }
     }
     const reason = answered ? 'the person answered your question (see below).' : `Factory restarted while you were working (attempt ${task.attempts}). Your earlier edits are still in the worktree and were committed as a WIP checkpoint.`;
-    const prompt = resume ? buildResumePrompt(reason, task, sections) : buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
+    const promptTask = revision ? { ...task, agent_type: 'coder_revision' } : task;
+    const prompt = resume ? buildResumePrompt(reason, task, sections) : buildPrompt({ task: promptTask, repoSlug: spec.slug, branch, baseBranch: base, sections });
 
     this.d.bus.emit('agent.started', { task, branch });
     const result = await this.runOnce(task, ctx, log, wt, prompt, resume ? task.session_id : undefined);
@@ -143,7 +147,9 @@ export class TaskExecutor {
 
   private async runOnce(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, prompt: string, sessionId: string | undefined) {
     const c = this.d.config;
-    const type = (task.agent_type in c.agent_templates ? task.agent_type : 'coder') as AgentType;
+    const revision = parseRevision(task.revision_context);
+    // Follow-up work on an open PR (CI failure, review) is a revision, whatever the task's own type.
+    const type = (revision ? 'coder_revision' : task.agent_type in c.agent_templates ? task.agent_type : 'coder') as AgentType;
     const template = c.agent_templates[type];
     const promptFile = this.systemPromptFor(task) ?? template.system_prompt_file;
     if (!existsSync(promptFile)) throw new Error(`system prompt file for ${type} not found: ${promptFile}`);
@@ -162,7 +168,7 @@ export class TaskExecutor {
       args.push('--max-budget-usd', (budget - spent).toFixed(2));
     }
     const stall = new StallDetector(c.agent.stall_repeat_threshold);
-    const runRow = this.d.runs.start(task.id, task.attempts, sessionId ? 'resume' : 'run');
+    const runRow = this.d.runs.start(task.id, task.attempts, revision?.kind ?? (sessionId ? 'resume' : 'run'));
     const protocol: ProtocolObject[] = [];
     const seen = new Set<string>();
     const collect = (text: string): string | void => {
@@ -184,7 +190,7 @@ export class TaskExecutor {
       command: c.agent.command,
       args,
       cwd: wt.path,
-      env: this.agentEnv(task),
+      env: this.agentEnv(task, type),
       totalTimeoutMs: Math.min(template.timeout_minutes, c.agent_timeout_minutes) * 60_000,
       idleTimeoutMs: c.agent_activity_timeout_minutes * 60_000,
       killGraceMs: c.agent.kill_grace_seconds * 1000,
@@ -228,14 +234,14 @@ export class TaskExecutor {
     return { run, protocol };
   }
 
-  private agentEnv(task: TaskRow): Record<string, string> {
+  private agentEnv(task: TaskRow, type: string): Record<string, string> {
     const c = this.d.config;
     return {
       ...this.d.baseEnv,
       ...(c.secrets.anthropicApiKey ? { ANTHROPIC_API_KEY: c.secrets.anthropicApiKey } : {}),
       ...c.agent.env,
       FACTORY_TASK_ID: String(task.id),
-      FACTORY_AGENT_TYPE: task.agent_type,
+      FACTORY_AGENT_TYPE: type,
       FACTORY_API_URL: this.d.apiUrl,
       FACTORY_API_TOKEN: this.d.taskToken(task.id),
       ...(task.workflow_id ? { FACTORY_WORKFLOW_ID: String(task.workflow_id) } : {}),
@@ -290,6 +296,8 @@ export class TaskExecutor {
     for (const l of this.runListeners) {
       try { await l(report); } catch (err) { this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'run listener failed'); }
     }
+    // A revision is done once its run ended one way or the other.
+    if (result.status !== 'queued' && task.revision_context) result.patch = { ...result.patch, revision_context: '' };
     return result;
   }
 

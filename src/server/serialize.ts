@@ -26,6 +26,8 @@ export function taskJson(t: TaskRow, lastOutput: string | null = null) {
     updated_at: t.updated_at,
     base_branch: t.base_branch,
     pr_number: t.pr_number,
+    pr_state: t.pr_state || null,
+    ci_conclusion: t.ci_conclusion || null,
     result_summary: t.result_summary,
     session_id: t.session_id,
     attempts: t.attempts,

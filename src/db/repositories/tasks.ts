@@ -36,6 +36,9 @@ export interface TaskRow {
   lease_expires_at: number | null;
   cancel_requested: number;
   keep_worktree: number;
+  pr_state: string;
+  ci_conclusion: string;
+  revision_context: string;
   created_at: string;
   started_at: string | null;
   completed_at: string | null;
@@ -64,7 +67,7 @@ const UPDATABLE = new Set<keyof TaskRow>([
   'worktree_path', 'pr_url', 'pr_number', 'preview_url', 'error', 'result_summary', 'clarification_context',
   'workflow_id', 'workflow_step', 'session_id', 'cost_usd', 'input_tokens', 'output_tokens', 'cache_read_tokens',
   'cache_creation_tokens', 'run_requested_at', 'not_before', 'lease_owner', 'lease_expires_at', 'cancel_requested',
-  'keep_worktree', 'started_at', 'completed_at', 'attempts',
+  'keep_worktree', 'started_at', 'completed_at', 'attempts', 'pr_state', 'ci_conclusion', 'revision_context',
 ]);
 export type TaskPatch = Partial<Pick<TaskRow, Extract<keyof TaskRow, string>>>;
 
