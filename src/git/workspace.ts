@@ -136,8 +136,10 @@ export class Workspace {
       const g = this.git(cache);
       await this.run('pruning worktrees', () => g.raw(['worktree', 'prune']));
       rmSync(wt, { recursive: true, force: true });
-      const remoteHas = (await g.raw(['branch', '-r', '--list', `origin/${branch}`])).trim() !== '';
-      const localHas = (await g.raw(['branch', '--list', branch])).trim() !== '';
+      // One command for both questions (simple-git waits 50 ms after every command that prints nothing).
+      const refs = (await g.raw(['for-each-ref', '--format=%(refname)', `refs/heads/${branch}`, `refs/remotes/origin/${branch}`])).split('\n');
+      const remoteHas = refs.includes(`refs/remotes/origin/${branch}`);
+      const localHas = refs.includes(`refs/heads/${branch}`);
       const start = remoteHas ? `origin/${branch}` : `origin/${baseBranch}`;
       if (localHas) await this.run('resetting branch', () => g.raw(['branch', '-f', branch, start]));
       const args = localHas ? ['worktree', 'add', '--quiet', wt, branch] : ['worktree', 'add', '--quiet', '-b', branch, wt, start];
@@ -149,9 +151,9 @@ export class Workspace {
   /** Commits everything the agent left uncommitted. Returns true when a commit was made. */
   async commitAll(wt: string, message: string): Promise<boolean> {
     const g = this.git(wt);
-    await this.run('staging changes', () => g.raw(['add', '-A']));
     const status = await g.raw(['status', '--porcelain']);
     if (!status.trim()) return false;
+    await this.run('staging changes', () => g.raw(['add', '-A']));
     await this.run('committing', () => g.raw(['commit', '--quiet', '--no-verify', '-m', message]));
     return true;
   }

@@ -30,14 +30,16 @@ export class LogsRepo {
       .all(taskId, opts.limit) as LogRow[]).reverse();
   }
 
-  /** The latest stdout line of each task, for `last_output`. */
+  /** The latest non-stderr line of each task, for `last_output`, in one query. */
   lastLines(taskIds: number[]): Map<number, string> {
     const out = new Map<number, string>();
-    const stmt = this.db.prepare(`SELECT line FROM task_logs WHERE task_id = ? AND stream <> 'stderr' ORDER BY id DESC LIMIT 1`);
-    for (const id of taskIds) {
-      const row = stmt.get(id) as { line: string } | undefined;
-      if (row) out.set(id, row.line);
-    }
+    if (!taskIds.length) return out;
+    const ids = JSON.stringify(taskIds);
+    const rows = this.db.prepare(`SELECT l.task_id, l.line FROM task_logs l JOIN (
+        SELECT (SELECT id FROM task_logs WHERE task_id = t.value AND stream <> 'stderr' ORDER BY id DESC LIMIT 1) AS id
+        FROM json_each(?) t
+      ) m ON m.id = l.id`).all(ids) as { task_id: number; line: string }[];
+    for (const r of rows) out.set(r.task_id, r.line);
     return out;
   }
 }
