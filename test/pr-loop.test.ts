@@ -35,7 +35,7 @@ describe('pull request follow-up', () => {
     env.github.setHeadSha(pr.number, gitOut(origin(), 'rev-parse', done.branch_name));
     return { task: done, pr };
   }
-  const syncHead = (task: { branch_name: string; pr_number: number }) => {
+  const syncHead = (task: Record<string, any>) => {
     const sha = gitOut(origin(), 'rev-parse', task.branch_name);
     env.github.setHeadSha(task.pr_number, sha);
     return sha;
@@ -78,7 +78,7 @@ describe('pull request follow-up', () => {
     const { task } = await openPr('Always red');
     for (let i = 1; i <= 3; i++) {
       const sha = syncHead(task);
-      env.github.setCheckRuns(sha, [{ name: 'build', conclusion: 'failure', output: { title: `failure number ${i}` } }]);
+      env.github.setCheckRuns(sha, [{ name: 'build', conclusion: 'failure', output: { title: `failure number ${i}`, summary: null, text: null } }]);
       await env.wired!.prLoop.poll();
       if (i <= 2) await waitRevision(task.id, i + 1);
     }
@@ -92,7 +92,7 @@ describe('pull request follow-up', () => {
 
   it('stops when the same check fails the same way twice', async () => {
     const { task } = await openPr('Same failure');
-    const fail = (sha: string) => env.github.setCheckRuns(sha, [{ name: 'e2e', conclusion: 'failure', output: { title: 'timeout in login flow' } }]);
+    const fail = (sha: string) => env.github.setCheckRuns(sha, [{ name: 'e2e', conclusion: 'failure', output: { title: 'timeout in login flow', summary: null, text: null } }]);
     fail(syncHead(task));
     await env.wired!.prLoop.poll();
     await waitRevision(task.id, 2);
