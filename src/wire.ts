@@ -26,6 +26,7 @@ import { reapAgentGroup } from './agents/reap.js';
 import { PrLoop } from './prloop/service.js';
 import { PrWatchRepo } from './db/repositories/pr-watch.js';
 import { githubWebhookRoutes } from './server/routes/github-webhook.js';
+import { dashboardRoutes } from './server/routes/dashboard.js';
 
 export interface Wired {
   routes: RoutePlugin[];
@@ -111,6 +112,6 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   s.onStart(() => memory.init());
   s.onStop(() => memory.close());
 
-  const routes = [queueRoutes(queue), workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory), githubWebhookRoutes(prLoop)];
+  const routes = [queueRoutes(queue), workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory), githubWebhookRoutes(prLoop), dashboardRoutes];
   return { routes, executor, engine, board, plane, clarify, notifications, memory, prLoop, workspace, github };
 }
