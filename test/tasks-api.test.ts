@@ -159,6 +159,17 @@ describe('tasks API', () => {
     expect(got.last_output).toBe('line 4');
   });
 
+  it('serves the upstream analytics and settings shapes', async () => {
+    const a = (await env.app.inject({ url: '/api/analytics' })).json();
+    expect(Object.keys(a)).toEqual(['summary', 'status_breakdown', 'duration', 'agent_performance', 'daily_trends', 'workflows']);
+    expect(a.daily_trends).toHaveLength(30);
+    expect(a.daily_trends.at(-1).date).toBe(new Date().toISOString().slice(0, 10));
+    expect(a.summary.total_tasks).toBeGreaterThan(0);
+    expect(a.status_breakdown.done).toBeGreaterThanOrEqual(1);
+    expect(a.daily_trends.at(-1).created).toBe(a.summary.total_tasks);
+    expect((await env.app.inject({ url: '/api/settings' })).json()).toEqual({ plane_base_url: '', plane_workspace_slug: '', plane_project_id: '' });
+  });
+
   it('reports health with queue numbers', async () => {
     const res = await env.app.inject({ url: '/health' });
     expect(res.statusCode).toBe(200);

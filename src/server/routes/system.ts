@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
 import { VERSION } from '../../version.js';
+import { analytics } from '../../db/repositories/analytics.js';
 
 export async function systemRoutes(app: FastifyInstance, s: Services): Promise<void> {
   // Open even with an auth token: load balancers and systemd probes use it.
@@ -23,4 +24,12 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
   });
 
   app.get('/api/agents', async () => s.scheduler.agents());
+
+  // Upstream-compatible read-only routes used by dashboards and scripts.
+  app.get('/api/analytics', async () => analytics(s.db));
+  app.get('/api/settings', async () => ({
+    plane_base_url: s.config.plane.base_url.replace(/\/+$/, ''),
+    plane_workspace_slug: s.config.plane.workspace_slug,
+    plane_project_id: s.config.plane.project_id,
+  }));
 }
