@@ -2,6 +2,8 @@
 // build step. Everything that comes from the API (agent text above all) reaches the DOM through
 // textContent or attributes set from JS, never as markup. The live stream is read with fetch()
 // rather than EventSource, so the API token travels in the Authorization header and never in a URL.
+import { readStream } from './sse.js';
+
 const TOKEN_KEY = 'factory_token';
 const REPO_KEY = 'factory_last_repo';
 const PAGE_SIZE = 100;
@@ -1321,37 +1323,6 @@ function onEvent(kind, payload) {
   }
 }
 
-// Parses an SSE byte stream per the spec (fields, comments, blank-line dispatch).
-async function readStream(body, onFrame) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  let ev = { event: 'message', data: [], id: null };
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += value;
-    let nl;
-    while ((nl = buf.search(/\r\n|\n|\r/)) >= 0) {
-      if (buf[nl] === '\r' && nl === buf.length - 1) break; // a CRLF may be split across chunks
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + (buf.startsWith('\r\n', nl) ? 2 : 1));
-      if (line === '') {
-        if (ev.id !== null) state.lastEventId = ev.id;
-        if (ev.data.length) onFrame(ev.event, ev.data.join('\n'));
-        ev = { event: 'message', data: [], id: null };
-        continue;
-      }
-      if (line.startsWith(':')) continue; // heartbeat comment
-      const i = line.indexOf(':');
-      const field = i < 0 ? line : line.slice(0, i);
-      const val = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
-      if (field === 'event') ev.event = val;
-      else if (field === 'data') ev.data.push(val);
-      else if (field === 'id') ev.id = val;
-      else if (field === 'retry' && /^\d+$/.test(val)) state.retryMs = Number(val);
-    }
-  }
-}
 
 async function connect() {
   const fresh = state.lastEventId === null;
@@ -1365,20 +1336,24 @@ async function connect() {
       return connect();
     }
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-    await readStream(res.body, (event, data) => {
-      let payload;
-      try { payload = JSON.parse(data); } catch { return; }
-      if (event === 'connected') {
-        state.failures = 0;
-        state.live = true;
-        setStatus('live', 'live');
-        // A fresh stream may have missed changes since the page loaded its data: load again.
-        if (fresh) loadView();
-      } else if (event === 'reset') {
-        loadView();
-      } else if (payload && typeof payload === 'object') {
-        onEvent(event, payload);
-      }
+    await readStream(res.body, {
+      onId: (id) => { state.lastEventId = id; },
+      onRetry: (ms) => { state.retryMs = ms; },
+      onFrame: (event, data) => {
+        let payload;
+        try { payload = JSON.parse(data); } catch { return; }
+        if (event === 'connected') {
+          state.failures = 0;
+          state.live = true;
+          setStatus('live', 'live');
+          // A fresh stream may have missed changes since the page loaded its data: load again.
+          if (fresh) loadView();
+        } else if (event === 'reset') {
+          loadView();
+        } else if (payload && typeof payload === 'object') {
+          onEvent(event, payload);
+        }
+      },
     });
   } catch {
     // network error or the server went away: reconnect below

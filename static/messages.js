@@ -1,6 +1,8 @@
 // Message board page. Plain ES module, no build step. All message content goes into the DOM through
 // textContent, never as markup. The live stream is read with fetch() (not EventSource) so that the
 // API token travels in the Authorization header and never in a URL.
+import { readStream } from './sse.js';
+
 const TOKEN_KEY = 'factory_token';
 const MAX_ITEMS = 500;
 const $ = (id) => document.getElementById(id);
@@ -182,37 +184,6 @@ function closeThread() {
 
 // ---- live stream ------------------------------------------------------------------------------
 
-// Parses an SSE byte stream per the spec (fields, comments, blank-line dispatch).
-async function readStream(body, onEvent) {
-  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  let ev = { event: 'message', data: [], id: null };
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buf += value;
-    let nl;
-    while ((nl = buf.search(/\r\n|\n|\r/)) >= 0) {
-      if (buf[nl] === '\r' && nl === buf.length - 1) break; // a CRLF may be split across chunks
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + (buf.startsWith('\r\n', nl) ? 2 : 1));
-      if (line === '') {
-        if (ev.id !== null) state.lastEventId = ev.id;
-        if (ev.data.length) onEvent(ev.event, ev.data.join('\n'));
-        ev = { event: 'message', data: [], id: null };
-        continue;
-      }
-      if (line.startsWith(':')) continue; // heartbeat comment
-      const i = line.indexOf(':');
-      const field = i < 0 ? line : line.slice(0, i);
-      const val = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
-      if (field === 'event') ev.event = val;
-      else if (field === 'data') ev.data.push(val);
-      else if (field === 'id') ev.id = val;
-      else if (field === 'retry' && /^\d+$/.test(val)) state.retryMs = Number(val);
-    }
-  }
-}
 
 async function connect(gen) {
   if (gen !== state.generation) return;
@@ -229,23 +200,27 @@ async function connect(gen) {
       return connect(gen);
     }
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-    await readStream(res.body, (event, data) => {
-      if (gen !== state.generation) return;
-      let payload;
-      try { payload = JSON.parse(data); } catch { return; }
-      if (event === 'connected') {
-        state.failures = 0;
-        setStatus('live', 'live');
-        // Fresh connection: load the history now that nothing new can be missed.
-        if (fresh) loadList(gen);
-      } else if (event === 'message') {
-        addMessage(payload, true);
-      } else if (event === 'reset') {
-        // Too far behind for a replay: reload everything.
-        state.items.clear();
-        $('messages').replaceChildren();
-        loadList(gen);
-      }
+    await readStream(res.body, {
+      onId: (id) => { state.lastEventId = id; },
+      onRetry: (ms) => { state.retryMs = ms; },
+      onFrame: (event, data) => {
+        if (gen !== state.generation) return;
+        let payload;
+        try { payload = JSON.parse(data); } catch { return; }
+        if (event === 'connected') {
+          state.failures = 0;
+          setStatus('live', 'live');
+          // Fresh connection: load the history now that nothing new can be missed.
+          if (fresh) loadList(gen);
+        } else if (event === 'message') {
+          addMessage(payload, true);
+        } else if (event === 'reset') {
+          // Too far behind for a replay: reload everything.
+          state.items.clear();
+          $('messages').replaceChildren();
+          loadList(gen);
+        }
+      },
     });
   } catch (err) {
     if (ctrl.signal.aborted || gen !== state.generation) return;

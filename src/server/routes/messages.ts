@@ -1,9 +1,4 @@
 // Message board routes: REST, the live SSE stream, and the /messages page with its static assets.
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import fastifyStatic from '@fastify/static';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { BoardService } from '../../board/service.js';
@@ -12,10 +7,8 @@ import { MESSAGE_TYPES, messageJson, type MessagesRepo } from '../../db/reposito
 import { notFound } from '../../errors.js';
 import type { RoutePlugin } from '../app.js';
 import { parseInput } from '../validation.js';
+import { ensureStatic, sendPage } from '../html.js';
 import { idParams } from './tasks.js';
-
-/** static/ at the repository root: three levels up from both src/server/routes and dist/server/routes. */
-export const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../static');
 
 const typeError = { error: `must be one of ${MESSAGE_TYPES.join(', ')}` };
 // An empty query value (`?task_id=` from a form) means "not set", not "0".
@@ -89,9 +82,7 @@ export function messageRoutes(deps: MessageRouteDeps): RoutePlugin {
 
   return async (app) => {
     // Another plugin (the dashboard) may already serve /static/; the files live in the same folder.
-    if (!app.hasRoute({ method: 'GET', url: '/static/*' })) {
-      await app.register(fastifyStatic, { root: STATIC_DIR, prefix: '/static/', decorateReply: false, index: false, maxAge: 0 });
-    }
+    await ensureStatic(app);
     // Fastify waits for open connections when closing; end the streams first.
     app.addHook('preClose', async () => sse.closeAll());
 
@@ -123,17 +114,6 @@ export function messageRoutes(deps: MessageRouteDeps): RoutePlugin {
       return rows.map(messageJson);
     });
 
-    app.get('/messages', async (_req, reply) => {
-      const file = path.join(STATIC_DIR, 'messages.html');
-      if (!existsSync(file)) throw notFound('messages.html');
-      return reply
-        .header('content-type', 'text/html; charset=utf-8')
-        .header('cache-control', 'no-cache')
-        .header('x-content-type-options', 'nosniff')
-        .header('referrer-policy', 'no-referrer')
-        // Defence in depth: even if some content slipped into markup, no inline or foreign script runs.
-        .header('content-security-policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-        .send(await readFile(file, 'utf8'));
-    });
+    app.get('/messages', async (_req, reply) => sendPage(reply, 'messages.html'));
   };
 }
