@@ -27,6 +27,7 @@ import { PrLoop } from './prloop/service.js';
 import { PrWatchRepo } from './db/repositories/pr-watch.js';
 import { githubWebhookRoutes } from './server/routes/github-webhook.js';
 import { dashboardRoutes } from './server/routes/dashboard.js';
+import { createEnvironments, type EnvironmentManager } from './docker/index.js';
 
 export interface Wired {
   routes: RoutePlugin[];
@@ -38,6 +39,7 @@ export interface Wired {
   notifications: Notifications;
   memory: MemoryStore;
   prLoop: PrLoop;
+  environments: EnvironmentManager;
   workspace: Workspace;
   github: GitHubClient;
 }
@@ -112,6 +114,8 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   s.onStart(() => memory.init());
   s.onStop(() => memory.close());
 
-  const routes = [queueRoutes(queue), workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory), githubWebhookRoutes(prLoop), dashboardRoutes];
-  return { routes, executor, engine, board, plane, clarify, notifications, memory, prLoop, workspace, github };
+  const environments = createEnvironments({ services: s, github, repoSpec: (repo) => executor.repoSpec(repo) });
+
+  const routes = [...environments.routes, queueRoutes(queue), workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory), githubWebhookRoutes(prLoop), dashboardRoutes];
+  return { routes, executor, engine, board, plane, clarify, notifications, memory, prLoop, environments: environments.manager, workspace, github };
 }

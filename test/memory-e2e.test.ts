@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAgentEnv, makeOrigin, type AgentEnv } from './agent-harness.js';
-import { FAKE_CLAUDE_PATH } from './fakes/claude-helpers.js';
-import { startFactory } from './process-harness.js';
+import { createAgentEnv, type AgentEnv } from './agent-harness.js';
+import { processConfig, startFactory } from './process-harness.js';
 import { tempDir, waitFor } from './helpers.js';
-import path from 'node:path';
 
 describe('agent memory in tasks', () => {
   let env: AgentEnv;
@@ -46,13 +44,7 @@ describe('agent memory in tasks', () => {
 describe('the service as a process', () => {
   it('serves /health, keeps memories in data/ across a restart, and exits cleanly on SIGTERM', async () => {
     const dir = tempDir();
-    const origins = path.join(dir, 'origins');
-    makeOrigin(origins, 'acme', 'web');
-    const config = {
-      github: { clone_base: origins, api_url: 'http://127.0.0.1:9' },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1 },
-      default_org: 'acme',
-    };
+    const config = processConfig(dir);
     const first = await startFactory(dir, config);
     try {
       expect((await first.api('GET', '/health')).json).toMatchObject({ status: 'ok', db: 'ok' });

@@ -5,6 +5,20 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { ROOT, waitFor } from './helpers.js';
+import { makeOrigin } from './agent-harness.js';
+import { FAKE_CLAUDE_PATH } from './fakes/claude-helpers.js';
+
+/** A config for a Factory process working on a fresh local origin acme/web with the fake claude. */
+export function processConfig(dir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const origins = path.join(dir, 'origins');
+  makeOrigin(origins, 'acme', 'web');
+  return {
+    github: { clone_base: origins, api_url: 'http://127.0.0.1:9' },
+    agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1 },
+    default_org: 'acme',
+    ...extra,
+  };
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, GITHUB_TOKEN, gitOut, makeOrigin, processGone, type AgentEnv } from './agent-harness.js';
 import { FAKE_CLAUDE_PATH, readFakeClaudeLog } from './fakes/claude-helpers.js';
 import { FakeGitHub } from './fakes/http/index.js';
-import { startFactory } from './process-harness.js';
+import { processConfig, startFactory } from './process-harness.js';
 import { tempDir, waitFor } from './helpers.js';
 
 describe('budgets, usage limits, stalls and queue control', () => {
@@ -94,13 +94,7 @@ describe('daily budget', () => {
 describe('crash-safe resume', () => {
   it('kills an agent that outlived a killed server before resuming its task', async () => {
     const dir = tempDir();
-    const origins = path.join(dir, 'origins');
-    makeOrigin(origins, 'acme', 'web');
-    const config = {
-      github: { clone_base: origins, api_url: 'http://127.0.0.1:9' },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1 },
-      default_org: 'acme', memory: { enabled: false }, log_level: 'warn', shutdown: { grace_seconds: 1 },
-    };
+    const config = processConfig(dir, { memory: { enabled: false }, log_level: 'warn', shutdown: { grace_seconds: 1 } });
     const first = await startFactory(dir, config);
     const created = await first.api('POST', '/api/tasks?auto_run=true', { title: 'Quiet job', description: '[fake:hang]', repo: 'acme/web' });
     const agent = await waitFor(async () => (await first.api('GET', '/api/agents')).json.find((a: { task_id: number; pid: number | null }) => a.task_id === created.json.id && a.pid));

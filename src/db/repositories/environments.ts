@@ -92,6 +92,11 @@ export class EnvironmentsRepo {
     return this.update(id, { status, removed_at: nowIso(), ...(error !== undefined ? { last_error: error } : {}) });
   }
 
+  /** Whether environments were ever used here (nothing to clean up otherwise). */
+  any(): boolean {
+    return this.db.prepare('SELECT 1 FROM environments LIMIT 1').get() !== undefined;
+  }
+
   countLive(): number {
     return (this.db.prepare('SELECT COUNT(*) AS n FROM environments WHERE removed_at IS NULL').get() as { n: number }).n;
   }

@@ -1,0 +1,131 @@
+// Boot time of the real entry point (src/main.ts) until GET /health answers 200, and time to exit
+// after SIGTERM, with a populated database (10,000 tasks, 100,000 log lines) versus an empty one.
+//
+// Baseline: the very same command on a data dir whose database has the same schema and no rows
+// (created with the same openDb, so migrations are not part of either side). Both pay for node, tsx
+// and loading Factory; the ratio is what 10k tasks add to boot (recovery scan, counts in /health…).
+// Runs alternate empty/populated, after one unmeasured warm-up boot (fills tsx's compile cache).
+// The child gets a minimal environment (no tokens from this shell) and a copy of config.yml in a temp
+// dir (prompts symlinked), so no .env can point it anywhere but 127.0.0.1.
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, symlinkSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { openDb } from '../src/db/connection.js';
+import { LogsRepo } from '../src/db/repositories/logs.js';
+import { TasksRepo } from '../src/db/repositories/tasks.js';
+import {
+  ROOT, exited, freePort, isMain, log, median, nowMs, pick, removeTemp, round, runStandalone, sleep, tempDir, type Row,
+} from './lib.js';
+
+const TASKS = 10_000;
+const LOGS_PER_TASK = 10;
+const N = pick(5, 2);
+const BOOT_TIMEOUT_MS = 60_000;
+
+function populate(dataDir: string, tasks: number): void {
+  mkdirSync(dataDir, { recursive: true });
+  const db = openDb(path.join(dataDir, 'factory.db'));
+  try {
+    if (tasks === 0) return;
+    const repo = new TasksRepo(db);
+    const logs = new LogsRepo(db);
+    // Finished work only: queued/in_progress rows would make the booted Factory start agents.
+    const ends = ['done', 'done', 'done', 'in_review', 'failed', 'cancelled'] as const;
+    db.transaction(() => {
+      for (let i = 1; i <= tasks; i++) {
+        const t = repo.create({ title: `Historic task ${i}`, description: `Do thing number ${i} in the web app.`, repo: 'acme/web', agent_type: 'coder' });
+        repo.transition(t.id, ['queued'], ends[i % ends.length]!, { result_summary: 'Implemented the change.', completed_at: new Date().toISOString() });
+        const ts = new Date().toISOString();
+        logs.appendMany(Array.from({ length: LOGS_PER_TASK }, (_, k) => ({
+          task_id: t.id, ts, stream: 'stdout' as const,
+          line: JSON.stringify({ type: 'assistant', message: { content: [{ type: 'text', text: `working on step ${k} of task ${i}` }] } }),
+        })));
+      }
+    })();
+  } finally {
+    db.close();
+  }
+}
+
+function healthOk(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/health', agent: false, timeout: 1000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode === 200));
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => { req.destroy(); resolve(false); });
+  });
+}
+
+async function bootOnce(root: string, dataDir: string): Promise<{ bootMs: number; exitMs: number }> {
+  const port = await freePort();
+  const env = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', TMPDIR: tmpdir(),
+    FACTORY_CONFIG: path.join(root, 'config.yml'), FACTORY_DATA_DIR: dataDir, FACTORY_PORT: String(port),
+    FACTORY_HOST: '127.0.0.1', FACTORY_LOG_LEVEL: 'warn',
+  };
+  const t0 = nowMs();
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString('utf8')).slice(-4000); });
+  try {
+    let bootMs = NaN;
+    while (nowMs() - t0 < BOOT_TIMEOUT_MS) {
+      if (child.exitCode !== null) throw new Error(`factory exited ${child.exitCode} during boot: ${stderr}`);
+      if (await healthOk(port)) { bootMs = nowMs() - t0; break; }
+      await sleep(10);
+    }
+    if (Number.isNaN(bootMs)) throw new Error(`factory not healthy within ${BOOT_TIMEOUT_MS} ms: ${stderr}`);
+    const t1 = nowMs();
+    child.kill('SIGTERM');
+    await Promise.race([exited(child), sleep(30_000)]);
+    const exitMs = nowMs() - t1;
+    if (child.exitCode !== 0) throw new Error(`factory exit after SIGTERM: ${child.exitCode ?? child.signalCode} ${stderr}`);
+    return { bootMs, exitMs };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited(child);
+    }
+  }
+}
+
+export async function run(): Promise<Row[]> {
+  const root = tempDir('factory-bench-boot-');
+  try {
+    copyFileSync(path.join(ROOT, 'config.yml'), path.join(root, 'config.yml'));
+    symlinkSync(path.join(ROOT, 'prompts'), path.join(root, 'prompts'));
+    const empty = path.join(root, 'empty');
+    const full = path.join(root, 'full');
+    const tp = nowMs();
+    populate(empty, 0);
+    populate(full, TASKS);
+    log(`boot: db with ${TASKS} tasks / ${TASKS * LOGS_PER_TASK} log lines built in ${round(nowMs() - tp)} ms; ${N} boots each`);
+    await bootOnce(root, empty);
+    const e: Array<{ bootMs: number; exitMs: number }> = [];
+    const f: Array<{ bootMs: number; exitMs: number }> = [];
+    for (let i = 0; i < N; i++) {
+      e.push(await bootOnce(root, empty));
+      f.push(await bootOnce(root, full));
+    }
+    const m = (xs: typeof e, k: 'bootMs' | 'exitMs') => median(xs.map((x) => x[k]));
+    return [
+      {
+        name: `boot to /health 200 (${TASKS / 1000}k tasks vs empty db)`,
+        factory: m(f, 'bootMs'), baseline: m(e, 'bootMs'), unit: 'ms, median',
+        notes: `N=${N}; node --import tsx src/main.ts; overhead ${round(m(f, 'bootMs') - m(e, 'bootMs'))} ms`,
+      },
+      {
+        name: `exit after SIGTERM (${TASKS / 1000}k tasks vs empty db)`,
+        factory: m(f, 'exitMs'), baseline: m(e, 'exitMs'), unit: 'ms, median', notes: `N=${N}; exit code 0 required`,
+      },
+    ];
+  } finally {
+    removeTemp(root);
+  }
+}
+
+if (isMain(import.meta.url)) runStandalone(run);

@@ -1,0 +1,171 @@
+// Memory under a flooding agent: the fake claude prints `mb` MiB of stream-json ([fake:flood]).
+//
+// Factory: the whole task runs in a child process of its own (so the parent's heap and the other
+// benchmarks do not pollute the numbers); it samples process.memoryUsage().rss every 50 ms from just
+// before POST /api/tasks until the task has finished, and reports peak − start. The agent's output
+// goes through Factory's line splitter, stream parser, log writer and into SQLite (a temp data dir,
+// removed afterwards).
+//
+// Baseline: a bare Node child process that spawns the same fake agent with the same argv and only
+// drains its stdout (child.stdout.resume()). It pays for the pipe and the event loop and nothing else,
+// which is the floor any supervisor that reads the output must pay. Same sampling. Throughput is
+// mb / (agent spawn → exit) for both (Factory's from its own task_runs.duration_ms).
+// Both children run under the same `node --import tsx` so their start-up footprint is alike; only the
+// growth is compared.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import {
+  ROOT, exited, isMain, log, nowMs, pick, removeTemp, round, runStandalone, sleep, spawnFake, startFactory, tempDir, type Row,
+} from './lib.js';
+
+const MB = pick(200, 50);
+const FACTORY_CAP_MS = pick(45_000, 15_000);
+const CHILD_TIMEOUT_MS = FACTORY_CAP_MS + 60_000;
+const mib = (b: number) => b / (1024 * 1024);
+
+interface Sample { startMb: number; peakMb: number; growthMb: number; agentMs: number; totalMs: number; hwmMb: number; extra: string; dnf?: boolean }
+
+function sampler() {
+  const start = process.memoryUsage().rss;
+  let peak = start;
+  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
+  return {
+    stop(): { start: number; peak: number } {
+      clearInterval(timer);
+      peak = Math.max(peak, process.memoryUsage().rss);
+      return { start, peak };
+    },
+  };
+}
+
+function hwmMb(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/**
+ * Factory gets at most FACTORY_CAP_MS for the flood (bounded run time). If it has not finished by then
+ * the task is cancelled and the row says so: throughput is then the output stored so far per second.
+ */
+async function childFactory(mb: number, chunk: number): Promise<Sample> {
+  const f = await startFactory();
+  try {
+    await sleep(200);
+    const s = sampler();
+    const t0 = nowMs();
+    const id = await f.createTask(`Print a lot.\n[fake:flood mb=${mb} chunk=${chunk}]`, 'bench flood');
+    const end = await Promise.race([
+      f.statusAt(id, ['done', 'in_review', 'failed'], CHILD_TIMEOUT_MS),
+      sleep(FACTORY_CAP_MS).then(() => null),
+    ]);
+    const totalMs = nowMs() - t0;
+    const { start, peak } = s.stop();
+    const db = f.env.services.db;
+    const stored = db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(line)), 0) AS bytes FROM task_logs WHERE task_id = ? AND stream = 'stdout'`)
+      .get(id) as { n: number; bytes: number };
+    const base = { startMb: mib(start), peakMb: mib(peak), growthMb: mib(peak - start), totalMs, hwmMb: hwmMb() };
+    if (!end) {
+      await f.env.services.scheduler.cancel(id, 10_000);
+      const runStart = Date.parse(f.env.services.repos.runs.forTask(id).at(-1)?.started_at ?? '') || Date.now() - totalMs;
+      const agentMs = Date.now() - runStart;
+      return {
+        ...base, dnf: true, agentMs: agentMs * (mb * 1024 * 1024) / Math.max(1, stored.bytes),
+        extra: `DID NOT FINISH within the ${FACTORY_CAP_MS / 1000} s cap (noticed after ${round(totalMs / 1000)} s: busy event loop), cancelled with ${round(mib(stored.bytes))} of ${mb} MiB stored (${stored.n} rows); throughput is the rate so far`,
+      };
+    }
+    if (end.status === 'failed') throw new Error(`flood task failed: ${f.env.services.tasks.get(id)?.error}`);
+    const runRow = f.env.services.repos.runs.forTask(id).at(-1);
+    return { ...base, agentMs: runRow?.duration_ms ?? totalMs, extra: `${stored.n} stdout rows stored` };
+  } finally {
+    await f.close();
+  }
+}
+
+async function childBaseline(mb: number, chunk: number): Promise<Sample> {
+  const dir = tempDir();
+  try {
+    await sleep(200);
+    const s = sampler();
+    const t0 = nowMs();
+    const run = spawnFake(`Print a lot.\n[fake:flood mb=${mb} chunk=${chunk}]`, { cwd: dir, env: { FAKE_CLAUDE_STATE_DIR: `${dir}/state` } });
+    const code = await run.done;
+    const agentMs = nowMs() - t0;
+    const { start, peak } = s.stop();
+    if (code !== 0) throw new Error(`fake agent exited ${code}`);
+    return { startMb: mib(start), peakMb: mib(peak), growthMb: mib(peak - start), agentMs, totalMs: agentMs, hwmMb: hwmMb(), extra: '' };
+  } finally {
+    removeTemp(dir);
+  }
+}
+
+/** Runs one side in a fresh `node --import tsx` process; its temp dirs live under a dir we remove. */
+async function measure(kind: 'factory' | 'baseline', mb: number, chunk: number): Promise<Sample> {
+  const tmp = tempDir('factory-bench-flood-');
+  try {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', kind, String(mb), String(chunk)], {
+      cwd: ROOT, env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => { out += c.toString('utf8'); });
+    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS + 30_000);
+    await exited(child);
+    clearTimeout(timer);
+    const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+    if (!line) throw new Error(`flood ${kind} child gave no result (exit ${child.exitCode ?? child.signalCode})`);
+    return JSON.parse(line.slice(7)) as Sample;
+  } finally {
+    removeTemp(tmp);
+  }
+}
+
+/** Long lines (the brief's case) and short lines (many more rows: the per-line path rather than per-byte work). */
+const VARIANTS = [
+  { label: '16 KiB lines', mb: MB, chunk: 16 * 1024 },
+  { label: '256 B lines', mb: pick(100, 20), chunk: 256 },
+];
+
+export async function run(): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const v of VARIANTS) {
+    log(`flood-rss: ${v.mb} MiB of agent output in ${v.label}`);
+    const base = await measure('baseline', v.mb, v.chunk);
+    const fac = await measure('factory', v.mb, v.chunk);
+    const mbps = (s: Sample) => v.mb / (s.agentMs / 1000);
+    const tag = `${v.mb} MiB, ${v.label}${fac.dnf ? ', FACTORY DNF' : ''}`;
+    rows.push(
+      {
+        name: `flood-rss (${tag})`,
+        factory: fac.growthMb,
+        baseline: base.growthMb,
+        unit: 'MB RSS growth (peak − start)',
+        notes: `start ${round(fac.startMb)}/${round(base.startMb)} MB, peak ${round(fac.peakMb)}/${round(base.peakMb)} MB, `
+          + `VmHWM ${round(fac.hwmMb)}/${round(base.hwmMb)} MB (factory/baseline); ${fac.extra}`,
+      },
+      {
+        name: `flood-throughput (${tag})`,
+        factory: mbps(fac),
+        baseline: mbps(base),
+        unit: 'MiB/s agent spawn→exit',
+        higherIsBetter: true,
+        notes: fac.dnf ? `factory cut off at ${round(fac.totalMs / 1000, 1)} s` : `factory task create→finished ${round(fac.totalMs / 1000, 2)} s`,
+      },
+    );
+  }
+  return rows;
+}
+
+if (isMain(import.meta.url)) {
+  const i = process.argv.indexOf('--child');
+  if (i >= 0) {
+    const kind = process.argv[i + 1];
+    const mb = Number(process.argv[i + 2]);
+    const chunk = Number(process.argv[i + 3]);
+    (kind === 'factory' ? childFactory(mb, chunk) : childBaseline(mb, chunk)).then(
+      (r) => { process.stdout.write(`RESULT ${JSON.stringify(r)}\n`); process.exit(0); },
+      (err: unknown) => { console.error(err); process.exit(1); },
+    );
+  } else {
+    runStandalone(run);
+  }
+}

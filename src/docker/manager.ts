@@ -1,0 +1,604 @@
+// Docker test and preview environments: `docker compose up` of the agent's compose file with our
+// override (labels, Traefik route, no host ports), health waiting, teardown when the task ends or the
+// PR is merged/closed, and boot-time cleanup of what a crash left behind.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { TaskRow } from '../db/repositories/tasks.js';
+import type { KvRepo } from '../db/repositories/kv.js';
+import type { EnvironmentRow, EnvironmentsRepo, EnvType } from '../db/repositories/environments.js';
+import type { EventBus } from '../events/bus.js';
+import type { TaskService } from '../tasks/service.js';
+import type { GitHubClient } from '../integrations/github.js';
+import type { RepoSpec } from '../git/repo-spec.js';
+import { isFinished, isTerminal } from '../domain/task-status.js';
+import { AppError, coerceError, conflict, notFound } from '../errors.js';
+import { KeyedMutex } from '../git/mutex.js';
+import { worktreeKey } from '../orchestrator/executor.js';
+import { nowIso } from '../db/time.js';
+import { scrub } from '../secrets.js';
+import { buildOverride, dnsPart, inspectCompose, naming, resolveComposePath, SERVICE_NAME } from './compose.js';
+import { DockerCli, DockerUnavailableError, firstLine, tail, type DockerResult } from './docker-cli.js';
+
+export interface UpInput {
+  taskId: number;
+  /** Compose file, relative to the task's worktree. */
+  compose: string;
+  service: string;
+  port: number;
+  preview: boolean;
+  /** Path probed over HTTP when the container has no health check (default "/"). */
+  healthPath?: string;
+}
+
+export interface EnvironmentManagerDeps {
+  config: Config;
+  logger: Logger;
+  tasks: TaskService;
+  bus: EventBus;
+  kv: KvRepo;
+  repo: EnvironmentsRepo;
+  github: GitHubClient;
+  repoSpec: (repo: string) => RepoSpec;
+  /** Defaults to the configured docker command with config.baseEnv + docker.env. */
+  docker?: DockerCli;
+  timeouts?: Partial<{ upMs: number; downMs: number; commandMs: number; healthPollMs: number; httpProbeMs: number }>;
+}
+
+export interface RemoveResult {
+  ok: boolean;
+  row: EnvironmentRow;
+  error?: string;
+  /** It was already torn down (by a concurrent caller, or earlier). */
+  already?: boolean;
+}
+
+interface ContainerSummary { id: string; project: string; service: string; labels: Record<string, string> }
+
+/** Statuses during which a task's agent may still use its test environment. */
+const ACTIVE_TASK = new Set(['queued', 'in_progress', 'waiting_for_input']);
+
+export class EnvironmentManager {
+  readonly docker: DockerCli;
+  private readonly locks = new KeyedMutex();
+  private readonly log: Logger;
+  private readonly dir: string;
+  private readonly t: { upMs: number; downMs: number; commandMs: number; healthPollMs: number; httpProbeMs: number };
+  private abort = new AbortController();
+  private timer: NodeJS.Timeout | null = null;
+  private polling: Promise<unknown> | null = null;
+  private available: { ok: boolean | null; checkedAt: string | null; error: string } = { ok: null, checkedAt: null, error: '' };
+
+  constructor(private readonly d: EnvironmentManagerDeps) {
+    this.log = d.logger;
+    this.dir = path.join(d.config.data_dir, 'environments');
+    this.docker = d.docker ?? new DockerCli({
+      command: d.config.docker.command,
+      env: { ...d.config.baseEnv, ...d.config.docker.env },
+      cwd: d.config.data_dir,
+    });
+    this.t = { upMs: 20 * 60_000, downMs: 3 * 60_000, commandMs: 60_000, healthPollMs: 500, httpProbeMs: 5_000, ...d.timeouts };
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  /** Boot: cleans up after a crash, then polls previews on an interval. */
+  async start(): Promise<void> {
+    this.abort = new AbortController();
+    try {
+      await this.reconcile();
+    } catch (err) {
+      this.log.warn({ err: coerceError(err) }, 'environment cleanup at start failed; continuing');
+    }
+    const every = this.d.config.docker.preview_poll_seconds * 1000;
+    this.timer = setInterval(() => { void this.pollPreviews().catch((err) => this.log.warn({ err: coerceError(err) }, 'preview poll failed')); }, every);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.abort.abort();
+    await this.polling?.catch(() => undefined);
+  }
+
+  health(): Record<string, unknown> {
+    return {
+      available: this.available.ok,
+      checked_at: this.available.checkedAt,
+      ...(this.available.error ? { error: this.available.error } : {}),
+      environments: this.d.repo.countLive(),
+    };
+  }
+
+  // ------------------------------------------------------------------ up
+
+  async up(input: UpInput): Promise<EnvironmentRow> {
+    const { config } = this.d;
+    if (!SERVICE_NAME.test(input.service)) throw new AppError(400, 'invalid_input', 'service: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', 'service');
+    if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535) throw new AppError(400, 'invalid_input', 'port: must be an integer between 1 and 65535', 'port');
+    const task = this.d.tasks.get(input.taskId);
+    if (!task) throw notFound('Task');
+    if (task.status !== 'in_progress') {
+      throw conflict(`Task ${task.id} is ${task.status}: environments can only be started while its agent is running (in_progress)`);
+    }
+    const worktree = task.worktree_path || path.join(config.worktrees_dir, worktreeKey(task));
+    if (!existsSync(worktree)) throw conflict(`Task ${task.id} has no worktree on the Factory host (${worktree})`);
+    const compose = resolveComposePath(worktree, input.compose);
+    const info = inspectCompose(readFileSync(compose.absolute, 'utf8'));
+    if (!info.services.has(input.service) && !info.hasInclude) {
+      const known = [...info.services.keys()];
+      throw new AppError(400, 'invalid_input', `service: "${input.service}" is not defined in ${compose.relative} (services: ${known.join(', ') || 'none'})`, 'service');
+    }
+    await this.ensureDocker({ taskId: task.id });
+
+    const type: EnvType = input.preview ? 'preview' : 'test';
+    const spec = this.spec(task.repo);
+    const prNumber = task.pr_number ?? null;
+    let n = naming(type, task.id, type === 'preview' ? prNumber : null);
+    // Two repositories can have a PR with the same number: the second gets the repository in its name.
+    const holder = type === 'preview' && prNumber ? this.d.repo.liveByProject(n.project) : undefined;
+    if (holder && holder.repo && holder.repo !== spec.slug) n = naming(type, task.id, prNumber, dnsPart(spec.slug));
+    const host = `${n.hostLabel}.${config.docker.domain}`;
+    const url = `https://${host}`;
+
+    if (type === 'preview') {
+      // One preview per task: a preview started before the PR existed gives way to the pr-<n> one.
+      for (const other of this.d.repo.live({ taskId: task.id, type: 'preview' })) {
+        if (other.project !== n.project) await this.teardown(other, 'replaced by a newer preview of the same task');
+      }
+    }
+
+    return this.locks.run(n.project, async () => {
+      // The task may have ended while we waited for the lock; its teardown would then miss this row.
+      const now = this.d.tasks.get(task.id);
+      if (now?.status !== 'in_progress') throw conflict(`Task ${task.id} is ${now?.status ?? 'gone'}: environments can only be started while its agent is running (in_progress)`);
+      mkdirSync(this.dir, { recursive: true });
+      const overrideFile = path.join(this.dir, `${n.project}.override.yml`);
+      const labels: Record<string, string> = {
+        'factory.task-id': String(task.id),
+        'factory.repo': spec.slug,
+        'factory.env-type': type,
+        ...(prNumber ? { 'factory.pr-number': String(prNumber) } : {}),
+        'factory.created-at': nowIso(),
+        'factory.instance': this.instanceId(),
+      };
+      writeFileSync(overrideFile, buildOverride({
+        project: n.project, service: input.service, port: input.port, host, labels,
+        network: config.docker.network, entrypoint: config.docker.entrypoint, certResolver: config.docker.cert_resolver, compose: info,
+      }));
+      let row = this.d.repo.upsertLive({
+        task_id: task.id, repo: spec.slug, project: n.project, env_type: type, service: input.service, port: input.port, host, url,
+        pr_number: prNumber, compose_file: compose.relative, override_file: overrideFile, worktree,
+      });
+      const files = ['-f', compose.absolute, '-f', overrideFile];
+      this.log.info({ taskId: task.id, project: n.project, type, service: input.service, url }, 'starting environment');
+
+      const upRes = await this.docker.run(['compose', '-p', n.project, ...files, 'up', '-d', '--build', input.service], {
+        cwd: worktree, timeoutMs: this.t.upMs, signal: this.abort.signal,
+      });
+      if (!upRes.ok) {
+        const why = upRes.timedOut ? `docker compose up did not finish within ${Math.round(this.t.upMs / 60_000)} min` : `docker compose up failed (exit code ${upRes.exitCode ?? upRes.spawnError})`;
+        throw await this.failUp(row, files, worktree, why, upRes);
+      }
+      const health = await this.waitHealthy(n.project, input.service, input.port, input.healthPath ?? '/');
+      if (!health.ok) throw await this.failUp(row, files, worktree, health.error);
+
+      row = this.d.repo.update(row.id, { status: 'running', health: health.health, container_id: health.containerId, last_error: '' })!;
+      this.log.info({ taskId: task.id, project: n.project, url, health: health.health }, 'environment ready');
+      if (type === 'preview') this.announcePreview(task.id, url);
+      return row;
+    });
+  }
+
+  /** Tears the failed environment down and builds the error the agent sees, with the logs tail. */
+  private async failUp(row: EnvironmentRow, files: string[], cwd: string, why: string, res?: DockerResult): Promise<AppError> {
+    const logs = await this.docker.run(['compose', '-p', row.project, ...files, 'logs', '--no-color', '--tail', '60', row.service], { cwd, timeoutMs: this.t.commandMs });
+    const parts = [why];
+    if (res && (res.stderr.trim() || res.stdout.trim())) parts.push(`docker compose output (tail):\n${tail(`${res.stdout}\n${res.stderr}`, 30, 3000)}`);
+    const logText = `${logs.stdout}\n${logs.stderr}`.trim();
+    parts.push(logText ? `logs of ${row.service} (tail):\n${tail(logText, 60, 4000)}` : `no logs from ${row.service}`);
+    const message = scrub(parts.join('\n\n'));
+    this.log.warn({ taskId: row.task_id, project: row.project, error: why }, 'environment failed to start; tearing it down');
+    const down = await this.composeDown(row);
+    if (down.ok) {
+      this.d.repo.markRemoved(row.id, 'failed', message);
+      this.removeOverride(row);
+    } else {
+      this.d.repo.update(row.id, { status: 'failed', last_error: message });
+    }
+    return new AppError(502, 'environment_failed', `Environment ${row.project} did not come up: ${message}`);
+  }
+
+  /** Waits for the container's health check, or for HTTP 2xx on the service port when it has none. */
+  private async waitHealthy(project: string, service: string, port: number, healthPath: string): Promise<{ ok: true; health: string; containerId: string } | { ok: false; error: string }> {
+    const timeoutS = this.d.config.docker.health_timeout_seconds;
+    const deadline = Date.now() + timeoutS * 1000;
+    let last = 'no container yet';
+    for (;;) {
+      const ids = await this.containerIds(project, service);
+      if (ids.length) {
+        const inspect = await this.inspect(ids[0]!);
+        if (inspect) {
+          const state = inspect.State ?? {};
+          const status = String(state.Status ?? 'unknown');
+          const health = state.Health?.Status as string | undefined;
+          if (status === 'exited' || status === 'dead') return { ok: false, error: `the container of ${service} exited (exit code ${state.ExitCode ?? '?'})` };
+          if (health) {
+            if (health === 'healthy') return { ok: true, health, containerId: ids[0]! };
+            if (health === 'unhealthy') return { ok: false, error: `the health check of ${service} reports unhealthy${healthLog(state.Health)}` };
+            last = `health check ${health}`;
+          } else if (status === 'running') {
+            const ip = containerIp(inspect, this.d.config.docker.network);
+            if (!ip) {
+              last = 'the container has no IP address';
+            } else {
+              const probe = await this.probe(ip, port, healthPath);
+              if (probe.ok) return { ok: true, health: 'http', containerId: ids[0]! };
+              last = `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}${healthPath} ${probe.detail}`;
+            }
+          } else {
+            last = `container ${status}`;
+          }
+        }
+      }
+      if (Date.now() >= deadline) return { ok: false, error: `${service} was not healthy within ${timeoutS} s (last: ${last})` };
+      if (this.abort.signal.aborted) return { ok: false, error: 'Factory is shutting down' };
+      await sleep(Math.min(this.t.healthPollMs, Math.max(10, deadline - Date.now())), undefined, { signal: this.abort.signal }).catch(() => undefined);
+    }
+  }
+
+  private async probe(ip: string, port: number, healthPath: string): Promise<{ ok: boolean; detail: string }> {
+    const host = ip.includes(':') ? `[${ip}]` : ip;
+    try {
+      const res = await fetch(`http://${host}:${port}${healthPath}`, { signal: AbortSignal.timeout(this.t.httpProbeMs), redirect: 'follow' });
+      await res.body?.cancel().catch(() => undefined);
+      return { ok: res.status >= 200 && res.status < 300, detail: `answered ${res.status}` };
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code;
+      return { ok: false, detail: `failed: ${cause ?? (err as Error).message}` };
+    }
+  }
+
+  private async containerIds(project: string, service: string): Promise<string[]> {
+    const r = await this.docker.run(['ps', '-a', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`, '--format', '{{json .}}'], { timeoutMs: this.t.commandMs });
+    if (!r.ok) return [];
+    return parseJsonLines(r.stdout).map((c) => String(c.ID ?? c.Id ?? '')).filter(Boolean);
+  }
+
+  private async inspect(id: string): Promise<InspectInfo | undefined> {
+    const r = await this.docker.run(['inspect', id], { timeoutMs: this.t.commandMs });
+    if (!r.ok) return undefined;
+    try {
+      const arr = JSON.parse(r.stdout) as InspectInfo[];
+      return Array.isArray(arr) ? arr[0] : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stores the preview URL on the task and announces it once per (task, url). */
+  private announcePreview(taskId: number, url: string): void {
+    const key = `environments:preview_notified:${taskId}`;
+    const seen = this.d.kv.get<string[]>(key) ?? [];
+    const current = this.d.tasks.get(taskId);
+    const task = current && current.preview_url !== url ? this.d.tasks.update(taskId, { preview_url: url }) ?? current : current;
+    if (!task || seen.includes(url)) return;
+    this.d.kv.set(key, [...seen, url]);
+    this.d.bus.emit('task.preview', { task, url });
+  }
+
+  // ------------------------------------------------------------------ down, status
+
+  /** Tears down the task's live environments (of one type, or all). */
+  async down(taskId: number, type?: EnvType, reason = 'requested by the agent'): Promise<RemoveResult[]> {
+    const rows = this.d.repo.live({ taskId, type });
+    if (rows.length) await this.ensureDocker({ taskId });
+    const out: RemoveResult[] = [];
+    for (const row of rows) out.push(await this.teardown(row, reason));
+    return out;
+  }
+
+  /** Tears down one environment by our id (operator route). */
+  async remove(id: number, reason = 'removed by an operator'): Promise<RemoveResult | undefined> {
+    const row = this.d.repo.get(id);
+    if (!row) return undefined;
+    if (row.removed_at) return { ok: true, row, already: true };
+    await this.ensureDocker({ taskId: row.task_id });
+    return this.teardown(row, reason);
+  }
+
+  status(taskId: number): EnvironmentRow[] {
+    return this.d.repo.list({ taskId, includeRemoved: false });
+  }
+
+  /** Newest first; torn-down ones too when `includeRemoved`. */
+  list(includeRemoved = false, taskId?: number): EnvironmentRow[] {
+    return this.d.repo.list({ includeRemoved, taskId });
+  }
+
+  get(id: number): EnvironmentRow | undefined {
+    return this.d.repo.get(id);
+  }
+
+  /** `docker compose down -v --remove-orphans` of the row's project; the row is marked removed on success. */
+  async teardown(row: EnvironmentRow, reason: string): Promise<RemoveResult> {
+    return this.locks.run(row.project, async () => {
+      const fresh = this.d.repo.get(row.id) ?? row;
+      if (fresh.removed_at) return { ok: true, row: fresh, already: true };
+      const r = await this.composeDown(fresh);
+      if (!r.ok) {
+        const error = scrub(`docker compose down failed: ${firstLine(r.stderr) || r.spawnError || `exit code ${r.exitCode}`}`);
+        this.log.warn({ taskId: fresh.task_id, project: fresh.project, error }, 'could not tear down environment');
+        return { ok: false, row: this.d.repo.update(fresh.id, { last_error: error }) ?? fresh, error };
+      }
+      this.removeOverride(fresh);
+      this.log.info({ taskId: fresh.task_id, project: fresh.project, reason }, 'environment torn down');
+      return { ok: true, row: this.d.repo.markRemoved(fresh.id, fresh.status === 'failed' ? 'failed' : 'removed') ?? fresh };
+    });
+  }
+
+  private composeDown(row: Pick<EnvironmentRow, 'project' | 'worktree' | 'compose_file' | 'override_file'>): Promise<DockerResult> {
+    // With the files (while the worktree exists) compose knows every service and volume; without them
+    // it finds the project's containers, networks and volumes by their labels.
+    const composeAbs = row.worktree && row.compose_file ? path.join(row.worktree, row.compose_file) : '';
+    const withFiles = composeAbs && existsSync(composeAbs) && row.override_file && existsSync(row.override_file);
+    return this.docker.run(
+      ['compose', '-p', row.project, ...(withFiles ? ['-f', composeAbs, '-f', row.override_file] : []), 'down', '-v', '--remove-orphans'],
+      { cwd: withFiles ? row.worktree : this.d.config.data_dir, timeoutMs: this.t.downMs },
+    );
+  }
+
+  private downProject(project: string): Promise<DockerResult> {
+    return this.locks.run(project, () => this.composeDown({ project, worktree: '', compose_file: '', override_file: '' }));
+  }
+
+  private removeOverride(row: EnvironmentRow): void {
+    if (row.override_file && row.override_file.startsWith(this.dir + path.sep)) rmSync(row.override_file, { force: true });
+  }
+
+  // ------------------------------------------------------------------ cleanup
+
+  /** Bus listener: a task that stopped working loses its test environments. */
+  async onTaskStatus(task: TaskRow): Promise<void> {
+    const live = this.d.repo.live({ taskId: task.id });
+    if (!live.length) return;
+    for (const row of live) {
+      if (row.env_type === 'preview' && !row.pr_number && task.pr_number) this.d.repo.update(row.id, { pr_number: task.pr_number });
+    }
+    if (!isFinished(task.status)) return;
+    for (const row of live) {
+      // A preview outlives its task until the PR is merged or closed; without a PR there is nothing to wait for.
+      const keep = row.env_type === 'preview' && (!isTerminal(task.status) || Boolean(row.pr_number ?? task.pr_number));
+      if (keep) continue;
+      await this.teardown(row, `task ${task.id} is ${task.status}`);
+    }
+  }
+
+  /**
+   * Previews whose PR is merged or closed, or older than docker.preview_max_age_hours, are torn down;
+   * so are test environments whose task has ended (a missed event). Tests call this directly.
+   */
+  async pollPreviews(): Promise<EnvironmentRow[]> {
+    const run = this.pollOnce();
+    this.polling = run;
+    try {
+      return await run;
+    } finally {
+      if (this.polling === run) this.polling = null;
+    }
+  }
+
+  private async pollOnce(): Promise<EnvironmentRow[]> {
+    const removed: EnvironmentRow[] = [];
+    const live = this.d.repo.live();
+    if (!live.length) return removed;
+    if (!(await this.checkDocker())) return removed;
+    const maxAgeMs = this.d.config.docker.preview_max_age_hours * 3_600_000;
+    for (const row of live) {
+      if (this.abort.signal.aborted) break;
+      const task = this.d.tasks.get(row.task_id);
+      let reason: string | undefined;
+      if (row.env_type === 'test') {
+        if (!task || isFinished(task.status)) reason = task ? `task ${task.id} is ${task.status}` : `task ${row.task_id} no longer exists`;
+      } else if (Date.now() - Date.parse(row.created_at) > maxAgeMs) {
+        reason = `older than docker.preview_max_age_hours (${this.d.config.docker.preview_max_age_hours} h)`;
+      } else if (!task) {
+        reason = `task ${row.task_id} no longer exists`;
+      } else {
+        const pr = row.pr_number ?? task.pr_number;
+        if (pr && !row.pr_number) this.d.repo.update(row.id, { pr_number: pr });
+        if (!pr) {
+          if (isTerminal(task.status)) reason = `task ${task.id} is ${task.status} without a pull request`;
+        } else if (this.d.github.enabled) {
+          reason = await this.prClosedReason(row.repo || task.repo, pr, row);
+        }
+      }
+      if (!reason) continue;
+      const r = await this.teardown(row, reason);
+      if (r.ok && !r.already) removed.push(r.row);
+    }
+    return removed;
+  }
+
+  private async prClosedReason(repo: string, n: number, row: EnvironmentRow): Promise<string | undefined> {
+    try {
+      const spec = this.spec(repo);
+      const pr = await this.d.github.getPullRequest(spec.owner, spec.name, n);
+      if (pr.state === 'closed') return pr.merged ? `PR #${n} was merged` : `PR #${n} was closed`;
+    } catch (err) {
+      this.log.warn({ err: coerceError(err), project: row.project, pr: n }, 'could not read the PR state of a preview; keeping it');
+    }
+    return undefined;
+  }
+
+  /**
+   * Boot: containers labelled factory.task-id whose task has ended (or is unknown) are torn down;
+   * rows whose containers are gone are closed. Docker being unavailable only skips this.
+   */
+  async reconcile(): Promise<void> {
+    // Never used here: nothing of ours can be running (and a test run never touches the host's docker).
+    if (!this.d.repo.any()) return;
+    if (!(await this.checkDocker())) {
+      this.log.info({ error: this.available.error }, 'docker unavailable: skipped the environment cleanup at start');
+      return;
+    }
+    // Only this installation's containers: another Factory (or a test run) on the same daemon has its own tasks.
+    const r = await this.docker.run(['ps', '-a', '--filter', 'label=factory.task-id', '--filter', `label=factory.instance=${this.instanceId()}`, '--format', '{{json .}}'], { timeoutMs: this.t.commandMs });
+    if (!r.ok) {
+      this.log.warn({ error: firstLine(r.stderr) }, 'could not list Factory containers at start');
+      return;
+    }
+    const byProject = new Map<string, ContainerSummary[]>();
+    for (const c of parseJsonLines(r.stdout).map(summarize)) {
+      if (!c.project) continue;
+      byProject.set(c.project, [...(byProject.get(c.project) ?? []), c]);
+    }
+    for (const [project, containers] of byProject) {
+      const labels = containers[0]!.labels;
+      const taskId = Number(labels['factory.task-id']);
+      const type = labels['factory.env-type'] === 'preview' ? 'preview' : 'test';
+      const task = Number.isInteger(taskId) ? this.d.tasks.get(taskId) : undefined;
+      const row = this.d.repo.liveByProject(project);
+      const orphan = !task || (type === 'test' && !ACTIVE_TASK.has(task.status));
+      if (orphan) {
+        const why = task ? `task ${task.id} is ${task.status}` : `task ${labels['factory.task-id'] ?? '?'} is unknown`;
+        if (row) {
+          await this.teardown(row, `${why} (found at start)`);
+        } else {
+          const down = await this.downProject(project);
+          if (down.ok) this.log.info({ project, reason: why }, 'orphaned environment torn down at start');
+          else this.log.warn({ project, error: firstLine(down.stderr) }, 'could not tear down an orphaned environment');
+        }
+      } else if (!row && type === 'preview') {
+        this.adopt(project, containers[0]!, task);
+      }
+    }
+    // Rows whose containers vanished (removed by hand, or a crash in the middle of `up`).
+    for (const row of this.d.repo.live()) {
+      if (!byProject.has(row.project)) {
+        this.d.repo.markRemoved(row.id, row.status === 'running' ? 'removed' : 'failed', row.last_error || 'its containers were gone when Factory started');
+        this.removeOverride(row);
+      }
+    }
+  }
+
+  /** A labelled preview with no row (e.g. a restored database) is tracked again, so its PR is watched. */
+  private adopt(project: string, c: ContainerSummary, task: TaskRow): void {
+    const l = c.labels;
+    const rule = Object.entries(l).find(([k]) => /^traefik\.http\.routers\.[^.]+\.rule$/.test(k))?.[1] ?? '';
+    const host = /Host\(`([^`]+)`\)/.exec(rule)?.[1] ?? '';
+    const portLabel = Object.entries(l).find(([k]) => /^traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port$/.test(k))?.[1];
+    const pr = Number(l['factory.pr-number']);
+    const row = this.d.repo.upsertLive({
+      task_id: task.id, repo: l['factory.repo'] ?? task.repo, project, env_type: 'preview', service: c.service || 'unknown',
+      port: Number(portLabel) || 0, host, url: host ? `https://${host}` : '', pr_number: Number.isInteger(pr) && pr > 0 ? pr : task.pr_number,
+      compose_file: '', override_file: '', worktree: '',
+    });
+    this.d.repo.update(row.id, { status: 'running', container_id: c.id });
+    this.log.info({ project, taskId: task.id }, 'found a preview environment without a record; tracking it again');
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  /** A random id per installation (stored with the data), put on every container as factory.instance. */
+  instanceId(): string {
+    let id = this.d.kv.get<string>('environments:instance_id');
+    if (!id) {
+      id = randomBytes(6).toString('hex');
+      this.d.kv.set('environments:instance_id', id);
+    }
+    return id;
+  }
+
+  private async ensureDocker(ctx: { taskId?: number }): Promise<void> {
+    try {
+      await this.docker.ensureAvailable(this.abort.signal);
+      this.available = { ok: true, checkedAt: nowIso(), error: '' };
+    } catch (err) {
+      if (err instanceof DockerUnavailableError) {
+        this.available = { ok: false, checkedAt: nowIso(), error: err.message };
+        this.log.warn({ taskId: ctx.taskId, error: err.message }, 'docker unavailable for an environment request');
+      }
+      throw err;
+    }
+  }
+
+  private async checkDocker(): Promise<boolean> {
+    try {
+      await this.ensureDocker({});
+      return true;
+    } catch (err) {
+      if (err instanceof DockerUnavailableError) return false;
+      throw err;
+    }
+  }
+
+  private spec(repo: string): RepoSpec {
+    try {
+      return this.d.repoSpec(repo);
+    } catch {
+      const [owner = 'local', name = repo || 'unknown'] = repo.includes('/') ? repo.split('/') : ['local', repo];
+      return { slug: repo, owner, name, cloneUrl: '', configured: false };
+    }
+  }
+}
+
+interface InspectInfo {
+  Id?: string;
+  State?: { Status?: string; ExitCode?: number; Health?: { Status?: string; Log?: Array<{ Output?: string; ExitCode?: number }> } };
+  NetworkSettings?: { IPAddress?: string; Networks?: Record<string, { IPAddress?: string; GlobalIPv6Address?: string }> };
+  Config?: { Labels?: Record<string, string> };
+}
+
+function containerIp(i: InspectInfo, network: string): string | undefined {
+  const nets = i.NetworkSettings?.Networks ?? {};
+  const pick = (n?: { IPAddress?: string; GlobalIPv6Address?: string }) => n?.IPAddress || n?.GlobalIPv6Address || undefined;
+  return pick(nets[network]) ?? Object.values(nets).map(pick).find(Boolean) ?? (i.NetworkSettings?.IPAddress || undefined);
+}
+
+function healthLog(h: { Log?: Array<{ Output?: string }> } | undefined): string {
+  const out = h?.Log?.at(-1)?.Output?.trim();
+  return out ? ` (last check: ${out.slice(0, 300)})` : '';
+}
+
+/** `docker ps --format '{{json .}}'` prints one object per line; some versions print one array. */
+export function parseJsonLines(text: string): Array<Record<string, unknown>> {
+  const t = text.trim();
+  if (!t) return [];
+  if (t.startsWith('[')) {
+    try { return JSON.parse(t) as Array<Record<string, unknown>>; } catch { return []; }
+  }
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of t.split('\n')) {
+    try { out.push(JSON.parse(line) as Record<string, unknown>); } catch { /* not JSON: skip */ }
+  }
+  return out;
+}
+
+/** Labels of `docker ps` JSON come as one "k=v,k2=v2" string (a map in some tools). */
+export function parsePsLabels(v: unknown): Record<string, string> {
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)]));
+  const out: Record<string, string> = {};
+  if (typeof v !== 'string' || !v) return out;
+  let lastKey: string | undefined;
+  for (const part of v.split(',')) {
+    const eq = part.indexOf('=');
+    // A value that contained a comma continues the previous label.
+    if (eq <= 0 || !/^[\w.\-/]+$/.test(part.slice(0, eq))) {
+      if (lastKey) out[lastKey] += `,${part}`;
+      continue;
+    }
+    lastKey = part.slice(0, eq);
+    out[lastKey] = part.slice(eq + 1);
+  }
+  return out;
+}
+
+function summarize(c: Record<string, unknown>): ContainerSummary {
+  const labels = parsePsLabels(c.Labels);
+  return { id: String(c.ID ?? c.Id ?? ''), project: labels['com.docker.compose.project'] ?? '', service: labels['com.docker.compose.service'] ?? '', labels };
+}
