@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config, AgentType } from '../config.js';
+import { PACKAGE_ROOT, type Config, type AgentType } from '../config.js';
 import type { TaskRow, TaskPatch } from '../db/repositories/tasks.js';
 import type { LogsRepo } from '../db/repositories/logs.js';
 import type { RunsRepo } from '../db/repositories/runs.js';
@@ -238,6 +238,8 @@ export class TaskExecutor {
     const c = this.d.config;
     return {
       ...this.d.baseEnv,
+      // factory-env (and the other Factory CLIs) are on the agent's PATH.
+      PATH: [path.join(PACKAGE_ROOT, 'bin'), this.d.baseEnv.PATH].filter(Boolean).join(':'),
       ...(c.secrets.anthropicApiKey ? { ANTHROPIC_API_KEY: c.secrets.anthropicApiKey } : {}),
       ...c.agent.env,
       FACTORY_TASK_ID: String(task.id),
