@@ -185,6 +185,16 @@ export interface Secrets {
   openaiApiKey: string;
 }
 
+/** The built-in coder → reviewer → revision loop; config.yml may redefine it. */
+export const BUILTIN_CODE_REVIEW: WorkflowDef = {
+  max_iterations: 3,
+  steps: [
+    { agent: 'coder', output: 'initial_code' },
+    { agent: 'reviewer', input: 'initial_code', output: 'review' },
+    { agent: 'coder_revision', input: 'review', output: 'revision', condition: 'has_issues', loop_to: 'review' },
+  ],
+};
+
 export interface ResolvedTemplate { system_prompt_file: string; allowed_tools: string[]; timeout_minutes: number }
 
 export type Config = Omit<FileConfig, 'server' | 'agent_templates' | 'repos_dir' | 'worktrees_dir'> & {
@@ -307,6 +317,7 @@ function resolve(file: FileConfig, env: Record<string, string | undefined>, root
     repos_dir: file.repos_dir ? abs(file.repos_dir) : path.join(dataDir, 'repos'),
     worktrees_dir: file.worktrees_dir ? abs(file.worktrees_dir) : path.join(dataDir, 'worktrees'),
     agent_templates: templates,
+    workflows: { code_review: BUILTIN_CODE_REVIEW, ...file.workflows },
     secrets,
     configPath,
     rootDir,

@@ -48,6 +48,13 @@ describe('config', () => {
     expect(() => loadConfig({ configPath: file, env: { FACTORY_PORT: 'abc' }, dotenv: false })).toThrow(/FACTORY_PORT/);
   });
 
+  it('has the code_review workflow built in, and lets config.yml redefine it', () => {
+    const bare = loadConfig({ configPath: configFile('{}\n'), env: {}, dotenv: false });
+    expect(bare.workflows.code_review?.steps.map((s) => s.agent)).toEqual(['coder', 'reviewer', 'coder_revision']);
+    const mine = loadConfig({ configPath: configFile('workflows:\n  code_review:\n    steps:\n      - agent: coder\n'), env: {}, dotenv: false });
+    expect(mine.workflows.code_review?.steps).toHaveLength(1);
+  });
+
   it('refuses a public bind address without an auth token', () => {
     const file = configFile('server:\n  host: 0.0.0.0\n');
     const open = loadConfig({ configPath: file, env: {}, dotenv: false });

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, gitOut, type AgentEnv } from './agent-harness.js';
@@ -57,6 +58,9 @@ describe('pull request follow-up', () => {
     const revised = await waitRevision(task.id, 2);
     expect(revised.status).toBe('in_review');
     expect(runsOf(task.id).map((r) => r.kind)).toEqual(['run', 'ci_fix']);
+    const api = await env.getTask(task.id);
+    expect(api.runs.map((r: { kind: string }) => r.kind)).toEqual(['run', 'ci_fix']);
+    expect(api.cost_usd).toBeCloseTo(api.runs.reduce((a: number, r: { cost_usd: number }) => a + r.cost_usd, 0), 6);
     const call = env.fakeLog().filter((r) => r.env.FACTORY_TASK_ID === String(task.id)).at(-1)!;
     expect(call.env.FACTORY_AGENT_TYPE).toBe('coder_revision');
     expect(call.prompt).toContain('unit-tests');
@@ -136,6 +140,7 @@ describe('pull request follow-up', () => {
     await hook('pull_request', { action: 'closed', repository, pull_request: { number: merged.pr.number, merged: true } });
     const done = await env.waitStatus(merged.task.id, 'done');
     expect(done.pr_state).toBe('merged');
+    expect(existsSync(path.join(env.services.config.worktrees_dir, `task-${merged.task.id}`))).toBe(false);
     expect(gitOut(origin(), 'branch', '--list', merged.task.branch_name)).toBe('');
     const closed = await openPr('Close me');
     env.github.setPrState(closed.pr.number, 'closed', false);

@@ -165,4 +165,38 @@ describe('crash-safe resume', () => {
       await github.stop();
     }
   });
+
+  it('a workflow whose server was killed with SIGKILL finishes after the next start', async () => {
+    const dir = tempDir();
+    const github = new FakeGitHub({ validToken: GITHUB_TOKEN });
+    const apiUrl = await github.start();
+    const claudeLog = path.join(dir, 'claude.jsonl');
+    const config = processConfig(dir, {
+      github: { clone_base: path.join(dir, 'origins'), api_url: apiUrl },
+      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') } },
+      memory: { enabled: false }, log_level: 'warn',
+    });
+    const first = await startFactory(dir, config, { GITHUB_TOKEN });
+    let second: Awaited<ReturnType<typeof startFactory>> | undefined;
+    try {
+      const wf = (await first.api('POST', '/api/workflows/code_review', { title: 'Survive a crash', description: '[fake:coder=slow ms=100 lines=30] [fake:reviewer=review verdicts=approve]', repo: 'acme/web' })).json;
+      await waitFor(() => readFakeClaudeLog(claudeLog).some((r) => r.env.FACTORY_AGENT_TYPE === 'coder'), { what: 'coder started' });
+      await waitFor(async () => (await first.api('GET', `/api/tasks?limit=5`)).json.some((t: { session_id: string; workflow_id: number }) => t.workflow_id === wf.id && t.session_id), { what: 'session recorded' });
+      first.child.kill('SIGKILL');
+      await first.exited;
+      second = await startFactory(dir, config, { GITHUB_TOKEN });
+      const done = await waitFor(async () => { const w = (await second!.api('GET', `/api/workflows/${wf.id}`)).json; return ['completed', 'failed', 'cancelled'].includes(w.status) ? w : undefined; }, { what: 'workflow finished', timeoutMs: 40_000 });
+      expect(done.error).toBe('');
+      expect(done.status).toBe('completed');
+      expect(done.result).toBe('approved');
+      const coder = readFakeClaudeLog(claudeLog).filter((r) => r.env.FACTORY_AGENT_TYPE === 'coder');
+      expect(coder).toHaveLength(2);
+      expect(coder[1]!.resumed).toBe(true);
+      expect(github.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/pulls'))).toHaveLength(1);
+    } finally {
+      if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill('SIGKILL');
+      if (second) { second.child.kill('SIGTERM'); await second.exited; }
+      await github.stop();
+    }
+  });
 });

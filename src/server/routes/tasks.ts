@@ -72,7 +72,12 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
   app.get('/api/tasks/:id', async (req) => {
     const { id } = parseInput(idParams, req.params, 'params');
     const t = getTaskOr404(s, id);
-    return taskJson(t, s.repos.logs.lastLines([id]).get(id) ?? null);
+    // Every agent run of the task (first run, resumes, CI and review revisions) with its cost.
+    const runs = s.repos.runs.forTask(id).map((r) => ({
+      id: r.id, attempt: r.attempt, kind: r.kind, outcome: r.outcome, error: r.error, started_at: r.started_at, ended_at: r.ended_at,
+      duration_ms: r.duration_ms, cost_usd: r.cost_usd, input_tokens: r.input_tokens, output_tokens: r.output_tokens, num_turns: r.num_turns,
+    }));
+    return { ...taskJson(t, s.repos.logs.lastLines([id]).get(id) ?? null), runs };
   });
 
   app.post('/api/tasks/:id/run', async (req) => {
