@@ -12,7 +12,7 @@ export class StallDetector {
     if (this.threshold <= 0) return undefined;
     let key: string;
     if (ev.kind === 'tool_use') key = `call:${ev.name}:${JSON.stringify(ev.input ?? null)}`;
-    else if (ev.kind === 'text') key = `text:${ev.text.trim()}`;
+    else if (ev.kind === 'text') key = `text:${ev.text.length}:${ev.text.slice(0, 512)}`;
     else return undefined; // results in between do not break a repetition of calls
     if (key === this.last) this.count++;
     else {

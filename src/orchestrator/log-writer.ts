@@ -6,6 +6,7 @@ const MAX_STORED_LINE = 65_536;
 /** Buffers a task's log lines and writes them in batches (by count or time). */
 export class LogWriter {
   private buf: NewLog[] = [];
+  private bytes = 0;
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
@@ -19,7 +20,9 @@ export class LogWriter {
   write(stream: LogStream, line: string): void {
     const text = line.length > MAX_STORED_LINE ? `${line.slice(0, MAX_STORED_LINE)}…[truncated ${line.length - MAX_STORED_LINE} chars]` : line;
     this.buf.push({ task_id: this.taskId, ts: new Date().toISOString(), stream, line: scrub(text) });
-    if (this.buf.length >= this.maxBatch) this.flush();
+    this.bytes += text.length;
+    // By count and by size: a flood of long lines must not pile up in memory between flushes.
+    if (this.buf.length >= this.maxBatch || this.bytes >= 256 * 1024) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.maxDelayMs);
   }
 
@@ -32,6 +35,7 @@ export class LogWriter {
     if (!this.buf.length) return;
     const batch = this.buf;
     this.buf = [];
+    this.bytes = 0;
     try {
       this.repo.appendMany(batch);
     } catch (err) {
