@@ -3,8 +3,8 @@
 // textContent or attributes set from JS, never as markup. The live stream is read with fetch()
 // rather than EventSource, so the API token travels in the Authorization header and never in a URL.
 import { readStream } from './sse.js';
+import { askToken as askTokenOnce, TOKEN_KEY } from './auth.js';
 
-const TOKEN_KEY = 'factory_token';
 const REPO_KEY = 'factory_last_repo';
 const PAGE_SIZE = 100;
 const MAX_LOG_ITEMS = 3000;
@@ -185,28 +185,10 @@ function rememberRepo(repo) {
 
 // ---- API access, with the token form on 401 -------------------------------------------------
 
-let tokenPrompt = null;
-// Shows the token form (once; concurrent callers share it) and resolves when a token was entered.
-function askToken(rejected) {
-  if (!tokenPrompt) {
-    tokenPrompt = new Promise((resolve) => {
-      setStatus('auth', 'token needed');
-      $('auth-error').hidden = !rejected;
-      $('auth').hidden = false;
-      $('auth-token').value = '';
-      $('auth-token').focus();
-      $('auth-form').onsubmit = (ev) => {
-        ev.preventDefault();
-        state.token = $('auth-token').value.trim();
-        sessionStorage.setItem(TOKEN_KEY, state.token);
-        $('auth').hidden = true;
-        tokenPrompt = null;
-        if (!state.live) setStatus('connecting', 'connecting…');
-        resolve();
-      };
-    });
-  }
-  return tokenPrompt;
+// Asks for the token (shared form logic in auth.js) and keeps it for the requests of this page.
+async function askToken(rejected) {
+  state.token = await askTokenOnce(rejected, () => setStatus('auth', 'token needed'));
+  if (!state.live) setStatus('connecting', 'connecting…');
 }
 
 function headers(extra = {}) {

@@ -2,8 +2,8 @@
 // textContent, never as markup. The live stream is read with fetch() (not EventSource) so that the
 // API token travels in the Authorization header and never in a URL.
 import { readStream } from './sse.js';
+import { askToken as askTokenOnce, TOKEN_KEY } from './auth.js';
 
-const TOKEN_KEY = 'factory_token';
 const MAX_ITEMS = 500;
 const $ = (id) => document.getElementById(id);
 
@@ -21,27 +21,9 @@ const state = {
 
 // ---- API access, with the token form on 401 --------------------------------------------------
 
-let tokenPrompt = null;
-// Shows the token form (once; concurrent callers share it) and resolves when a token was entered.
-function askToken(rejected) {
-  if (!tokenPrompt) {
-    tokenPrompt = new Promise((resolve) => {
-      setStatus('auth', 'token needed');
-      $('auth-error').hidden = !rejected;
-      $('auth').hidden = false;
-      $('auth-token').value = '';
-      $('auth-token').focus();
-      $('auth-form').onsubmit = (ev) => {
-        ev.preventDefault();
-        state.token = $('auth-token').value.trim();
-        sessionStorage.setItem(TOKEN_KEY, state.token);
-        $('auth').hidden = true;
-        tokenPrompt = null;
-        resolve();
-      };
-    });
-  }
-  return tokenPrompt;
+// Asks for the token (shared form logic in auth.js) and keeps it for the requests of this page.
+async function askToken(rejected) {
+  state.token = await askTokenOnce(rejected, () => setStatus('auth', 'token needed'));
 }
 
 function headers(extra = {}) {
