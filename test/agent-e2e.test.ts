@@ -94,7 +94,7 @@ describe('agent execution end to end', () => {
   it('an agent error result fails the task', async () => {
     const t = await env.createTask({ title: 'Agent error', description: '[fake:error-result]' });
     const done = await env.waitStatus(t.id, ['failed', 'in_review', 'done']);
-    expect(done.error).toMatch(/agent reported an error/);
+    expect(done.error).toBe('agent reported an error (error_during_execution): Simulated agent error');
   });
 
   it('cancels a running agent that ignores SIGTERM', async () => {

@@ -168,7 +168,11 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
   const r = result as ResultEvent | null;
   if (r) {
     if (!r.isError) return { ...base, outcome: 'success', error: '' };
-    return { ...base, outcome: 'agent_error', error: `agent reported an error (${r.subtype || 'error'}): ${r.text.slice(0, 1500)}` };
+    // Claude Code reports some errors with subtype "success"; only a real error subtype is worth naming.
+    const kind = r.subtype && r.subtype !== 'success' ? ` (${r.subtype})` : '';
+    const hint = /not logged in|authentication_failed|invalid api key|\/login/i.test(r.text)
+      ? ' (Claude Code is not authenticated: run `claude login` as the service user or set ANTHROPIC_API_KEY)' : '';
+    return { ...base, outcome: 'agent_error', error: `agent reported an error${kind}: ${r.text.slice(0, 1500)}${hint}` };
   }
   const stderr = stderrTail.values().slice(-10).join('\n');
   const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
