@@ -79,6 +79,7 @@ export function inspectCompose(text: string): ComposeInfo {
   if (svcs && typeof svcs === 'object' && !Array.isArray(svcs)) {
     for (const [name, def] of Object.entries(svcs as Record<string, unknown>)) {
       const d = (def && typeof def === 'object' ? def : {}) as Record<string, unknown>;
+      checkConfinement(name, d);
       services.set(name, {
         ports: Array.isArray(d.ports) ? d.ports.length > 0 : d.ports !== undefined && d.ports !== null,
         containerName: typeof d.container_name === 'string' && d.container_name !== '',
@@ -87,6 +88,31 @@ export function inspectCompose(text: string): ComposeInfo {
     }
   }
   return { services, hasInclude: root.include !== undefined };
+}
+
+/**
+ * An agent's compose file runs with the Docker daemon's rights, which are root on the host. Settings that
+ * would hand the host to a container are refused: privileged mode, host namespaces, extra capabilities,
+ * devices, and bind mounts of paths outside the project folder (absolute paths, `..`, `~`, the socket).
+ */
+function checkConfinement(service: string, d: Record<string, unknown>): void {
+  const refuse = (what: string) => { throw badPath(`service ${service}: ${what} is not allowed in Factory environments`); };
+  if (d.privileged === true) refuse('privileged: true');
+  for (const key of ['network_mode', 'pid', 'ipc', 'userns_mode', 'uts']) {
+    if (typeof d[key] === 'string' && /^host$|^container:/.test(d[key] as string)) refuse(`${key}: ${String(d[key])}`);
+  }
+  if (d.cap_add !== undefined) refuse('cap_add');
+  if (d.devices !== undefined) refuse('devices');
+  if (d.security_opt !== undefined) refuse('security_opt');
+  const volumes = Array.isArray(d.volumes) ? d.volumes : [];
+  for (const v of volumes) {
+    const source = typeof v === 'string' ? v.split(':')[0] ?? '' : v && typeof v === 'object' ? String((v as Record<string, unknown>).source ?? '') : '';
+    const type = v && typeof v === 'object' ? String((v as Record<string, unknown>).type ?? '') : '';
+    const isPath = source.startsWith('/') || source.startsWith('.') || source.startsWith('~') || type === 'bind';
+    if (isPath && (source.startsWith('/') || source.startsWith('~') || source.split(/[\\/]+/).includes('..'))) {
+      refuse(`the bind mount ${source}`);
+    }
+  }
 }
 
 function resetTag(tag: string, collection?: 'map' | 'seq') {
