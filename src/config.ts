@@ -90,6 +90,10 @@ export const configSchema = z.object({
     /** Characters of failing-check output put into the prompt. */
     max_failure_chars: posInt.default(6000),
   }).strict().prefault({}),
+  retention: z.object({
+    /** Log lines of tasks that ended (done, failed, cancelled, in_review) longer ago than this are deleted (0 = keep forever). */
+    task_logs_days: nonNegInt.default(30),
+  }).strict().prefault({}),
   budgets: z.object({
     /** Dollars one task may spend over all its runs (0 = no limit). */
     task_usd: z.number().nonnegative().default(0),

@@ -58,6 +58,24 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   const stopHooks: Array<() => Promise<void> | void> = [];
   let stopping: Promise<void> | null = null;
 
+  // Old task logs go, so a busy install's database does not grow without bound.
+  let retentionTimer: NodeJS.Timeout | null = null;
+  const purgeLogs = () => {
+    const days = config.retention.task_logs_days;
+    if (days <= 0) return;
+    try {
+      const n = repos.logs.purgeEnded(new Date(Date.now() - days * 86_400_000).toISOString());
+      if (n > 0) logger.info({ removed: n, days }, 'old task logs deleted');
+    } catch (err) {
+      logger.warn({ err: coerceError(err) }, 'task log purge failed');
+    }
+  };
+  const startRetention = () => {
+    purgeLogs();
+    retentionTimer ??= setInterval(purgeLogs, 3_600_000);
+    retentionTimer.unref();
+  };
+
   const services: Services = {
     config, logger, db, repos, bus, stream, tasks, scheduler, taskTokens: new TaskTokens(repos.kv),
     onStop: (fn) => { stopHooks.push(fn); },
@@ -66,11 +84,13 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     addHealth: (name, fn) => { healthParts.set(name, fn); },
     async start() {
       scheduler.recover();
+      startRetention();
       for (const fn of startHooks) await fn();
       scheduler.start();
     },
     stop() {
       stopping ??= (async () => {
+        if (retentionTimer) clearInterval(retentionTimer);
         await scheduler.stop(config.shutdown.grace_seconds * 1000);
         for (const fn of stopHooks.reverse()) {
           try { await fn(); } catch (err) { logger.error({ err: coerceError(err) }, 'shutdown hook failed'); }

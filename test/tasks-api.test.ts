@@ -170,6 +170,21 @@ describe('tasks API', () => {
     expect((await env.app.inject({ url: '/api/settings' })).json()).toEqual({ plane_base_url: '', plane_workspace_slug: '', plane_project_id: '' });
   });
 
+  it('deletes the logs of tasks that ended longer ago than retention.task_logs_days', async () => {
+    const tasks = env.services.repos.tasks;
+    const old = (await post('/api/tasks', { title: 'old', repo: 'acme/web' })).json();
+    const recent = (await post('/api/tasks', { title: 'recent', repo: 'acme/web' })).json();
+    const running = (await post('/api/tasks', { title: 'still queued', repo: 'acme/web' })).json();
+    tasks.transition(old.id, ['queued'], 'failed', { completed_at: '2020-01-01T00:00:00.000Z' });
+    tasks.transition(recent.id, ['queued'], 'failed', { completed_at: new Date().toISOString() });
+    const line = (id: number) => ({ task_id: id, ts: '2020-01-01T00:00:00.000Z', stream: 'stdout' as const, line: 'x' });
+    env.services.repos.logs.appendMany([line(old.id), line(recent.id), line(running.id)]);
+    const removed = env.services.repos.logs.purgeEnded(new Date(Date.now() - 30 * 86_400_000).toISOString());
+    expect(removed).toBe(1);
+    const count = (id: number) => env.services.repos.logs.list(id, { limit: 10 }).length;
+    expect([count(old.id), count(recent.id), count(running.id)]).toEqual([0, 1, 1]);
+  });
+
   it('reports health with queue numbers', async () => {
     const res = await env.app.inject({ url: '/health' });
     expect(res.statusCode).toBe(200);

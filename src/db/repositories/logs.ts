@@ -30,6 +30,12 @@ export class LogsRepo {
       .all(taskId, opts.limit) as LogRow[]).reverse();
   }
 
+  /** Deletes the log lines of tasks that ended before `cutoffIso`; returns how many went. */
+  purgeEnded(cutoffIso: string): number {
+    return this.db.prepare(`DELETE FROM task_logs WHERE task_id IN (
+      SELECT id FROM tasks WHERE status IN ('done', 'failed', 'cancelled', 'in_review') AND completed_at IS NOT NULL AND completed_at < ?)`).run(cutoffIso).changes;
+  }
+
   /** The latest non-stderr line of each task, for `last_output`, in one query. */
   lastLines(taskIds: number[]): Map<number, string> {
     const out = new Map<number, string>();
