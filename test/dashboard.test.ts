@@ -1,23 +1,19 @@
 // The web dashboard at `/`, driven in headless Chromium against a real Factory with the fake claude.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/server/app.js';
 import { dashboardRoutes } from '../src/server/routes/dashboard.js';
 import { createAgentEnv, type AgentEnv } from './agent-harness.js';
-import { ROOT } from './helpers.js';
+import { ARTIFACTS, CHROMIUM, hasChromium, launchBrowser, SKIP, watchErrors } from './browser.js';
 
 // Callbacks passed to page.waitForFunction run in the browser; the project compiles without the DOM lib.
 declare const document: { querySelector(s: string): { textContent: string | null } | null; querySelectorAll(s: string): ArrayLike<unknown> };
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-const SKIP = hasChromium ? '' : ' [SKIPPED: /usr/bin/chromium is not installed; apt-get install -y chromium]';
 if (!hasChromium) console.warn(`dashboard browser tests skipped: ${CHROMIUM} not found`);
-const ARTIFACTS = path.join(ROOT, 'test-results', 'artifacts');
 const XSS = '<img src=x onerror="window.__pwned=1">';
 /** A text argument for the fake claude: `_` means space there, so encode it too. */
 const fakeText = (s: string) => encodeURIComponent(s).replace(/_/g, '%5F');
@@ -43,15 +39,7 @@ async function start(env?: Record<string, string>): Promise<Instance> {
   };
 }
 
-/** Records console errors and uncaught page errors. */
-function watchErrors(page: Page, ignore: RegExp[] = []): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error' && !ignore.some((r) => r.test(m.text()))) errors.push(`console: ${m.text()}`); });
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  return errors;
-}
 
-const statusOf = (page: Page, id: number) => page.textContent(`#task-rows tr[data-id="${id}"] .c-status .pill`);
 const waitTaskPageStatus = (page: Page, status: string, timeout = 30_000) =>
   page.waitForFunction((s) => document.querySelector('#t-status')?.textContent === s, status, { timeout });
 const noSideways = (page: Page) => page.evaluate('document.documentElement.scrollWidth <= window.innerWidth');
@@ -101,10 +89,7 @@ describe('dashboard in headless Chromium', () => {
     if (!hasChromium) return;
     mkdirSync(ARTIFACTS, { recursive: true });
     inst = await start();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchBrowser();
   });
   afterAll(async () => {
     await browser?.close();
@@ -353,10 +338,7 @@ describe('dashboard with FACTORY_AUTH_TOKEN', () => {
     if (!hasChromium) return;
     mkdirSync(ARTIFACTS, { recursive: true });
     inst = await start({ FACTORY_AUTH_TOKEN: token });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchBrowser();
   });
   afterAll(async () => {
     await browser?.close();

@@ -1,23 +1,20 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBoard, type Board } from '../src/board/index.js';
 import { buildApp } from '../src/server/app.js';
-import { createTestEnv, ROOT, type TestEnv } from './helpers.js';
+import { createTestEnv, type TestEnv } from './helpers.js';
+import { ARTIFACTS, CHROMIUM, hasChromium, launchBrowser, SKIP, watchErrors } from './browser.js';
 
 // These callbacks run inside the browser; the project compiles without the DOM lib.
 declare const window: { innerWidth: number; __pwned?: number };
 declare const document: { documentElement: { scrollWidth: number }; querySelectorAll(s: string): ArrayLike<{ classList: { contains(c: string): boolean } }>; querySelector(s: string): unknown };
 declare const sessionStorage: { getItem(k: string): string | null };
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-const SKIP = hasChromium ? '' : ' [SKIPPED: /usr/bin/chromium is not installed; apt-get install -y chromium]';
 if (!hasChromium) console.warn(`messages-page tests skipped: ${CHROMIUM} not found`);
-const ARTIFACTS = path.join(ROOT, 'test-results', 'artifacts');
 const XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">';
 
 interface Instance { env: TestEnv; board: Board; app: FastifyInstance; base: string; close(): Promise<void> }
@@ -39,13 +36,6 @@ async function start(env: Record<string, string> = {}): Promise<Instance> {
   };
 }
 
-/** Records console errors and uncaught page errors. */
-function watchErrors(page: Page, ignore: RegExp[] = []): string[] {
-  const errors: string[] = [];
-  page.on('console', (m) => { if (m.type() === 'error' && !ignore.some((r) => r.test(m.text()))) errors.push(`console: ${m.text()}`); });
-  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
-  return errors;
-}
 
 describe('messages page in headless Chromium', () => {
   let browser: Browser;
@@ -53,10 +43,7 @@ describe('messages page in headless Chromium', () => {
   beforeAll(async () => {
     if (!hasChromium) return;
     mkdirSync(ARTIFACTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchBrowser();
   });
   afterAll(async () => {
     await browser?.close();
