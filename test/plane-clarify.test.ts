@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, gitOut, type AgentEnv } from './agent-harness.js';
-import { FakePlane, FakeTelegram, planeStateId, signPlaneWebhook } from './fakes/http/index.js';
+import { FakePlane, FakeTelegram, planeLabelId, planeStateId, signPlaneWebhook } from './fakes/http/index.js';
 import { issueEvent, commentEvent } from './fakes/http/plane.js';
 import { waitFor } from './helpers.js';
 
@@ -115,6 +115,22 @@ describe('clarification, Plane and Telegram', () => {
     await waitFor(() => plane.stateHistory(issue.id).at(-1) === STATES.in_review, { what: 'in_review state' });
     expect(plane.stateHistory(issue.id)).toEqual([STATES.in_progress, STATES.in_progress, STATES.in_review]);
     await waitFor(() => plane.comments(issue.id).some((c) => c.comment_html.includes(done.pr_url)), { what: 'PR comment' });
+  });
+
+  it('reads Plane Cloud (v2) payloads, resolving label ids to names through the API', async () => {
+    plane.labels.push({ id: planeLabelId('repo:acme/web'), name: 'repo:acme/web', color: '#000000' }, { id: planeLabelId('researcher'), name: 'researcher', color: '#000000' });
+    const issue = plane.addIssue({ name: 'Cloud issue', stateName: 'Todo' });
+    const payload = {
+      version: 'v2', event: 'workitem.updated', delivery_id: 'd-1', entity_id: issue.id, entity_type: 'workitem',
+      data: { id: issue.id, name: 'Cloud issue', description_html: '<p>[fake:noop]</p>', sequence_id: 9, state_id: STATES.queued,
+        label_ids: [planeLabelId('repo:acme/web'), planeLabelId('researcher')], updated_at: new Date().toISOString() },
+      previous_attributes: { state_id: planeStateId('Backlog') },
+    };
+    const res = (await webhook(payload)).json();
+    expect(res.status).toBe('task_created');
+    const task = await env.getTask(res.task_id);
+    expect(task).toMatchObject({ repo: 'acme/web', agent_type: 'researcher', plane_issue_id: issue.id, plane_sequence_id: 9 });
+    expect((await env.waitStatus(res.task_id, ['done', 'failed'])).status).toBe('done');
   });
 
   it('picks up an answer from Plane comments by polling when the webhook was missed', async () => {

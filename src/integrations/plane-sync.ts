@@ -149,8 +149,30 @@ export class PlaneSync {
     return { comment_id: c?.id };
   }
 
+  private labelCache: { at: number; names: Map<string, string> } | null = null;
+
+  // Cloud (v2) payloads name labels by id only; their names come from the API, cached for five minutes.
+  private async labelNames(ids: string[]): Promise<string[]> {
+    if (!ids.length || !this.client.enabled) return [];
+    if (!this.labelCache || Date.now() - this.labelCache.at > 300_000 || ids.some((id) => !this.labelCache!.names.has(id))) {
+      try {
+        const list = await this.client.listLabels();
+        this.labelCache = { at: Date.now(), names: new Map(list.map((l) => [l.id, l.name])) };
+      } catch (err) {
+        this.d.logger.warn({ err: coerceError(err) }, 'could not read Plane labels; using plane.default_repo and the coder agent');
+        return [];
+      }
+    }
+    return ids.map((id) => this.labelCache!.names.get(id)).filter((n): n is string => Boolean(n));
+  }
+
   /** Handles a verified webhook. Never runs an agent inline: tasks are queued. */
-  handleWebhook(ev: PlaneEvent): WebhookResult {
+  async handleWebhook(ev: PlaneEvent): Promise<WebhookResult> {
+    if (ev.kind === 'issue' && !ev.labels.length && ev.labelIds.length) ev = { ...ev, labels: await this.labelNames(ev.labelIds) };
+    return this.handleParsed(ev);
+  }
+
+  private handleParsed(ev: PlaneEvent): WebhookResult {
     if (ev.kind === 'other') return { status: 'ignored', reason: `event ${ev.event}` };
     if (ev.kind === 'comment') return this.onComment(ev.issueId, ev.commentId, ev.html, ev.actor);
     if (ev.action !== 'create' && ev.action !== 'update') return { status: 'ignored', reason: `action ${ev.action}` };

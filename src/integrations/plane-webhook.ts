@@ -9,7 +9,8 @@ export class PlaneWebhookError extends Error {
 export type PlaneEvent =
   | {
     kind: 'issue'; issueId: string; name: string; description: string; sequenceId: number | null; stateId: string; stateName: string;
-    labels: string[]; action: string; field: string | null; updatedAt: string; externalSource: string;
+    /** Label names (v1 payloads carry label objects); `labelIds` when only ids came (Cloud v2). */
+    labels: string[]; labelIds: string[]; action: string; field: string | null; updatedAt: string; externalSource: string;
   }
   | { kind: 'comment'; issueId: string; commentId: string; html: string; actor: string }
   | { kind: 'other'; event: string };
@@ -47,12 +48,14 @@ export function parsePlaneWebhook(payload: unknown, headerEvent = ''): PlaneEven
   const state = d.state;
   const stateId = typeof state === 'object' && state ? s((state as Record<string, unknown>).id) : s(state) || s(d.state_id);
   const stateName = typeof state === 'object' && state ? s((state as Record<string, unknown>).name) : '';
-  const labels = Array.isArray(d.labels) ? d.labels.map((l) => (typeof l === 'object' && l ? s((l as Record<string, unknown>).name) : '')).filter(Boolean) : [];
+  const rawLabels = Array.isArray(d.labels) ? d.labels : [];
+  const labels = rawLabels.map((l) => (typeof l === 'object' && l ? s((l as Record<string, unknown>).name) : '')).filter(Boolean);
+  const labelIds = [...(Array.isArray(d.label_ids) ? d.label_ids : []), ...rawLabels.filter((l) => typeof l === 'string')].map(String);
   const activity = (p.activity ?? {}) as Record<string, unknown>;
   const action = (s(p.action) || event.split('.').pop() || '').toLowerCase();
   return {
     kind: 'issue', issueId, name: s(d.name).trim(), description: htmlToText(s(d.description_html)),
-    sequenceId: typeof d.sequence_id === 'number' ? d.sequence_id : null, stateId, stateName, labels,
+    sequenceId: typeof d.sequence_id === 'number' ? d.sequence_id : null, stateId, stateName, labels, labelIds,
     action: action.replace(/d$/, ''), // created → create, updated → update
     field: s(activity.field) || (p.previous_attributes && typeof p.previous_attributes === 'object' ? Object.keys(p.previous_attributes)[0] ?? null : null),
     updatedAt: s(d.updated_at), externalSource: s(d.external_source),

@@ -54,6 +54,11 @@ export class PlaneClient {
     return this.call<PlaneComment>('POST', `/work-items/${encodeURIComponent(issueId)}/comments/`, { comment_html: html }, signal);
   }
 
+  async listLabels(signal?: AbortSignal): Promise<Array<{ id: string; name: string }>> {
+    const r = await this.call<{ results?: Array<{ id: string; name: string }> } | Array<{ id: string; name: string }>>('GET', '/labels/?per_page=100', undefined, signal);
+    return Array.isArray(r) ? r : (r.results ?? []);
+  }
+
   async listComments(issueId: string, signal?: AbortSignal): Promise<PlaneComment[]> {
     const r = await this.call<{ results?: PlaneComment[] } | PlaneComment[]>('GET', `/work-items/${encodeURIComponent(issueId)}/comments/?per_page=100`, undefined, signal);
     return Array.isArray(r) ? r : (r.results ?? []);
