@@ -4,7 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { TaskRow } from '../db/repositories/tasks.js';
@@ -22,6 +21,9 @@ import { nowIso } from '../db/time.js';
 import { scrub } from '../secrets.js';
 import { buildOverride, dnsPart, inspectCompose, naming, resolveComposePath, SERVICE_NAME } from './compose.js';
 import { DockerCli, DockerUnavailableError, firstLine, tail, type DockerResult } from './docker-cli.js';
+import { parseJsonLines, parsePsLabels, waitHealthy } from './health.js';
+
+export { parsePsLabels } from './health.js';
 
 export interface UpInput {
   taskId: number;
@@ -184,7 +186,11 @@ export class EnvironmentManager {
         const why = upRes.timedOut ? `docker compose up did not finish within ${Math.round(this.t.upMs / 60_000)} min` : `docker compose up failed (exit code ${upRes.exitCode ?? upRes.spawnError})`;
         throw await this.failUp(row, files, worktree, why, upRes);
       }
-      const health = await this.waitHealthy(n.project, input.service, input.port, input.healthPath ?? '/');
+      const health = await waitHealthy(this.docker, {
+        project: n.project, service: input.service, port: input.port, healthPath: input.healthPath ?? '/',
+        network: this.d.config.docker.network, timeoutS: this.d.config.docker.health_timeout_seconds,
+        pollMs: this.t.healthPollMs, probeMs: this.t.httpProbeMs, commandMs: this.t.commandMs, signal: this.abort.signal,
+      });
       if (!health.ok) throw await this.failUp(row, files, worktree, health.error);
 
       row = this.d.repo.update(row.id, { status: 'running', health: health.health, container_id: health.containerId, last_error: '' })!;
@@ -211,73 +217,6 @@ export class EnvironmentManager {
       this.d.repo.update(row.id, { status: 'failed', last_error: message });
     }
     return new AppError(502, 'environment_failed', `Environment ${row.project} did not come up: ${message}`);
-  }
-
-  /** Waits for the container's health check, or for HTTP 2xx on the service port when it has none. */
-  private async waitHealthy(project: string, service: string, port: number, healthPath: string): Promise<{ ok: true; health: string; containerId: string } | { ok: false; error: string }> {
-    const timeoutS = this.d.config.docker.health_timeout_seconds;
-    const deadline = Date.now() + timeoutS * 1000;
-    let last = 'no container yet';
-    for (;;) {
-      const ids = await this.containerIds(project, service);
-      if (ids.length) {
-        const inspect = await this.inspect(ids[0]!);
-        if (inspect) {
-          const state = inspect.State ?? {};
-          const status = String(state.Status ?? 'unknown');
-          const health = state.Health?.Status as string | undefined;
-          if (status === 'exited' || status === 'dead') return { ok: false, error: `the container of ${service} exited (exit code ${state.ExitCode ?? '?'})` };
-          if (health) {
-            if (health === 'healthy') return { ok: true, health, containerId: ids[0]! };
-            if (health === 'unhealthy') return { ok: false, error: `the health check of ${service} reports unhealthy${healthLog(state.Health)}` };
-            last = `health check ${health}`;
-          } else if (status === 'running') {
-            const ip = containerIp(inspect, this.d.config.docker.network);
-            if (!ip) {
-              last = 'the container has no IP address';
-            } else {
-              const probe = await this.probe(ip, port, healthPath);
-              if (probe.ok) return { ok: true, health: 'http', containerId: ids[0]! };
-              last = `http://${ip.includes(':') ? `[${ip}]` : ip}:${port}${healthPath} ${probe.detail}`;
-            }
-          } else {
-            last = `container ${status}`;
-          }
-        }
-      }
-      if (Date.now() >= deadline) return { ok: false, error: `${service} was not healthy within ${timeoutS} s (last: ${last})` };
-      if (this.abort.signal.aborted) return { ok: false, error: 'Factory is shutting down' };
-      await sleep(Math.min(this.t.healthPollMs, Math.max(10, deadline - Date.now())), undefined, { signal: this.abort.signal }).catch(() => undefined);
-    }
-  }
-
-  private async probe(ip: string, port: number, healthPath: string): Promise<{ ok: boolean; detail: string }> {
-    const host = ip.includes(':') ? `[${ip}]` : ip;
-    try {
-      const res = await fetch(`http://${host}:${port}${healthPath}`, { signal: AbortSignal.timeout(this.t.httpProbeMs), redirect: 'follow' });
-      await res.body?.cancel().catch(() => undefined);
-      return { ok: res.status >= 200 && res.status < 300, detail: `answered ${res.status}` };
-    } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code;
-      return { ok: false, detail: `failed: ${cause ?? (err as Error).message}` };
-    }
-  }
-
-  private async containerIds(project: string, service: string): Promise<string[]> {
-    const r = await this.docker.run(['ps', '-a', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`, '--format', '{{json .}}'], { timeoutMs: this.t.commandMs });
-    if (!r.ok) return [];
-    return parseJsonLines(r.stdout).map((c) => String(c.ID ?? c.Id ?? '')).filter(Boolean);
-  }
-
-  private async inspect(id: string): Promise<InspectInfo | undefined> {
-    const r = await this.docker.run(['inspect', id], { timeoutMs: this.t.commandMs });
-    if (!r.ok) return undefined;
-    try {
-      const arr = JSON.parse(r.stdout) as InspectInfo[];
-      return Array.isArray(arr) ? arr[0] : undefined;
-    } catch {
-      return undefined;
-    }
   }
 
   /** Stores the preview URL on the task and announces it once per (task, url). */
@@ -545,57 +484,6 @@ export class EnvironmentManager {
       return { slug: repo, owner, name, cloneUrl: '', configured: false };
     }
   }
-}
-
-interface InspectInfo {
-  Id?: string;
-  State?: { Status?: string; ExitCode?: number; Health?: { Status?: string; Log?: Array<{ Output?: string; ExitCode?: number }> } };
-  NetworkSettings?: { IPAddress?: string; Networks?: Record<string, { IPAddress?: string; GlobalIPv6Address?: string }> };
-  Config?: { Labels?: Record<string, string> };
-}
-
-function containerIp(i: InspectInfo, network: string): string | undefined {
-  const nets = i.NetworkSettings?.Networks ?? {};
-  const pick = (n?: { IPAddress?: string; GlobalIPv6Address?: string }) => n?.IPAddress || n?.GlobalIPv6Address || undefined;
-  return pick(nets[network]) ?? Object.values(nets).map(pick).find(Boolean) ?? (i.NetworkSettings?.IPAddress || undefined);
-}
-
-function healthLog(h: { Log?: Array<{ Output?: string }> } | undefined): string {
-  const out = h?.Log?.at(-1)?.Output?.trim();
-  return out ? ` (last check: ${out.slice(0, 300)})` : '';
-}
-
-/** `docker ps --format '{{json .}}'` prints one object per line; some versions print one array. */
-export function parseJsonLines(text: string): Array<Record<string, unknown>> {
-  const t = text.trim();
-  if (!t) return [];
-  if (t.startsWith('[')) {
-    try { return JSON.parse(t) as Array<Record<string, unknown>>; } catch { return []; }
-  }
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of t.split('\n')) {
-    try { out.push(JSON.parse(line) as Record<string, unknown>); } catch { /* not JSON: skip */ }
-  }
-  return out;
-}
-
-/** Labels of `docker ps` JSON come as one "k=v,k2=v2" string (a map in some tools). */
-export function parsePsLabels(v: unknown): Record<string, string> {
-  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)]));
-  const out: Record<string, string> = {};
-  if (typeof v !== 'string' || !v) return out;
-  let lastKey: string | undefined;
-  for (const part of v.split(',')) {
-    const eq = part.indexOf('=');
-    // A value that contained a comma continues the previous label.
-    if (eq <= 0 || !/^[\w.\-/]+$/.test(part.slice(0, eq))) {
-      if (lastKey) out[lastKey] += `,${part}`;
-      continue;
-    }
-    lastKey = part.slice(0, eq);
-    out[lastKey] = part.slice(eq + 1);
-  }
-  return out;
 }
 
 function summarize(c: Record<string, unknown>): ContainerSummary {
