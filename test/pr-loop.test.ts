@@ -150,6 +150,22 @@ describe('pull request follow-up', () => {
     expect(cancelled.error).toMatch(/closed without merging/);
   });
 
+  it("follows a workflow's PR too: CI failing on it brings a revision onto the workflow branch", async () => {
+    const res = await env.app.inject({ method: 'POST', url: '/api/workflows/code_review', payload: { title: 'Workflow PR', description: '[fake:reviewer=review verdicts=approve]', repo: 'acme/web' } });
+    const wf = await waitFor(async () => { const w = (await env.app.inject({ url: `/api/workflows/${res.json().id}` })).json(); return w.status === 'completed' ? w : undefined; }, { what: 'workflow completed' });
+    const followUp = (await env.app.inject({ url: '/api/tasks?status=in_review&limit=100' })).json().find((t: { pr_url: string }) => t.pr_url === wf.pr_url);
+    expect(followUp).toMatchObject({ status: 'in_review', branch_name: wf.branch_name, workflow_id: null, pr_state: 'open' });
+    const prCount = prPosts().length;
+    const before = syncHead(followUp);
+    env.github.setCheckRuns(before, [{ name: 'build', conclusion: 'failure', output: { title: 'workflow branch broke the build', summary: null, text: null } }]);
+    await env.wired!.prLoop.poll();
+    const revised = await waitRevision(followUp.id, 1);
+    expect(revised.status).toBe('in_review');
+    expect(runsOf(followUp.id).map((r) => r.kind)).toEqual(['ci_fix']);
+    expect(gitOut(origin(), 'rev-list', '--count', `${before}..${wf.branch_name}`)).toBe('1');
+    expect(prPosts().length).toBe(prCount);
+  });
+
   it('refuses unsigned or badly signed deliveries', async () => {
     expect((await hook('pull_request', { repository }, 'wrong')).statusCode).toBe(401);
     const unsigned = await env.app.inject({ method: 'POST', url: '/api/webhooks/github', headers: { 'content-type': 'application/json', 'x-github-event': 'pull_request' }, payload: '{}' });

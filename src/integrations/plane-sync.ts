@@ -67,7 +67,8 @@ export class PlaneSync {
     const linked = (t: TaskRow) => !t.workflow_id && (t.plane_issue_id !== '' || this.d.outbox.repo.byDedupeKey(`plane:create:${t.id}`) !== undefined);
     bus.on('task.created', ({ task }) => {
       // Tasks made through the API get a Plane issue; the external_source marks it as ours for the webhook.
-      if (!task.plane_issue_id && !task.workflow_id) this.enqueue({ op: 'create', taskId: task.id }, `plane:task:${task.id}`, `plane:create:${task.id}`);
+      // (Only new work: a task that adopts an existing PR is created in review and needs no issue.)
+      if (!task.plane_issue_id && !task.workflow_id && task.status === 'queued') this.enqueue({ op: 'create', taskId: task.id }, `plane:task:${task.id}`, `plane:create:${task.id}`);
     });
     bus.on('agent.started', ({ task, branch }) => {
       if (linked(task)) this.forTask(task, 'in_progress', `<p>🔧 Agent started (${escapeHtml(task.agent_type)}) on branch <code>${escapeHtml(branch)}</code>.</p>`);

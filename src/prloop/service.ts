@@ -37,6 +37,10 @@ export class PrLoop {
     d.bus.on('task.status', ({ task }) => {
       if (task.status === 'in_review' && task.pr_number && !task.workflow_id) this.watch(task);
     });
+    // A task created in review adopts an open PR (a finished workflow's).
+    d.bus.on('task.created', ({ task }) => {
+      if (task.status === 'in_review' && task.pr_number && !task.workflow_id) this.watch(task);
+    });
     // After a review-driven revision, the agent's summary is the reply on the PR.
     d.executor.onRun((r) => {
       const ctx = parseRevision(r.task.revision_context);

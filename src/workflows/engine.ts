@@ -213,13 +213,23 @@ export class WorkflowEngine {
       const lastReview = [...steps].reverse().find((s) => s.agent_type === 'reviewer' && s.status === 'completed');
       const review = lastReview ? parseReview(lastReview.output_data) : undefined;
       const result = !review ? 'completed' : review.approved ? 'approved' : 'max_iterations';
-      const prUrl = await this.openPr(wf, review, result);
+      const pr = await this.openPr(wf, review, result);
+      const prUrl = pr.url;
       const done = this.d.workflows.transition(id, ['running'], 'completed', {
         completed_at: nowIso(), result, pr_url: prUrl,
         error: result === 'max_iterations' ? `Stopped after ${wf.max_iterations} iterations without the reviewer's approval` : '',
       });
       const lastTask = [...steps].reverse().find((s) => s.status === 'completed' && s.task_id);
       if (lastTask?.task_id && prUrl) this.d.tasks.update(lastTask.task_id, { pr_url: prUrl });
+      if (done && pr.number) {
+        // The PR lives on after the workflow: a task in review adopts it, so CI failures and review
+        // comments bring an agent back (the PR loop follows tasks).
+        this.d.tasks.create({
+          title: wf.title, description: wf.description, repo: wf.repo, agent_type: 'coder', plane_issue_id: wf.plane_issue_id,
+          parent_task_id: lastTask?.task_id ?? null, branch_name: wf.branch_name, base_branch: pr.base, pr_url: pr.url, pr_number: pr.number,
+          inReview: true,
+        });
+      }
       if (done) {
         this.publish(id, 'running');
         this.d.bus.emit('workflow.completed', { workflow: done });
@@ -233,16 +243,16 @@ export class WorkflowEngine {
     }
   }
 
-  private async openPr(wf: WorkflowRow, review: ReturnType<typeof parseReview> | undefined, result: string): Promise<string> {
+  private async openPr(wf: WorkflowRow, review: ReturnType<typeof parseReview> | undefined, result: string): Promise<{ url: string; number: number | null; base: string }> {
     const spec = this.d.executor.repoSpec(wf.repo);
     const wtPath = this.d.workspace.worktreePath(worktreeKey({ id: 0, workflow_id: wf.id }));
     const steps = this.d.workflows.steps(wf.id);
     const base = (steps.map((s) => s.task_id && this.d.tasks.get(s.task_id)).find((t) => t && t.base_branch) as TaskRow | undefined)?.base_branch;
-    if (!base) return '';
+    if (!base) return { url: '', number: null, base: '' };
     await this.d.workspace.commitAll(wtPath, `${wf.title}\n\nFactory workflow ${wf.id}.`).catch(() => false);
-    if ((await this.d.workspace.commitsAhead(wtPath, base)) === 0) return '';
+    if ((await this.d.workspace.commitsAhead(wtPath, base)) === 0) return { url: '', number: null, base };
     await this.d.workspace.push(wtPath, wf.branch_name, base);
-    if (!this.d.github.enabled) return '';
+    if (!this.d.github.enabled) return { url: '', number: null, base };
     const counts = review ? issueCounts(review) : undefined;
     const body = [
       `## Summary\n\n${truncate(wf.description || wf.title, 4000)}`,
@@ -252,7 +262,7 @@ export class WorkflowEngine {
       `---\nOpened by Factory for workflow ${wf.id} (${wf.name}), iterations: ${wf.iteration}.`,
     ].filter(Boolean).join('\n\n');
     const pr = await this.d.github.openPullRequest({ owner: spec.owner, repo: spec.name, head: wf.branch_name, base, title: wf.title, body });
-    return pr.html_url;
+    return { url: pr.html_url, number: pr.number, base };
   }
 
   private async fail(wf: WorkflowRow, step: StepRow | undefined, error: string): Promise<void> {

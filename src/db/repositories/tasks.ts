@@ -58,7 +58,10 @@ export interface NewTask {
   branch_name?: string;
   pr_url?: string;
   pr_number?: number | null;
+  base_branch?: string;
   run?: boolean;
+  /** Creates the task already in review: it adopts an open PR Factory made elsewhere (a workflow's). */
+  inReview?: boolean;
 }
 
 /** Columns a caller may set through update/transition (never id, status or timestamps of creation). */
@@ -87,9 +90,9 @@ export class TasksRepo {
     const now = nowIso();
     return this.db.prepare(`
       INSERT INTO tasks (title, description, repo, agent_type, status, plane_issue_id, plane_sequence_id,
-        workflow_id, workflow_step, parent_task_id, branch_name, pr_url, pr_number, run_requested_at, created_at, updated_at)
-      VALUES (@title, @description, @repo, @agent_type, 'queued', @plane_issue_id, @plane_sequence_id,
-        @workflow_id, @workflow_step, @parent_task_id, @branch_name, @pr_url, @pr_number, @run_requested_at, @now, @now)
+        workflow_id, workflow_step, parent_task_id, branch_name, base_branch, pr_url, pr_number, run_requested_at, created_at, completed_at, updated_at)
+      VALUES (@title, @description, @repo, @agent_type, @status, @plane_issue_id, @plane_sequence_id,
+        @workflow_id, @workflow_step, @parent_task_id, @branch_name, @base_branch, @pr_url, @pr_number, @run_requested_at, @now, @completed_at, @now)
       RETURNING *`).get({
       title: t.title,
       description: t.description ?? '',
@@ -103,7 +106,10 @@ export class TasksRepo {
       branch_name: t.branch_name ?? '',
       pr_url: t.pr_url ?? '',
       pr_number: t.pr_number ?? null,
-      run_requested_at: t.run ? now : null,
+      run_requested_at: t.run && !t.inReview ? now : null,
+      status: t.inReview ? 'in_review' : 'queued',
+      base_branch: t.base_branch ?? '',
+      completed_at: t.inReview ? now : null,
       now,
     }) as TaskRow;
   }
