@@ -86,6 +86,14 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
 
   const board = createBoard(s, opts.board);
   executor.onProtocol((task, obj) => { if (obj.type === 'message') board.board.postFromAgent(task, obj); });
+  // Inter-agent messages: what earlier steps of a workflow addressed to this agent type reaches its prompt.
+  executor.addPromptSource((task) => {
+    if (!task.workflow_id) return undefined;
+    const msgs = board.messages.list({ workflow_id: task.workflow_id, recipient: task.agent_type, limit: 20 }).reverse();
+    if (!msgs.length) return undefined;
+    const lines = msgs.map((m) => `- [${m.message_type}] from ${m.sender}: ${m.message.slice(0, 1000)}`);
+    return `## Messages addressed to you (${task.agent_type}) by earlier steps\n\n${lines.join('\n')}`;
+  });
 
   const seen = new SeenRepo(s.db);
   const clarify = new ClarificationService({

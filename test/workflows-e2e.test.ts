@@ -85,6 +85,20 @@ describe('workflows end to end', () => {
     expect((await env.app.inject({ method: 'POST', url: `/api/workflows/${id}/cancel` })).statusCode).toBe(409);
   });
 
+  it('delivers a message one agent addressed to another into that agent\'s prompt', async () => {
+    const res = await env.app.inject({ method: 'POST', url: '/api/workflows/code_review', payload: {
+      title: 'Talk to the reviewer', repo: 'acme/web',
+      description: '[fake:coder=message to=reviewer type=question content=Is_a_60s_cache_TTL_ok?] [fake:reviewer=review verdicts=approve]',
+    } });
+    const wf = await waitWorkflow(env, res.json().id, ['completed', 'failed', 'cancelled']);
+    expect(wf.status).toBe('completed');
+    const board = (await env.app.inject({ url: `/api/messages?workflow_id=${wf.id}&message_type=question` })).json();
+    expect(board.find((m: { recipient: string }) => m.recipient === 'reviewer').message).toBe('Is a 60s cache TTL ok?');
+    const reviewer = env.fakeLog().filter((r) => r.env.FACTORY_WORKFLOW_ID === String(wf.id) && r.env.FACTORY_AGENT_TYPE === 'reviewer')[0]!;
+    expect(reviewer.prompt).toContain('Messages addressed to you (reviewer)');
+    expect(reviewer.prompt).toContain('Is a 60s cache TTL ok?');
+  });
+
   it('validates workflow requests', async () => {
     const post = (url: string, payload: unknown) => env.app.inject({ method: 'POST', url, payload: payload as object });
     const unknown = await post('/api/workflows', { workflow_name: 'nope', title: 'x', repo: 'acme/web' });
