@@ -72,6 +72,8 @@ export class Workspace {
     return env;
   }
 
+  // Commands here are deliberately not --quiet: simple-git waits a fixed 50 ms after any command that
+  // prints nothing, so progress output on stderr saves that wait on every clone, fetch, commit and push.
   private git(dir: string | undefined, withAuth = false): SimpleGit {
     const env = this.env(withAuth);
     // simple-git guards GIT_* variables; these are ours, set on purpose.
@@ -116,10 +118,10 @@ export class Workspace {
       if (!existsSync(path.join(cache, 'HEAD'))) {
         rmSync(cache, { recursive: true, force: true });
         mkdirSync(path.dirname(cache), { recursive: true });
-        await this.run(`cloning ${spec.slug}`, () => this.git(undefined, true).raw(['clone', '--bare', '--quiet', spec.cloneUrl, cache]));
+        await this.run(`cloning ${spec.slug}`, () => this.git(undefined, true).raw(['clone', '--bare', spec.cloneUrl, cache]));
       }
       await this.run(`fetching ${spec.slug}`, () =>
-        this.git(cache, true).raw(['fetch', '--quiet', '--prune', 'origin', '+refs/heads/*:refs/remotes/origin/*']));
+        this.git(cache, true).raw(['fetch', '--verbose', '--prune', 'origin', '+refs/heads/*:refs/remotes/origin/*']));
       return defaultBranch;
     });
   }
@@ -142,7 +144,7 @@ export class Workspace {
       const localHas = refs.includes(`refs/heads/${branch}`);
       const start = remoteHas ? `origin/${branch}` : `origin/${baseBranch}`;
       if (localHas) await this.run('resetting branch', () => g.raw(['branch', '-f', branch, start]));
-      const args = localHas ? ['worktree', 'add', '--quiet', wt, branch] : ['worktree', 'add', '--quiet', '-b', branch, wt, start];
+      const args = localHas ? ['worktree', 'add', wt, branch] : ['worktree', 'add', '-b', branch, wt, start];
       await this.run(`creating worktree ${key}`, () => g.raw(args));
       return { path: wt, branch, baseBranch };
     });
@@ -154,7 +156,7 @@ export class Workspace {
     const status = await g.raw(['status', '--porcelain']);
     if (!status.trim()) return false;
     await this.run('staging changes', () => g.raw(['add', '-A']));
-    await this.run('committing', () => g.raw(['commit', '--quiet', '--no-verify', '-m', message]));
+    await this.run('committing', () => g.raw(['commit', '--no-verify', '-m', message]));
     return true;
   }
 
@@ -176,13 +178,13 @@ export class Workspace {
   /** Pushes HEAD to the task branch (never to the default branch). */
   async push(wt: string, branch: string, baseBranch: string): Promise<void> {
     if (branch === baseBranch) throw new GitError(`refusing to push to the default branch ${baseBranch}`);
-    await this.run(`pushing ${branch}`, () => this.git(wt, true).raw(['push', '--quiet', 'origin', `HEAD:refs/heads/${branch}`]));
+    await this.run(`pushing ${branch}`, () => this.git(wt, true).raw(['push', 'origin', `HEAD:refs/heads/${branch}`]));
   }
 
   /** Deletes a merged task branch on the remote (never the default branch). */
   async deleteRemoteBranch(spec: RepoSpec, branch: string, baseBranch: string): Promise<void> {
     if (!branch || branch === baseBranch) return;
-    await this.locks.run(spec.slug, () => this.run(`deleting ${branch}`, () => this.git(this.cachePath(spec), true).raw(['push', '--quiet', 'origin', '--delete', branch])));
+    await this.locks.run(spec.slug, () => this.run(`deleting ${branch}`, () => this.git(this.cachePath(spec), true).raw(['push', 'origin', '--delete', branch])));
   }
 
   /** Removes the worktree and its local branch ref; the pushed branch stays on the remote. */
