@@ -166,6 +166,26 @@ describe('pull request follow-up', () => {
     expect(prPosts().length).toBe(prCount);
   });
 
+  it('a merge ends the task done even when a revision was still waiting in the queue', async () => {
+    const { task, pr } = await openPr('Merged before the fix ran');
+    await env.app.inject({ method: 'POST', url: '/api/queue/pause', payload: { reason: 'hold revisions' } });
+    try {
+      env.github.setCheckRuns(syncHead(task), [{ name: 'lint', conclusion: 'failure', output: { title: 'style', summary: null, text: null } }]);
+      await env.wired!.prLoop.poll();
+      expect((await env.getTask(task.id)).status).toBe('queued');
+      env.github.setPrState(pr.number, 'closed', true);
+      await env.wired!.prLoop.poll();
+      const done = await env.getTask(task.id);
+      expect(done).toMatchObject({ status: 'done', pr_state: 'merged' });
+      expect(env.services.tasks.get(task.id)!.revision_context).toBe('');
+    } finally {
+      await env.app.inject({ method: 'POST', url: '/api/queue/resume' });
+    }
+    const passes = env.services.scheduler.passes;
+    await waitFor(() => env.services.scheduler.passes >= passes + 3, { what: 'scheduler passes' });
+    expect(runsOf(task.id)).toHaveLength(1);
+  });
+
   it('refuses unsigned or badly signed deliveries', async () => {
     expect((await hook('pull_request', { repository }, 'wrong')).statusCode).toBe(401);
     const unsigned = await env.app.inject({ method: 'POST', url: '/api/webhooks/github', headers: { 'content-type': 'application/json', 'x-github-event': 'pull_request' }, payload: '{}' });

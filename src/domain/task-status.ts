@@ -4,7 +4,8 @@ export const TASK_STATUSES = ['queued', 'in_progress', 'waiting_for_input', 'in_
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
 const ALLOWED: Record<TaskStatus, readonly TaskStatus[]> = {
-  queued: ['in_progress', 'cancelled', 'failed'],
+  // queued → done: a queued revision of a PR that got merged meanwhile is not needed any more
+  queued: ['in_progress', 'cancelled', 'failed', 'done'],
   // back to queued: recovery after a crash, a usage-limit pause, or a shutdown that hands work to the next boot
   in_progress: ['waiting_for_input', 'in_review', 'done', 'failed', 'cancelled', 'queued'],
   waiting_for_input: ['queued', 'cancelled', 'failed'],

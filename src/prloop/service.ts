@@ -100,7 +100,7 @@ export class PrLoop {
     const task = this.d.tasks.get(taskId);
     if (!w || !task || w.state !== 'open') return;
     const pr = await this.d.github.getPullRequest(w.owner, w.repo, w.pr_number);
-    if (pr.merged || pr.state === 'closed') return this.finish(task, w, pr.merged ? 'merged' : 'closed');
+    if (pr.merged || pr.state === 'closed') return this.finish(task, pr.merged ? 'merged' : 'closed');
     this.d.watches.update(taskId, { head_sha: pr.head.sha });
     const [runs, statuses] = await Promise.all([
       this.d.github.checkRuns(w.owner, w.repo, pr.head.sha),
@@ -113,8 +113,8 @@ export class PrLoop {
     if (ci.state === 'failure' && w.ci_handled_sha !== pr.head.sha && !w.gave_up) {
       const max = this.d.config.pr_loop.max_ci_fix_attempts;
       this.d.watches.update(taskId, { ci_handled_sha: pr.head.sha });
-      if (w.ci_fix_attempts >= max) return this.giveUp(task, w, `CI still fails after ${w.ci_fix_attempts} fix attempt(s) (pr_loop.max_ci_fix_attempts = ${max}): ${ci.failures.map((f) => f.name).join(', ')}`);
-      if (ci.signature === w.last_failure_signature) return this.giveUp(task, w, `the same checks failed the same way twice (${ci.failures.map((f) => f.name).join(', ')}); stopping instead of looping`);
+      if (w.ci_fix_attempts >= max) return this.giveUp(task, `CI still fails after ${w.ci_fix_attempts} fix attempt(s) (pr_loop.max_ci_fix_attempts = ${max}): ${ci.failures.map((f) => f.name).join(', ')}`);
+      if (ci.signature === w.last_failure_signature) return this.giveUp(task, `the same checks failed the same way twice (${ci.failures.map((f) => f.name).join(', ')}); stopping instead of looping`);
       this.d.watches.update(taskId, { ci_fix_attempts: w.ci_fix_attempts + 1, last_failure_signature: ci.signature });
       return this.revise(task, { kind: 'ci_fix', text: failuresPrompt(ci, this.d.config.pr_loop.max_failure_chars) });
     }
@@ -160,7 +160,7 @@ export class PrLoop {
     this.d.scheduler.notify();
   }
 
-  private giveUp(task: TaskRow, w: PrWatchRow, reason: string): void {
+  private giveUp(task: TaskRow, reason: string): void {
     this.d.watches.update(task.id, { gave_up: reason });
     const message = `Stopped fixing ${task.pr_url}: ${reason}. A person needs to look at it.`;
     // The board message of type error reaches Telegram (forward_types) and the logs; Plane gets a comment.
@@ -168,7 +168,9 @@ export class PrLoop {
     this.d.bus.emit('task.pr_attention', { task, reason: message });
   }
 
-  private async finish(task: TaskRow, w: PrWatchRow, how: 'merged' | 'closed'): Promise<void> {
+  private async finish(task: TaskRow, how: 'merged' | 'closed'): Promise<void> {
+    // A revision still running finishes first; the next sync then ends the task (the watch stays open).
+    if (task.status === 'in_progress') return;
     this.d.watches.update(task.id, { state: how });
     const to = how === 'merged' ? 'done' : 'cancelled';
     this.d.tasks.update(task.id, { pr_state: how });

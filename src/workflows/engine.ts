@@ -48,7 +48,7 @@ export class WorkflowEngine {
     // Step tasks get the input handoff (and for revisions the review) in their prompt.
     d.executor.addPromptSource((task) => this.promptFor(task));
     d.executor.systemPromptFor = (task) => this.systemPromptFor(task);
-    d.executor.setFinisher((task) => (task.workflow_id ? async (t, wt, spec, report) => {
+    d.executor.setFinisher((task) => (task.workflow_id ? async (t, wt, _spec, report) => {
       // A step never opens a PR: its work is committed and pushed as a checkpoint of the branch.
       await d.workspace.commitAll(wt.path, `${t.title}\n\nFactory workflow ${t.workflow_id}, step ${t.workflow_step} (${t.agent_type}).`);
       if (await d.workspace.commitsAhead(wt.path, wt.baseBranch) > 0) await d.workspace.push(wt.path, wt.branch, wt.baseBranch);
