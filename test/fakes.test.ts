@@ -181,7 +181,9 @@ describe('fake claude CLI', () => {
       const txt = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '';
       return txt ? Number(txt) : undefined;
     }, 5000, 'grandchild pid file');
-    expect(readFakeClaudeLog(env.FAKE_CLAUDE_LOG ?? '')[0]?.grandchild_pid).toBe(gpid);
+    // The pid file is written just before the log record: wait for the record rather than race it.
+    const rec = await pollUntil(() => readFakeClaudeLog(env.FAKE_CLAUDE_LOG ?? '').find((r) => r.grandchild_pid !== undefined), 5000, 'log record');
+    expect(rec.grandchild_pid).toBe(gpid);
     expect(procState(gpid)).toMatch(/[RSD]/);
     process.kill(-(sub.pid ?? 0), 'SIGKILL');
     expect((await sub).signal).toBe('SIGKILL');
