@@ -7,6 +7,7 @@ import { TaskExecutor } from './orchestrator/executor.js';
 import { HandoffsRepo, WorkflowsRepo } from './db/repositories/workflows.js';
 import { WorkflowEngine } from './workflows/engine.js';
 import { validateWorkflow } from './workflows/definition.js';
+import { buildHandoff } from './workflows/handoff.js';
 import { workflowRoutes } from './server/routes/workflows.js';
 import { registerRevisionMode } from './workflows/revision.js';
 import { createBoard, type BoardOptions } from './board/index.js';
@@ -82,6 +83,11 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     executor, workspace, github, bus: s.bus, stream: s.stream,
   });
   registerRevisionMode({ tasks: s.tasks, handoffs, executor, bus: s.bus });
+  // Standalone tasks keep their handoff too: revisions, PR follow-ups and people read it later.
+  executor.onRun((r) => {
+    if (r.task.workflow_id || r.status === 'queued' || r.status === 'waiting_for_input') return;
+    handoffs.create({ from_task_id: r.task.id, to_task_id: null, workflow_id: null, ...buildHandoff(r.task.agent_type, r.handoff, r.finalText, r.changedFiles, r.status === 'failed') });
+  });
   s.onStart(() => engine.reconcile());
 
   const board = createBoard(s, opts.board);

@@ -141,6 +141,10 @@ describe('workflows end to end', () => {
     expect(gitOut(origin, 'rev-list', '--count', `${headBefore}..${headAfter}`)).toBe('1');
     const call = env.fakeLog().find((r) => r.env.FACTORY_TASK_ID === String(second.id))!;
     expect(call.prompt).toMatch(/Earlier work on this issue/);
+    // the first task's handoff travels with it
+    const firstHandoff = (await env.app.inject({ url: `/api/tasks/${a.id}/handoffs?direction=from` })).json();
+    expect(firstHandoff).toHaveLength(1);
+    expect(call.prompt).toContain('Its handoff:');
   });
 });
 
