@@ -55,6 +55,10 @@ describe('agent execution end to end', () => {
     expect(call.argv).toEqual(expect.arrayContaining(['-p', '--output-format', 'stream-json', '--verbose', '--append-system-prompt', '--allowedTools']));
     expect(call.cwd).toBe(path.join(env.services.config.worktrees_dir, `task-${t.id}`));
     expect(call.env.names).not.toContain('GITHUB_TOKEN');
+    // the run's handoff names what it changed
+    const [handoff] = (await env.app.inject({ url: `/api/tasks/${t.id}/handoffs?direction=from` })).json();
+    expect(handoff).toMatchObject({ output_type: 'code_diff', summary: 'Implemented the change.' });
+    expect(handoff.content).toContain('- FAKE_CHANGE.md');
   });
 
   it('ends done without a PR when the agent changed nothing', async () => {

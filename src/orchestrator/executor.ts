@@ -285,6 +285,8 @@ export class TaskExecutor {
     } else if (run.outcome === 'success') {
       const finisher = this.finisherFor(task);
       result = finisher ? await finisher(task, wt, spec, base) : await this.publish(task, log, wt, spec, summary);
+      // What the run changed, for the handoff (after publish: everything is committed by then).
+      if (!finisher) base.changedFiles = await this.d.workspace.changedFiles(wt.path, wt.baseBranch).catch(() => []);
       if (result.status !== 'waiting_for_input' && !keep) await this.cleanup(spec, task, log);
     } else {
       const error = truncate(scrub(run.error), 2000);
