@@ -44,8 +44,11 @@ describe('agent memory in tasks', () => {
 describe('the service as a process', () => {
   it('serves /health, keeps memories in data/ across a restart, and exits cleanly on SIGTERM', async () => {
     const dir = tempDir();
-    const config = processConfig(dir);
-    const first = await startFactory(dir, config);
+    // Debug logging and secrets in the environment: none of the secrets may reach the log output.
+    const config = processConfig(dir, { log_level: 'debug' });
+    // (Only secrets whose services stay unconfigured or point at loopback: no test talks to the internet.)
+    const secrets = { GITHUB_TOKEN: 'ghp_SECRETVALUE_0123456789', PLANE_API_KEY: 'plane_api_SECRET_0123', PLANE_WEBHOOK_SECRET: 'SECRET-plane-hook', SURREALDB_PASS: 'SECRET-surreal-pass' };
+    const first = await startFactory(dir, config, secrets);
     try {
       expect((await first.api('GET', '/health')).json).toMatchObject({ status: 'ok', db: 'ok' });
       const created = await first.api('POST', '/api/tasks?auto_run=true', { title: 'Research caching', description: '[fake:noop learn=Redis_is_already_a_dependency]', repo: 'acme/web', agent_type: 'researcher' });
@@ -59,6 +62,7 @@ describe('the service as a process', () => {
     }
     expect(await first.exited).toBe(0);
     expect(first.output()).toContain('stopped');
+    for (const v of Object.values(secrets)) expect(first.output()).not.toContain(v);
     const second = await startFactory(dir, config);
     try {
       const found = (await second.api('GET', '/api/memory?q=redis')).json.memories;
