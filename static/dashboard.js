@@ -593,6 +593,23 @@ function kvRow(dl, key, label, value) {
   return dd;
 }
 
+// Every agent run of the task (first run, resumes, CI and review revisions) with its outcome and cost.
+// The list endpoint does not carry runs; keep what the task page loaded then.
+function renderRuns(runs) {
+  if (!runs) return;
+  const list = $('t-runs');
+  list.replaceChildren();
+  runs.forEach((r, i) => {
+    const kind = { run: 'run', resume: 'resumed', ci_fix: 'CI fix', review_fix: 'review fix' }[r.kind] ?? r.kind;
+    const dur = r.duration_ms ? fmtSpan(r.duration_ms) : '';
+    const item = el('li', `run run-${r.outcome}`, `#${i + 1} ${kind} · ${r.outcome}${dur ? ` · ${dur}` : ''} · ${fmtCost(r.cost_usd)}`);
+    item.dataset.kind = r.kind;
+    if (r.error) item.title = r.error;
+    list.append(item);
+  });
+  $('t-runs-box').hidden = runs.length === 0;
+}
+
 function renderTask(t) {
   const prev = state.task;
   if (prev && prev.id === t.id && prev.updated_at && t.updated_at && t.updated_at < prev.updated_at) return;
@@ -641,6 +658,8 @@ function renderTask(t) {
   if (t.parent_task_id) kvRow(dl, 'parent', 'Parent task', link(`/tasks/${Number(t.parent_task_id)}`, `#${t.parent_task_id}`));
   if (t.error) kvRow(dl, 'error', 'Error', t.error).classList.add('err-text', 'pre');
   if (t.result_summary) kvRow(dl, 'result', 'Result', longText(t.result_summary, 300));
+  if (t.pr_state) kvRow(dl, 'pr_state', 'PR state', `${t.pr_state}${t.ci_conclusion ? ` · CI ${t.ci_conclusion}` : ''}`);
+  renderRuns(Array.isArray(t.runs) ? t.runs : null);
   setText($('t-description'), t.description || '(none)');
 
   // Clarification

@@ -183,6 +183,9 @@ describe('dashboard in headless Chromium', () => {
       await page.waitForSelector('#t-pr:not([hidden])', { timeout: 10_000 });
       expect(await page.getAttribute('#t-pr', 'href')).toMatch(/^https?:\/\//);
       expect(await page.textContent('#t-details [data-key="repo"]')).toBe('acme/web');
+      // The agent runs with their outcome and cost.
+      await page.waitForSelector('#t-runs-box:not([hidden])', { timeout: 10_000 });
+      expect(await page.textContent('#t-runs li')).toMatch(/^#1 run · success · \d+s · \$0\.0123$/);
       expect(await page.isHidden('#t-cancel')).toBe(true);
       expect(await page.evaluate('window.__noReload')).toBe(1);
       await page.screenshot({ path: shot('task'), fullPage: true });
