@@ -80,11 +80,10 @@ export class Scheduler {
     private readonly opts: SchedulerOptions,
   ) {}
 
-  /** Recovers work interrupted by a crash, then starts the claim loop. Idempotent. */
+  /** Starts the claim loop (run recover() first: Services.start does, once, before its start hooks). Idempotent. */
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.recover();
     this.loopPromise = this.loop();
   }
 
