@@ -1,6 +1,6 @@
 // Plane webhook payloads (self-hosted "v1" and Cloud "v2") turned into one small shape. Pure.
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { htmlToText } from './plane.js';
+import { htmlToText } from './html.js';
 
 export class PlaneWebhookError extends Error {
   override name = 'PlaneWebhookError';

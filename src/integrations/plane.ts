@@ -1,6 +1,7 @@
 // Plane REST API v1 (work items, states, comments). Calls go through the outbox, never inline.
 import { DeliveryError } from './outbox.js';
 import { scrub } from '../secrets.js';
+import { escapeHtml as escapeAttr } from './html.js';
 
 export interface PlaneConfig { baseUrl: string; apiKey: string; workspace: string; projectId: string }
 export interface PlaneComment { id: string; comment_html: string; created_at: string; actor?: string; created_by?: string }
@@ -65,24 +66,5 @@ export class PlaneClient {
   }
 }
 
-export function escapeHtml(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-/** Plain text from Plane's description_html / comment_html: tags dropped, entities decoded. */
-export function htmlToText(html: string): string {
-  const named: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
-  return html
-    .replace(/<(br|\/p|\/div|\/li|\/h\d)\s*\/?>/gi, '\n')
-    .replace(/<li[^>]*>/gi, '- ')
-    .replace(/<[^>]*>/g, '')
-    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, e: string) => {
-      if (e[0] === '#') {
-        const code = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
-        return Number.isFinite(code) && code > 0 && code < 0x110000 ? String.fromCodePoint(code) : m;
-      }
-      return named[e.toLowerCase()] ?? m;
-    })
-    .replace(/\n{3,}/g, '\n\n')
-    .trim();
-}
+/** Plane comments put task text into HTML, attributes included. */
+export const escapeHtml = (text: string): string => escapeAttr(text, true);

@@ -3,6 +3,7 @@
 import { Api, TelegramApiError, NetworkError, TimeoutError } from 'node-telegram-bot-api';
 import type { Logger } from 'pino';
 import { DeliveryError, type OutboxWorker } from './outbox.js';
+import { escapeHtml, htmlToText } from './html.js';
 
 export const TELEGRAM_CHANNEL = 'telegram';
 /** Telegram rejects texts longer than this (UTF-16 units after entity parsing; we count the raw HTML). */
@@ -35,11 +36,8 @@ export interface NotifyOptions {
   replyTo?: number;
 }
 
-/** Escapes text for Telegram's HTML parse mode (only &, <, > are special in text; " in attributes). */
-export function escapeHtml(text: string, attribute = false): string {
-  const s = text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-  return attribute ? s.replace(/"/g, '&quot;') : s;
-}
+// Telegram's HTML parse mode: only &, < and > are special in text, " too in attributes.
+export { escapeHtml };
 
 /**
  * Escapes `text` and cuts it so the escaped result fits `max` characters, never inside an entity
@@ -58,10 +56,7 @@ export function escapeAndTruncate(text: string, max: number): string {
 }
 
 // Cutting HTML could split a tag or an entity (Telegram then rejects the whole text with a 400), so
-// an overlong notice loses its markup and is cut as plain text instead.
-function htmlToText(html: string): string {
-  return html.replace(/<[^>]*>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&amp;/g, '&');
-}
+// an overlong notice loses its markup (htmlToText) and is cut as plain text instead.
 
 /** Turns a client error into a DeliveryError the outbox understands (429 wait, 4xx permanent). */
 export function classifyTelegramError(err: unknown, token: string): Error {
