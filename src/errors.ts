@@ -14,7 +14,6 @@ export class AppError extends Error {
 }
 
 export const notFound = (what: string) => new AppError(404, 'not_found', `${what} not found`);
-export const badRequest = (field: string | undefined, message: string) => new AppError(400, 'invalid_input', message, field);
 export const conflict = (message: string) => new AppError(409, 'conflict', message);
 
 /** The JSON body for an error: ours under `error`, the upstream-compatible string under `detail`. */
