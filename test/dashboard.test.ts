@@ -184,7 +184,9 @@ describe('dashboard in headless Chromium', () => {
       expect(await page.getAttribute('#t-pr', 'href')).toMatch(/^https?:\/\//);
       expect(await page.textContent('#t-details [data-key="repo"]')).toBe('acme/web');
       // The agent runs with their outcome and cost.
+      // The status pill follows the stream at once; the runs come with the task's re-read right after.
       await page.waitForSelector('#t-runs-box:not([hidden])', { timeout: 10_000 });
+      await page.waitForFunction(() => !/running/.test(document.querySelector('#t-runs li')?.textContent ?? 'running'), undefined, { timeout: 10_000 });
       expect(await page.textContent('#t-runs li')).toMatch(/^#1 run · success · \d+s · \$0\.0123$/);
       expect(await page.isHidden('#t-cancel')).toBe(true);
       expect(await page.evaluate('window.__noReload')).toBe(1);
