@@ -1,0 +1,60 @@
+// The worker thread behind PgSyncDb: it owns one node-postgres connection and answers each request
+// from the main thread on a MessagePort, then wakes the main thread through a shared Int32 flag.
+// Plain JavaScript so it loads the same way from src/ (under tsx) and from dist/.
+import { workerData } from 'node:worker_threads';
+import pg from 'pg';
+
+// 64-bit integers (ids, counts, epoch milliseconds) and numerics arrive as JS numbers, as in SQLite.
+pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(1700, (v) => Number(v));
+
+const { url, flag, port, statementTimeoutMs, applicationName } = workerData;
+const signal = new Int32Array(flag);
+let client = null;
+
+async function connection() {
+  if (client) return client;
+  const c = new pg.Client({ connectionString: url, application_name: applicationName, statement_timeout: statementTimeoutMs });
+  // A dropped connection is replaced on the next request; the error reaches the caller of that request.
+  c.on('error', () => { if (client === c) client = null; });
+  await c.connect();
+  client = c;
+  return c;
+}
+
+function reply(msg) {
+  port.postMessage(msg);
+  Atomics.store(signal, 0, 1);
+  Atomics.notify(signal, 0);
+}
+
+let chain = Promise.resolve();
+port.on('message', (req) => {
+  chain = chain.then(() => handle(req));
+});
+
+async function handle(req) {
+  if (req.kind === 'close') {
+    const c = client;
+    client = null;
+    await c?.end().catch(() => {});
+    reply({ id: req.id, rows: [], changes: 0 });
+    port.close();
+    return;
+  }
+  try {
+    const c = await connection();
+    const r = req.kind === 'exec' ? await c.query(req.sql) : await c.query({ text: req.sql, values: req.params });
+    const last = Array.isArray(r) ? r[r.length - 1] : r;
+    reply({ id: req.id, rows: last?.rows ?? [], changes: last?.rowCount ?? 0 });
+  } catch (err) {
+    // Connection-level failures leave the client unusable; start afresh next time.
+    const code = String(err?.code ?? '');
+    if (!/^[0-9A-Z]{5}$/.test(code) || /^(08|57P)/.test(code)) {
+      const c = client;
+      client = null;
+      c?.end().catch(() => {});
+    }
+    reply({ id: req.id, error: { message: err instanceof Error ? err.message : String(err), code: err?.code ?? '' } });
+  }
+}
