@@ -8,16 +8,20 @@ const pct = (part: number, total: number) => (total ? round1((part / total) * 10
  * standalone task that opened a PR ends in_review), so success rates and durations count it.
  */
 export function analytics(db: Db, now = new Date()) {
+  // Minutes between two ISO timestamps stored as text.
+  const minutes = db.dialect === 'postgres'
+    ? 'EXTRACT(EPOCH FROM (completed_at::timestamptz - started_at::timestamptz)) / 60'
+    : '(julianday(completed_at) - julianday(started_at)) * 1440';
   const counts = Object.fromEntries((db.prepare('SELECT status, COUNT(*) AS n FROM tasks GROUP BY status').all() as { status: string; n: number }[]).map((r) => [r.status, r.n]));
   const c = (s: string) => counts[s] ?? 0;
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   const ok = c('done') + c('in_review');
-  const durations = (db.prepare(`SELECT (julianday(completed_at) - julianday(started_at)) * 1440 AS m FROM tasks
+  const durations = (db.prepare(`SELECT ${minutes} AS m FROM tasks
     WHERE status IN ('done','in_review') AND started_at IS NOT NULL AND completed_at IS NOT NULL ORDER BY m`).all() as { m: number }[]).map((r) => r.m);
   const median = durations.length ? (durations.length % 2 ? durations[(durations.length - 1) / 2]! : (durations[durations.length / 2 - 1]! + durations[durations.length / 2]!) / 2) : 0;
   const agents = db.prepare(`SELECT CASE WHEN agent_type = '' THEN 'default' ELSE agent_type END AS agent_type, COUNT(*) AS total,
-      SUM(status IN ('done','in_review')) AS done, SUM(status = 'failed') AS failed,
-      AVG(CASE WHEN status IN ('done','in_review') AND completed_at IS NOT NULL AND started_at IS NOT NULL THEN (julianday(completed_at) - julianday(started_at)) * 1440 END) AS avg_duration
+      SUM(CASE WHEN status IN ('done','in_review') THEN 1 ELSE 0 END) AS done, SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed,
+      AVG(CASE WHEN status IN ('done','in_review') AND completed_at IS NOT NULL AND started_at IS NOT NULL THEN ${minutes} END) AS avg_duration
     FROM tasks GROUP BY 1 ORDER BY 1`).all() as { agent_type: string; total: number; done: number; failed: number; avg_duration: number | null }[];
   const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - 29));
   const day = (col: string, where = '') => Object.fromEntries((db.prepare(`SELECT substr(${col}, 1, 10) AS d, COUNT(*) AS n FROM tasks WHERE ${col} >= ? ${where} GROUP BY d`)

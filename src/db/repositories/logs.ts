@@ -41,9 +41,13 @@ export class LogsRepo {
     const out = new Map<number, string>();
     if (!taskIds.length) return out;
     const ids = JSON.stringify(taskIds);
+    // The id list travels as one JSON parameter on both engines.
+    const list = this.db.dialect === 'postgres'
+      ? 'SELECT value::bigint AS value FROM jsonb_array_elements_text(?::jsonb) AS t(value)'
+      : 'SELECT value FROM json_each(?)';
     const rows = this.db.prepare(`SELECT l.task_id, l.line FROM task_logs l JOIN (
         SELECT (SELECT id FROM task_logs WHERE task_id = t.value AND stream <> 'stderr' ORDER BY id DESC LIMIT 1) AS id
-        FROM json_each(?) t
+        FROM (${list}) t
       ) m ON m.id = l.id`).all(ids) as { task_id: number; line: string }[];
     for (const r of rows) out.set(r.task_id, r.line);
     return out;

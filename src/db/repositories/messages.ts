@@ -60,6 +60,16 @@ export function ftsQuery(text: string): string | null {
   return words.map((w) => `"${w.replace(/"/g, '""')}"*`).join(' ');
 }
 
+/**
+ * The PostgreSQL twin of ftsQuery: every run of letters and digits becomes a prefix lexeme
+ * (`auth:*`), all ANDed, so user text can never be tsquery syntax.
+ */
+export function tsQuery(text: string): string | null {
+  const parts = (text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, 32);
+  if (parts.length === 0) return null;
+  return parts.map((p) => `${p}:*`).join(' & ');
+}
+
 const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** The message board table, its FTS5 index and thread walks. */
@@ -117,9 +127,11 @@ export class MessagesRepo {
     if (f.since !== undefined) { where.push('created_at >= ?'); args.push(f.since); }
     if (f.before !== undefined) { where.push('created_at <= ?'); args.push(f.before); }
     if (f.search !== undefined && f.search.trim() !== '') {
-      const q = ftsQuery(f.search);
+      const q = this.db.dialect === 'postgres' ? tsQuery(f.search) : ftsQuery(f.search);
       if (q === null) return []; // only punctuation: nothing can match
-      where.push('id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)');
+      where.push(this.db.dialect === 'postgres'
+        ? "to_tsvector('simple', message || ' ' || sender || ' ' || coalesce(recipient, '')) @@ to_tsquery('simple', ?)"
+        : 'id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)');
       args.push(q);
     }
     const sql = `SELECT * FROM messages ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ? OFFSET ?`;

@@ -83,6 +83,9 @@ export interface TaskListQuery {
   offset?: number;
 }
 
+/** Advisory lock key (PostgreSQL) that serialises claims while a global limit is set. */
+const CLAIM_LOCK = 7_140_302;
+
 export class TasksRepo {
   constructor(private readonly db: Db) {}
 
@@ -154,9 +157,36 @@ export class TasksRepo {
       WHERE id = @id AND status = 'queued' RETURNING *`).get({ id, now: nowIso() }) as TaskRow | undefined;
   }
 
-  /** Atomically takes the oldest runnable task and leases it to `owner`. */
-  claimNext(owner: string, leaseMs: number, now = new Date()): TaskRow | undefined {
+  /**
+   * Atomically takes the oldest runnable task and leases it to `owner`. With `globalLimit` > 0 no
+   * claim happens while that many tasks run anywhere (all worker hosts together).
+   * SQLite has one writer, so the UPDATE … RETURNING alone is atomic. PostgreSQL has many: the
+   * candidate row is locked with FOR UPDATE SKIP LOCKED (two workers never wait on, or take, the
+   * same task), and the global limit is counted under a transaction-scoped advisory lock.
+   */
+  claimNext(owner: string, leaseMs: number, now = new Date(), globalLimit = 0): TaskRow | undefined {
     const iso = now.toISOString();
+    const params = { owner, expires: now.getTime() + leaseMs, iso };
+    const underLimit = () => globalLimit <= 0
+      || (this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'in_progress'`).get() as { n: number }).n < globalLimit;
+    if (this.db.dialect === 'postgres') {
+      return this.db.transaction(() => {
+        if (globalLimit > 0) this.db.prepare('SELECT pg_advisory_xact_lock(?)').get(CLAIM_LOCK);
+        if (!underLimit()) return undefined;
+        return this.db.prepare(`
+          UPDATE tasks SET status = 'in_progress', lease_owner = @owner, lease_expires_at = @expires,
+            attempts = attempts + 1, started_at = COALESCE(started_at, @iso), updated_at = @iso
+          WHERE id = (
+            SELECT id FROM tasks
+            WHERE status = 'queued' AND run_requested_at IS NOT NULL AND cancel_requested = 0
+              AND (not_before IS NULL OR not_before <= @iso)
+            ORDER BY run_requested_at, id LIMIT 1
+            FOR UPDATE SKIP LOCKED
+          ) AND status = 'queued'
+          RETURNING *`).get(params) as TaskRow | undefined;
+      })();
+    }
+    if (!underLimit()) return undefined;
     return this.db.prepare(`
       UPDATE tasks SET status = 'in_progress', lease_owner = @owner, lease_expires_at = @expires,
         attempts = attempts + 1, started_at = COALESCE(started_at, @iso), updated_at = @iso
@@ -166,7 +196,7 @@ export class TasksRepo {
           AND (not_before IS NULL OR not_before <= @iso)
         ORDER BY run_requested_at, id LIMIT 1
       ) AND status = 'queued'
-      RETURNING *`).get({ owner, expires: now.getTime() + leaseMs, iso }) as TaskRow | undefined;
+      RETURNING *`).get(params) as TaskRow | undefined;
   }
 
   renewLease(id: number, owner: string, leaseMs: number): boolean {
@@ -188,10 +218,10 @@ export class TasksRepo {
 
   counts(): { queued: number; runnable: number; in_progress: number; waiting_for_input: number } {
     return this.db.prepare(`SELECT
-      SUM(status = 'queued') AS queued,
-      SUM(status = 'queued' AND run_requested_at IS NOT NULL) AS runnable,
-      SUM(status = 'in_progress') AS in_progress,
-      SUM(status = 'waiting_for_input') AS waiting_for_input
+      COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0) AS queued,
+      COALESCE(SUM(CASE WHEN status = 'queued' AND run_requested_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS runnable,
+      COALESCE(SUM(CASE WHEN status = 'in_progress' THEN 1 ELSE 0 END), 0) AS in_progress,
+      COALESCE(SUM(CASE WHEN status = 'waiting_for_input' THEN 1 ELSE 0 END), 0) AS waiting_for_input
       FROM tasks`).get() as never;
   }
 
