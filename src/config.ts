@@ -60,6 +60,14 @@ export const configSchema = z.object({
     body_limit_bytes: posInt.default(1_048_576),
   }).strict().prefault({}),
   public_url: str.default(''),
+  /** all: one process does everything; api: HTTP, SSE, webhooks, deliveries and pollers; worker: runs agents (needs PostgreSQL). */
+  role: z.enum(['all', 'api', 'worker']).default('all'),
+  database: z.object({
+    /** Empty: SQLite at <data_dir>/factory.db. Or sqlite:<file>, or postgres://user@host:port/db (shared by every process). */
+    url: str.default('').refine((v) => v === '' || /^(sqlite:.+|postgres(ql)?:\/\/.+)$/i.test(v), 'expected sqlite:<file> or postgres://user@host:port/database'),
+    /** PostgreSQL only: how long one statement may run before the server cancels it. */
+    statement_timeout_seconds: posInt.default(30),
+  }).strict().prefault({}),
   data_dir: str.default('./data'),
   repos_dir: str.optional(),
   worktrees_dir: str.optional(),
@@ -76,6 +84,10 @@ export const configSchema = z.object({
     stall_repeat_threshold: nonNegInt.default(20),
     /** Queue pause after a usage limit whose reset time the agent did not report. */
     usage_limit_backoff_minutes: z.number().positive().default(30),
+    /** Every this many seconds a running standalone task's work is pushed as a WIP checkpoint (0 = off), so another worker can take over. */
+    checkpoint_seconds: nonNegInt.default(300),
+    /** Claude's session store (CLAUDE_CONFIG_DIR) is shared by every worker host, so a task taken over elsewhere resumes its session. */
+    shared_session_store: z.boolean().default(false),
   }).strict().prefault({}),
   pr_loop: z.object({
     enabled: z.boolean().default(true),
@@ -104,6 +116,8 @@ export const configSchema = z.object({
     max_attempts: posInt.default(3),
     lease_seconds: posInt.default(60),
     poll_interval_ms: posInt.default(1000),
+    /** Agents running on all worker hosts together (0 = only the per-host max_concurrent_agents applies). */
+    global_max_concurrent: nonNegInt.default(0),
   }).strict().prefault({}),
   shutdown: z.object({
     grace_seconds: z.number().nonnegative().default(20),
@@ -187,6 +201,8 @@ export interface Secrets {
   surrealUser: string;
   surrealPass: string;
   openaiApiKey: string;
+  /** The password inside database.url, if any (scrubbed from output like every secret). */
+  databasePassword: string;
 }
 
 /** The built-in coder → reviewer → revision loop; config.yml may redefine it. */
@@ -201,7 +217,9 @@ export const BUILTIN_CODE_REVIEW: WorkflowDef = {
 
 export interface ResolvedTemplate { system_prompt_file: string; allowed_tools: string[]; timeout_minutes: number }
 
-export type Config = Omit<FileConfig, 'server' | 'agent_templates' | 'repos_dir' | 'worktrees_dir'> & {
+export type Config = Omit<FileConfig, 'server' | 'agent_templates' | 'repos_dir' | 'worktrees_dir' | 'database'> & {
+  /** url: a SQLite file path or a postgres:// URL, resolved; describe: the same without a password. */
+  database: { url: string; dialect: 'sqlite' | 'postgres'; describe: string; statement_timeout_seconds: number };
   server: { host: string; port: number; body_limit_bytes: number; hostForced: boolean };
   repos_dir: string;
   worktrees_dir: string;
@@ -282,6 +300,8 @@ function applyEnvOverrides(target: Record<string, unknown>, env: Record<string, 
     server.port = port;
   }
   if (env.FACTORY_DATA_DIR) target.data_dir = env.FACTORY_DATA_DIR;
+  if (env.FACTORY_ROLE) target.role = env.FACTORY_ROLE;
+  if (env.FACTORY_DATABASE_URL) ((target.database ??= {}) as Record<string, unknown>).url = env.FACTORY_DATABASE_URL;
   if (env.FACTORY_LOG_LEVEL) target.log_level = env.FACTORY_LOG_LEVEL;
 }
 
@@ -299,6 +319,7 @@ function resolve(file: FileConfig, env: Record<string, string | undefined>, root
     surrealUser: env.SURREALDB_USER ?? '',
     surrealPass: env.SURREALDB_PASS ?? '',
     openaiApiKey: env.OPENAI_API_KEY ?? '',
+    databasePassword: databasePassword(file.database.url),
   };
   // Without a token the API must not be reachable from other hosts.
   const wantedHost = file.server.host ?? (secrets.authToken ? '0.0.0.0' : '127.0.0.1');
@@ -314,8 +335,21 @@ function resolve(file: FileConfig, env: Record<string, string | undefined>, root
     };
   }
   const dataDir = abs(file.data_dir);
+  const dbUrl = file.database.url;
+  const postgres = /^postgres(ql)?:\/\//i.test(dbUrl);
+  const database = {
+    url: postgres ? dbUrl : dbUrl ? abs(dbUrl.replace(/^sqlite:/i, '')) : path.join(dataDir, 'factory.db'),
+    dialect: postgres ? 'postgres' as const : 'sqlite' as const,
+    describe: '',
+    statement_timeout_seconds: file.database.statement_timeout_seconds,
+  };
+  database.describe = postgres ? redactDbUrl(dbUrl) : `sqlite:${database.url}`;
+  // Split roles share one queue: that needs a database every host can reach.
+  if (file.role !== 'all' && !postgres) throw new ConfigError(`invalid config: role: "${file.role}" needs database.url = postgres://… (SQLite serves one process only)`);
+  if (file.role === 'worker' && !file.public_url) throw new ConfigError('invalid config: public_url: a worker needs the API\'s URL (its agents post messages and read their task there)');
   return {
     ...file,
+    database,
     server: { ...file.server, host: hostForced ? '127.0.0.1' : wantedHost, hostForced },
     data_dir: dataDir,
     repos_dir: file.repos_dir ? abs(file.repos_dir) : path.join(dataDir, 'repos'),
@@ -328,6 +362,26 @@ function resolve(file: FileConfig, env: Record<string, string | undefined>, root
     devLogs: env.NODE_ENV === 'development',
     baseEnv: Object.fromEntries(INHERITED_ENV.filter((k) => env[k]).map((k) => [k, env[k]!])),
   };
+}
+
+function databasePassword(url: string): string {
+  if (!/^postgres(ql)?:\/\//i.test(url)) return '';
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
+}
+
+/** A database URL with its password masked, for messages and logs. */
+export function redactDbUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'postgres://(unparsable url)';
+  }
 }
 
 /** Every secret value currently configured, for log and output scrubbing. */

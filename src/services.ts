@@ -1,5 +1,5 @@
 // Builds every long-lived object of the process from a Config. main.ts and the tests share it.
-import path from 'node:path';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { openDb, type Db } from './db/connection.js';
@@ -13,12 +13,18 @@ import { TaskService } from './tasks/service.js';
 import { Scheduler, type Executor } from './queue/scheduler.js';
 import { coerceError } from './errors.js';
 import { TaskTokens } from './auth/task-token.js';
+import { WorkersRepo } from './db/repositories/workers.js';
+import { PgEventFeed } from './events/pg-feed.js';
 
 export interface Services {
   config: Config;
   logger: Logger;
   db: Db;
-  repos: { tasks: TasksRepo; logs: LogsRepo; runs: RunsRepo; events: EventsRepo; kv: KvRepo };
+  repos: { tasks: TasksRepo; logs: LogsRepo; runs: RunsRepo; events: EventsRepo; kv: KvRepo; workers: WorkersRepo };
+  /** This process runs agents (role all or worker). */
+  runsAgents: boolean;
+  /** This process runs the one-per-installation parts: deliveries, pollers, reconciliation (role all or api). */
+  runsSingletons: boolean;
   bus: EventBus;
   stream: StreamPublisher;
   tasks: TaskService;
@@ -41,10 +47,20 @@ export interface ServiceOptions {
 }
 
 export function createServices(config: Config, logger: Logger, opts: ServiceOptions = {}): Services {
-  const db = openDb(path.join(config.data_dir, 'factory.db'));
-  const repos = { tasks: new TasksRepo(db), logs: new LogsRepo(db), runs: new RunsRepo(db), events: new EventsRepo(db), kv: new KvRepo(db) };
+  const db = openDb(config.database.url, {
+    statementTimeoutMs: config.database.statement_timeout_seconds * 1000,
+    applicationName: `factory-${config.role}`,
+  });
+  const distributed = db.dialect === 'postgres';
+  const runsAgents = config.role !== 'api';
+  const runsSingletons = config.role !== 'worker';
+  const repos = {
+    tasks: new TasksRepo(db), logs: new LogsRepo(db), runs: new RunsRepo(db), events: new EventsRepo(db), kv: new KvRepo(db), workers: new WorkersRepo(db),
+  };
   const bus = new EventBus((err, event) => logger.error({ err: coerceError(err), event }, 'event listener failed'));
-  const stream = new StreamPublisher(repos.events, bus);
+  // On PostgreSQL every process hears every event (its own included) through LISTEN, in id order.
+  const feed = distributed ? new PgEventFeed(config.database.url, repos.events, bus, logger.child({ component: 'event-feed' })) : null;
+  const stream = new StreamPublisher(repos.events, bus, !feed);
   const tasks = new TaskService(repos.tasks, bus, stream);
   const executor: Executor = opts.executor ?? (async () => ({ status: 'failed', error: 'no agent executor configured' }));
   const scheduler = new Scheduler({ tasks, repo: repos.tasks, runs: repos.runs, logger, executor }, {
@@ -52,6 +68,8 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     maxAttempts: config.queue.max_attempts,
     leaseMs: config.queue.lease_seconds * 1000,
     pollMs: config.queue.poll_interval_ms,
+    distributed,
+    globalLimit: config.queue.global_max_concurrent,
   });
   const healthParts = new Map<string, () => unknown>();
   const startHooks: Array<() => Promise<void> | void> = [];
@@ -66,6 +84,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     try {
       const n = repos.logs.purgeEnded(new Date(Date.now() - days * 86_400_000).toISOString());
       if (n > 0) logger.info({ removed: n, days }, 'old task logs deleted');
+      repos.workers.purgeOlderThan(new Date(Date.now() - 7 * 86_400_000).toISOString());
     } catch (err) {
       logger.warn({ err: coerceError(err) }, 'task log purge failed');
     }
@@ -76,25 +95,48 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     retentionTimer.unref();
   };
 
+  // The process registry behind GET /api/workers.
+  let heartbeatTimer: NodeJS.Timeout | null = null;
+  const heartbeat = () => {
+    try {
+      repos.workers.heartbeat({
+        id: scheduler.owner, host: hostname(), pid: process.pid, role: config.role,
+        max_concurrent: runsAgents ? config.max_concurrent_agents : 0, running: scheduler.agents().map((a) => a.task_id),
+      });
+    } catch (err) {
+      logger.warn({ err: coerceError(err) }, 'worker heartbeat failed');
+    }
+  };
+
+  // Workers hear of new runnable work through the shared event feed, not only by polling.
+  if (feed && runsAgents) bus.on('stream', (row) => { if (row.kind === 'task_status') scheduler.notify(); });
+
   const services: Services = {
-    config, logger, db, repos, bus, stream, tasks, scheduler, taskTokens: new TaskTokens(repos.kv),
+    config, logger, db, repos, bus, stream, tasks, scheduler, taskTokens: new TaskTokens(repos.kv), runsAgents, runsSingletons,
     onStop: (fn) => { stopHooks.push(fn); },
     onStart: (fn) => { startHooks.push(fn); },
     health: () => Object.fromEntries([...healthParts].map(([k, fn]) => [k, fn()])),
     addHealth: (name, fn) => { healthParts.set(name, fn); },
     async start() {
-      scheduler.recover();
-      startRetention();
+      await feed?.start();
+      heartbeat();
+      heartbeatTimer = setInterval(heartbeat, 5000);
+      heartbeatTimer.unref();
+      if (runsAgents) scheduler.recover();
+      if (runsSingletons) startRetention();
       for (const fn of startHooks) await fn();
-      scheduler.start();
+      if (runsAgents) scheduler.start();
     },
     stop() {
       stopping ??= (async () => {
         if (retentionTimer) clearInterval(retentionTimer);
+        if (heartbeatTimer) clearInterval(heartbeatTimer);
         await scheduler.stop(config.shutdown.grace_seconds * 1000);
+        try { repos.workers.stopped(scheduler.owner); } catch { /* the database may be gone */ }
         for (const fn of stopHooks.reverse()) {
           try { await fn(); } catch (err) { logger.error({ err: coerceError(err) }, 'shutdown hook failed'); }
         }
+        await feed?.stop();
         db.close();
       })();
       return stopping;

@@ -88,7 +88,8 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     if (r.task.workflow_id || r.status === 'queued' || r.status === 'waiting_for_input') return;
     handoffs.create({ from_task_id: r.task.id, to_task_id: null, workflow_id: null, ...buildHandoff(r.task.agent_type, r.handoff, r.finalText, r.changedFiles, r.status === 'failed') });
   });
-  s.onStart(() => engine.reconcile());
+  // Reconciliation re-drives workflows after a restart; with several processes only the api (or all) one does it.
+  if (s.runsSingletons) s.onStart(() => engine.reconcile());
 
   const board = createBoard(s, opts.board);
   executor.onProtocol((task, obj) => { if (obj.type === 'message') board.board.postFromAgent(task, obj); });
@@ -112,14 +113,15 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     config, logger: s.logger.child({ component: 'notify' }), bus: s.bus, tasks: s.tasks, board: board.board, telegram: board.telegram,
     clarify, kv: s.repos.kv, seen,
   });
-  s.onStart(() => { clarify.start(); plane.start(); notifications.startReplies(); });
+  // Pollers and timers exist once per installation: in the api (or all) process.
+  if (s.runsSingletons) s.onStart(() => { clarify.start(); plane.start(); notifications.startReplies(); });
   s.onStop(() => { clarify.stop(); plane.stop(); return notifications.stop(); });
 
   const prLoop = new PrLoop({
     config, logger: s.logger.child({ component: 'pr-loop' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus, github,
     watches: new PrWatchRepo(s.db), seen, outbox: board.outbox, board: board.board, executor, workspace,
   });
-  s.onStart(() => prLoop.start());
+  if (s.runsSingletons) s.onStart(() => prLoop.start());
   s.onStop(() => prLoop.stop());
 
   const memory = createMemoryFromConfig(config, s.logger.child({ component: 'memory' }), opts.memoryUrl);

@@ -50,7 +50,11 @@ export function createBoard(services: Services, opts: BoardOptions = {}): Board 
   services.addHealth('sse', () => ({ clients: sse.clientCount, dropped_slow: sse.stats.dropped_slow }));
   services.onStop(() => outbox.stop());
   services.onStop(() => sse.stop());
-  outbox.start();
+  // Deliveries are one-per-installation work: the api (or all) process sends what any process queued.
+  if (services.runsSingletons) {
+    outbox.start();
+    bus.on('outbox.wake', () => outbox.notify());
+  }
 
   return { board, messages, outbox, telegram, sse, routes: [messageRoutes({ board, messages, sse })] };
 }

@@ -9,6 +9,7 @@
 // a statement timeout and a wait deadline bound how long a sick server can stall the process.
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { Db, RunResult, Statement } from './sql.js';
+import { redactDbUrl } from '../config.js';
 
 export interface PgOptions {
   /** How long one statement may run on the server (statement_timeout). */
@@ -21,17 +22,6 @@ interface Reply { id: number; rows?: Record<string, unknown>[]; changes?: number
 export class PgError extends Error {
   override name = 'PgError';
   constructor(message: string, readonly code: string) { super(message); }
-}
-
-/** A URL with its password replaced, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://(unparsable url)';
-  }
 }
 
 interface Translated { text: string; names: string[] | null; positional: number }
@@ -143,7 +133,7 @@ export class PgSyncDb implements Db {
   private closed = false;
 
   constructor(readonly url: string, opts: PgOptions = {}) {
-    this.describe = redactUrl(url);
+    this.describe = redactDbUrl(url);
     const statementTimeoutMs = opts.statementTimeoutMs ?? 30_000;
     this.waitMs = statementTimeoutMs + 15_000;
     const flag = new SharedArrayBuffer(4);

@@ -11,6 +11,17 @@ pg.types.setTypeParser(1700, (v) => Number(v));
 const { url, flag, port, statementTimeoutMs, applicationName } = workerData;
 const signal = new Int32Array(flag);
 let client = null;
+// Statements are prepared once per connection and then only bound and executed (pg caches them by name).
+let names = new Map();
+function statementName(text) {
+  let n = names.get(text);
+  if (!n) {
+    if (names.size >= 500) return undefined; // a flood of distinct texts: run the rest unnamed
+    n = `f${names.size + 1}`;
+    names.set(text, n);
+  }
+  return n;
+}
 
 async function connection() {
   if (client) return client;
@@ -18,6 +29,7 @@ async function connection() {
   // A dropped connection is replaced on the next request; the error reaches the caller of that request.
   c.on('error', () => { if (client === c) client = null; });
   await c.connect();
+  names = new Map();
   client = c;
   return c;
 }
@@ -44,13 +56,15 @@ async function handle(req) {
   }
   try {
     const c = await connection();
-    const r = req.kind === 'exec' ? await c.query(req.sql) : await c.query({ text: req.sql, values: req.params });
+    const r = req.kind === 'exec' ? await c.query(req.sql) : await c.query({ name: statementName(req.sql), text: req.sql, values: req.params });
     const last = Array.isArray(r) ? r[r.length - 1] : r;
     reply({ id: req.id, rows: last?.rows ?? [], changes: last?.rowCount ?? 0 });
   } catch (err) {
     // Connection-level failures leave the client unusable; start afresh next time.
     const code = String(err?.code ?? '');
-    if (!/^[0-9A-Z]{5}$/.test(code) || /^(08|57P)/.test(code)) {
+    // 0A000 "cached plan must not change result type": another process changed the schema under a
+    // prepared statement; a fresh connection prepares everything again.
+    if (!/^[0-9A-Z]{5}$/.test(code) || /^(08|57P)/.test(code) || code === '0A000') {
       const c = client;
       client = null;
       c?.end().catch(() => {});

@@ -24,6 +24,8 @@ export interface DomainEvents {
   'queue.resumed': { by: string; reason: string };
   'queue.budget_spent': { spent: number; budget: number; resumesAt: string };
   'stream': EventRow;
+  /** Another process queued a delivery (PostgreSQL). */
+  'outbox.wake': Record<string, never>;
 }
 
 export class EventBus {
@@ -50,13 +52,17 @@ export class EventBus {
   }
 }
 
-/** Persists a live-stream event (so it can be replayed by id) and fans it out in-process. */
+/**
+ * Persists a live-stream event (so it can be replayed by id) and fans it out in-process. With
+ * `fanOut` false (PostgreSQL), the event feed delivers it instead, together with the events of the
+ * other processes, so every listener sees one ordered stream.
+ */
 export class StreamPublisher {
-  constructor(private readonly repo: EventsRepo, private readonly bus: EventBus) {}
+  constructor(private readonly repo: EventsRepo, private readonly bus: EventBus, private readonly fanOut = true) {}
 
   publish(kind: string, taskId: number | null, payload: unknown): EventRow {
     const row = this.repo.append(kind, taskId, payload);
-    this.bus.emit('stream', row);
+    if (this.fanOut) this.bus.emit('stream', row);
     return row;
   }
 }

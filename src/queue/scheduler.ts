@@ -15,7 +15,8 @@ export type ExecResult =
   /** Put back in the queue; `notBefore` delays it (usage limits, backoff). */
   | { status: 'queued'; notBefore?: Date; patch?: TaskPatch; countAttempt?: boolean };
 
-export type AbortReason = 'cancel' | 'shutdown';
+/** cancel: asked by someone; shutdown: this process stops; lease_lost: another worker has taken the task over. */
+export type AbortReason = 'cancel' | 'shutdown' | 'lease_lost';
 
 export interface ExecContext {
   signal: AbortSignal;
@@ -55,6 +56,14 @@ export interface SchedulerOptions {
   maxAttempts: number;
   leaseMs: number;
   pollMs: number;
+  /**
+   * Several processes share the queue (PostgreSQL): tasks are recovered when their lease lapses
+   * rather than at boot, cancel requests are picked up from the database, and results are only
+   * recorded while this process still holds the lease.
+   */
+  distributed?: boolean;
+  /** Agents on all hosts together (0 = no global limit). */
+  globalLimit?: number;
 }
 
 /**
@@ -113,10 +122,18 @@ export class Scheduler {
   }
 
   // Tasks left in_progress by a process that is gone go back to the queue (or fail after too many attempts).
+  // One process (SQLite): every in_progress task not ours is an orphan, checked once at start.
+  // Several (PostgreSQL): a task is an orphan when its lease has lapsed; any worker may take it over,
+  // and the loop keeps checking, because a worker can die at any time.
   recover(): void {
-    for (const t of this.deps.repo.orphans(this.owner)) {
+    const orphans = this.opts.distributed
+      ? this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs)
+      : this.deps.repo.orphans(this.owner).map((t) => ({ ...t, previous_owner: t.lease_owner }));
+    for (const t of orphans) {
+      if (this.opts.distributed) this.deps.logger.warn({ taskId: t.id, previousOwner: t.previous_owner }, 'task lease lapsed: taking the task over');
       // An agent of the dead process may still be running in its own process group: stop it first.
-      for (const r of this.deps.runs.open(t.id)) if (r.pid) this.reapAgent(r.pid);
+      // Only an agent on this host can be reached (pids of other hosts mean nothing here).
+      for (const r of this.deps.runs.open(t.id)) if (r.pid && (!r.host || r.host === hostname())) this.reapAgent(r.pid);
       this.deps.runs.closeOpen(t.id, 'interrupted', 'Factory stopped while the agent was running');
       if (t.attempts >= this.opts.maxAttempts) {
         const errors = this.deps.runs.forTask(t.id).filter((r) => r.error).map((r) => `attempt ${r.attempt}: ${r.error}`);
@@ -155,19 +172,40 @@ export class Scheduler {
   private fill(): number {
     this.passes++;
     let delay = this.opts.pollMs;
+    if (this.opts.distributed) this.watchShared();
     while (!this.stopping && this.running.size < this.opts.maxConcurrent) {
       const gate = this.gate();
       if (!gate.ok) {
         if (gate.retryAt) delay = Math.max(10, Math.min(delay, gate.retryAt - Date.now()));
         return delay;
       }
-      const task = this.deps.repo.claimNext(this.owner, this.opts.leaseMs);
+      const task = this.deps.repo.claimNext(this.owner, this.opts.leaseMs, new Date(), this.opts.globalLimit ?? 0);
       if (!task) break;
       this.launch(task);
     }
     const next = this.deps.repo.nextNotBefore();
     if (next) delay = Math.max(10, Math.min(delay, Date.parse(next) - Date.now()));
     return delay;
+  }
+
+  private nextRecoverAt = 0;
+
+  // Several processes: cancel requests taken by another process, and leases other workers let lapse.
+  private watchShared(): void {
+    if (this.running.size) {
+      for (const id of this.deps.repo.cancelRequested(this.owner)) {
+        const entry = this.running.get(id);
+        if (entry && !entry.reason) {
+          this.deps.logger.info({ taskId: id }, 'cancel requested through another process');
+          entry.reason = 'cancel';
+          entry.controller.abort('cancel');
+        }
+      }
+    }
+    if (Date.now() >= this.nextRecoverAt) {
+      this.nextRecoverAt = Date.now() + Math.max(1000, Math.floor(this.opts.leaseMs / 4));
+      this.recover();
+    }
   }
 
   private launch(task: TaskRow): void {
@@ -180,6 +218,12 @@ export class Scheduler {
       try {
         if (!this.deps.repo.renewLease(task.id, this.owner, this.opts.leaseMs)) {
           this.deps.logger.warn({ taskId: task.id }, 'lease renewal found no row held by this process');
+          // Another worker took the task over (this one was cut off for longer than a lease): stop
+          // this copy so the task never runs twice.
+          if (this.opts.distributed && !entry.reason) {
+            entry.reason = 'lease_lost';
+            controller.abort('lease_lost');
+          }
         }
       } catch (err) {
         this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'lease renewal failed');
@@ -215,39 +259,44 @@ export class Scheduler {
     const release = { lease_owner: null, lease_expires_at: null } as const;
     const current = this.deps.repo.get(task.id);
     if (!current || current.status !== 'in_progress') return;
+    if (current.lease_owner !== this.owner) {
+      this.deps.logger.warn({ taskId: task.id, owner: current.lease_owner }, 'result not recorded: another process holds the task now');
+      return;
+    }
+    const owner = this.owner;
     if (entry.reason === 'cancel' || current.cancel_requested) {
       this.deps.tasks.transition(task.id, ['in_progress'], 'cancelled', {
         ...result.patch, ...release, error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null,
-      });
+      }, owner);
       return;
     }
     if (entry.reason === 'shutdown' && result.status !== 'in_review' && result.status !== 'done') {
       // Not the task's fault: hand it to the next boot without counting the attempt.
       this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
         ...result.patch, ...release, attempts: Math.max(0, current.attempts - 1),
-      });
+      }, owner);
       return;
     }
     switch (result.status) {
       case 'failed':
         this.deps.tasks.transition(task.id, ['in_progress'], 'failed', {
           ...result.patch, ...release, error: result.error, completed_at: nowIso(), run_requested_at: null,
-        });
+        }, owner);
         return;
       case 'queued':
         this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
           ...result.patch, ...release,
           not_before: result.notBefore ? result.notBefore.toISOString() : null,
           attempts: result.countAttempt === false ? Math.max(0, current.attempts - 1) : current.attempts,
-        });
+        }, owner);
         return;
       case 'waiting_for_input':
-        this.deps.tasks.transition(task.id, ['in_progress'], 'waiting_for_input', { ...result.patch, ...release, run_requested_at: null });
+        this.deps.tasks.transition(task.id, ['in_progress'], 'waiting_for_input', { ...result.patch, ...release, run_requested_at: null }, owner);
         return;
       default:
         this.deps.tasks.transition(task.id, ['in_progress'], result.status, {
           ...result.patch, ...release, completed_at: nowIso(), run_requested_at: null, error: '',
-        });
+        }, owner);
     }
   }
 

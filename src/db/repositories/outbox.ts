@@ -22,6 +22,9 @@ export interface OutboxRow {
  */
 export const DEAD_AT = 8_640_000_000_000_000;
 
+/** PostgreSQL channel announcing new outbox rows to the process that delivers them. */
+export const OUTBOX_CHANNEL = 'factory_outbox';
+
 export interface EnqueueOptions {
   /** Rows with the same non-empty key (per channel) are delivered strictly one after another. */
   orderKey?: string;
@@ -40,7 +43,11 @@ export class OutboxRepo {
       `INSERT INTO outbox (channel, order_key, dedupe_key, payload, next_attempt_at, created_at)
        VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
     ).get(channel, opts.orderKey ?? '', opts.dedupeKey ?? null, JSON.stringify(payload), opts.notBefore ?? Date.now(), nowIso()) as OutboxRow | undefined;
-    if (row) return { row, created: true };
+    if (row) {
+      // Other processes deliver too (PostgreSQL): wake them (see PgEventFeed).
+      if (this.db.dialect === 'postgres') this.db.prepare('SELECT pg_notify(?, ?)').get(OUTBOX_CHANNEL, String(row.id));
+      return { row, created: true };
+    }
     return { row: this.byDedupeKey(opts.dedupeKey!)!, created: false };
   }
 

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Db } from '../connection.js';
 import { nowIso } from '../time.js';
 
@@ -5,7 +6,7 @@ export interface RunRow {
   id: number; task_id: number; attempt: number; kind: string; started_at: string; ended_at: string | null;
   outcome: string; error: string; session_id: string; pid: number | null; cost_usd: number;
   input_tokens: number; output_tokens: number; cache_read_tokens: number; cache_creation_tokens: number;
-  duration_ms: number; num_turns: number;
+  duration_ms: number; num_turns: number; host: string;
 }
 export type RunPatch = Partial<Omit<RunRow, 'id' | 'task_id' | 'attempt' | 'started_at'>>;
 
@@ -15,9 +16,9 @@ const COLS = new Set(['kind', 'ended_at', 'outcome', 'error', 'session_id', 'pid
 export class RunsRepo {
   constructor(private readonly db: Db) {}
 
-  start(taskId: number, attempt: number, kind: string): RunRow {
-    return this.db.prepare('INSERT INTO task_runs (task_id, attempt, kind, started_at) VALUES (?, ?, ?, ?) RETURNING *')
-      .get(taskId, attempt, kind, nowIso()) as RunRow;
+  start(taskId: number, attempt: number, kind: string, host = hostname()): RunRow {
+    return this.db.prepare('INSERT INTO task_runs (task_id, attempt, kind, started_at, host) VALUES (?, ?, ?, ?, ?) RETURNING *')
+      .get(taskId, attempt, kind, nowIso(), host) as RunRow;
   }
 
   update(id: number, patch: RunPatch): void {

@@ -139,12 +139,14 @@ export class TasksRepo {
   }
 
   /** Guarded status change: only succeeds while the row is in one of `from`. A lost race returns undefined. */
-  transition(id: number, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch = {}): TaskRow | undefined {
+  transition(id: number, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch = {}, leaseOwner?: string): TaskRow | undefined {
     const { sets, params } = buildSet(patch);
     const fromList = from.map((_, i) => `@from${i}`).join(', ');
     const fromParams = Object.fromEntries(from.map((s, i) => [`from${i}`, s]));
-    return this.db.prepare(`UPDATE tasks SET status = @to, ${sets} WHERE id = @id AND status IN (${fromList}) RETURNING *`)
-      .get({ ...params, ...fromParams, to, id }) as TaskRow | undefined;
+    // With leaseOwner, only the process that holds the lease may settle the task.
+    const owned = leaseOwner === undefined ? '' : ' AND lease_owner = @lease_guard';
+    return this.db.prepare(`UPDATE tasks SET status = @to, ${sets} WHERE id = @id AND status IN (${fromList})${owned} RETURNING *`)
+      .get({ ...params, ...fromParams, to, id, ...(leaseOwner === undefined ? {} : { lease_guard: leaseOwner }) }) as TaskRow | undefined;
   }
 
   setParent(id: number, parentId: number): void {
@@ -202,6 +204,26 @@ export class TasksRepo {
   renewLease(id: number, owner: string, leaseMs: number): boolean {
     return this.db.prepare(`UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'in_progress'`)
       .run(Date.now() + leaseMs, id, owner).changes === 1;
+  }
+
+  /**
+   * Several workers (PostgreSQL): takes over the lease of every in_progress task whose lease has
+   * lapsed (its worker died or lost the database), so exactly one process recovers each. Returns
+   * the rows with the owner they had before.
+   */
+  takeOverExpired(owner: string, leaseMs: number, nowMs = Date.now()): Array<TaskRow & { previous_owner: string | null }> {
+    return this.db.prepare(`UPDATE tasks SET lease_owner = @owner, lease_expires_at = @expires
+      FROM (SELECT id AS expired_id, lease_owner AS previous_owner FROM tasks
+            WHERE status = 'in_progress' AND (lease_expires_at IS NULL OR lease_expires_at < @now)
+            ORDER BY id FOR UPDATE SKIP LOCKED) expired
+      WHERE tasks.id = expired.expired_id
+      RETURNING tasks.*, expired.previous_owner`).all({ owner, expires: nowMs + leaseMs, now: nowMs }) as Array<TaskRow & { previous_owner: string | null }>;
+  }
+
+  /** Running tasks of `owner` that someone asked to cancel (another process took the request). */
+  cancelRequested(owner: string): number[] {
+    return (this.db.prepare(`SELECT id FROM tasks WHERE status = 'in_progress' AND lease_owner = ? AND cancel_requested = 1`)
+      .all(owner) as { id: number }[]).map((r) => r.id);
   }
 
   /** Tasks marked in_progress whose lease is not held by `owner`. */

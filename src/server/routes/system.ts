@@ -3,6 +3,18 @@ import type { Services } from '../../services.js';
 import { VERSION } from '../../version.js';
 import { analytics } from '../../db/repositories/analytics.js';
 
+/** A process whose heartbeat (every 5 s) is older than this is reported as not alive. */
+const WORKER_STALE_MS = 20_000;
+
+function parseIds(json: string): number[] {
+  try {
+    const v = JSON.parse(json) as unknown;
+    return Array.isArray(v) ? v.filter((x): x is number => Number.isInteger(x)) : [];
+  } catch {
+    return [];
+  }
+}
+
 export async function systemRoutes(app: FastifyInstance, s: Services): Promise<void> {
   // Open even with an auth token: load balancers and systemd probes use it.
   app.get('/health', async (_req, reply) => {
@@ -17,6 +29,9 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
     return reply.status(status === 'ok' ? 200 : 503).send({
       status,
       version: VERSION,
+      role: s.config.role,
+      worker_id: s.scheduler.owner,
+      database: s.db.dialect,
       db,
       queue: { depth: counts?.runnable ?? 0, queued: counts?.queued ?? 0, running: s.scheduler.runningCount(), max_concurrent: s.config.max_concurrent_agents },
       ...s.health(),
@@ -24,6 +39,23 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
   });
 
   app.get('/api/agents', async () => s.scheduler.agents());
+
+  // Every process sharing the database, with what it runs (several hosts: PostgreSQL).
+  app.get('/api/workers', async () => {
+    const now = Date.now();
+    return s.repos.workers.list(new Date(now - 86_400_000).toISOString()).map((w) => ({
+      id: w.id,
+      host: w.host,
+      pid: w.pid,
+      role: w.role,
+      max_concurrent: w.max_concurrent,
+      running_tasks: parseIds(w.running),
+      started_at: w.started_at,
+      last_heartbeat: w.heartbeat_at,
+      stopped_at: w.stopped_at,
+      alive: !w.stopped_at && now - Date.parse(w.heartbeat_at) < WORKER_STALE_MS,
+    }));
+  });
 
   // Upstream-compatible read-only routes used by dashboards and scripts.
   app.get('/api/analytics', async () => analytics(s.db));

@@ -1,0 +1,107 @@
+// Cross-process live events on PostgreSQL: every process LISTENs on the events channel and, when
+// told a new event exists (or every few seconds, in case a notification was lost with a dropped
+// connection), reads the rows after the last id it delivered and emits them on its bus in order.
+// SSE clients of any process therefore see what every worker produced, with the same ids, and
+// Last-Event-ID replay keeps working from the table.
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { EVENTS_CHANNEL, type EventsRepo } from '../db/repositories/events.js';
+import { OUTBOX_CHANNEL } from '../db/repositories/outbox.js';
+import type { EventBus } from './bus.js';
+import { coerceError } from '../errors.js';
+
+export class PgEventFeed {
+  private client: pg.Client | null = null;
+  private lastId = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private draining = false;
+  private again = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly events: EventsRepo,
+    private readonly bus: EventBus,
+    private readonly logger: Logger,
+    private readonly safetyPollMs = 2000,
+  ) {}
+
+  async start(): Promise<void> {
+    this.lastId = this.events.lastId();
+    await this.connect().catch((err) => {
+      this.logger.warn({ err: coerceError(err) }, 'event feed: LISTEN connection failed; polling until it is back');
+      this.scheduleReconnect();
+    });
+    this.timer = setInterval(() => this.drain(), this.safetyPollMs);
+    this.timer.unref();
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url, application_name: 'factory-events' });
+    client.on('notification', (n) => {
+      if (n.channel === OUTBOX_CHANNEL) this.bus.emit('outbox.wake', {});
+      else this.drain();
+    });
+    client.on('error', (err) => {
+      this.logger.warn({ err: coerceError(err) }, 'event feed: connection lost');
+      if (this.client === client) this.client = null;
+      client.end().catch(() => {});
+      this.scheduleReconnect();
+    });
+    await client.connect();
+    await client.query(`LISTEN ${EVENTS_CHANNEL}; LISTEN ${OUTBOX_CHANNEL}`);
+    if (this.stopped) {
+      await client.end().catch(() => {});
+      return;
+    }
+    this.client = client;
+    // Whatever was written while we were not listening.
+    this.drain();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.reconnectTimer) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.connect().catch(() => this.scheduleReconnect());
+    }, 1000);
+    this.reconnectTimer.unref();
+  }
+
+  /** Emits every event after the last one delivered. Re-entrant calls coalesce into one more pass. */
+  drain(): void {
+    if (this.stopped) return;
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    this.draining = true;
+    try {
+      do {
+        this.again = false;
+        for (;;) {
+          const rows = this.events.after(this.lastId, 500);
+          for (const row of rows) {
+            this.lastId = row.id;
+            this.bus.emit('stream', row);
+          }
+          if (rows.length < 500) break;
+        }
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.logger.warn({ err: coerceError(err) }, 'event feed: reading new events failed');
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const c = this.client;
+    this.client = null;
+    await c?.end().catch(() => {});
+  }
+}
