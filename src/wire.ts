@@ -67,6 +67,8 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     workspace, github, baseEnv: config.baseEnv,
     apiUrl: config.public_url || `http://127.0.0.1:${config.server.port}`,
     taskToken: (id) => s.taskTokens.issue(id),
+    // Only several workers need checkpoints: alone, the worktree stays on this host's disk.
+    checkpointMs: s.db.dialect === 'postgres' ? config.agent.checkpoint_seconds * 1000 : 0,
   });
   s.scheduler.setExecutor(executor.execute);
   s.scheduler.reapAgent = (pid) => reapAgentGroup(pid, config.agent.command, s.logger);

@@ -1,6 +1,6 @@
 // Runs Factory as a real child process (as `npm start` does) for restart, crash and shutdown tests.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -44,6 +44,7 @@ export interface FactoryProcess {
 export async function startFactory(dir: string, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<FactoryProcess> {
   const port = await freePort();
   const configPath = path.join(dir, 'config.yml');
+  mkdirSync(dir, { recursive: true });
   writeFileSync(configPath, stringify({ data_dir: path.join(dir, 'data'), ...config, server: { port } }));
   let out = '';
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {

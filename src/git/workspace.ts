@@ -2,6 +2,8 @@
 // The GitHub token reaches git only through per-command environment (GIT_CONFIG_* → http.extraHeader);
 // it is never written to a URL or to any git config file.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import type { RepoSpec } from './repo-spec.js';
@@ -36,6 +38,9 @@ export function slugify(title: string): string {
   const slug = title.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
   return slug || 'task';
 }
+
+/** The hidden ref holding a running task's WIP checkpoint (not a branch: no PR or CI sees it). */
+export const wipRef = (taskId: number) => `refs/factory/wip/${taskId}`;
 
 export class Workspace {
   private readonly locks = new KeyedMutex();
@@ -74,8 +79,8 @@ export class Workspace {
 
   // Commands here are deliberately not --quiet: simple-git waits a fixed 50 ms after any command that
   // prints nothing, so progress output on stderr saves that wait on every clone, fetch, commit and push.
-  private git(dir: string | undefined, withAuth = false): SimpleGit {
-    const env = this.env(withAuth);
+  private git(dir: string | undefined, withAuth = false, extraEnv: Record<string, string> = {}): SimpleGit {
+    const env = { ...this.env(withAuth), ...extraEnv };
     // simple-git guards GIT_* variables; these are ours, set on purpose.
     const g = simpleGit({
       baseDir: dir,
@@ -130,7 +135,7 @@ export class Workspace {
    * Creates (or reuses) the task's worktree. A new branch starts from the remote default branch;
    * an existing remote branch (revision, resume on another host) is checked out as it is.
    */
-  async prepare(spec: RepoSpec, key: string, branch: string, baseBranch: string): Promise<Worktree> {
+  async prepare(spec: RepoSpec, key: string, branch: string, baseBranch: string, startAt?: string): Promise<Worktree> {
     const wt = this.worktreePath(key);
     if (existsSync(path.join(wt, '.git'))) return { path: wt, branch, baseBranch };
     return this.locks.run(spec.slug, async () => {
@@ -142,11 +147,58 @@ export class Workspace {
       const refs = (await g.raw(['for-each-ref', '--format=%(refname)', `refs/heads/${branch}`, `refs/remotes/origin/${branch}`])).split('\n');
       const remoteHas = refs.includes(`refs/remotes/origin/${branch}`);
       const localHas = refs.includes(`refs/heads/${branch}`);
-      const start = remoteHas ? `origin/${branch}` : `origin/${baseBranch}`;
+      // startAt: a WIP checkpoint of the task, when another worker is taking it over.
+      const start = startAt ?? (remoteHas ? `origin/${branch}` : `origin/${baseBranch}`);
       if (localHas) await this.run('resetting branch', () => g.raw(['branch', '-f', branch, start]));
       const args = localHas ? ['worktree', 'add', wt, branch] : ['worktree', 'add', '-b', branch, wt, start];
       await this.run(`creating worktree ${key}`, () => g.raw(args));
       return { path: wt, branch, baseBranch };
+    });
+  }
+
+  /**
+   * Pushes the worktree's current state (committed or not) to the hidden ref
+   * `refs/factory/wip/<taskId>`, without touching the worktree's HEAD, index or files: the agent may
+   * be working in it right now. Another worker that takes the task over starts from there.
+   * Returns the pushed commit, or undefined when nothing changed since `lastTree`.
+   */
+  async pushCheckpoint(wt: string, taskId: number, lastTree?: string): Promise<{ commit: string; tree: string } | undefined> {
+    const index = path.join(tmpdir(), `factory-wip-${taskId}-${randomBytes(4).toString('hex')}.idx`);
+    try {
+      const g = this.git(wt, false, { GIT_INDEX_FILE: index });
+      await this.run('checkpoint: reading HEAD', () => g.raw(['read-tree', 'HEAD']));
+      await this.run('checkpoint: staging', () => g.raw(['add', '-A']));
+      const tree = (await this.run('checkpoint: writing tree', () => g.raw(['write-tree']))).trim();
+      if (tree === lastTree) return undefined;
+      const commit = (await this.run('checkpoint: committing', () =>
+        g.raw(['commit-tree', tree, '-p', 'HEAD', '-m', `WIP: checkpoint of task ${taskId} while the agent works`]))).trim();
+      await this.run('checkpoint: pushing', () => this.git(wt, true).raw(['push', '--force', 'origin', `${commit}:${wipRef(taskId)}`]));
+      return { commit, tree };
+    } finally {
+      rmSync(index, { force: true });
+    }
+  }
+
+  /** Fetches the task's WIP checkpoint into the clone cache; returns its commit, or undefined when there is none. */
+  async fetchCheckpoint(spec: RepoSpec, taskId: number): Promise<string | undefined> {
+    return this.locks.run(spec.slug, async () => {
+      const g = this.git(this.cachePath(spec), true);
+      try {
+        await g.raw(['fetch', '--verbose', 'origin', `+${wipRef(taskId)}:${wipRef(taskId)}`]);
+      } catch {
+        return undefined; // no checkpoint was pushed
+      }
+      return (await g.raw(['rev-parse', '--verify', `${wipRef(taskId)}^{commit}`])).trim() || undefined;
+    });
+  }
+
+  /** Deletes the task's WIP checkpoint on the remote and in the cache (the task ended). Never throws. */
+  async dropCheckpoint(spec: RepoSpec, taskId: number): Promise<void> {
+    await this.locks.run(spec.slug, async () => {
+      const g = this.git(this.cachePath(spec), true);
+      const has = (await g.raw(['ls-remote', 'origin', wipRef(taskId)]).catch(() => '')).trim();
+      if (has) await g.raw(['push', 'origin', '--delete', wipRef(taskId)]).catch(() => undefined);
+      await g.raw(['update-ref', '-d', wipRef(taskId)]).catch(() => undefined);
     });
   }
 

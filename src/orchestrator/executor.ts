@@ -37,6 +37,11 @@ export interface ExecutorDeps {
   apiUrl: string;
   /** A token that lets the agent's tools call its own task's routes. */
   taskToken: (taskId: number) => string;
+  /**
+   * Several workers (PostgreSQL): a standalone task's work is pushed as a WIP checkpoint this often
+   * (and when it stops without finishing), so another worker can take it over. 0: never.
+   */
+  checkpointMs?: number;
 }
 
 /** What the agent produced, handed to listeners after every run. */
@@ -105,13 +110,18 @@ export class TaskExecutor {
     const base = task.base_branch || defaultBranch;
     const key = worktreeKey(task);
     const hadWorktree = existsSync(path.join(this.d.workspace.worktreePath(key), '.git'));
-    const wt = await this.d.workspace.prepare(spec, key, branch, base);
+    const checkpoints = (this.d.checkpointMs ?? 0) > 0 && !task.workflow_id;
+    // No worktree here, but an earlier run started: another worker ran this task. Start from its checkpoint.
+    const restored = checkpoints && !hadWorktree && task.session_id ? await this.d.workspace.fetchCheckpoint(spec, task.id) : undefined;
+    const wt = await this.d.workspace.prepare(spec, key, branch, base, restored);
+    if (restored) log.system(`taking over from another worker: the worktree starts at its WIP checkpoint ${restored.slice(0, 12)}`);
     task = this.d.tasks.update(task.id, { branch_name: branch, base_branch: base, worktree_path: wt.path }) ?? task;
     log.system(`worktree ${wt.path} on branch ${branch} (base ${base})`);
 
     const clar = parseClarification(task.clarification_context);
     const answered = clar.history.length > 0 && clar.history[clar.history.length - 1]!.response !== undefined && !clar.pending_question;
-    const resume = Boolean(task.session_id) && hadWorktree;
+    // The Claude session can be resumed where its session store is: this host, or a shared store.
+    const resume = Boolean(task.session_id) && (hadWorktree || (Boolean(restored) && this.d.config.agent.shared_session_store));
     if (resume && !answered) {
       // Interrupted mid-run: keep what the agent did as a checkpoint before it continues.
       if (await this.d.workspace.commitAll(wt.path, `WIP: checkpoint of task ${task.id} before resuming (attempt ${task.attempts})`)) {
@@ -129,20 +139,75 @@ export class TaskExecutor {
         this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'prompt source failed; continuing without it');
       }
     }
-    const reason = answered ? 'the person answered your question (see below).' : `Factory restarted while you were working (attempt ${task.attempts}). Your earlier edits are still in the worktree and were committed as a WIP checkpoint.`;
+    if (restored && !resume) {
+      // A fresh session on another host: tell it what the interrupted attempt left behind.
+      sections.push(`## Continuing interrupted work\n\nAn earlier attempt at this task stopped on another worker before it finished. Its work so far is committed in this checkout (the latest commit, "WIP: checkpoint of task ${task.id} …"). Read \`git log --stat origin/${base}..HEAD\` and the diff first, keep what is right, and finish the task from there.`);
+    }
+    const reason = answered ? 'the person answered your question (see below).'
+      : restored ? `the worker that ran this task stopped (attempt ${task.attempts}); this host continues from its last WIP checkpoint, which is checked out here.`
+      : `Factory restarted while you were working (attempt ${task.attempts}). Your earlier edits are still in the worktree and were committed as a WIP checkpoint.`;
     const promptTask = revision ? { ...task, agent_type: 'coder_revision' } : task;
     const prompt = resume ? buildResumePrompt(reason, task, sections) : buildPrompt({ task: promptTask, repoSlug: spec.slug, branch, baseBranch: base, sections });
 
     this.d.bus.emit('agent.started', { task, branch });
-    const result = await this.runOnce(task, ctx, log, wt, prompt, resume ? task.session_id : undefined);
-    let run = result.run;
-    // A session that no longer exists cannot be resumed: start over with the full prompt and history.
-    if (resume && run.outcome !== 'success' && /no conversation found|session .*not found/i.test(`${run.error}\n${run.stderrTail.join('\n')}`)) {
-      log.system('the earlier session is gone; starting a fresh session with the history in the prompt');
-      const full = buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
-      run = (await this.runOnce(task, ctx, log, wt, full, undefined)).run;
+    const cp = checkpoints ? this.startCheckpoints(task, wt, log) : null;
+    let result: Awaited<ReturnType<TaskExecutor['runOnce']>>;
+    let run: RunResult;
+    try {
+      result = await this.runOnce(task, ctx, log, wt, prompt, resume ? task.session_id : undefined);
+      run = result.run;
+      // A session that no longer exists cannot be resumed: start over with the full prompt and history.
+      if (resume && run.outcome !== 'success' && /no conversation found|session .*not found/i.test(`${run.error}\n${run.stderrTail.join('\n')}`)) {
+        log.system('the earlier session is gone; starting a fresh session with the history in the prompt');
+        const full = buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
+        run = (await this.runOnce(task, ctx, log, wt, full, undefined)).run;
+      }
+    } finally {
+      await cp?.stop();
     }
-    return this.finish(task, ctx, log, wt, spec, run, result.protocol);
+    if (!cp) return this.finish(task, ctx, log, wt, spec, run, result.protocol);
+    const res = await this.finish(task, ctx, log, wt, spec, run, result.protocol);
+    // Unfinished work (shutdown, usage limit, a question) keeps its worktree here: push it as the last
+    // checkpoint, since any worker may continue it. Finished work drops the checkpoint. A task another
+    // worker has taken over keeps it untouched.
+    if (ctx.abortReason() === 'lease_lost') return res;
+    if (res.status === 'queued' || res.status === 'waiting_for_input') await cp.push();
+    else if (cp.pushed() || restored) await this.d.workspace.dropCheckpoint(spec, task.id).catch(() => undefined);
+    return res;
+  }
+
+  /** Pushes a WIP checkpoint every checkpointMs while the agent runs (one at a time, skipped when nothing changed). */
+  private startCheckpoints(task: TaskRow, wt: Worktree, log: LogWriter) {
+    let lastTree: string | undefined;
+    let pushed = false;
+    let inFlight: Promise<void> = Promise.resolve();
+    let busy = false;
+    const push = (): Promise<void> => {
+      if (busy) return inFlight;
+      busy = true;
+      inFlight = (async () => {
+        try {
+          const r = await this.d.workspace.pushCheckpoint(wt.path, task.id, lastTree);
+          if (r) {
+            lastTree = r.tree;
+            pushed = true;
+            log.system(`pushed WIP checkpoint ${r.commit.slice(0, 12)}`);
+          }
+        } catch (err) {
+          log.system(`WIP checkpoint failed: ${scrub(coerceError(err).message)}`);
+        } finally {
+          busy = false;
+        }
+      })();
+      return inFlight;
+    };
+    const timer = setInterval(() => { void push(); }, this.d.checkpointMs);
+    timer.unref();
+    return {
+      push,
+      pushed: () => pushed,
+      stop: async () => { clearInterval(timer); await inFlight; },
+    };
   }
 
   private async runOnce(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, prompt: string, sessionId: string | undefined) {

@@ -6,7 +6,8 @@
 // Fallback: env FAKE_CLAUDE_SCENARIO (same "<scenario> k=v" syntax, or [fake:...] directives), else `success`.
 // Text-valued args (content, learn, question, summary, details, next_steps, result) turn `_` into spaces and
 // are then %XX-decoded (so `%5F` is a literal underscore). See the `scenarios` table below for the list.
-// Env: FAKE_CLAUDE_LOG (JSONL invocation log), FAKE_CLAUDE_STATE_DIR (counters), FAKE_CLAUDE_PIDFILE (grandchild).
+// Env: FAKE_CLAUDE_LOG (JSONL invocation log), FAKE_CLAUDE_STATE_DIR (counters), FAKE_CLAUDE_PIDFILE (grandchild),
+// FAKE_CLAUDE_SPANS (JSONL start/end per run), FAKE_WORKER (a label copied into the span).
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -245,6 +246,11 @@ async function main() {
 
   const grandchildPid = scenario === 'grandchild' ? spawnGrandchild() : undefined;
   const e = process.env;
+  // FAKE_CLAUDE_SPANS: one JSON line per run with its start and end (ms), to check concurrency limits.
+  if (e.FAKE_CLAUDE_SPANS) {
+    const span = { pid: process.pid, task: e.FACTORY_TASK_ID ?? null, worker: e.FAKE_WORKER ?? null, start: Date.now() };
+    process.on('exit', () => { fs.appendFileSync(e.FAKE_CLAUDE_SPANS, `${JSON.stringify({ ...span, end: Date.now() })}\n`); });
+  }
   writeLog({
     pid: process.pid, argv, cwd: process.cwd(), scenario, args, session_id: sessionId, resumed,
     prompt: opts.prompt ?? null, agent_type: agentType || null,
