@@ -172,6 +172,23 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     }
   }, 300_000);
 
+  it('the API lists agents running on the workers and cancels one of them', async () => {
+    const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Cancel me remotely', description: '[fake:hang]', repo: 'acme/web' });
+    const id = created.json.id as number;
+    const agent = await waitFor(async () => {
+      const list = (await api.api('GET', '/api/agents')).json as Array<{ task_id: number; pid: number | null; worker_id: string }>;
+      return list.find((a) => a.task_id === id && a.pid);
+    }, { what: 'the agent listed by the API' });
+    const holder = Object.values(workers).find((w) => agent.worker_id.includes(`:${w.child.pid}:`));
+    expect(holder).toBeDefined();
+    const res = await api.api('POST', `/api/tasks/${id}/cancel`);
+    expect(res.status).toBe(200);
+    expect(res.json.status).toBe('cancelled');
+    expect(res.json.error).toBe('Cancelled by request');
+    await waitFor(() => { try { process.kill(agent.pid!, 0); return false; } catch { return true; } }, { what: 'the agent process gone' });
+    expect((await api.api('GET', '/api/agents')).json.filter((a: { task_id: number }) => a.task_id === id)).toEqual([]);
+  }, 60_000);
+
   it('kill -9 of a worker mid-task: the other worker takes the task over from its checkpoint and opens one PR', async () => {
     const pullsBefore = github.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/pulls')).length;
     const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Survives a dead worker', description: '[fake:slow ms=150 lines=60]', repo: 'acme/web' });

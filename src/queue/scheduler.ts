@@ -316,9 +316,16 @@ export class Scheduler {
     const t = this.deps.repo.get(id);
     if (!t) return undefined;
     if (t.status === 'in_progress') {
-      // Running in no process of ours (e.g. another worker): flag it; whoever runs it will stop.
+      // Running in no process of ours (another worker): flag it; whoever runs it stops it within a
+      // poll interval. Wait for that like for a local run, so the answer shows the end state.
       this.deps.repo.update(id, { cancel_requested: 1 });
-      return this.deps.repo.get(id);
+      const deadline = Date.now() + waitMs;
+      let row = this.deps.repo.get(id);
+      while (this.opts.distributed && row?.status === 'in_progress' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, Math.min(200, this.opts.pollMs)).unref());
+        row = this.deps.repo.get(id);
+      }
+      return row;
     }
     return this.deps.tasks.transition(id, ['queued', 'waiting_for_input'], 'cancelled', {
       error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null, cancel_requested: 1,

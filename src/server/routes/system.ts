@@ -38,7 +38,18 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
     });
   });
 
-  app.get('/api/agents', async () => s.scheduler.agents());
+  // Running agents: this process's own, or, with several processes, every worker's (from the database).
+  app.get('/api/agents', async () => {
+    if (s.db.dialect === 'sqlite') return s.scheduler.agents();
+    return s.repos.tasks.byStatus('in_progress').map((t) => {
+      const run = s.repos.runs.open(t.id).at(-1);
+      return {
+        task_id: t.id, task_title: t.title, agent_type: t.agent_type, repo: t.repo, status: 'running' as const,
+        started_at: run?.started_at ?? t.started_at, pid: run?.pid ?? null, attempt: t.attempts,
+        host: run?.host ?? '', worker_id: t.lease_owner,
+      };
+    });
+  });
 
   // Every process sharing the database, with what it runs (several hosts: PostgreSQL).
   app.get('/api/workers', async () => {
