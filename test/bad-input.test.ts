@@ -1,11 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, type AgentEnv } from './agent-harness.js';
+import { freshDatabase, hasPg, type TestDatabase } from './pg.js';
 
 const weird: unknown[] = [null, true, 0, -1, 1.5, 1e308, '', ' ', 'x'.repeat(300), '../../etc', '<script>', [], [1], {}, { a: 1 }, '1', 'null', NaN];
-describe('bad input across the API', () => {
+// The same sweep on SQLite and, when a test server is configured, on PostgreSQL (stricter types).
+describe.each(hasPg ? ['sqlite', 'postgres'] : ['sqlite'])('bad input across the API (%s)', (dialect) => {
   let env: AgentEnv;
-  beforeAll(async () => { env = await createAgentEnv(); });
-  afterAll(async () => { await env.stopAll(); });
+  let pg: TestDatabase | undefined;
+  beforeAll(async () => {
+    if (dialect === 'postgres') pg = await freshDatabase();
+    env = await createAgentEnv(pg ? { overrides: { database: { url: pg.url } } } : {});
+  });
+  afterAll(async () => { await env.stopAll(); await pg?.drop(); });
   it('never answers 5xx to odd field values, query strings or raw bodies', async () => {
     const routes: Array<[string, string, string[]]> = [
       ['POST', '/api/tasks', ['title', 'description', 'repo', 'agent_type', 'plane_issue_id', 'plane_sequence_id']],
@@ -18,6 +24,7 @@ describe('bad input across the API', () => {
       ['POST', '/api/queue/pause', ['until', 'minutes', 'reason']],
       ['POST', '/api/tasks/1/environments', ['compose', 'service', 'port', 'preview']],
     ];
+    expect((await env.app.inject({ url: '/health' })).json().database).toBe(dialect);
     const bad: string[] = [];
     for (const [method, url, fields] of routes) {
       for (const f of fields) for (const v of weird) {
@@ -35,6 +42,10 @@ describe('bad input across the API', () => {
       const res = await env.app.inject({ method: 'POST', url: '/api/tasks', headers: { 'content-type': 'application/json' }, payload: body });
       if (res.statusCode >= 500) bad.push(`raw ${JSON.stringify(body)} -> ${res.statusCode} ${res.body.slice(0, 200)}`);
     }
+    // Text with a NUL character is stored (on PostgreSQL as U+FFFD) rather than failing.
+    const nul = await env.app.inject({ method: 'POST', url: '/api/messages', payload: { sender: 'a\u0000b', message: 'x\u0000y' } });
+    expect(nul.statusCode).toBe(201);
+    expect(nul.json().message).toMatch(/^x(\u0000|\uFFFD)y$/);
     expect(bad).toEqual([]);
   });
 });

@@ -7,6 +7,7 @@ import pino from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
 import { createServices, type Services, type ServiceOptions } from '../src/services.js';
 import { buildApp } from '../src/server/app.js';
+import { freshDatabase, type TestDatabase } from './pg.js';
 import { wireFactory, type Wired, type WireOptions } from '../src/wire.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -35,9 +36,21 @@ export interface TestEnv {
   close(): Promise<void>;
 }
 
+const dirDatabases = new Map<string, TestDatabase>();
+
 /** A Factory instance on a fresh data dir (or `dir`), with the shipped config.yml and test overrides. */
 export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv> {
   const dir = opts.dir ?? tempDir();
+  // The "postgres" vitest project runs the same files on a fresh PostgreSQL database each. A test
+  // that passes its own `dir` restarts on it: the database belongs to the dir and outlives close().
+  let pgDb: TestDatabase | undefined;
+  if (process.env.FACTORY_TEST_DIALECT === 'postgres' && !(opts.overrides && 'database' in opts.overrides)) {
+    const reused = opts.dir ? dirDatabases.get(opts.dir) : undefined;
+    const db = reused ?? await freshDatabase();
+    if (opts.dir) dirDatabases.set(opts.dir, db);
+    else pgDb = db;
+    opts = { ...opts, overrides: { ...opts.overrides, database: { url: db.url } } };
+  }
   const config = loadConfig({
     configPath: path.join(ROOT, 'config.yml'),
     cwd: ROOT,
@@ -59,6 +72,7 @@ export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv>
       closed = true;
       await app.close();
       await services.stop();
+      await pgDb?.drop();
     },
   };
 }

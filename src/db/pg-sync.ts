@@ -82,8 +82,13 @@ export function translateParams(sql: string): Translated {
   return { text: out, names: names.length ? names : null, positional };
 }
 
+// PostgreSQL text cannot hold U+0000 (SQLite can). Agent output and user text may contain it, and
+// a write must not fail for it: it is stored as U+FFFD, the replacement character.
+const NUL = /\u0000/g;
+
 function bindValue(v: unknown): unknown {
   if (v === undefined) return null;
+  if (typeof v === 'string') return v.includes('\u0000') ? v.replace(NUL, '\uFFFD') : v;
   if (typeof v === 'bigint') return v.toString();
   if (typeof v === 'boolean') return v ? 1 : 0;
   return v;
