@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, secretValues } from '../src/config.js';
 import { ROOT, tempDir } from './helpers.js';
 
 function configFile(text: string): string {
@@ -22,6 +22,23 @@ describe('config', () => {
     expect(c.agent_templates.coder.system_prompt_file).toBe(path.join(ROOT, 'prompts/coder.md'));
     expect(c.data_dir).toBe(path.join(ROOT, 'data'));
     expect(c.repos_dir).toBe(path.join(ROOT, 'data', 'repos'));
+  });
+
+  it('chooses the database and the role, and refuses split roles without PostgreSQL', () => {
+    const load = (text: string, env: Record<string, string> = {}) => loadConfig({ configPath: configFile(text), env, dotenv: false });
+    const dflt = load('data_dir: ./d\n');
+    expect(dflt.database).toMatchObject({ dialect: 'sqlite', url: expect.stringMatching(/\/d\/factory\.db$/) });
+    expect(dflt.role).toBe('all');
+    expect(load('database:\n  url: sqlite:./x.db\n').database.url).toMatch(/\/x\.db$/);
+    const pg = load('role: worker\npublic_url: http://api:8100\n', { FACTORY_DATABASE_URL: 'postgres://factory:Sup3r-secret@db:5432/factory' });
+    expect(pg.database.dialect).toBe('postgres');
+    expect(pg.database.describe).toBe('postgres://factory:***@db:5432/factory');
+    expect(secretValues(pg)).toContain('Sup3r-secret');
+    expect(load('', { FACTORY_ROLE: 'api', FACTORY_DATABASE_URL: 'postgres://db/f' }).role).toBe('api');
+    expect(() => load('role: worker\npublic_url: http://api:8100\n')).toThrow(/role: "worker" needs database\.url = postgres/);
+    expect(() => load('role: worker\n', { FACTORY_DATABASE_URL: 'postgres://db/f' })).toThrow(/public_url: a worker needs the API/);
+    expect(() => load('role: boss\n')).toThrow(/^invalid config: role:/);
+    expect(() => load('database:\n  url: mysql://db/f\n')).toThrow(/database\.url: expected sqlite:<file> or postgres:/);
   });
 
   it('names the key and the reason for a wrong value', () => {
