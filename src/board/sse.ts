@@ -63,12 +63,23 @@ export class SseHub {
   private readonly heartbeat: NodeJS.Timeout;
   private readonly trimmer: NodeJS.Timeout;
   private stopped = false;
+  /** The newest event id the bus has delivered here (see open()). */
+  private cursor: number;
   /** Counters for /health and the tests. */
   readonly stats = { connected: 0, dropped_slow: 0, replayed: 0, resets: 0 };
 
-  constructor(private readonly events: EventsRepo, bus: EventBus, private readonly logger: Logger, opts: SseOptions = {}) {
+  /**
+   * `delayedFeed`: events reach the bus after their insert, not synchronously (PostgreSQL, where
+   * they come through the LISTEN feed). Then the split between replay and live stream is the last id
+   * the bus delivered, not the table's newest id, or a client could get an event twice.
+   */
+  constructor(private readonly events: EventsRepo, bus: EventBus, private readonly logger: Logger, opts: SseOptions = {}, private readonly delayedFeed = false) {
     this.opts = { ...DEFAULTS, ...opts };
-    this.unsubscribe = bus.on('stream', (row) => this.broadcast(row));
+    this.cursor = events.lastId();
+    this.unsubscribe = bus.on('stream', (row) => {
+      if (row.id > this.cursor) this.cursor = row.id;
+      this.broadcast(row);
+    });
     this.heartbeat = setInterval(() => this.ping(), this.opts.heartbeatMs);
     this.heartbeat.unref();
     this.trimmer = setInterval(() => this.trim(), this.opts.trimIntervalMs);
@@ -94,7 +105,7 @@ export class SseHub {
     req.raw.socket.setTimeout(0);
     req.raw.socket.setNoDelay(true);
     raw.writeHead(200, HEADERS);
-    const head = this.events.lastId();
+    const head = this.delayedFeed ? this.cursor : this.events.lastId();
     const client: Client = { raw, filter };
     raw.write(`retry: ${this.opts.retryMs}\n${sseFrame('connected', JSON.stringify({ last_event_id: head }))}`);
     if (lastEventId !== undefined) this.replay(client, lastEventId, head);
@@ -117,7 +128,7 @@ export class SseHub {
       this.reset(client, head, 'unknown_last_event_id');
       return;
     }
-    const rows = this.events.after(after, this.opts.replayLimit + 1);
+    const rows = this.events.after(after, this.opts.replayLimit + 1).filter((r) => r.id <= head);
     const trimmed = rows.length > 0 && rows[0]!.id > after + 1;
     if (rows.length > this.opts.replayLimit || trimmed) {
       this.reset(client, head, trimmed ? 'events_trimmed' : 'too_far_behind');

@@ -20,11 +20,13 @@ export class TaskService {
   ) {}
 
   create(input: NewTask): TaskRow {
-    const created = this.repo.create(input);
-    // Listeners may adjust the new row synchronously (revision mode) before anyone can claim it.
+    // Inserted not yet runnable: listeners may adjust the new row (revision mode) and its creation is
+    // published before any worker, in this process or another, can claim it.
+    const created = this.repo.create({ ...input, run: false });
     this.bus.emit('task.created', { task: created });
-    const task = this.repo.get(created.id) ?? created;
+    let task = this.repo.get(created.id) ?? created;
     this.stream.publish('task_status', task.id, taskStreamPayload(task, null));
+    if (input.run && !input.inReview) task = this.repo.requestRun(task.id) ?? task;
     return task;
   }
 
