@@ -5,7 +5,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync, statfsSync, 
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { AGENT_TYPES, type Config } from '../config.js';
-import { listMigrations } from '../db/connection.js';
+import { listMigrations, openDb, schemaVersion, type Db } from '../db/connection.js';
 
 export type Level = 'ok' | 'warn' | 'fail';
 
@@ -180,26 +180,53 @@ export function checkDataDir(config: Config): CheckResult {
 
 /** Compares the database's schema version with what this build knows, without writing to it. */
 export function checkDatabase(config: Config): CheckResult {
-  const file = path.join(config.data_dir, 'factory.db');
-  const known = Math.max(0, ...listMigrations().map((m) => m.version));
+  if (config.database.dialect === 'postgres') return checkPostgres(config);
+  const file = config.database.url;
+  const known = Math.max(0, ...listMigrations('sqlite').map((m) => m.version));
   if (!existsSync(file)) return { name: 'database', level: 'ok', message: `${file} does not exist yet; schema ${known} is created at first start` };
   let db: Database.Database | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
     const hasTable = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
     const current = hasTable ? ((db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0) : 0;
-    if (current > known) {
-      return {
-        name: 'database', level: 'fail', message: `schema version ${current} is newer than this Factory build knows (${known}); it will refuse to start`,
-        fix: 'upgrade Factory to the version that wrote this database, or restore a backup taken before the upgrade',
-      };
-    }
-    if (current < known) {
-      return { name: 'database', level: 'ok', message: `schema version ${current}; ${known - current} migration(s) will be applied at the next start (or run "factory migrate")` };
-    }
-    return { name: 'database', level: 'ok', message: `schema version ${current} (up to date)` };
+    return schemaResult(current, known, '');
   } catch (err) {
     return { name: 'database', level: 'warn', message: `could not read ${file}: ${(err as Error).message}`, fix: 'run the doctor as the service user; check the file with sqlite3' };
+  } finally {
+    db?.close();
+  }
+}
+
+function schemaResult(current: number, known: number, where: string): CheckResult {
+  if (current > known) {
+    return {
+      name: 'database', level: 'fail', message: `${where}schema version ${current} is newer than this Factory build knows (${known}); it will refuse to start`,
+      fix: 'upgrade Factory to the version that wrote this database, or restore a backup taken before the upgrade',
+    };
+  }
+  if (current < known) {
+    return { name: 'database', level: 'ok', message: `${where}schema version ${current}; ${known - current} migration(s) will be applied at the next start (or run "factory migrate")` };
+  }
+  return { name: 'database', level: 'ok', message: `${where}schema version ${current} (up to date)` };
+}
+
+/** PostgreSQL: connects (without migrating) and reads schema_migrations; only describe (no password) is shown. */
+function checkPostgres(config: Config): CheckResult {
+  const { url, describe } = config.database;
+  const known = Math.max(0, ...listMigrations('postgres').map((m) => m.version));
+  let db: Db | undefined;
+  try {
+    db = openDb(url, { migrate: false, statementTimeoutMs: 5_000, applicationName: 'factory doctor' });
+    // schemaVersion would create schema_migrations on a new database: look first, change nothing.
+    const hasTable = (db.prepare("SELECT to_regclass('schema_migrations') IS NOT NULL AS t").get() as { t: boolean }).t;
+    const current = hasTable ? schemaVersion(db) : 0;
+    if (!hasTable) return { name: 'database', level: 'ok', message: `${describe}: reachable, empty; schema ${known} is created at first start` };
+    return schemaResult(current, known, `${describe}: `);
+  } catch (err) {
+    return {
+      name: 'database', level: 'fail', message: `cannot use ${describe}: ${(err as Error).message}`,
+      fix: 'check database.url / FACTORY_DATABASE_URL (host, port, user, password, database name) and that PostgreSQL accepts connections from this host',
+    };
   } finally {
     db?.close();
   }

@@ -1,4 +1,4 @@
-// The operator CLI: `factory serve | doctor | config | migrate | version | help`.
+// The operator CLI: `factory serve | doctor | config | migrate | migrate-db | version | help`.
 // bin/factory.js loads this file (through tsx from src/, or compiled from dist/) and calls runCli().
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { scrub } from '../secrets.js';
 import { VERSION } from '../version.js';
 import { doctor } from './doctor.js';
 import { migrateCommand } from './migrate.js';
+import { migrateDbCommand } from './migrate-db.js';
 import { showConfig } from './show-config.js';
 
 /** The installation: two levels above this file, in src/cli and in dist/cli alike. */
@@ -17,10 +18,16 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const USAGE = `Usage: factory <command> [options]
 
 Commands:
-  serve            run the Factory server in the foreground (same as node dist/main.js)
+  serve [--role all|api|worker]
+                   run the Factory server in the foreground (same as node dist/main.js); --role sets
+                   FACTORY_ROLE: all (default), api or worker (api and worker need PostgreSQL)
   doctor           check configuration, tools, tokens and services; exit code 1 when something fails
   config [--json]  print the effective configuration with secrets masked
   migrate          apply pending database migrations and print the schema version
+  migrate-db --from <db> --to <db> [--batch N]
+                   copy every row of one Factory database into a new, empty one, e.g.
+                   --from sqlite:data/factory.db --to postgres://factory@db-host/factory
+                   (stop the service first; the target must be empty)
   version          print the Factory version
   help             show this text
 
@@ -35,19 +42,31 @@ const err = (line: string) => { process.stderr.write(`${line}\n`); };
 /** Runs one command. Resolves to an exit code, or undefined for `serve` (the server owns the process). */
 export async function runCli(argv: string[]): Promise<number | undefined> {
   const [command = 'help', ...rest] = argv;
+  // Paths given on the command line mean what they mean where the operator typed them.
+  const invocationDir = process.cwd();
   // Same working directory as the systemd unit, so relative paths in config.yml mean the same thing.
   if (!existsSync('config.yml') && existsSync(path.join(ROOT, 'config.yml'))) process.chdir(ROOT);
   try {
     switch (command) {
-      case 'serve':
+      case 'serve': {
+        const role = serveRole(rest);
+        if (role instanceof Error) {
+          err(`factory serve: ${role.message}\n\n${USAGE}`);
+          return 2;
+        }
+        // The config reads FACTORY_ROLE when ../main.js loads it.
+        if (role) process.env.FACTORY_ROLE = role;
         await import('../main.js');
         return undefined;
+      }
       case 'doctor':
         return await doctor(out);
       case 'config':
         return showConfig(out, rest.includes('--json') ? 'json' : 'yaml');
       case 'migrate':
         return migrateCommand(out, { asRoot: rest.includes('--as-root') });
+      case 'migrate-db':
+        return migrateDbCommand(rest, { out, err, cwd: invocationDir });
       case 'version':
       case '--version':
       case '-v':
@@ -74,6 +93,22 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
     err(`factory ${command}: ${scrub(e instanceof Error ? e.message : String(e))}`);
     return 1;
   }
+}
+
+const ROLES = ['all', 'api', 'worker'] as const;
+
+/** The value of `--role X` / `--role=X` (undefined without it), or an Error for anything else. */
+function serveRole(args: string[]): (typeof ROLES)[number] | undefined | Error {
+  let role: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--role(?:=(.*))?$/.exec(a);
+    if (!m) return new Error(`unexpected argument "${a}"`);
+    role = m[1] ?? args[++i];
+    if (role === undefined) return new Error('--role needs a value: all, api or worker');
+  }
+  if (role === undefined) return undefined;
+  return (ROLES as readonly string[]).includes(role) ? role as (typeof ROLES)[number] : new Error(`--role must be all, api or worker, not "${role}"`);
 }
 
 /** Ends the process once stdout has drained (pipes may be asynchronous). */

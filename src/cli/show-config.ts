@@ -16,6 +16,8 @@ export function maskedConfig(config: Config): Record<string, unknown> {
     plane: { ...config.plane, api_key: mask(config.plane.api_key) },
     telegram: { ...config.telegram, bot_token: mask(config.telegram.bot_token) },
     memory: { ...config.memory, url: scrub(config.memory.url) },
+    // A postgres:// URL may carry the password: print the redacted form (sqlite:<file> otherwise).
+    database: { ...config.database, url: config.database.describe },
     environment: {
       ANTHROPIC_API_KEY: mask(s.anthropicApiKey),
       GITHUB_TOKEN: mask(s.githubToken),

@@ -1,0 +1,458 @@
+// `factory migrate-db --from <source> --to <target> [--batch N]`: copies every row of one Factory
+// database into another, empty one. The usual case is moving an SQLite installation to PostgreSQL;
+// any direction works (sqlite:<file> or postgres://… on either side).
+//
+// Both ends are first brought to the current schema by openDb, so their tables and columns match.
+// Tables and columns are discovered from the databases themselves (not hard-coded), copied parents
+// before children with their ids, and the whole copy is one transaction on the target: a failure
+// leaves the target as empty as it was, so the command can simply be run again. Before the commit
+// the row counts of every table are compared; afterwards PostgreSQL identity sequences continue
+// after the copied ids (or after the source's high-water mark, so deleted ids are not reused).
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { redactDbUrl } from '../config.js';
+import { isPostgresUrl, openDb, schemaVersion, SchemaTooNewError, type Db, type Dialect } from '../db/connection.js';
+import type { Statement } from '../db/sql.js';
+import { DataDirLockedError, lockDataDir } from '../lock.js';
+import { registerSecrets, scrub } from '../secrets.js';
+
+export const MIGRATE_DB_USAGE = 'usage: factory migrate-db --from <sqlite:FILE | postgres://…> --to <sqlite:FILE | postgres://…> [--batch N]';
+
+const DEFAULT_BATCH = 1000;
+/** Bound parameters per INSERT: SQLite builds may cap at 999, PostgreSQL at 65535. */
+const MAX_PARAMS: Record<Dialect, number> = { sqlite: 999, postgres: 30_000 };
+/** Never copied: bookkeeping that each database keeps for itself. */
+const SKIPPED_TABLES = new Set(['schema_migrations', 'sqlite_sequence']);
+
+export interface MigrateDbArgs { from: string; to: string; batch: number }
+
+/** Parses `--from X --to Y [--batch N]` (also `--from=X`); a string is the usage error. */
+export function parseMigrateDbArgs(args: string[]): MigrateDbArgs | string {
+  const values: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const m = /^--(from|to|batch)(?:=(.*))?$/.exec(a);
+    if (!m) return `unexpected argument "${a}"`;
+    const value = m[2] ?? args[++i];
+    if (value === undefined || value === '') return `--${m[1]} needs a value`;
+    if (values[m[1]!] !== undefined) return `--${m[1]} given twice`;
+    values[m[1]!] = value;
+  }
+  if (!values.from) return '--from is required';
+  if (!values.to) return '--to is required';
+  let batch = DEFAULT_BATCH;
+  if (values.batch !== undefined) {
+    batch = Number(values.batch);
+    if (!/^\d+$/.test(values.batch) || batch < 1 || batch > 100_000) return `--batch must be a whole number from 1 to 100000, got "${values.batch}"`;
+  }
+  return { from: values.from, to: values.to, batch };
+}
+
+interface Endpoint { target: string; dialect: Dialect; describe: string; file?: string }
+
+/** sqlite:<file>, a bare file path (relative to `cwd`) or a postgres:// URL. */
+function endpoint(spec: string, cwd: string): Endpoint | string {
+  if (isPostgresUrl(spec)) return { target: spec, dialect: 'postgres', describe: redactDbUrl(spec) };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec) && !/^sqlite:/i.test(spec)) {
+    return `unsupported database "${scrub(spec.replace(/\/\/[^@/]*@/, '//***@'))}": expected sqlite:<file> or postgres://…`;
+  }
+  const file = path.resolve(cwd, spec.replace(/^sqlite:/i, ''));
+  return { target: file, dialect: 'sqlite', describe: `sqlite:${file}`, file };
+}
+
+function passwordOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).password);
+  } catch {
+    return '';
+  }
+}
+
+const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
+
+interface Column { name: string; notNull: boolean }
+interface ForeignKey { column: string; parent: string; ref: string }
+
+/** Reads the schema of one database through the engine's own catalog. */
+class Catalog {
+  constructor(private readonly db: Db) {}
+
+  /** Plain data tables; FTS virtual tables, their shadow tables and bookkeeping tables are left out. */
+  tables(): string[] {
+    if (this.db.dialect === 'postgres') {
+      return (this.db.prepare(`SELECT table_name AS name FROM information_schema.tables
+        WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`).all() as { name: string }[])
+        .map((r) => r.name).filter((n) => !SKIPPED_TABLES.has(n));
+    }
+    const rows = this.db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string; sql: string | null }[];
+    const virtual = rows.filter((r) => /^\s*CREATE\s+VIRTUAL\s+TABLE/i.test(r.sql ?? '')).map((r) => r.name);
+    return rows.map((r) => r.name).filter((n) => !SKIPPED_TABLES.has(n) && !n.startsWith('sqlite_')
+      && !virtual.some((v) => n === v || n.startsWith(`${v}_`)));
+  }
+
+  columns(table: string): Column[] {
+    if (this.db.dialect === 'postgres') {
+      return (this.db.prepare(`SELECT column_name AS name, is_nullable AS nullable FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position`).all(table) as { name: string; nullable: string }[])
+        .map((r) => ({ name: r.name, notNull: r.nullable === 'NO' }));
+    }
+    return (this.db.prepare('SELECT name, "notnull" AS nn, pk FROM pragma_table_info(?) ORDER BY cid').all(table) as { name: string; nn: number; pk: number }[])
+      .map((r) => ({ name: r.name, notNull: r.nn === 1 }));
+  }
+
+  primaryKey(table: string): string[] {
+    if (this.db.dialect === 'postgres') {
+      return (this.db.prepare(`SELECT a.attname AS name FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+        WHERE i.indisprimary AND n.nspname = current_schema() AND c.relname = ? ORDER BY k.ord`).all(table) as { name: string }[]).map((r) => r.name);
+    }
+    return (this.db.prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk').all(table) as { name: string }[]).map((r) => r.name);
+  }
+
+  /** Single-column foreign keys of `table` (the only kind Factory's schema has). */
+  foreignKeys(table: string): ForeignKey[] {
+    if (this.db.dialect === 'postgres') {
+      return this.db.prepare(`SELECT a.attname AS "column", pc.relname AS parent, pa.attname AS ref
+        FROM pg_constraint c
+        JOIN pg_class cc ON cc.oid = c.conrelid JOIN pg_namespace n ON n.oid = cc.relnamespace
+        JOIN pg_class pc ON pc.oid = c.confrelid
+        JOIN LATERAL unnest(c.conkey, c.confkey) AS k(src, dst) ON true
+        JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.src
+        JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.dst
+        WHERE c.contype = 'f' AND n.nspname = current_schema() AND cc.relname = ?`).all(table) as ForeignKey[];
+    }
+    const rows = this.db.prepare('SELECT "table" AS parent, "from" AS "column", "to" AS ref FROM pragma_foreign_key_list(?)').all(table) as Array<{ parent: string; column: string; ref: string | null }>;
+    return rows.map((r) => ({ column: r.column, parent: r.parent, ref: r.ref ?? this.primaryKey(r.parent)[0] ?? 'rowid' }));
+  }
+
+  count(table: string): number {
+    return Number((this.db.prepare(`SELECT COUNT(*) AS n FROM ${q(table)}`).get() as { n: number | bigint }).n);
+  }
+
+  /**
+   * The highest id the table's id generator has handed out (it can exceed MAX(id) when the newest
+   * rows were deleted), or 0 when unknown.
+   */
+  highWater(table: string, column: string): number {
+    if (this.db.dialect === 'postgres') {
+      const seq = (this.db.prepare('SELECT pg_get_serial_sequence(?, ?) AS s').get(table, column) as { s: string | null }).s;
+      if (!seq) return 0;
+      const r = this.db.prepare(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS v FROM ${seq}`).get() as { v: number } | undefined;
+      return Number(r?.v ?? 0);
+    }
+    const has = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'`).get();
+    if (!has) return 0;
+    const r = this.db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').get(table) as { seq: number } | undefined;
+    return Number(r?.seq ?? 0);
+  }
+}
+
+interface TablePlan {
+  name: string;
+  columns: string[];
+  /** The single-column primary key used to page through the source, if the table has one. */
+  key?: string;
+  /** FK columns to the table itself: a reference to a row not copied yet is set afterwards. */
+  selfRefs: ForeignKey[];
+  /** FK columns to a table copied later (only when tables reference each other in a cycle). */
+  laterRefs: ForeignKey[];
+  nullable: Set<string>;
+}
+
+/** Parents before children (Kahn's algorithm, ties by name); a cycle is broken by deferring columns. */
+export function copyOrder(tables: string[], fks: Map<string, ForeignKey[]>): { order: string[]; later: Map<string, ForeignKey[]> } {
+  const done = new Set<string>();
+  const order: string[] = [];
+  const later = new Map<string, ForeignKey[]>();
+  const remaining = [...tables].sort();
+  const parents = (t: string) => (fks.get(t) ?? []).filter((f) => f.parent !== t && tables.includes(f.parent));
+  while (remaining.length) {
+    let i = remaining.findIndex((t) => parents(t).every((f) => done.has(f.parent)));
+    if (i === -1) {
+      i = 0;
+      later.set(remaining[0]!, parents(remaining[0]!).filter((f) => !done.has(f.parent)));
+    }
+    const [t] = remaining.splice(i, 1);
+    done.add(t!);
+    order.push(t!);
+  }
+  return { order, later };
+}
+
+interface Fixup { table: string; key: string; keyValue: unknown; column: string; value: unknown }
+
+class CopyError extends Error {}
+
+const isNumeric = (v: unknown): v is number | bigint => typeof v === 'number' || typeof v === 'bigint';
+
+export interface MigrateDbIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+  /** Relative file paths are resolved against this directory (the caller's, before any chdir). */
+  cwd?: string;
+}
+
+export function migrateDbCommand(args: string[], io: MigrateDbIo): number {
+  const { out, err } = io;
+  const fail = (msg: string) => { err(`factory migrate-db: ${scrub(msg)}`); return 1; };
+  const parsed = parseMigrateDbArgs(args);
+  if (typeof parsed === 'string') {
+    err(`factory migrate-db: ${scrub(parsed)}\n${MIGRATE_DB_USAGE}`);
+    return 2;
+  }
+  registerSecrets([parsed.from, parsed.to].filter(isPostgresUrl).map(passwordOf));
+  const cwd = io.cwd ?? process.cwd();
+  const src = endpoint(parsed.from, cwd);
+  const dst = endpoint(parsed.to, cwd);
+  for (const e of [src, dst]) {
+    if (typeof e === 'string') {
+      err(`factory migrate-db: ${e}\n${MIGRATE_DB_USAGE}`);
+      return 2;
+    }
+  }
+  const source = src as Endpoint;
+  const target = dst as Endpoint;
+
+  if (source.file) {
+    if (!existsSync(source.file)) return fail(`the source ${source.describe} does not exist`);
+    if (!statSync(source.file).isFile()) return fail(`the source ${source.describe} is not a file`);
+  }
+  if (source.dialect === target.dialect && source.target === target.target) return fail('--from and --to name the same database');
+
+  // The SQLite file of a data directory belongs to the server using it: copy it only while stopped.
+  const unlocks: Array<() => void> = [];
+  const lockDirs = [...new Set([source.file, target.file].filter((f): f is string => !!f).map((f) => path.dirname(f)))];
+  let sourceDb: Db | undefined;
+  let targetDb: Db | undefined;
+  try {
+    for (const dir of lockDirs) {
+      try {
+        unlocks.push(lockDataDir(dir));
+      } catch (e) {
+        if (e instanceof DataDirLockedError) {
+          return fail(`${e.message} (the service must be stopped while its database is copied: systemctl stop factory)`);
+        }
+        return fail(`could not lock ${dir}: ${(e as Error).message}`);
+      }
+    }
+    const pgOpts = { applicationName: 'factory migrate-db', statementTimeoutMs: 300_000 };
+    try {
+      sourceDb = openDb(source.target, pgOpts);
+    } catch (e) {
+      if (e instanceof SchemaTooNewError) return fail(`the source ${source.describe}: ${e.message}`);
+      return fail(`could not open the source ${source.describe}: ${(e as Error).message}`);
+    }
+    try {
+      targetDb = openDb(target.target, pgOpts);
+    } catch (e) {
+      if (e instanceof SchemaTooNewError) return fail(`the target ${target.describe}: ${e.message}`);
+      return fail(`could not open the target ${target.describe}: ${(e as Error).message}`);
+    }
+    return copyDatabase(sourceDb, targetDb, source, target, parsed.batch, out, err);
+  } catch (e) {
+    return fail(e instanceof Error ? e.message : String(e));
+  } finally {
+    targetDb?.close();
+    sourceDb?.close();
+    for (const u of unlocks.reverse()) u();
+  }
+}
+
+function copyDatabase(sdb: Db, tdb: Db, source: Endpoint, target: Endpoint, batch: number, out: (l: string) => void, err: (l: string) => void): number {
+  const fail = (msg: string) => { err(`factory migrate-db: ${scrub(msg)}`); return 1; };
+  const sc = new Catalog(sdb);
+  const tc = new Catalog(tdb);
+  const sourceTables = sc.tables();
+  const targetTables = tc.tables();
+
+  // Never merge: ids would collide and a live database would end up with two histories.
+  const used = targetTables.map((t) => ({ t, n: tc.count(t) })).filter((r) => r.n > 0);
+  if (used.length) {
+    return fail(`the target ${target.describe} already holds data (${used.map((r) => `${r.t}: ${r.n} rows`).join(', ')}); `
+      + 'migrate-db only fills an empty database and never merges. Nothing was copied. Create a new, empty database and run it again.');
+  }
+  const missing = sourceTables.filter((t) => !targetTables.includes(t));
+  if (missing.length) return fail(`the target ${target.describe} has no table ${missing.join(', ')} (source ${source.describe}); nothing was copied`);
+
+  // Dangling references (possible in an SQLite file written with foreign keys off) would abort the copy midway.
+  if (sdb.dialect === 'sqlite') {
+    const broken = sdb.prepare('PRAGMA foreign_key_check').all() as Array<{ table: string; rowid: number; parent: string }>;
+    if (broken.length) {
+      const sample = broken.slice(0, 5).map((b) => `${b.table} rowid ${b.rowid} -> ${b.parent}`).join(', ');
+      return fail(`the source has ${broken.length} row(s) that reference missing rows (${sample}); repair them (sqlite3 ${source.file} 'PRAGMA foreign_key_check') and run again. Nothing was copied.`);
+    }
+  }
+
+  const fks = new Map(sourceTables.map((t) => [t, tc.foreignKeys(t)] as const));
+  const { order, later } = copyOrder(sourceTables, fks);
+  const plans: TablePlan[] = order.map((name) => {
+    const targetCols = tc.columns(name);
+    const targetNames = new Set(targetCols.map((c) => c.name));
+    const sourceCols = sc.columns(name).map((c) => c.name);
+    const onlySource = sourceCols.filter((c) => !targetNames.has(c));
+    if (onlySource.length) err(`factory migrate-db: note: ${onlySource.map((c) => `${name}.${c}`).join(', ')} exist(s) only in the source and will not be copied`);
+    const columns = sourceCols.filter((c) => targetNames.has(c));
+    const pk = sc.primaryKey(name);
+    const key = pk.length === 1 && columns.includes(pk[0]!) ? pk[0] : undefined;
+    const nullable = new Set(targetCols.filter((c) => !c.notNull).map((c) => c.name));
+    const usable = (f: ForeignKey) => key !== undefined && columns.includes(f.column) && nullable.has(f.column);
+    return {
+      name, columns, key, nullable,
+      selfRefs: (fks.get(name) ?? []).filter((f) => f.parent === name && usable(f)),
+      laterRefs: (later.get(name) ?? []).filter(usable),
+    };
+  });
+
+  const version = schemaVersion(sdb);
+  out(`copying ${source.describe} (schema ${version}) to ${target.describe}`);
+
+  const stats = { nul: 0 };
+  const counts = new Map<string, number>();
+  // One snapshot of the source for the whole copy (SQLite: a read transaction; PostgreSQL: repeatable read).
+  sdb.exec(sdb.dialect === 'postgres' ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN');
+  try {
+    tdb.transaction(() => {
+      const fixups: Fixup[] = [];
+      for (const plan of plans) {
+        let n: number;
+        try {
+          n = copyTable(sdb, tdb, plan, batch, fixups, stats);
+        } catch (e) {
+          throw new CopyError(`copying ${plan.name} failed: ${(e as Error).message}`);
+        }
+        counts.set(plan.name, n);
+        out(`${plan.name}: ${n} rows`);
+      }
+      for (const f of fixups) {
+        tdb.prepare(`UPDATE ${q(f.table)} SET ${q(f.column)} = ? WHERE ${q(f.key)} = ?`).run(f.value, f.keyValue);
+      }
+      if (tdb.dialect === 'postgres') resetSequences(tdb, plans, sc);
+      else raiseSqliteSequences(tdb, plans, sc);
+      // Verified before the commit: a mismatch leaves the target empty.
+      const wrong = plans.map((p) => ({ t: p.name, s: sc.count(p.name), d: tc.count(p.name) })).filter((r) => r.s !== r.d);
+      if (wrong.length) {
+        throw new CopyError(`row counts differ after copying (${wrong.map((r) => `${r.t}: source ${r.s}, target ${r.d}`).join('; ')})`);
+      }
+    })();
+  } catch (e) {
+    return fail(`${(e as Error).message}; the copy was rolled back, the target is unchanged`);
+  } finally {
+    try { sdb.exec('COMMIT'); } catch { /* the snapshot ends with the connection */ }
+  }
+
+  // Once more after the commit, as another connection would see it.
+  const after = plans.map((p) => ({ t: p.name, want: counts.get(p.name) ?? -1, got: tc.count(p.name) })).filter((r) => r.want !== r.got);
+  if (after.length) return fail(`row counts differ after the commit (${after.map((r) => `${r.t}: copied ${r.want}, target has ${r.got}`).join('; ')})`);
+  if (stats.nul) {
+    out(`note: ${stats.nul} text value(s) contained NUL characters, which PostgreSQL cannot store; each was replaced with U+FFFD`);
+  }
+  const total = [...counts.values()].reduce((a, b) => a + b, 0);
+  out(`done: ${total} rows in ${plans.length} tables copied from ${source.describe} to ${target.describe}; row counts verified`);
+  if (target.dialect === 'postgres') out('next: set FACTORY_DATABASE_URL (or database.url in config.yml) to the target and start Factory');
+  return 0;
+}
+
+/** Copies one table in key order, `batch` rows per read; returns the number of rows written. */
+function copyTable(sdb: Db, tdb: Db, plan: TablePlan, batch: number, fixups: Fixup[], stats: { nul: number }): number {
+  const cols = plan.columns;
+  if (cols.length === 0) return 0;
+  const list = cols.map(q).join(', ');
+  const t = q(plan.name);
+  const exact = (s: Statement) => {
+    // SQLite: 64-bit integers as BigInt, so nothing above 2^53 is rounded on the way.
+    const native = s as Statement & { safeIntegers?: (on: boolean) => unknown };
+    if (sdb.dialect === 'sqlite' && typeof native.safeIntegers === 'function') native.safeIntegers(true);
+    return s;
+  };
+  const key = plan.key;
+  const first = exact(key
+    ? sdb.prepare(`SELECT ${list} FROM ${t} ORDER BY ${q(key)} LIMIT ?`)
+    : sdb.prepare(`SELECT ${list} FROM ${t} ORDER BY ${cols.map((_, i) => i + 1).join(', ')} LIMIT ? OFFSET ?`));
+  const next = key ? exact(sdb.prepare(`SELECT ${list} FROM ${t} WHERE ${q(key)} > ? ORDER BY ${q(key)} LIMIT ?`)) : undefined;
+
+  const perStatement = Math.max(1, Math.min(batch, Math.floor(MAX_PARAMS[tdb.dialect] / cols.length)));
+  const inserts = new Map<number, Statement>();
+  const insert = (n: number) => {
+    let s = inserts.get(n);
+    if (!s) {
+      const row = `(${cols.map(() => '?').join(', ')})`;
+      s = tdb.prepare(`INSERT INTO ${t} (${list}) VALUES ${Array.from({ length: n }, () => row).join(', ')}`);
+      inserts.set(n, s);
+    }
+    return s;
+  };
+  // PostgreSQL text cannot hold NUL: replaced here as pg-sync.ts would, but counted for the report.
+  const toPg = tdb.dialect === 'postgres';
+  const value = (v: unknown) => {
+    if (toPg && typeof v === 'string' && v.includes('\u0000')) {
+      stats.nul++;
+      return v.replace(/\u0000/g, '\uFFFD');
+    }
+    return v;
+  };
+
+  let copied = 0;
+  let last: unknown;
+  for (;;) {
+    const rows = (key
+      ? (copied === 0 ? first.all(batch) : next!.all(last, batch))
+      : first.all(batch, copied)) as Record<string, unknown>[];
+    if (rows.length === 0) break;
+    for (let i = 0; i < rows.length; i += perStatement) {
+      const chunk = rows.slice(i, i + perStatement);
+      const values: unknown[] = [];
+      for (const row of chunk) {
+        const keyValue = key ? row[key] : undefined;
+        for (const c of cols) {
+          let v = row[c];
+          if (v !== null && v !== undefined && key) {
+            // A reference to a row of the same table with a higher key, or to a table copied later,
+            // is written as NULL first and set once every row exists.
+            const self = plan.selfRefs.find((f) => f.column === c);
+            const own = self ? row[self.ref] : undefined;
+            const deferSelf = self && !(isNumeric(v) && isNumeric(own) && v <= own);
+            if (deferSelf || plan.laterRefs.some((f) => f.column === c)) {
+              fixups.push({ table: plan.name, key, keyValue: value(keyValue), column: c, value: value(v) });
+              v = null;
+            }
+          }
+          values.push(value(v));
+        }
+      }
+      insert(chunk.length).run(values);
+    }
+    copied += rows.length;
+    if (key) last = rows[rows.length - 1]![key];
+    if (rows.length < batch) break;
+  }
+  return copied;
+}
+
+/** PostgreSQL: every identity/serial id continues after the copied ids (and the source's high-water mark). */
+function resetSequences(tdb: Db, plans: TablePlan[], sc: Catalog): void {
+  for (const p of plans) {
+    if (!p.key) continue;
+    const seq = (tdb.prepare('SELECT pg_get_serial_sequence(?, ?) AS s').get(p.name, p.key) as { s: string | null }).s;
+    if (!seq) continue;
+    const max = Number((tdb.prepare(`SELECT COALESCE(MAX(${q(p.key)}), 0) AS m FROM ${q(p.name)}`).get() as { m: number }).m);
+    const next = Math.max(max, sc.highWater(p.name, p.key));
+    if (next > 0) tdb.prepare('SELECT setval(?::regclass, ?, true)').get(seq, next);
+    else tdb.prepare('SELECT setval(?::regclass, 1, false)').get(seq);
+  }
+}
+
+/** SQLite target: AUTOINCREMENT already follows the explicit ids; only a higher source high-water mark is carried over. */
+function raiseSqliteSequences(tdb: Db, plans: TablePlan[], sc: Catalog): void {
+  const auto = new Set((tdb.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'`).all() as { name: string }[]).map((r) => r.name));
+  for (const p of plans) {
+    if (!p.key || !auto.has(p.name)) continue;
+    const hw = sc.highWater(p.name, p.key);
+    if (hw <= 0) continue;
+    const changed = tdb.prepare('UPDATE sqlite_sequence SET seq = ? WHERE name = ? AND seq < ?').run(hw, p.name, hw).changes;
+    if (changed === 0 && !tdb.prepare('SELECT 1 FROM sqlite_sequence WHERE name = ?').get(p.name)) {
+      tdb.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)').run(p.name, hw);
+    }
+  }
+}
