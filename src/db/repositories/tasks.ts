@@ -171,34 +171,22 @@ export class TasksRepo {
     const params = { owner, expires: now.getTime() + leaseMs, iso };
     const underLimit = () => globalLimit <= 0
       || (this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'in_progress'`).get() as { n: number }).n < globalLimit;
-    if (this.db.dialect === 'postgres') {
-      return this.db.transaction(() => {
-        if (globalLimit > 0) this.db.prepare('SELECT pg_advisory_xact_lock(?)').get(CLAIM_LOCK);
-        if (!underLimit()) return undefined;
-        return this.db.prepare(`
-          UPDATE tasks SET status = 'in_progress', lease_owner = @owner, lease_expires_at = @expires,
-            attempts = attempts + 1, started_at = COALESCE(started_at, @iso), updated_at = @iso
-          WHERE id = (
-            SELECT id FROM tasks
-            WHERE status = 'queued' AND run_requested_at IS NOT NULL AND cancel_requested = 0
-              AND (not_before IS NULL OR not_before <= @iso)
-            ORDER BY run_requested_at, id LIMIT 1
-            FOR UPDATE SKIP LOCKED
-          ) AND status = 'queued'
-          RETURNING *`).get(params) as TaskRow | undefined;
-      })();
-    }
-    if (!underLimit()) return undefined;
-    return this.db.prepare(`
+    const pg = this.db.dialect === 'postgres';
+    const claim = () => (underLimit() ? this.db.prepare(`
       UPDATE tasks SET status = 'in_progress', lease_owner = @owner, lease_expires_at = @expires,
         attempts = attempts + 1, started_at = COALESCE(started_at, @iso), updated_at = @iso
       WHERE id = (
         SELECT id FROM tasks
         WHERE status = 'queued' AND run_requested_at IS NOT NULL AND cancel_requested = 0
           AND (not_before IS NULL OR not_before <= @iso)
-        ORDER BY run_requested_at, id LIMIT 1
+        ORDER BY run_requested_at, id LIMIT 1${pg ? ' FOR UPDATE SKIP LOCKED' : ''}
       ) AND status = 'queued'
-      RETURNING *`).get(params) as TaskRow | undefined;
+      RETURNING *`).get(params) as TaskRow | undefined : undefined);
+    if (!pg) return claim();
+    return this.db.transaction(() => {
+      if (globalLimit > 0) this.db.prepare('SELECT pg_advisory_xact_lock(?)').get(CLAIM_LOCK);
+      return claim();
+    })();
   }
 
   renewLease(id: number, owner: string, leaseMs: number): boolean {
