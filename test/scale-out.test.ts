@@ -111,7 +111,7 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     try {
       const ids: number[] = [];
       for (let i = 0; i < 50; i++) {
-        const r = await api.api('POST', '/api/tasks?auto_run=true', { title: `Job ${i}`, description: '[fake:slow ms=40 lines=6]', repo: 'acme/web' });
+        const r = await api.api('POST', '/api/tasks?auto_run=true', { title: `Job ${i}`, description: '[fake:slow ms=150 lines=6]', repo: 'acme/web' });
         expect(r.status).toBe(201);
         ids.push(r.json.id);
       }
