@@ -23,12 +23,30 @@ function statementName(text) {
   return n;
 }
 
+// The main thread waits for every answer, so an unreachable server must fail fast: connecting gives
+// up after 5 s, and for a second after a failed attempt requests fail at once instead of retrying.
+const CONNECT_TIMEOUT_MS = 5000;
+const RETRY_AFTER_MS = 1000;
+let failedAt = 0;
+let failure = '';
+
 async function connection() {
   if (client) return client;
-  const c = new pg.Client({ connectionString: url, application_name: applicationName, statement_timeout: statementTimeoutMs });
+  if (Date.now() - failedAt < RETRY_AFTER_MS) throw Object.assign(new Error(`database unavailable: ${failure}`), { code: 'ECONNREFUSED' });
+  const c = new pg.Client({
+    connectionString: url, application_name: applicationName, statement_timeout: statementTimeoutMs,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true,
+  });
   // A dropped connection is replaced on the next request; the error reaches the caller of that request.
   c.on('error', () => { if (client === c) client = null; });
-  await c.connect();
+  try {
+    await c.connect();
+  } catch (err) {
+    failedAt = Date.now();
+    failure = err instanceof Error ? err.message : String(err);
+    c.end().catch(() => {});
+    throw err;
+  }
   names = new Map();
   client = c;
   return c;
