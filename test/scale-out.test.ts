@@ -189,6 +189,29 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     expect((await api.api('GET', '/api/agents')).json.filter((a: { task_id: number }) => a.task_id === id)).toEqual([]);
   }, 60_000);
 
+  it('a worker whose lease was taken over stops its copy of the agent and records nothing', async () => {
+    const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Lease stolen', description: '[fake:slow ms=150 lines=40]', repo: 'acme/web' });
+    const id = created.json.id as number;
+    const agent = await waitFor(async () => {
+      const list = (await api.api('GET', '/api/agents')).json as Array<{ task_id: number; pid: number | null }>;
+      return list.find((a) => a.task_id === id && a.pid);
+    }, { what: 'the agent running' });
+    // As if another worker had found the lease lapsed and taken it (its lease lapses in turn: nobody renews it).
+    await db.query(`UPDATE tasks SET lease_owner = 'elsewhere:1:000000', lease_expires_at = $1 WHERE id = $2`, [Date.now() + 2000, id]);
+    await waitFor(() => { try { process.kill(agent.pid!, 0); return false; } catch { return true; } }, { what: 'the agent stopped', timeoutMs: 20_000 });
+    const done = await waitFor(async () => {
+      const t = (await api.api('GET', `/api/tasks/${id}`)).json;
+      return ['in_review', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
+    }, { what: 'the task finished after the lapsed lease was recovered', timeoutMs: 60_000, intervalMs: 250 });
+    expect(done.status).toBe('in_review');
+    expect(done.attempts).toBe(2);
+    const logs = (await api.api('GET', `/api/tasks/${id}/logs?limit=1000`)).json.logs as Array<{ message: string }>;
+    expect(logs.some((l) => l.message.includes('another worker has taken this task over'))).toBe(true);
+    // The stopped copy did not record a result or a handoff: the only handoff is the finished run's.
+    const handoffs = (await api.api('GET', `/api/tasks/${id}/handoffs?direction=from`)).json as unknown[];
+    expect(handoffs).toHaveLength(1);
+  }, 120_000);
+
   it('kill -9 of a worker mid-task: the other worker takes the task over from its checkpoint and opens one PR', async () => {
     const pullsBefore = github.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/pulls')).length;
     const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Survives a dead worker', description: '[fake:slow ms=150 lines=60]', repo: 'acme/web' });

@@ -288,8 +288,10 @@ export class TaskExecutor {
       duration_ms: run.durationMs, num_turns: r?.numTurns ?? 0,
     });
     const fresh = this.d.tasks.get(task.id) ?? task;
+    // The cost was spent either way; the session only belongs to the task while this worker holds it.
+    const lost = ctx.abortReason() === 'lease_lost';
     this.d.tasks.update(task.id, {
-      session_id: run.sessionId || fresh.session_id,
+      session_id: lost ? fresh.session_id : run.sessionId || fresh.session_id,
       cost_usd: fresh.cost_usd + (r?.costUsd ?? 0),
       input_tokens: fresh.input_tokens + (r?.usage.input_tokens ?? 0),
       output_tokens: fresh.output_tokens + (r?.usage.output_tokens ?? 0),
@@ -326,6 +328,13 @@ export class TaskExecutor {
     const keep = Boolean(task.workflow_id) || task.keep_worktree === 1;
     const overBudget = () => this.d.config.budgets.task_usd > 0 && (this.d.tasks.get(task.id)?.cost_usd ?? 0) > this.d.config.budgets.task_usd;
 
+    if (run.outcome === 'aborted' && ctx.abortReason() === 'lease_lost') {
+      // Another worker owns the task now: this copy only removes its local worktree, and reports and
+      // records nothing (the task's row is the other worker's to write).
+      log.system('stopped: another worker has taken this task over');
+      await this.d.workspace.remove(spec, worktreeKey(task), task.branch_name || undefined).catch(() => undefined);
+      return { status: 'failed', error: 'lease lost to another worker' };
+    }
     if (run.outcome === 'aborted') {
       // The scheduler decides: a cancel ends the task, a shutdown puts it back for the next boot.
       result = ctx.abortReason() === 'shutdown'
