@@ -65,7 +65,9 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   const executor = new TaskExecutor({
     config, logger: s.logger.child({ component: 'executor' }), tasks: s.tasks, logs: s.repos.logs, runs: s.repos.runs, bus: s.bus,
     workspace, github, baseEnv: config.baseEnv,
-    apiUrl: config.public_url || `http://127.0.0.1:${config.server.port}`,
+    // A worker's agents talk to their own worker (same API, same database): preview environments then
+    // start on the host that has the worktree and the Docker daemon. Elsewhere: public_url, or here.
+    apiUrl: config.role === 'worker' ? `http://127.0.0.1:${config.server.port}` : config.public_url || `http://127.0.0.1:${config.server.port}`,
     taskToken: (id) => s.taskTokens.issue(id),
     // Only several workers need checkpoints: alone, the worktree stays on this host's disk.
     checkpointMs: s.db.dialect === 'postgres' ? config.agent.checkpoint_seconds * 1000 : 0,

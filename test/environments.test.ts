@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -354,6 +355,28 @@ describe('docker environments (fake docker)', () => {
     expect((await managerOf(env).pollPreviews()).map((r) => r.project)).toEqual([`factory-preview-task-${t.id}`]);
     expect(d.read().projects[`factory-preview-task-${t.id}`]).toBeUndefined();
     await cancel(env, t.id);
+  });
+
+  it("leaves another host's environments to that host: no teardown, poll or removal from here", async () => {
+    const t = await hungTask(env);
+    writeCompose(env, t.id);
+    const up = await upReq(env, t.id, {});
+    expect(up.statusCode, up.body).toBe(201);
+    expect(up.json().machine).toBe(hostname());
+    const project = `factory-task-${t.id}`;
+    // As if a worker on another host had started it (several hosts share one PostgreSQL).
+    env.services.db.prepare('UPDATE environments SET machine = ? WHERE id = ?').run('worker-b', up.json().id);
+    await cancel(env, t.id);
+    expect(await managerOf(env).pollPreviews()).toEqual([]);
+    expect(d.read().projects[project]).toBeDefined();
+    expect(liveRows(env, t.id)).toHaveLength(1);
+    const del = await env.app.inject({ method: 'DELETE', url: `/api/environments/${up.json().id}` });
+    expect(del.statusCode).toBe(409);
+    expect(del.json().detail).toMatch(/runs on worker-b, not on this host/);
+    // Back on this host, the next poll removes it (its task has ended).
+    env.services.db.prepare('UPDATE environments SET machine = ? WHERE id = ?').run(hostname(), up.json().id);
+    expect((await managerOf(env).pollPreviews()).map((r) => r.project)).toEqual([project]);
+    expect(d.read().projects[project]).toBeUndefined();
   });
 
   it('Docker down: a clear 503 for the agent; tasks without environments are unaffected', async () => {

@@ -122,7 +122,7 @@ function seed(file: string): void {
     new WorkersRepo(db).heartbeat({ id: 'host-a:1234', host: 'host-a', pid: 1234, role: 'all', max_concurrent: 2, running: [t1.id] });
     new EnvironmentsRepo(db).upsertLive({
       task_id: t1.id, repo: 'acme/app', project: `factory-task-${t1.id}`, env_type: 'preview', service: 'web', port: 41_234,
-      host: '127.0.0.1', url: 'http://127.0.0.1:41234', pr_number: null, compose_file: 'docker-compose.yml', override_file: '/tmp/o.yml', worktree: '/tmp/wt',
+      host: '127.0.0.1', url: 'http://127.0.0.1:41234', pr_number: null, compose_file: 'docker-compose.yml', override_file: '/tmp/o.yml', worktree: '/tmp/wt', machine: 'host-a',
     });
   } finally {
     db.close();

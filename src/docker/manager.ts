@@ -1,6 +1,7 @@
 // Docker test and preview environments: `docker compose up` of the agent's compose file with our
 // override (labels, Traefik route, no host ports), health waiting, teardown when the task ends or the
 // PR is merged/closed, and boot-time cleanup of what a crash left behind.
+import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -48,6 +49,8 @@ export interface EnvironmentManagerDeps {
   /** Defaults to the configured docker command with config.baseEnv + docker.env. */
   docker?: DockerCli;
   timeouts?: Partial<{ upMs: number; downMs: number; commandMs: number; healthPollMs: number; httpProbeMs: number }>;
+  /** This host's name in environments.machine (default os.hostname()). */
+  machine?: string;
 }
 
 export interface RemoveResult {
@@ -74,7 +77,10 @@ export class EnvironmentManager {
   private polling: Promise<unknown> | null = null;
   private available: { ok: boolean | null; checkedAt: string | null; error: string } = { ok: null, checkedAt: null, error: '' };
 
+  private readonly machine: string;
+
   constructor(private readonly d: EnvironmentManagerDeps) {
+    this.machine = d.machine ?? hostname();
     this.log = d.logger;
     this.dir = path.join(d.config.data_dir, 'environments');
     this.docker = d.docker ?? new DockerCli({
@@ -174,7 +180,7 @@ export class EnvironmentManager {
       }));
       let row = this.d.repo.upsertLive({
         task_id: task.id, repo: spec.slug, project: n.project, env_type: type, service: input.service, port: input.port, host, url,
-        pr_number: prNumber, compose_file: compose.relative, override_file: overrideFile, worktree,
+        pr_number: prNumber, compose_file: compose.relative, override_file: overrideFile, worktree, machine: this.machine,
       });
       const files = ['-f', compose.absolute, '-f', overrideFile];
       this.log.info({ taskId: task.id, project: n.project, type, service: input.service, url }, 'starting environment');
@@ -234,7 +240,10 @@ export class EnvironmentManager {
 
   /** Tears down the task's live environments (of one type, or all). */
   async down(taskId: number, type?: EnvType, reason = 'requested by the agent'): Promise<RemoveResult[]> {
-    const rows = this.d.repo.live({ taskId, type });
+    const all = this.d.repo.live({ taskId, type });
+    const rows = all.filter((r) => this.mine(r));
+    const elsewhere = all.find((r) => !this.mine(r));
+    if (!rows.length && elsewhere) throw this.notHere(elsewhere);
     if (rows.length) await this.ensureDocker({ taskId });
     const out: RemoveResult[] = [];
     for (const row of rows) out.push(await this.teardown(row, reason));
@@ -246,8 +255,18 @@ export class EnvironmentManager {
     const row = this.d.repo.get(id);
     if (!row) return undefined;
     if (row.removed_at) return { ok: true, row, already: true };
+    if (!this.mine(row)) throw this.notHere(row);
     await this.ensureDocker({ taskId: row.task_id });
     return this.teardown(row, reason);
+  }
+
+  /** Whether this host's Docker runs the environment (several worker hosts share the table). */
+  private mine(row: Pick<EnvironmentRow, 'machine'>): boolean {
+    return !row.machine || row.machine === this.machine;
+  }
+
+  private notHere(row: EnvironmentRow): AppError {
+    return conflict(`environment ${row.id} runs on ${row.machine}, not on this host (${this.machine}); ask that host's Factory (the worker that ran task ${row.task_id}), or let its poller remove it when the task or PR ends`);
   }
 
   status(taskId: number): EnvironmentRow[] {
@@ -303,7 +322,8 @@ export class EnvironmentManager {
 
   /** Bus listener: a task that stopped working loses its test environments. */
   async onTaskStatus(task: TaskRow): Promise<void> {
-    const live = this.d.repo.live({ taskId: task.id });
+    // Environments on other hosts are theirs: their poller sees the task's end.
+    const live = this.d.repo.live({ taskId: task.id }).filter((r) => this.mine(r));
     if (!live.length) return;
     for (const row of live) {
       if (row.env_type === 'preview' && !row.pr_number && task.pr_number) this.d.repo.update(row.id, { pr_number: task.pr_number });
@@ -333,7 +353,7 @@ export class EnvironmentManager {
 
   private async pollOnce(): Promise<EnvironmentRow[]> {
     const removed: EnvironmentRow[] = [];
-    const live = this.d.repo.live();
+    const live = this.d.repo.live().filter((r) => this.mine(r));
     if (!live.length) return removed;
     if (!(await this.checkDocker())) return removed;
     const maxAgeMs = this.d.config.docker.preview_max_age_hours * 3_600_000;
@@ -416,8 +436,9 @@ export class EnvironmentManager {
         this.adopt(project, containers[0]!, task);
       }
     }
-    // Rows whose containers vanished (removed by hand, or a crash in the middle of `up`).
-    for (const row of this.d.repo.live()) {
+    // Rows whose containers vanished (removed by hand, or a crash in the middle of `up`); only this
+    // host's rows: this Docker daemon cannot see another host's containers.
+    for (const row of this.d.repo.live().filter((r) => this.mine(r))) {
       if (!byProject.has(row.project)) {
         this.d.repo.markRemoved(row.id, row.status === 'running' ? 'removed' : 'failed', row.last_error || 'its containers were gone when Factory started');
         this.removeOverride(row);
@@ -435,7 +456,7 @@ export class EnvironmentManager {
     const row = this.d.repo.upsertLive({
       task_id: task.id, repo: l['factory.repo'] ?? task.repo, project, env_type: 'preview', service: c.service || 'unknown',
       port: Number(portLabel) || 0, host, url: host ? `https://${host}` : '', pr_number: Number.isInteger(pr) && pr > 0 ? pr : task.pr_number,
-      compose_file: '', override_file: '', worktree: '',
+      compose_file: '', override_file: '', worktree: '', machine: this.machine,
     });
     this.d.repo.update(row.id, { status: 'running', container_id: c.id });
     this.log.info({ project, taskId: task.id }, 'found a preview environment without a record; tracking it again');

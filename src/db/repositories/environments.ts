@@ -26,13 +26,15 @@ export interface EnvironmentRow {
   updated_at: string;
   removed_at: string | null;
   last_error: string;
+  /** The host whose Docker runs it ('' for rows from before several hosts were possible). */
+  machine: string;
 }
 
-export type NewEnvironment = Pick<EnvironmentRow, 'task_id' | 'repo' | 'project' | 'env_type' | 'service' | 'port' | 'host' | 'url' | 'pr_number' | 'compose_file' | 'override_file' | 'worktree'>;
+export type NewEnvironment = Pick<EnvironmentRow, 'task_id' | 'repo' | 'project' | 'env_type' | 'service' | 'port' | 'host' | 'url' | 'pr_number' | 'compose_file' | 'override_file' | 'worktree' | 'machine'>;
 export type EnvironmentPatch = Partial<Omit<EnvironmentRow, 'id' | 'project' | 'env_type' | 'created_at' | 'updated_at'>>;
 
 const COLS = new Set(['task_id', 'repo', 'service', 'port', 'host', 'url', 'status', 'health', 'container_id', 'pr_number',
-  'compose_file', 'override_file', 'worktree', 'removed_at', 'last_error']);
+  'compose_file', 'override_file', 'worktree', 'removed_at', 'last_error', 'machine']);
 
 export class EnvironmentsRepo {
   constructor(private readonly db: Db) {}
@@ -46,9 +48,9 @@ export class EnvironmentsRepo {
     }
     return this.db.prepare(`
       INSERT INTO environments (task_id, repo, project, env_type, service, port, host, url, status, pr_number,
-        compose_file, override_file, worktree, created_at, updated_at)
+        compose_file, override_file, worktree, machine, created_at, updated_at)
       VALUES (@task_id, @repo, @project, @env_type, @service, @port, @host, @url, 'starting', @pr_number,
-        @compose_file, @override_file, @worktree, @now, @now)
+        @compose_file, @override_file, @worktree, @machine, @now, @now)
       RETURNING *`).get({ ...e, now }) as EnvironmentRow;
   }
 

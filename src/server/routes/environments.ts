@@ -58,6 +58,8 @@ export function environmentJson(row: EnvironmentRow) {
     created_at: row.created_at,
     updated_at: row.updated_at,
     removed_at: row.removed_at,
+    /** The Factory host whose Docker runs it (several worker hosts). */
+    machine: row.machine,
     age_seconds: ageSeconds(row),
   };
 }

@@ -16,3 +16,7 @@ CREATE INDEX workers_heartbeat ON workers(heartbeat_at);
 -- The host an agent run happened on: a pid means something only there, and a Claude session
 -- can be resumed only where its session store is.
 ALTER TABLE task_runs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+
+-- The machine whose Docker runs an environment: with workers on several hosts, each host's Factory
+-- polls, cleans up and tears down only its own ('' = before this column, treated as local).
+ALTER TABLE environments ADD COLUMN machine TEXT NOT NULL DEFAULT '';
