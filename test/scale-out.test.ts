@@ -141,6 +141,11 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
       expect(byWorker.w1.length).toBeGreaterThan(0);
       expect(byWorker.w2.length).toBeGreaterThan(0);
       expect(byWorker.w1.length + byWorker.w2.length).toBe(50);
+      // A worker's agents talk to that worker's own API (preview environments start where the worktree is).
+      for (const c of calls) {
+        const span = mySpans.find((sp) => sp.pid === c.pid)!;
+        expect(c.env.FACTORY_API_URL).toBe(workers[span.worker]!.url);
+      }
       expect(maxOverlap(byWorker.w1)).toBeLessThanOrEqual(PER_WORKER);
       expect(maxOverlap(byWorker.w2)).toBeLessThanOrEqual(PER_WORKER);
       expect(maxOverlap(mySpans)).toBeLessThanOrEqual(GLOBAL);
