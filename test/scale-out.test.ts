@@ -40,14 +40,14 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
   const claudeLog = () => path.join(dir, 'claude.jsonl');
   const spans = (): Span[] => (existsSync(spansFile()) ? readFileSync(spansFile(), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Span) : []);
 
-  const startWorker = async (name: string) => {
+  const startWorker = async (name: string, agent: Record<string, unknown> = {}) => {
     const wdir = path.join(dir, name);
     workers[name] = await startFactory(wdir, {
       ...base,
       role: 'worker',
       public_url: api.url,
       max_concurrent_agents: PER_WORKER,
-      agent: { ...(base.agent as object), env: { ...((base.agent as { env: object }).env), FAKE_WORKER: name } },
+      agent: { ...(base.agent as object), ...agent, env: { ...((base.agent as { env: object }).env), FAKE_WORKER: name } },
     }, env);
   };
 
@@ -260,5 +260,36 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     expect(github.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/pulls')).length).toBe(pullsBefore + 1);
     // The dead worker's agent was found on this host and stopped by the survivor.
     await waitFor(() => { try { process.kill(calls[0]!.pid, 0); return false; } catch { return true; } }, { what: 'the orphaned agent gone' });
+  }, 150_000);
+
+  it('with a shared Claude session store, the worker taking a task over resumes its session', async () => {
+    // One worker is left after the previous test; the task can only start there.
+    const [firstName, first] = Object.entries(workers).find(([, p]) => p.child.exitCode === null && p.child.signalCode === null)!;
+    const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Resume elsewhere', description: '[fake:slow ms=150 lines=60]', repo: 'acme/web' });
+    const id = created.json.id as number;
+    await waitFor(async () => {
+      const logs = (await api.api('GET', `/api/tasks/${id}/logs?limit=1000`)).json.logs as Array<{ message: string }>;
+      return logs.some((l) => l.message.includes('pushed WIP checkpoint'));
+    }, { what: 'a WIP checkpoint', timeoutMs: 30_000 });
+    await startWorker('w3', { shared_session_store: true });
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const done = await waitFor(async () => {
+      const t = (await api.api('GET', `/api/tasks/${id}`)).json;
+      return ['in_review', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
+    }, { what: 'the task finished on the new worker', timeoutMs: 90_000, intervalMs: 250 });
+    expect(done.status).toBe('in_review');
+    const calls = readFakeClaudeLog(claudeLog()).filter((c) => c.env.FACTORY_TASK_ID === String(id));
+    expect(calls).toHaveLength(2);
+    const workerOf = (pid: number) => spans().find((s) => s.pid === pid)?.worker;
+    expect(calls[1]!.env.FACTORY_API_URL).toBe(workers.w3!.url);
+    expect(workerOf(calls[1]!.pid)).toBe('w3');
+    expect(firstName).not.toBe('w3');
+    expect(calls[1]!.resumed).toBe(true);
+    expect(calls[1]!.argv[calls[1]!.argv.indexOf('--resume') + 1]).toBe(calls[0]!.session_id);
+    expect(calls[1]!.prompt).toMatch(/the worker that ran this task stopped/);
+    const origin = path.join(dir, 'origins', 'acme', 'web.git');
+    const file = gitOut(origin, 'show', `${done.branch_name}:FAKE_CHANGE.md`);
+    expect(file.split('\n').filter((l) => l.includes(`task ${id}`)).length).toBeGreaterThanOrEqual(2);
   }, 150_000);
 });
