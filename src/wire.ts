@@ -67,7 +67,7 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     workspace, github, baseEnv: config.baseEnv,
     // A worker's agents talk to their own worker (same API, same database): preview environments then
     // start on the host that has the worktree and the Docker daemon. Elsewhere: public_url, or here.
-    apiUrl: config.role === 'worker' ? `http://127.0.0.1:${config.server.port}` : config.public_url || `http://127.0.0.1:${config.server.port}`,
+    apiUrl: config.role === 'worker' ? localUrl(config) : config.public_url || localUrl(config),
     taskToken: (id) => s.taskTokens.issue(id),
     // Only several workers need checkpoints: alone, the worktree stays on this host's disk.
     checkpointMs: s.db.dialect === 'postgres' ? config.agent.checkpoint_seconds * 1000 : 0,
@@ -138,4 +138,11 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
 
   const routes = [...environments.routes, queueRoutes(queue), workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory), githubWebhookRoutes(prLoop), dashboardRoutes];
   return { routes, executor, engine, board, plane, clarify, notifications, memory, prLoop, environments: environments.manager, workspace, github };
+}
+
+/** This process's own address for its agents: loopback unless the server listens on one address only. */
+function localUrl(config: Services['config']): string {
+  const h = config.server.host;
+  const host = ['0.0.0.0', '::', '127.0.0.1', 'localhost', '::1', ''].includes(h) ? '127.0.0.1' : h.includes(':') ? `[${h}]` : h;
+  return `http://${host}:${config.server.port}`;
 }
