@@ -66,7 +66,7 @@ export const configSchema = z.object({
     /** Empty: SQLite at <data_dir>/factory.db. Or sqlite:<file>, or postgres://user@host:port/db (shared by every process). */
     url: str.default('').refine((v) => v === '' || /^(sqlite:.+|postgres(ql)?:\/\/.+)$/i.test(v), 'expected sqlite:<file> or postgres://user@host:port/database'),
     /** PostgreSQL only: how long one statement may run before the server cancels it. */
-    statement_timeout_seconds: posInt.default(30),
+    statement_timeout_seconds: posInt.default(10),
   }).strict().prefault({}),
   data_dir: str.default('./data'),
   repos_dir: str.optional(),

@@ -71,6 +71,29 @@ describe.skipIf(!hasPg)(`PgSyncDb on a real server${PG_SKIP_NOTE}`, () => {
     expect((db.prepare('SELECT v FROM tx_t ORDER BY v').all() as { v: number }[]).map((r) => r.v)).toEqual([2, 4]);
   });
 
+  it('never finishes a transaction on a new connection after its own died, and recovers afterwards', () => {
+    const other = openDb(tdb.url, { migrate: false });
+    try {
+      db.exec('CREATE TABLE tx_lost (v INTEGER)');
+      const insert = db.prepare('INSERT INTO tx_lost (v) VALUES (?)');
+      const count = () => (db.prepare('SELECT COUNT(*) AS n FROM tx_lost').get() as { n: number }).n;
+      const killMine = () => {
+        const pid = (db.prepare('SELECT pg_backend_pid() AS p').get() as { p: number }).p;
+        other.prepare('SELECT pg_terminate_backend(?)').get(pid);
+      };
+      // The connection dies in the middle: the rest must not run on a fresh connection outside the transaction.
+      expect(() => db.transaction(() => { insert.run(1); killMine(); insert.run(2); insert.run(3); })()).toThrow(/lost during a transaction|terminat/);
+      expect(count()).toBe(0);
+      // It dies just before COMMIT: the commit fails, nothing is kept, and later transactions still work.
+      expect(() => db.transaction(() => { insert.run(4); killMine(); })()).toThrow();
+      expect(count()).toBe(0);
+      db.transaction(() => { insert.run(5); db.transaction(() => insert.run(6))(); })();
+      expect((db.prepare('SELECT v FROM tx_lost ORDER BY v').all() as { v: number }[]).map((r) => r.v)).toEqual([5, 6]);
+    } finally {
+      other.close();
+    }
+  });
+
   it('reports server errors with their SQLSTATE and keeps working afterwards', () => {
     let err: PgError | undefined;
     try { db.prepare('SELECT * FROM no_such_table').all(); } catch (e) { err = e as PgError; }

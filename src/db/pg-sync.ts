@@ -17,7 +17,7 @@ export interface PgOptions {
   applicationName?: string;
 }
 
-interface Reply { id: number; rows?: Record<string, unknown>[]; changes?: number; error?: { message: string; code: string } }
+interface Reply { id: number; rows?: Record<string, unknown>[]; changes?: number; gen?: number; error?: { message: string; code: string } }
 
 export class PgError extends Error {
   override name = 'PgError';
@@ -128,39 +128,64 @@ class PgStatement implements Statement {
 export class PgSyncDb implements Db {
   readonly dialect = 'postgres' as const;
   readonly describe: string;
-  private readonly worker: Worker;
-  private readonly port: MessagePort;
-  private readonly signal: Int32Array;
+  private worker!: Worker;
+  private port!: MessagePort;
+  private signal!: Int32Array;
+  private exited = false;
+  private readonly statementTimeoutMs: number;
+  private readonly applicationName: string;
   private readonly waitMs: number;
   private readonly cache = new Map<string, Translated>();
   private seq = 0;
   private depth = 0;
+  /** The connection generation the open transaction began on (see pg-worker.mjs). */
+  private txGen: number | undefined;
   private closed = false;
 
   constructor(readonly url: string, opts: PgOptions = {}) {
     this.describe = redactDbUrl(url);
-    const statementTimeoutMs = opts.statementTimeoutMs ?? 30_000;
-    this.waitMs = statementTimeoutMs + 15_000;
+    this.statementTimeoutMs = opts.statementTimeoutMs ?? 10_000;
+    this.applicationName = opts.applicationName ?? 'factory';
+    // The worker gives up on a query 5 s after the statement timeout; this is only a backstop.
+    this.waitMs = this.statementTimeoutMs + 15_000;
+    this.spawn();
+    this.query('SELECT 1', []);
+  }
+
+  private spawn(): void {
     const flag = new SharedArrayBuffer(4);
     this.signal = new Int32Array(flag);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.worker = new Worker(new URL('./pg-worker.mjs', import.meta.url), {
-      workerData: { url, flag, port: port2, statementTimeoutMs, applicationName: opts.applicationName ?? 'factory' },
+    this.exited = false;
+    const worker = new Worker(new URL('./pg-worker.mjs', import.meta.url), {
+      workerData: { url: this.url, flag, port: port2, statementTimeoutMs: this.statementTimeoutMs, applicationName: this.applicationName },
       transferList: [port2],
     });
     // The thread must not keep a finished process alive; close() ends it properly.
-    this.worker.unref();
-    this.worker.on('error', () => { /* surfaced as a wait timeout on the next call */ });
-    this.query('SELECT 1', []);
+    worker.unref();
+    worker.on('error', () => { /* followed by exit */ });
+    // A thread that died is replaced at the next query (its transaction, if any, is lost).
+    worker.on('exit', () => {
+      if (this.worker !== worker) return;
+      this.exited = true;
+      // Wake a caller that is waiting for this thread.
+      Atomics.store(this.signal, 0, 1);
+      Atomics.notify(this.signal, 0);
+    });
+    this.worker = worker;
   }
 
   /** One round trip to the worker. Throws PgError for server errors, Error for an unreachable database. */
   query(text: string, values: unknown[] | null, kind: 'query' | 'exec' = 'query'): Reply {
     if (this.closed) throw new Error('the database connection is closed');
+    if (this.exited) {
+      if (this.depth > 0) throw new PgError('the database connection thread stopped during a transaction', '08003');
+      this.spawn();
+    }
     const id = ++this.seq;
     Atomics.store(this.signal, 0, 0);
-    this.port.postMessage({ id, kind, sql: text, params: values });
+    this.port.postMessage({ id, kind, sql: text, params: values, ...(this.txGen !== undefined ? { gen: this.txGen } : {}) });
     const deadline = Date.now() + this.waitMs;
     for (;;) {
       const got = receiveMessageOnPort(this.port);
@@ -170,6 +195,7 @@ export class PgSyncDb implements Db {
         if (r.error) throw new PgError(r.error.message, r.error.code);
         return r;
       }
+      if (this.exited) throw new Error(`the PostgreSQL connection thread stopped (${this.describe})`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`PostgreSQL did not answer within ${Math.round(this.waitMs / 1000)} s (${this.describe})`);
       Atomics.wait(this.signal, 0, 0, left);
@@ -194,21 +220,35 @@ export class PgSyncDb implements Db {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   transaction<F extends (...args: any[]) => any>(fn: F): F {
     const wrapped = (...args: unknown[]) => {
+      const outer = this.depth === 0;
       const sp = `sp_${this.depth}`;
-      this.exec(this.depth === 0 ? 'BEGIN' : `SAVEPOINT ${sp}`);
+      if (outer) this.txGen = this.query('BEGIN', null, 'exec').gen;
+      else this.exec(`SAVEPOINT ${sp}`);
       this.depth++;
+      let result: unknown;
       try {
-        const result = fn(...args);
-        this.depth--;
-        this.exec(this.depth === 0 ? 'COMMIT' : `RELEASE SAVEPOINT ${sp}`);
-        return result;
+        result = fn(...args);
       } catch (err) {
         this.depth--;
         try {
-          this.exec(this.depth === 0 ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${sp}; RELEASE SAVEPOINT ${sp}`);
+          this.exec(outer ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${sp}; RELEASE SAVEPOINT ${sp}`);
         } catch { /* the connection is gone; the server rolled back */ }
+        if (outer) this.txGen = undefined;
         throw err;
       }
+      this.depth--;
+      try {
+        this.exec(outer ? 'COMMIT' : `RELEASE SAVEPOINT ${sp}`);
+      } catch (err) {
+        // The outer transaction is not committed: end it (a failed savepoint release is the outer one's to roll back).
+        if (outer) {
+          try { this.exec('ROLLBACK'); } catch { /* gone */ }
+        }
+        throw err;
+      } finally {
+        if (outer) this.txGen = undefined;
+      }
+      return result;
     };
     return wrapped as unknown as F;
   }
@@ -216,7 +256,7 @@ export class PgSyncDb implements Db {
   close(): void {
     if (this.closed) return;
     try {
-      this.query('', null, 'close' as never);
+      if (!this.exited) this.query('', null, 'close' as never);
     } catch { /* closing anyway */ }
     this.closed = true;
     void this.worker.terminate();

@@ -11,6 +11,10 @@ pg.types.setTypeParser(1700, (v) => Number(v));
 const { url, flag, port, statementTimeoutMs, applicationName } = workerData;
 const signal = new Int32Array(flag);
 let client = null;
+// Every new connection gets a new generation. A transaction belongs to the connection it began on:
+// requests inside it carry that generation, and fail rather than run on a replacement connection
+// (where they would silently run outside the transaction).
+let generation = 0;
 // Statements are prepared once per connection and then only bound and executed (pg caches them by name).
 let names = new Map();
 function statementName(text) {
@@ -23,8 +27,10 @@ function statementName(text) {
   return n;
 }
 
-// The main thread waits for every answer, so an unreachable server must fail fast: connecting gives
-// up after 5 s, and for a second after a failed attempt requests fail at once instead of retrying.
+// The main thread waits for every answer, so a sick server must fail fast: connecting gives up after
+// 5 s, a query the server does not answer (a half-open connection) gives up shortly after the
+// statement timeout, keepalive probes find dead peers, and for a second after a failed connection
+// attempt requests fail at once instead of trying again.
 const CONNECT_TIMEOUT_MS = 5000;
 const RETRY_AFTER_MS = 1000;
 let failedAt = 0;
@@ -35,7 +41,8 @@ async function connection() {
   if (Date.now() - failedAt < RETRY_AFTER_MS) throw Object.assign(new Error(`database unavailable: ${failure}`), { code: 'ECONNREFUSED' });
   const c = new pg.Client({
     connectionString: url, application_name: applicationName, statement_timeout: statementTimeoutMs,
-    connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true,
+    query_timeout: statementTimeoutMs + 5000, connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true, keepAliveInitialDelayMillis: 10_000,
   });
   // A dropped connection is replaced on the next request; the error reaches the caller of that request.
   c.on('error', () => { if (client === c) client = null; });
@@ -48,6 +55,7 @@ async function connection() {
     throw err;
   }
   names = new Map();
+  generation++;
   client = c;
   return c;
 }
@@ -56,6 +64,12 @@ function reply(msg) {
   port.postMessage(msg);
   Atomics.store(signal, 0, 1);
   Atomics.notify(signal, 0);
+}
+
+function drop() {
+  const c = client;
+  client = null;
+  c?.end().catch(() => {});
 }
 
 let chain = Promise.resolve();
@@ -68,25 +82,27 @@ async function handle(req) {
     const c = client;
     client = null;
     await c?.end().catch(() => {});
-    reply({ id: req.id, rows: [], changes: 0 });
+    reply({ id: req.id, rows: [], changes: 0, gen: generation });
     port.close();
     return;
   }
   try {
+    if (req.gen !== undefined && (!client || req.gen !== generation)) {
+      // The connection this transaction began on is gone, and the server rolled the transaction back.
+      throw Object.assign(new Error('the database connection was lost during a transaction; the transaction was rolled back'), { code: '08003' });
+    }
     const c = await connection();
     const r = req.kind === 'exec' ? await c.query(req.sql) : await c.query({ name: statementName(req.sql), text: req.sql, values: req.params });
     const last = Array.isArray(r) ? r[r.length - 1] : r;
-    reply({ id: req.id, rows: last?.rows ?? [], changes: last?.rowCount ?? 0 });
+    reply({ id: req.id, rows: last?.rows ?? [], changes: last?.rowCount ?? 0, gen: generation });
   } catch (err) {
-    // Connection-level failures leave the client unusable; start afresh next time.
     const code = String(err?.code ?? '');
-    // 0A000 "cached plan must not change result type": another process changed the schema under a
-    // prepared statement; a fresh connection prepares everything again.
+    // Connection-level failures (no SQLSTATE, class 08 or 57P, a query timeout) leave the client
+    // unusable: start afresh next time. 0A000 "cached plan must not change result type" means
+    // another process changed the schema under a prepared statement; a fresh connection prepares again.
     if (!/^[0-9A-Z]{5}$/.test(code) || /^(08|57P)/.test(code) || code === '0A000') {
-      const c = client;
-      client = null;
-      c?.end().catch(() => {});
+      if (code !== '08003' || req.gen === generation) drop();
     }
-    reply({ id: req.id, error: { message: err instanceof Error ? err.message : String(err), code: err?.code ?? '' } });
+    reply({ id: req.id, error: { message: err instanceof Error ? err.message : String(err), code }, gen: generation });
   }
 }

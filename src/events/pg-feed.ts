@@ -25,10 +25,12 @@ export class PgEventFeed {
     private readonly bus: EventBus,
     private readonly logger: Logger,
     private readonly safetyPollMs = 2000,
-  ) {}
+  ) {
+    // From construction (before the SSE hub is built), so nothing written meanwhile is skipped.
+    this.lastId = events.lastId();
+  }
 
   async start(): Promise<void> {
-    this.lastId = this.events.lastId();
     await this.connect().catch((err) => {
       this.logger.warn({ err: coerceError(err) }, 'event feed: LISTEN connection failed; polling until it is back');
       this.scheduleReconnect();
@@ -38,7 +40,9 @@ export class PgEventFeed {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, application_name: 'factory-events' });
+    // Keepalive probes find a peer that vanished without closing the connection (the 2 s safety poll
+    // keeps events flowing meanwhile).
+    const client = new pg.Client({ connectionString: this.url, application_name: 'factory-events', keepAlive: true, keepAliveInitialDelayMillis: 10_000, connectionTimeoutMillis: 5000 });
     client.on('notification', (n) => {
       if (n.channel === OUTBOX_CHANNEL) this.bus.emit('outbox.wake', {});
       else this.drain();
