@@ -67,7 +67,7 @@ async function claimerMain(target: string, owner: string, globalLimit: number): 
     if (!task) break;
     const done = repo.transition(task.id, ['in_progress'], 'done', {
       completed_at: new Date().toISOString(), run_requested_at: null, lease_owner: null, lease_expires_at: null,
-    }, owner);
+    }, { owner, attempts: task.attempts });
     if (!done) throw new Error(`task ${task.id}: claimed by ${owner} but the transition to done lost (someone else holds it?)`);
     claimed++;
   }

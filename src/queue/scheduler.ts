@@ -130,6 +130,7 @@ export class Scheduler {
       ? this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs)
       : this.deps.repo.orphans(this.owner).map((t) => ({ ...t, previous_owner: t.lease_owner }));
     for (const t of orphans) {
+      if (this.running.has(t.id)) continue; // ours and still running (SQLite: cannot happen; PostgreSQL: excluded by the query)
       if (this.opts.distributed) this.deps.logger.warn({ taskId: t.id, previousOwner: t.previous_owner }, 'task lease lapsed: taking the task over');
       // An agent of the dead process may still be running in its own process group: stop it first.
       // Only an agent on this host can be reached (pids of other hosts mean nothing here).
@@ -142,6 +143,11 @@ export class Scheduler {
           completed_at: nowIso(), lease_owner: null, lease_expires_at: null, run_requested_at: null,
         });
         this.deps.logger.warn({ taskId: t.id, attempts: t.attempts }, 'interrupted task failed: too many attempts');
+      } else if (t.cancel_requested) {
+        // Someone asked to cancel it while its worker was dying: honour that instead of running it again.
+        this.deps.tasks.transition(t.id, ['in_progress'], 'cancelled', {
+          error: 'Cancelled by request', completed_at: nowIso(), lease_owner: null, lease_expires_at: null, run_requested_at: null,
+        });
       } else {
         this.deps.tasks.transition(t.id, ['in_progress'], 'queued', {
           lease_owner: null, lease_expires_at: null, run_requested_at: t.run_requested_at ?? nowIso(),
@@ -179,7 +185,8 @@ export class Scheduler {
         if (gate.retryAt) delay = Math.max(10, Math.min(delay, gate.retryAt - Date.now()));
         return delay;
       }
-      const task = this.deps.repo.claimNext(this.owner, this.opts.leaseMs, new Date(), this.opts.globalLimit ?? 0);
+      // Never a task this process still runs (a copy that lost its lease and has not ended yet).
+      const task = this.deps.repo.claimNext(this.owner, this.opts.leaseMs, new Date(), this.opts.globalLimit ?? 0, [...this.running.keys()]);
       if (!task) break;
       this.launch(task);
     }
@@ -214,19 +221,32 @@ export class Scheduler {
     this.running.set(task.id, entry);
     // The claim already moved the row to in_progress; tell everyone.
     this.deps.tasks.announce(task, 'queued');
+    const lease = { owner: this.owner, attempts: task.attempts };
+    let renewedAt = Date.now();
+    const lost = () => {
+      if (this.opts.distributed && !entry.reason) {
+        entry.reason = 'lease_lost';
+        controller.abort('lease_lost');
+      }
+    };
     const heartbeat = setInterval(() => {
       try {
-        if (!this.deps.repo.renewLease(task.id, this.owner, this.opts.leaseMs)) {
+        if (this.deps.repo.renewLease(task.id, lease, this.opts.leaseMs)) {
+          renewedAt = Date.now();
+        } else {
           this.deps.logger.warn({ taskId: task.id }, 'lease renewal found no row held by this process');
           // Another worker took the task over (this one was cut off for longer than a lease): stop
           // this copy so the task never runs twice.
-          if (this.opts.distributed && !entry.reason) {
-            entry.reason = 'lease_lost';
-            controller.abort('lease_lost');
-          }
+          lost();
         }
       } catch (err) {
         this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'lease renewal failed');
+        // Cut off from the database: before the lease can lapse and another worker take the task,
+        // stop this copy (the task is recovered elsewhere, from its last checkpoint).
+        if (Date.now() - renewedAt > this.opts.leaseMs * 0.8) {
+          this.deps.logger.warn({ taskId: task.id }, 'no lease renewal for most of a lease period: stopping the agent');
+          lost();
+        }
       }
     }, Math.max(1000, Math.floor(this.opts.leaseMs / 3)));
     heartbeat.unref();
@@ -259,45 +279,54 @@ export class Scheduler {
     const release = { lease_owner: null, lease_expires_at: null } as const;
     const current = this.deps.repo.get(task.id);
     if (!current || current.status !== 'in_progress') return;
-    if (current.lease_owner !== this.owner) {
-      this.deps.logger.warn({ taskId: task.id, owner: current.lease_owner }, 'result not recorded: another process holds the task now');
+    if (current.lease_owner !== this.owner || current.attempts !== task.attempts) {
+      this.deps.logger.warn({ taskId: task.id, owner: current.lease_owner }, 'result not recorded: another claim holds the task now');
       return;
     }
-    const owner = this.owner;
+    const lease = { owner: this.owner, attempts: task.attempts };
     if (entry.reason === 'cancel' || current.cancel_requested) {
       this.deps.tasks.transition(task.id, ['in_progress'], 'cancelled', {
         ...result.patch, ...release, error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null,
-      }, owner);
+      }, lease);
       return;
     }
     if (entry.reason === 'shutdown' && result.status !== 'in_review' && result.status !== 'done') {
       // Not the task's fault: hand it to the next boot without counting the attempt.
-      this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
+      this.cancelIfAsked(this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
         ...result.patch, ...release, attempts: Math.max(0, current.attempts - 1),
-      }, owner);
+      }, lease));
       return;
     }
     switch (result.status) {
       case 'failed':
         this.deps.tasks.transition(task.id, ['in_progress'], 'failed', {
           ...result.patch, ...release, error: result.error, completed_at: nowIso(), run_requested_at: null,
-        }, owner);
+        }, lease);
         return;
       case 'queued':
-        this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
+        this.cancelIfAsked(this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
           ...result.patch, ...release,
           not_before: result.notBefore ? result.notBefore.toISOString() : null,
           attempts: result.countAttempt === false ? Math.max(0, current.attempts - 1) : current.attempts,
-        }, owner);
+        }, lease));
         return;
       case 'waiting_for_input':
-        this.deps.tasks.transition(task.id, ['in_progress'], 'waiting_for_input', { ...result.patch, ...release, run_requested_at: null }, owner);
+        this.cancelIfAsked(this.deps.tasks.transition(task.id, ['in_progress'], 'waiting_for_input', { ...result.patch, ...release, run_requested_at: null }, lease));
         return;
       default:
         this.deps.tasks.transition(task.id, ['in_progress'], result.status, {
           ...result.patch, ...release, completed_at: nowIso(), run_requested_at: null, error: '',
-        }, owner);
+        }, lease);
     }
+  }
+
+  // A cancel that arrived while the result was being recorded (another process flagged the row):
+  // the task must not sit in the queue with a flag that keeps it from ever being claimed.
+  private cancelIfAsked(row: TaskRow | undefined): void {
+    if (!row?.cancel_requested) return;
+    this.deps.tasks.transition(row.id, ['queued', 'waiting_for_input'], 'cancelled', {
+      error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null,
+    });
   }
 
   /**
@@ -313,23 +342,26 @@ export class Scheduler {
       await Promise.race([entry.done, new Promise((r) => setTimeout(r, waitMs).unref())]);
       return this.deps.repo.get(id);
     }
-    const t = this.deps.repo.get(id);
-    if (!t) return undefined;
-    if (t.status === 'in_progress') {
-      // Running in no process of ours (another worker): flag it; whoever runs it stops it within a
-      // poll interval. Wait for that like for a local run, so the answer shows the end state.
-      this.deps.repo.update(id, { cancel_requested: 1 });
-      const deadline = Date.now() + waitMs;
-      let row = this.deps.repo.get(id);
-      while (this.opts.distributed && row?.status === 'in_progress' && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, Math.min(200, this.opts.pollMs)).unref());
-        row = this.deps.repo.get(id);
+    // Not running here. Queued or waiting: cancel it now. Running in another process (another
+    // worker): flag it; whoever runs it stops it within a poll interval, and the answer waits for
+    // that like for a local run. A claim or a requeue racing with us only means another round.
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const t = this.deps.repo.get(id);
+      if (!t) return undefined;
+      if (t.status === 'queued' || t.status === 'waiting_for_input') {
+        const done = this.deps.tasks.transition(id, ['queued', 'waiting_for_input'], 'cancelled', {
+          error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null, cancel_requested: 1,
+        });
+        if (done) return done;
+      } else if (t.status !== 'in_progress') {
+        return t;
+      } else if (!t.cancel_requested) {
+        this.deps.repo.update(id, { cancel_requested: 1 });
       }
-      return row;
+      if (Date.now() >= deadline || (!this.opts.distributed && t.status === 'in_progress')) return this.deps.repo.get(id);
+      await new Promise((r) => setTimeout(r, Math.min(200, this.opts.pollMs)).unref());
     }
-    return this.deps.tasks.transition(id, ['queued', 'waiting_for_input'], 'cancelled', {
-      error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null, cancel_requested: 1,
-    }) ?? this.deps.repo.get(id);
   }
 
   /**

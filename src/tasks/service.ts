@@ -1,4 +1,4 @@
-import type { TaskPatch, TaskRow, TasksRepo, NewTask } from '../db/repositories/tasks.js';
+import type { LeaseGuard, TaskPatch, TaskRow, TasksRepo, NewTask } from '../db/repositories/tasks.js';
 import { canTransition, type TaskStatus } from '../domain/task-status.js';
 import type { EventBus, StreamPublisher } from '../events/bus.js';
 
@@ -38,12 +38,12 @@ export class TaskService {
    * Moves a task from one of `from` to `to`, if that transition is legal and the row is still in `from`.
    * Returns undefined when another writer got there first.
    */
-  transition(id: number, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch = {}, leaseOwner?: string): TaskRow | undefined {
+  transition(id: number, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch = {}, lease?: LeaseGuard): TaskRow | undefined {
     const legal = from.filter((f) => canTransition(f, to));
     if (legal.length === 0) throw new Error(`illegal task transition ${from.join('|')} -> ${to}`);
     const before = this.repo.get(id);
     if (!before || !legal.includes(before.status)) return undefined;
-    const task = this.repo.transition(id, [before.status], to, patch, leaseOwner);
+    const task = this.repo.transition(id, [before.status], to, patch, lease);
     if (!task) return undefined;
     this.bus.emit('task.status', { task, from: before.status });
     this.stream.publish('task_status', task.id, taskStreamPayload(task, before.status));

@@ -83,6 +83,9 @@ export interface TaskListQuery {
   offset?: number;
 }
 
+/** One claim of a task: the lease owner and the attempt number the claim gave it. */
+export interface LeaseGuard { owner: string; attempts: number }
+
 /** Advisory lock key (PostgreSQL) that serialises claims while a global limit is set. */
 const CLAIM_LOCK = 7_140_302;
 
@@ -139,14 +142,14 @@ export class TasksRepo {
   }
 
   /** Guarded status change: only succeeds while the row is in one of `from`. A lost race returns undefined. */
-  transition(id: number, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch = {}, leaseOwner?: string): TaskRow | undefined {
+  transition(id: number, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch = {}, lease?: LeaseGuard): TaskRow | undefined {
     const { sets, params } = buildSet(patch);
     const fromList = from.map((_, i) => `@from${i}`).join(', ');
     const fromParams = Object.fromEntries(from.map((s, i) => [`from${i}`, s]));
-    // With leaseOwner, only the process that holds the lease may settle the task.
-    const owned = leaseOwner === undefined ? '' : ' AND lease_owner = @lease_guard';
+    // With a lease guard, only the claim that holds the lease may settle the task.
+    const owned = lease ? ' AND lease_owner = @guard_owner AND attempts = @guard_attempts' : '';
     return this.db.prepare(`UPDATE tasks SET status = @to, ${sets} WHERE id = @id AND status IN (${fromList})${owned} RETURNING *`)
-      .get({ ...params, ...fromParams, to, id, ...(leaseOwner === undefined ? {} : { lease_guard: leaseOwner }) }) as TaskRow | undefined;
+      .get({ ...params, ...fromParams, to, id, ...(lease ? { guard_owner: lease.owner, guard_attempts: lease.attempts } : {}) }) as TaskRow | undefined;
   }
 
   setParent(id: number, parentId: number): void {
@@ -166,19 +169,21 @@ export class TasksRepo {
    * candidate row is locked with FOR UPDATE SKIP LOCKED (two workers never wait on, or take, the
    * same task), and the global limit is counted under a transaction-scoped advisory lock.
    */
-  claimNext(owner: string, leaseMs: number, now = new Date(), globalLimit = 0): TaskRow | undefined {
+  claimNext(owner: string, leaseMs: number, now = new Date(), globalLimit = 0, exclude: readonly number[] = []): TaskRow | undefined {
     const iso = now.toISOString();
-    const params = { owner, expires: now.getTime() + leaseMs, iso };
+    const params: Record<string, unknown> = { owner, lease_ms: leaseMs, iso, ...this.clockParam(now.getTime()) };
+    exclude.forEach((id, i) => { params[`x${i}`] = id; });
+    const notMine = exclude.length ? ` AND id NOT IN (${exclude.map((_, i) => `@x${i}`).join(', ')})` : '';
     const underLimit = () => globalLimit <= 0
       || (this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'in_progress'`).get() as { n: number }).n < globalLimit;
     const pg = this.db.dialect === 'postgres';
     const claim = () => (underLimit() ? this.db.prepare(`
-      UPDATE tasks SET status = 'in_progress', lease_owner = @owner, lease_expires_at = @expires,
+      UPDATE tasks SET status = 'in_progress', lease_owner = @owner, lease_expires_at = ${this.clock()} + @lease_ms,
         attempts = attempts + 1, started_at = COALESCE(started_at, @iso), updated_at = @iso
       WHERE id = (
         SELECT id FROM tasks
         WHERE status = 'queued' AND run_requested_at IS NOT NULL AND cancel_requested = 0
-          AND (not_before IS NULL OR not_before <= @iso)
+          AND (not_before IS NULL OR not_before <= @iso)${notMine}
         ORDER BY run_requested_at, id LIMIT 1${pg ? ' FOR UPDATE SKIP LOCKED' : ''}
       ) AND status = 'queued'
       RETURNING *`).get(params) as TaskRow | undefined : undefined);
@@ -189,9 +194,23 @@ export class TasksRepo {
     })();
   }
 
-  renewLease(id: number, owner: string, leaseMs: number): boolean {
-    return this.db.prepare(`UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'in_progress'`)
-      .run(Date.now() + leaseMs, id, owner).changes === 1;
+  /**
+   * Lease times: on PostgreSQL from the database's clock, so hosts whose clocks disagree still agree
+   * on when a lease lapses; SQLite serves one host, whose clock it is.
+   */
+  private clock(): string {
+    return this.db.dialect === 'postgres' ? '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint' : '@now_ms';
+  }
+
+  private clockParam(nowMs: number): Record<string, number> {
+    return this.db.dialect === 'postgres' ? {} : { now_ms: nowMs };
+  }
+
+  /** Extends the lease of one claim; false when that claim no longer holds the task. */
+  renewLease(id: number, lease: LeaseGuard, leaseMs: number): boolean {
+    return this.db.prepare(`UPDATE tasks SET lease_expires_at = ${this.clock()} + @lease_ms
+      WHERE id = @id AND lease_owner = @owner AND attempts = @attempts AND status = 'in_progress'`)
+      .run({ id, owner: lease.owner, attempts: lease.attempts, lease_ms: leaseMs, ...this.clockParam(Date.now()) }).changes === 1;
   }
 
   /**
@@ -199,13 +218,16 @@ export class TasksRepo {
    * lapsed (its worker died or lost the database), so exactly one process recovers each. Returns
    * the rows with the owner they had before.
    */
-  takeOverExpired(owner: string, leaseMs: number, nowMs = Date.now()): Array<TaskRow & { previous_owner: string | null }> {
-    return this.db.prepare(`UPDATE tasks SET lease_owner = @owner, lease_expires_at = @expires
+  takeOverExpired(owner: string, leaseMs: number): Array<TaskRow & { previous_owner: string | null }> {
+    // Never one's own: a process whose lease lapsed finds out at its next renewal and stops its
+    // copy itself; taking it over here would run the task twice in one process.
+    return this.db.prepare(`UPDATE tasks SET lease_owner = @owner, lease_expires_at = ${this.clock()} + @lease_ms
       FROM (SELECT id AS expired_id, lease_owner AS previous_owner FROM tasks
-            WHERE status = 'in_progress' AND (lease_expires_at IS NULL OR lease_expires_at < @now)
+            WHERE status = 'in_progress' AND (lease_expires_at IS NULL OR lease_expires_at < ${this.clock()})
+              AND (lease_owner IS NULL OR lease_owner <> @owner)
             ORDER BY id FOR UPDATE SKIP LOCKED) expired
       WHERE tasks.id = expired.expired_id
-      RETURNING tasks.*, expired.previous_owner`).all({ owner, expires: nowMs + leaseMs, now: nowMs }) as Array<TaskRow & { previous_owner: string | null }>;
+      RETURNING tasks.*, expired.previous_owner`).all({ owner, lease_ms: leaseMs, ...this.clockParam(Date.now()) }) as Array<TaskRow & { previous_owner: string | null }>;
   }
 
   /** Running tasks of `owner` that someone asked to cancel (another process took the request). */

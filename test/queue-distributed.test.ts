@@ -1,0 +1,63 @@
+// The queue's rules when several processes share it (PostgreSQL): lease takeover, stale claims, cancels.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestEnv, gatedExecutor, waitFor, type TestEnv } from './helpers.js';
+import { freshDatabase, hasPg, PG_SKIP_NOTE, type TestDatabase } from './pg.js';
+
+describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
+  let db: TestDatabase;
+  let env: TestEnv;
+  let gate: ReturnType<typeof gatedExecutor>;
+  const lapsed = async (id: number, owner: string, extra = '') =>
+    db.query(`UPDATE tasks SET status = 'in_progress', lease_owner = $1, lease_expires_at = 1, attempts = 1${extra} WHERE id = $2`, [owner, id]);
+
+  beforeAll(async () => {
+    db = await freshDatabase();
+    gate = gatedExecutor();
+    env = await createTestEnv({ executor: gate.executor, overrides: { database: { url: db.url }, queue: { lease_seconds: 2, poll_interval_ms: 50 } } });
+  });
+  afterAll(async () => {
+    gate?.releaseAll();
+    await env?.close();
+    await db?.drop();
+  });
+
+  it("takes over another process's lapsed lease, never its own, and honours a cancel asked meanwhile", async () => {
+    const s = env.services;
+    const [a, b, c] = [1, 2, 3].map((i) => s.tasks.create({ title: `t${i}`, repo: 'acme/web' }).id) as [number, number, number];
+    await lapsed(a, 'dead-host:1:aaaaaa');
+    await lapsed(b, s.scheduler.owner);
+    await lapsed(c, 'dead-host:1:aaaaaa', ', cancel_requested = 1');
+    s.scheduler.recover();
+    expect(s.repos.tasks.get(a)).toMatchObject({ status: 'queued', lease_owner: null });
+    // Its own lapsed lease is left alone: that copy finds out at its next renewal and stops itself.
+    expect(s.repos.tasks.get(b)).toMatchObject({ status: 'in_progress', lease_owner: s.scheduler.owner });
+    expect(s.repos.tasks.get(c)).toMatchObject({ status: 'cancelled', error: 'Cancelled by request' });
+    await db.query(`UPDATE tasks SET status = 'cancelled' WHERE id = ANY($1)`, [[a, b]]);
+  });
+
+  it('records a result only for the claim that holds the lease', async () => {
+    const s = env.services;
+    const t = s.tasks.create({ title: 'stale claim', repo: 'acme/web', run: true });
+    s.scheduler.notify();
+    await waitFor(() => gate.isWaiting(t.id), { what: 'the task running' });
+    // Meanwhile the lease lapsed and the task was claimed again (a later attempt, same owner name).
+    await db.query('UPDATE tasks SET attempts = attempts + 1 WHERE id = $1', [t.id]);
+    gate.release(t.id);
+    await waitFor(() => !s.scheduler.isRunning(t.id), { what: 'the run over' });
+    expect(s.repos.tasks.get(t.id)).toMatchObject({ status: 'in_progress', attempts: 2 });
+    await db.query(`UPDATE tasks SET status = 'cancelled' WHERE id = $1`, [t.id]);
+  });
+
+  it('a cancel for a task running in another process flags it and waits; a queued one is cancelled at once', async () => {
+    const s = env.services;
+    const remote = s.tasks.create({ title: 'elsewhere', repo: 'acme/web' }).id;
+    await db.query(`UPDATE tasks SET status = 'in_progress', lease_owner = 'other:2:bbbbbb', lease_expires_at = $1, attempts = 1 WHERE id = $2`, [Date.now() + 60_000, remote]);
+    const pending = s.scheduler.cancel(remote, 5_000);
+    // The other process stops it and records the cancel (here: by hand).
+    await waitFor(() => s.repos.tasks.get(remote)?.cancel_requested === 1, { what: 'the cancel flag' });
+    await db.query(`UPDATE tasks SET status = 'cancelled', error = 'Cancelled by request' WHERE id = $1`, [remote]);
+    expect((await pending)?.status).toBe('cancelled');
+    const queued = s.tasks.create({ title: 'not started', repo: 'acme/web' }).id;
+    expect((await s.scheduler.cancel(queued, 5_000))?.status).toBe('cancelled');
+  });
+});
