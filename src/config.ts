@@ -367,7 +367,8 @@ function resolve(file: FileConfig, env: Record<string, string | undefined>, root
 function databasePassword(url: string): string {
   if (!/^postgres(ql)?:\/\//i.test(url)) return '';
   try {
-    return decodeURIComponent(new URL(url).password);
+    const u = new URL(url);
+    return decodeURIComponent(u.password) || (u.searchParams.get('password') ?? '');
   } catch {
     return '';
   }
@@ -378,6 +379,7 @@ export function redactDbUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';
+    if (u.searchParams.has('password')) u.searchParams.set('password', '***');
     return u.toString();
   } catch {
     return 'postgres://(unparsable url)';

@@ -34,6 +34,9 @@ describe('config', () => {
     expect(pg.database.dialect).toBe('postgres');
     expect(pg.database.describe).toBe('postgres://factory:***@db:5432/factory');
     expect(secretValues(pg)).toContain('Sup3r-secret');
+    const viaQuery = load('', { FACTORY_DATABASE_URL: 'postgres://factory@db/f?password=Qu3ry-secret&sslmode=require' });
+    expect(viaQuery.database.describe).toBe('postgres://factory@db/f?password=***&sslmode=require');
+    expect(secretValues(viaQuery)).toContain('Qu3ry-secret');
     expect(load('', { FACTORY_ROLE: 'api', FACTORY_DATABASE_URL: 'postgres://db/f' }).role).toBe('api');
     expect(() => load('role: worker\npublic_url: http://api:8100\n')).toThrow(/role: "worker" needs database\.url = postgres/);
     expect(() => load('role: worker\n', { FACTORY_DATABASE_URL: 'postgres://db/f' })).toThrow(/public_url: a worker needs the API/);

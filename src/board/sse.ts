@@ -129,7 +129,9 @@ export class SseHub {
       return;
     }
     const rows = this.events.after(after, this.opts.replayLimit + 1).filter((r) => r.id <= head);
-    const trimmed = rows.length > 0 && rows[0]!.id > after + 1;
+    // A jump in ids is a trim only when the client's own event is gone too: PostgreSQL ids may skip
+    // a value (a rolled-back insert) without anything missing.
+    const trimmed = rows.length > 0 && rows[0]!.id > after + 1 && this.events.firstId() > after;
     if (rows.length > this.opts.replayLimit || trimmed) {
       this.reset(client, head, trimmed ? 'events_trimmed' : 'too_far_behind');
       return;

@@ -2,7 +2,7 @@
 // The GitHub token reaches git only through per-command environment (GIT_CONFIG_* → http.extraHeader);
 // it is never written to a URL or to any git config file.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
@@ -38,6 +38,8 @@ export function slugify(title: string): string {
   const slug = title.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
   return slug || 'task';
 }
+
+const ORIGIN_TRAILER = 'Factory-Checkpoint-Origin';
 
 /** The hidden ref holding a running task's WIP checkpoint (not a branch: no PR or CI sees it). */
 export const wipRef = (taskId: number) => `refs/factory/wip/${taskId}`;
@@ -171,7 +173,7 @@ export class Workspace {
       const tree = (await this.run('checkpoint: writing tree', () => g.raw(['write-tree']))).trim();
       if (tree === lastTree) return undefined;
       const commit = (await this.run('checkpoint: committing', () =>
-        g.raw(['commit-tree', tree, '-p', 'HEAD', '-m', `WIP: checkpoint of task ${taskId} while the agent works`]))).trim();
+        g.raw(['commit-tree', tree, '-p', 'HEAD', '-m', `WIP: checkpoint of task ${taskId} while the agent works\n\n${ORIGIN_TRAILER}: ${this.checkpointOrigin(wt)}`]))).trim();
       await this.run('checkpoint: pushing', () => this.git(wt, true).raw(['push', '--force', 'origin', `${commit}:${wipRef(taskId)}`]));
       return { commit, tree };
     } finally {
@@ -179,8 +181,16 @@ export class Workspace {
     }
   }
 
-  /** Fetches the task's WIP checkpoint into the clone cache; returns its commit, or undefined when there is none. */
-  async fetchCheckpoint(spec: RepoSpec, taskId: number): Promise<string | undefined> {
+  /** Which worktree on which host a checkpoint was taken from (recorded in the checkpoint commit). */
+  checkpointOrigin(wt: string): string {
+    return `${hostname()}:${path.resolve(wt)}`;
+  }
+
+  /**
+   * Fetches the task's WIP checkpoint into the clone cache: its commit and the worktree it was taken
+   * from, or undefined when there is none.
+   */
+  async fetchCheckpoint(spec: RepoSpec, taskId: number): Promise<{ commit: string; origin: string } | undefined> {
     return this.locks.run(spec.slug, async () => {
       const g = this.git(this.cachePath(spec), true);
       try {
@@ -188,7 +198,11 @@ export class Workspace {
       } catch {
         return undefined; // no checkpoint was pushed
       }
-      return (await g.raw(['rev-parse', '--verify', `${wipRef(taskId)}^{commit}`])).trim() || undefined;
+      const commit = (await g.raw(['rev-parse', '--verify', `${wipRef(taskId)}^{commit}`])).trim();
+      if (!commit) return undefined;
+      const body = await g.raw(['log', '-1', '--format=%B', commit]);
+      const origin = new RegExp(`^${ORIGIN_TRAILER}: (.+)$`, 'm').exec(body)?.[1]?.trim() ?? '';
+      return { commit, origin };
     });
   }
 

@@ -109,10 +109,22 @@ export class TaskExecutor {
     const branch = task.branch_name || `${this.d.config.git.branch_prefix}${task.id}-${slugify(task.title)}`;
     const base = task.base_branch || defaultBranch;
     const key = worktreeKey(task);
-    const hadWorktree = existsSync(path.join(this.d.workspace.worktreePath(key), '.git'));
+    let hadWorktree = existsSync(path.join(this.d.workspace.worktreePath(key), '.git'));
     const checkpoints = (this.d.checkpointMs ?? 0) > 0 && !task.workflow_id;
-    // No worktree here, but an earlier run started: another worker ran this task. Start from its checkpoint.
-    const restored = checkpoints && !hadWorktree && task.session_id ? await this.d.workspace.fetchCheckpoint(spec, task.id) : undefined;
+    // An earlier run started and the task ran elsewhere since (no worktree here, or ours is older than
+    // the last checkpoint another worker pushed): start from that checkpoint.
+    let restored: string | undefined;
+    if (checkpoints && task.session_id) {
+      const cp = await this.d.workspace.fetchCheckpoint(spec, task.id);
+      if (cp && (!hadWorktree || cp.origin !== this.d.workspace.checkpointOrigin(this.d.workspace.worktreePath(key)))) {
+        if (hadWorktree) {
+          log.system('another worker ran this task after this host did: replacing the old worktree with its checkpoint');
+          await this.d.workspace.remove(spec, key, branch);
+          hadWorktree = false;
+        }
+        restored = cp.commit;
+      }
+    }
     const wt = await this.d.workspace.prepare(spec, key, branch, base, restored);
     if (restored) log.system(`taking over from another worker: the worktree starts at its WIP checkpoint ${restored.slice(0, 12)}`);
     task = this.d.tasks.update(task.id, { branch_name: branch, base_branch: base, worktree_path: wt.path }) ?? task;

@@ -30,6 +30,11 @@ export class EventsRepo {
     return this.db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(id, limit) as EventRow[];
   }
 
+  /** The oldest event still kept (0 when there is none). */
+  firstId(): number {
+    return (this.db.prepare('SELECT COALESCE(MIN(id), 0) AS id FROM events').get() as { id: number }).id;
+  }
+
   lastId(): number {
     return (this.db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM events').get() as { id: number }).id;
   }

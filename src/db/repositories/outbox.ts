@@ -42,7 +42,7 @@ export class OutboxRepo {
     const row = this.db.prepare(
       `INSERT INTO outbox (channel, order_key, dedupe_key, payload, next_attempt_at, created_at)
        VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
-    ).get(channel, opts.orderKey ?? '', opts.dedupeKey ?? null, JSON.stringify(payload), opts.notBefore ?? Date.now(), nowIso()) as OutboxRow | undefined;
+    ).get(channel, opts.orderKey ?? '', opts.dedupeKey ?? null, JSON.stringify(payload), Math.round(opts.notBefore ?? Date.now()), nowIso()) as OutboxRow | undefined;
     if (row) {
       // Other processes deliver too (PostgreSQL): wake them (see PgEventFeed).
       if (this.db.dialect === 'postgres') this.db.prepare('SELECT pg_notify(?, ?)').get(OUTBOX_CHANNEL, String(row.id));
@@ -93,7 +93,8 @@ export class OutboxRepo {
   }
 
   markFailed(id: number, error: string, nextAttemptAt: number): void {
-    this.db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?').run(error, nextAttemptAt, id);
+    // Epoch ms are whole numbers (BIGINT on PostgreSQL); a computed delay may not be.
+    this.db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?').run(error, Math.round(nextAttemptAt), id);
   }
 
   markDead(id: number, error: string): void {
