@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { createAgentEnv, type AgentEnv } from './agent-harness.js';
+import { readJsonLines } from './fakes/claude-helpers.js';
 import { FakeGitHub, FakeTelegram } from './fakes/http/index.js';
 import { ROOT, tempDir, waitFor } from './helpers.js';
 import { GITHUB_TOKEN } from './agent-harness.js';
@@ -62,7 +63,7 @@ function dockerFiles(dir: string) {
         ...extra,
       },
     }),
-    calls: (): DockerCall[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []),
+    calls: (): DockerCall[] => readJsonLines<DockerCall>(log),
     read: (): FakeState => (existsSync(state) ? JSON.parse(readFileSync(state, 'utf8')) : { projects: {} }),
     write: (s: FakeState) => writeFileSync(state, JSON.stringify(s)),
     setControl: (c: Record<string, boolean>) => writeFileSync(control, JSON.stringify(c)),

@@ -1,11 +1,10 @@
 // Scale-out over PostgreSQL: one API process and two worker processes on loopback, sharing one
 // queue. Real child processes, a real PostgreSQL (FACTORY_TEST_PG_URL, started by .ci/run), the fake
 // claude and a fake GitHub.
-import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GITHUB_TOKEN, gitOut, makeOrigin } from './agent-harness.js';
-import { FAKE_CLAUDE_PATH, readFakeClaudeLog } from './fakes/claude-helpers.js';
+import { FAKE_CLAUDE_PATH, readFakeClaudeLog, readJsonLines } from './fakes/claude-helpers.js';
 import { FakeGitHub } from './fakes/http/index.js';
 import { startFactory, type FactoryProcess } from './process-harness.js';
 import { removeDir, tempDir, waitFor } from './helpers.js';
@@ -38,7 +37,7 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
   let env: Record<string, string>;
   const spansFile = () => path.join(dir, 'spans.jsonl');
   const claudeLog = () => path.join(dir, 'claude.jsonl');
-  const spans = (): Span[] => (existsSync(spansFile()) ? readFileSync(spansFile(), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Span) : []);
+  const spans = (): Span[] => readJsonLines<Span>(spansFile());
 
   const startWorker = async (name: string, agent: Record<string, unknown> = {}) => {
     const wdir = path.join(dir, name);

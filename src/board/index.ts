@@ -44,7 +44,7 @@ export function createBoard(services: Services, opts: BoardOptions = {}): Board 
     timeoutMs: opts.telegramTimeoutMs,
   }, outbox, logger.child({ component: 'telegram' }));
   const board = new BoardService({ config, logger: logger.child({ component: 'board' }), messages, stream, telegram });
-  const sse = new SseHub(services.repos.events, bus, logger.child({ component: 'sse' }), opts.sse, db.dialect === 'postgres');
+  const sse = new SseHub(services.repos.events, bus, logger.child({ component: 'sse' }), opts.sse);
 
   services.addHealth('outbox', () => outbox.health());
   services.addHealth('sse', () => ({ clients: sse.clientCount, dropped_slow: sse.stats.dropped_slow }));

@@ -36,6 +36,8 @@ export interface StreamFilter {
 interface Client {
   raw: ServerResponse;
   filter: StreamFilter;
+  /** Live events up to this id are not sent: the client got them by replay, or they predate it. */
+  floor: number;
 }
 
 const DEFAULTS: Required<SseOptions> = {
@@ -63,23 +65,12 @@ export class SseHub {
   private readonly heartbeat: NodeJS.Timeout;
   private readonly trimmer: NodeJS.Timeout;
   private stopped = false;
-  /** The newest event id the bus has delivered here (see open()). */
-  private cursor: number;
   /** Counters for /health and the tests. */
   readonly stats = { connected: 0, dropped_slow: 0, replayed: 0, resets: 0 };
 
-  /**
-   * `delayedFeed`: events reach the bus after their insert, not synchronously (PostgreSQL, where
-   * they come through the LISTEN feed). Then the split between replay and live stream is the last id
-   * the bus delivered, not the table's newest id, or a client could get an event twice.
-   */
-  constructor(private readonly events: EventsRepo, bus: EventBus, private readonly logger: Logger, opts: SseOptions = {}, private readonly delayedFeed = false) {
+  constructor(private readonly events: EventsRepo, bus: EventBus, private readonly logger: Logger, opts: SseOptions = {}) {
     this.opts = { ...DEFAULTS, ...opts };
-    this.cursor = events.lastId();
-    this.unsubscribe = bus.on('stream', (row) => {
-      if (row.id > this.cursor) this.cursor = row.id;
-      this.broadcast(row);
-    });
+    this.unsubscribe = bus.on('stream', (row) => this.broadcast(row));
     this.heartbeat = setInterval(() => this.ping(), this.opts.heartbeatMs);
     this.heartbeat.unref();
     this.trimmer = setInterval(() => this.trim(), this.opts.trimIntervalMs);
@@ -93,9 +84,10 @@ export class SseHub {
 
   /**
    * Takes over the response and streams to it: `retry` + `connected`, then the events after
-   * `lastEventId` (or a `reset` when too far behind), then live events. Everything up to registering
-   * the client runs synchronously, and the bus emits synchronously after each insert, so no event can
-   * fall between the replay and the live stream or arrive twice.
+   * `lastEventId` (or a `reset` when too far behind), then live events. The table's newest id at
+   * connect time splits the two: replay reads up to it, and the live stream skips what is not newer.
+   * So no event falls between them or arrives twice, whether the bus delivers an event at its insert
+   * (SQLite) or later through the LISTEN feed, together with other processes' events (PostgreSQL).
    */
   open(req: FastifyRequest, reply: FastifyReply, filter: StreamFilter, lastEventId: number | undefined): void {
     if (this.stopped) throw new AppError(503, 'shutting_down', 'the server is shutting down');
@@ -105,8 +97,8 @@ export class SseHub {
     req.raw.socket.setTimeout(0);
     req.raw.socket.setNoDelay(true);
     raw.writeHead(200, HEADERS);
-    const head = this.delayedFeed ? this.cursor : this.events.lastId();
-    const client: Client = { raw, filter };
+    const head = this.events.lastId();
+    const client: Client = { raw, filter, floor: head };
     raw.write(`retry: ${this.opts.retryMs}\n${sseFrame('connected', JSON.stringify({ last_event_id: head }))}`);
     if (lastEventId !== undefined) this.replay(client, lastEventId, head);
     this.clients.add(client);
@@ -129,6 +121,7 @@ export class SseHub {
       return;
     }
     const rows = this.events.after(after, this.opts.replayLimit + 1).filter((r) => r.id <= head);
+    // (Rows newer than head reach the client live.)
     // A jump in ids is a trim only when the client's own event is gone too: PostgreSQL ids may skip
     // a value (a rolled-back insert) without anything missing.
     const trimmed = rows.length > 0 && rows[0]!.id > after + 1 && this.events.firstId() > after;
@@ -161,7 +154,7 @@ export class SseHub {
     let frame: string | undefined;
     const messageType = lazyMessageType(row);
     for (const c of this.clients) {
-      if (!matches(c.filter, row, messageType)) continue;
+      if (row.id <= c.floor || !matches(c.filter, row, messageType)) continue;
       frame ??= sseFrame(row.kind, row.payload, row.id);
       this.write(c, frame);
     }

@@ -50,8 +50,18 @@ export function assistantTexts(events: StreamEvent[]): string[] {
 
 /** Reads the FAKE_CLAUDE_LOG JSONL file (empty array when it does not exist yet). */
 export function readFakeClaudeLog(file: string): FakeClaudeLogRecord[] {
+  return readJsonLines<FakeClaudeLogRecord>(file);
+}
+
+/**
+ * Complete lines of a JSONL file that other processes append to. A line without its newline is
+ * still being written (a large record is not one atomic write) and is left for the next read.
+ */
+export function readJsonLines<T>(file: string): T[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as FakeClaudeLogRecord);
+  const text = readFileSync(file, 'utf8');
+  const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+  return complete.split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
 }
 
 /** Standard argv for the fake, mirroring how Factory invokes the real CLI. */
