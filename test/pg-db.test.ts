@@ -94,6 +94,12 @@ describe.skipIf(!hasPg)(`PgSyncDb on a real server${PG_SKIP_NOTE}`, () => {
     }
   });
 
+  it('replaces a connection thread that died', async () => {
+    await (db as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
+    await new Promise((r) => setImmediate(r));
+    expect(db.prepare('SELECT 1 AS one').get()).toEqual({ one: 1 });
+  });
+
   it('reports server errors with their SQLSTATE and keeps working afterwards', () => {
     let err: PgError | undefined;
     try { db.prepare('SELECT * FROM no_such_table').all(); } catch (e) { err = e as PgError; }

@@ -21,7 +21,7 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
     await db?.drop();
   });
 
-  it("takes over another process's lapsed lease, never its own, and honours a cancel asked meanwhile", async () => {
+  it('takes over lapsed leases (also its own when nothing of it runs any more) and honours a cancel asked meanwhile', async () => {
     const s = env.services;
     const [a, b, c] = [1, 2, 3].map((i) => s.tasks.create({ title: `t${i}`, repo: 'acme/web' }).id) as [number, number, number];
     await lapsed(a, 'dead-host:1:aaaaaa');
@@ -29,10 +29,44 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
     await lapsed(c, 'dead-host:1:aaaaaa', ', cancel_requested = 1');
     s.scheduler.recover();
     expect(s.repos.tasks.get(a)).toMatchObject({ status: 'queued', lease_owner: null });
-    // Its own lapsed lease is left alone: that copy finds out at its next renewal and stops itself.
-    expect(s.repos.tasks.get(b)).toMatchObject({ status: 'in_progress', lease_owner: s.scheduler.owner });
+    // Ours, but not running here any more (say its result could not be recorded): recovered too.
+    expect(s.repos.tasks.get(b)).toMatchObject({ status: 'queued', lease_owner: null });
     expect(s.repos.tasks.get(c)).toMatchObject({ status: 'cancelled', error: 'Cancelled by request' });
     await db.query(`UPDATE tasks SET status = 'cancelled' WHERE id = ANY($1)`, [[a, b]]);
+  });
+
+  it('never takes over a task it still runs, even when the lease looks lapsed', async () => {
+    const s = env.services;
+    const t = s.tasks.create({ title: 'still mine', repo: 'acme/web', run: true });
+    s.scheduler.notify();
+    await waitFor(() => gate.isWaiting(t.id), { what: 'the task running' });
+    await db.query('UPDATE tasks SET lease_expires_at = 1 WHERE id = $1', [t.id]);
+    s.scheduler.recover();
+    expect(s.repos.tasks.get(t.id)).toMatchObject({ status: 'in_progress', lease_owner: s.scheduler.owner, attempts: 1 });
+    expect(s.scheduler.isRunning(t.id)).toBe(true);
+    gate.release(t.id);
+    await waitFor(() => s.repos.tasks.get(t.id)?.status === 'done', { what: 'the run recorded' });
+  });
+
+  it('hands a task back, without counting the attempt, when its lease cannot be renewed for most of a lease period', async () => {
+    const s = env.services;
+    const repo = s.repos.tasks;
+    const renew = repo.renewLease;
+    repo.renewLease = () => { throw new Error('database unreachable'); };
+    try {
+      const t = s.tasks.create({ title: 'cut off', repo: 'acme/web', run: true });
+      s.scheduler.notify();
+      await waitFor(() => gate.isWaiting(t.id), { what: 'the task running' });
+      // Stopped after 80 % of the 2 s lease, handed back, and claimed again.
+      await waitFor(() => gate.started.filter((id) => id === t.id).length === 2, { what: 'the task started again', timeoutMs: 10_000 });
+      repo.renewLease = renew;
+      expect(repo.get(t.id)).toMatchObject({ status: 'in_progress', attempts: 1 });
+      await waitFor(() => gate.isWaiting(t.id), { what: 'the second run waiting' });
+      gate.release(t.id);
+      await waitFor(() => repo.get(t.id)?.status === 'done', { what: 'the second run recorded' });
+    } finally {
+      repo.renewLease = renew;
+    }
   });
 
   it('records a result only for the claim that holds the lease', async () => {

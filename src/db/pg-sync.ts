@@ -138,8 +138,10 @@ export class PgSyncDb implements Db {
   private readonly cache = new Map<string, Translated>();
   private seq = 0;
   private depth = 0;
-  /** The connection generation the open transaction began on (see pg-worker.mjs). */
+  /** The connection generation the open transaction began on (see pg-worker.mjs), and on which thread. */
   private txGen: number | undefined;
+  private txThread = 0;
+  private thread = 0;
   private closed = false;
 
   constructor(readonly url: string, opts: PgOptions = {}) {
@@ -153,8 +155,10 @@ export class PgSyncDb implements Db {
   }
 
   private spawn(): void {
-    const flag = new SharedArrayBuffer(4);
+    // [0]: the reply flag; [1]: the thread's liveness tick.
+    const flag = new SharedArrayBuffer(8);
     this.signal = new Int32Array(flag);
+    this.thread++;
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
     this.exited = false;
@@ -179,14 +183,21 @@ export class PgSyncDb implements Db {
   /** One round trip to the worker. Throws PgError for server errors, Error for an unreachable database. */
   query(text: string, values: unknown[] | null, kind: 'query' | 'exec' = 'query'): Reply {
     if (this.closed) throw new Error('the database connection is closed');
+    // A transaction lives on one thread's connection: after that thread is gone, nothing of the
+    // transaction (COMMIT included) may run on a new one.
+    if (this.txGen !== undefined && this.txThread !== this.thread) throw new PgError('the database connection was lost during a transaction; the transaction was rolled back', '08003');
     if (this.exited) {
-      if (this.depth > 0) throw new PgError('the database connection thread stopped during a transaction', '08003');
+      if (this.txGen !== undefined) {
+        this.txThread = -1;
+        throw new PgError('the database connection thread stopped during a transaction', '08003');
+      }
       this.spawn();
     }
     const id = ++this.seq;
     Atomics.store(this.signal, 0, 0);
     this.port.postMessage({ id, kind, sql: text, params: values, ...(this.txGen !== undefined ? { gen: this.txGen } : {}) });
     const deadline = Date.now() + this.waitMs;
+    let silent = 0;
     for (;;) {
       const got = receiveMessageOnPort(this.port);
       if (got) {
@@ -198,7 +209,18 @@ export class PgSyncDb implements Db {
       if (this.exited) throw new Error(`the PostgreSQL connection thread stopped (${this.describe})`);
       const left = deadline - Date.now();
       if (left <= 0) throw new Error(`PostgreSQL did not answer within ${Math.round(this.waitMs / 1000)} s (${this.describe})`);
-      Atomics.wait(this.signal, 0, 0, left);
+      // One-second slices: a thread that has not ticked for two of them is dead (or hung).
+      const tick = Atomics.load(this.signal, 1);
+      const waited = Atomics.wait(this.signal, 0, 0, Math.min(left, 1000));
+      if (waited === 'timed-out' && Atomics.load(this.signal, 1) === tick) {
+        if (++silent >= 2) {
+          this.exited = true;
+          void this.worker.terminate();
+          throw new Error(`the PostgreSQL connection thread stopped answering (${this.describe})`);
+        }
+      } else {
+        silent = 0;
+      }
       Atomics.store(this.signal, 0, 0);
     }
   }
@@ -222,8 +244,12 @@ export class PgSyncDb implements Db {
     const wrapped = (...args: unknown[]) => {
       const outer = this.depth === 0;
       const sp = `sp_${this.depth}`;
-      if (outer) this.txGen = this.query('BEGIN', null, 'exec').gen;
-      else this.exec(`SAVEPOINT ${sp}`);
+      if (outer) {
+        this.txGen = this.query('BEGIN', null, 'exec').gen;
+        this.txThread = this.thread;
+      } else {
+        this.exec(`SAVEPOINT ${sp}`);
+      }
       this.depth++;
       let result: unknown;
       try {

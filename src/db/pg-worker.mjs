@@ -10,6 +10,9 @@ pg.types.setTypeParser(1700, (v) => Number(v));
 
 const { url, flag, port, statementTimeoutMs, applicationName } = workerData;
 const signal = new Int32Array(flag);
+// signal[1] ticks while this thread lives, so a main thread blocked in Atomics.wait (it cannot see
+// the 'exit' event then) notices a dead thread within a second or two.
+setInterval(() => { Atomics.add(signal, 1, 1); }, 200).unref();
 let client = null;
 // Every new connection gets a new generation. A transaction belongs to the connection it began on:
 // requests inside it carry that generation, and fail rather than run on a replacement connection

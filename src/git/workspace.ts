@@ -206,6 +206,17 @@ export class Workspace {
     });
   }
 
+  /** Whether the remote branch (as last fetched) already contains `commit`; false when there is no such branch. */
+  async branchContains(spec: RepoSpec, branch: string, commit: string): Promise<boolean> {
+    const g = this.git(this.cachePath(spec));
+    try {
+      await g.raw(['merge-base', '--is-ancestor', commit, `refs/remotes/origin/${branch}`]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Deletes the task's WIP checkpoint on the remote and in the cache (the task ended). Never throws. */
   async dropCheckpoint(spec: RepoSpec, taskId: number): Promise<void> {
     await this.locks.run(spec.slug, async () => {

@@ -8,7 +8,7 @@ import type { LogsRepo } from '../db/repositories/logs.js';
 import type { RunsRepo } from '../db/repositories/runs.js';
 import type { TaskService } from '../tasks/service.js';
 import type { EventBus } from '../events/bus.js';
-import type { ExecContext, ExecResult } from '../queue/scheduler.js';
+import { handsBack, type ExecContext, type ExecResult } from '../queue/scheduler.js';
 import { parseRepoSpec, type RepoSpec } from '../git/repo-spec.js';
 import { slugify, type Workspace, type Worktree } from '../git/workspace.js';
 import type { GitHubClient } from '../integrations/github.js';
@@ -114,9 +114,13 @@ export class TaskExecutor {
     // An earlier run started and the task ran elsewhere since (no worktree here, or ours is older than
     // the last checkpoint another worker pushed): start from that checkpoint.
     let restored: string | undefined;
+    let checkpointed = false;
     if (checkpoints && task.session_id) {
       const cp = await this.d.workspace.fetchCheckpoint(spec, task.id);
-      if (cp && (!hadWorktree || cp.origin !== this.d.workspace.checkpointOrigin(this.d.workspace.worktreePath(key)))) {
+      checkpointed = Boolean(cp);
+      const elsewhere = cp && cp.origin !== '' && cp.origin !== this.d.workspace.checkpointOrigin(this.d.workspace.worktreePath(key));
+      // A checkpoint the pushed branch already contains is old news (its task published since).
+      if (cp && (!hadWorktree || elsewhere) && !(await this.d.workspace.branchContains(spec, branch, cp.commit))) {
         if (hadWorktree) {
           log.system('another worker ran this task after this host did: replacing the old worktree with its checkpoint');
           await this.d.workspace.remove(spec, key, branch);
@@ -184,7 +188,7 @@ export class TaskExecutor {
     // worker has taken over keeps it untouched.
     if (ctx.abortReason() === 'lease_lost') return res;
     if (res.status === 'queued' || res.status === 'waiting_for_input') await cp.push();
-    else if (cp.pushed() || restored) await this.d.workspace.dropCheckpoint(spec, task.id).catch(() => undefined);
+    else if (cp.pushed() || checkpointed) await this.d.workspace.dropCheckpoint(spec, task.id).catch(() => undefined);
     return res;
   }
 
@@ -349,10 +353,10 @@ export class TaskExecutor {
     }
     if (run.outcome === 'aborted') {
       // The scheduler decides: a cancel ends the task, a shutdown puts it back for the next boot.
-      result = ctx.abortReason() === 'shutdown'
+      result = handsBack(ctx.abortReason())
         ? { status: 'queued', countAttempt: false }
         : { status: 'failed', error: 'Cancelled by request' };
-      if (ctx.abortReason() !== 'shutdown' && !keep) await this.cleanup(spec, task, log);
+      if (!handsBack(ctx.abortReason()) && !keep) await this.cleanup(spec, task, log);
     } else if (run.outcome === 'stopped' && run.terminationReason === 'clarification') {
       const q = [...protocol].reverse().find((o) => o.type === 'clarification_needed')!;
       const context = addQuestion(parseClarification(task.clarification_context), q);

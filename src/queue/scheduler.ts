@@ -15,8 +15,15 @@ export type ExecResult =
   /** Put back in the queue; `notBefore` delays it (usage limits, backoff). */
   | { status: 'queued'; notBefore?: Date; patch?: TaskPatch; countAttempt?: boolean };
 
-/** cancel: asked by someone; shutdown: this process stops; lease_lost: another worker has taken the task over. */
-export type AbortReason = 'cancel' | 'shutdown' | 'lease_lost';
+/**
+ * cancel: asked by someone; shutdown: this process stops; lease_lost: another worker has taken the
+ * task over; lease_unconfirmed: the lease could not be renewed (database unreachable) for most of a
+ * lease period, so another worker may take the task soon (it goes back to the queue like a shutdown).
+ */
+export type AbortReason = 'cancel' | 'shutdown' | 'lease_lost' | 'lease_unconfirmed';
+
+/** Reasons that hand the task back to the queue for anyone to continue, without counting the attempt. */
+export const handsBack = (r: AbortReason | undefined) => r === 'shutdown' || r === 'lease_unconfirmed';
 
 export interface ExecContext {
   signal: AbortSignal;
@@ -127,10 +134,10 @@ export class Scheduler {
   // and the loop keeps checking, because a worker can die at any time.
   recover(): void {
     const orphans = this.opts.distributed
-      ? this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs)
+      ? this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, [...this.running.keys()])
       : this.deps.repo.orphans(this.owner).map((t) => ({ ...t, previous_owner: t.lease_owner }));
     for (const t of orphans) {
-      if (this.running.has(t.id)) continue; // ours and still running (SQLite: cannot happen; PostgreSQL: excluded by the query)
+      if (this.running.has(t.id)) continue; // ours and still running (excluded by the query; SQLite: never an orphan)
       if (this.opts.distributed) this.deps.logger.warn({ taskId: t.id, previousOwner: t.previous_owner }, 'task lease lapsed: taking the task over');
       // An agent of the dead process may still be running in its own process group: stop it first.
       // Only an agent on this host can be reached (pids of other hosts mean nothing here).
@@ -223,32 +230,38 @@ export class Scheduler {
     this.deps.tasks.announce(task, 'queued');
     const lease = { owner: this.owner, attempts: task.attempts };
     let renewedAt = Date.now();
-    const lost = () => {
+    let nextRenewal = renewedAt + Math.max(1000, Math.floor(this.opts.leaseMs / 3));
+    const stop = (reason: 'lease_lost' | 'lease_unconfirmed') => {
       if (this.opts.distributed && !entry.reason) {
-        entry.reason = 'lease_lost';
-        controller.abort('lease_lost');
+        entry.reason = reason;
+        controller.abort(reason);
       }
     };
+    // Renews every third of the lease; checks every tenth whether the lease is still confirmed.
     const heartbeat = setInterval(() => {
-      try {
-        if (this.deps.repo.renewLease(task.id, lease, this.opts.leaseMs)) {
-          renewedAt = Date.now();
-        } else {
-          this.deps.logger.warn({ taskId: task.id }, 'lease renewal found no row held by this process');
-          // Another worker took the task over (this one was cut off for longer than a lease): stop
-          // this copy so the task never runs twice.
-          lost();
-        }
-      } catch (err) {
-        this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'lease renewal failed');
-        // Cut off from the database: before the lease can lapse and another worker take the task,
-        // stop this copy (the task is recovered elsewhere, from its last checkpoint).
-        if (Date.now() - renewedAt > this.opts.leaseMs * 0.8) {
-          this.deps.logger.warn({ taskId: task.id }, 'no lease renewal for most of a lease period: stopping the agent');
-          lost();
+      if (Date.now() >= nextRenewal) {
+        nextRenewal = Date.now() + Math.max(1000, Math.floor(this.opts.leaseMs / 3));
+        const sentAt = Date.now();
+        try {
+          if (this.deps.repo.renewLease(task.id, lease, this.opts.leaseMs)) {
+            renewedAt = sentAt;
+          } else {
+            this.deps.logger.warn({ taskId: task.id }, 'lease renewal found no row held by this claim');
+            // Another worker took the task over (this one was cut off for longer than a lease): stop
+            // this copy so the task never runs twice.
+            stop('lease_lost');
+          }
+        } catch (err) {
+          this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'lease renewal failed');
         }
       }
-    }, Math.max(1000, Math.floor(this.opts.leaseMs / 3)));
+      // Cut off from the database: before the lease can lapse and another worker take the task, stop
+      // this copy and hand the task back (the work so far goes out as a checkpoint).
+      if (this.opts.distributed && !entry.reason && Date.now() - renewedAt > this.opts.leaseMs * 0.8) {
+        this.deps.logger.warn({ taskId: task.id }, 'no lease renewal for most of a lease period: stopping the agent');
+        stop('lease_unconfirmed');
+      }
+    }, Math.max(100, Math.floor(this.opts.leaseMs / 10)));
     heartbeat.unref();
     const ctx: ExecContext = {
       signal: controller.signal,
@@ -290,7 +303,7 @@ export class Scheduler {
       }, lease);
       return;
     }
-    if (entry.reason === 'shutdown' && result.status !== 'in_review' && result.status !== 'done') {
+    if (handsBack(entry.reason) && result.status !== 'in_review' && result.status !== 'done') {
       // Not the task's fault: hand it to the next boot without counting the attempt.
       this.cancelIfAsked(this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
         ...result.patch, ...release, attempts: Math.max(0, current.attempts - 1),

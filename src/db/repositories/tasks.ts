@@ -218,16 +218,19 @@ export class TasksRepo {
    * lapsed (its worker died or lost the database), so exactly one process recovers each. Returns
    * the rows with the owner they had before.
    */
-  takeOverExpired(owner: string, leaseMs: number): Array<TaskRow & { previous_owner: string | null }> {
-    // Never one's own: a process whose lease lapsed finds out at its next renewal and stops its
-    // copy itself; taking it over here would run the task twice in one process.
+  takeOverExpired(owner: string, leaseMs: number, running: readonly number[] = []): Array<TaskRow & { previous_owner: string | null }> {
+    // Never a task this process still runs: that copy finds out at its next renewal and stops
+    // itself; taking it over here would run the task twice in one process. One of ours that no
+    // longer runs (its result could not be recorded) is recovered like anyone's.
+    const params: Record<string, unknown> = { owner, lease_ms: leaseMs, ...this.clockParam(Date.now()) };
+    running.forEach((id, i) => { params[`r${i}`] = id; });
+    const stillMine = running.length ? ` AND NOT (lease_owner = @owner AND id IN (${running.map((_, i) => `@r${i}`).join(', ')}))` : '';
     return this.db.prepare(`UPDATE tasks SET lease_owner = @owner, lease_expires_at = ${this.clock()} + @lease_ms
       FROM (SELECT id AS expired_id, lease_owner AS previous_owner FROM tasks
-            WHERE status = 'in_progress' AND (lease_expires_at IS NULL OR lease_expires_at < ${this.clock()})
-              AND (lease_owner IS NULL OR lease_owner <> @owner)
+            WHERE status = 'in_progress' AND (lease_expires_at IS NULL OR lease_expires_at < ${this.clock()})${stillMine}
             ORDER BY id FOR UPDATE SKIP LOCKED) expired
       WHERE tasks.id = expired.expired_id
-      RETURNING tasks.*, expired.previous_owner`).all({ owner, lease_ms: leaseMs, ...this.clockParam(Date.now()) }) as Array<TaskRow & { previous_owner: string | null }>;
+      RETURNING tasks.*, expired.previous_owner`).all(params) as Array<TaskRow & { previous_owner: string | null }>;
   }
 
   /** Running tasks of `owner` that someone asked to cancel (another process took the request). */
