@@ -10,6 +10,10 @@ import { OUTBOX_CHANNEL } from '../db/repositories/outbox.js';
 import type { EventBus } from './bus.js';
 import { coerceError } from '../errors.js';
 
+const BATCH = 50;
+/** Bytes of payload sent to the bus before letting sockets drain. */
+const YIELD_BYTES = 256 * 1024;
+
 export class PgEventFeed {
   private client: pg.Client | null = null;
   private lastId = 0;
@@ -73,7 +77,12 @@ export class PgEventFeed {
     this.reconnectTimer.unref();
   }
 
-  /** Emits every event after the last one delivered. Re-entrant calls coalesce into one more pass. */
+  /**
+   * Emits every event after the last one delivered, in small batches with a turn of the event loop
+   * between them: a burst written by other processes must not reach every SSE socket in one
+   * synchronous write (healthy clients would look too slow and be dropped). Calls made while a
+   * drain runs coalesce into one more pass.
+   */
   drain(): void {
     if (this.stopped) return;
     if (this.draining) {
@@ -81,22 +90,32 @@ export class PgEventFeed {
       return;
     }
     this.draining = true;
+    void this.pump().finally(() => { this.draining = false; });
+  }
+
+  private async pump(): Promise<void> {
     try {
       do {
         this.again = false;
         for (;;) {
-          const rows = this.events.after(this.lastId, 500);
+          const rows = this.events.after(this.lastId, BATCH);
+          let bytes = 0;
           for (const row of rows) {
+            if (this.stopped) return;
             this.lastId = row.id;
             this.bus.emit('stream', row);
+            bytes += row.payload.length;
+            if (bytes > YIELD_BYTES) {
+              bytes = 0;
+              await new Promise((r) => setImmediate(r));
+            }
           }
-          if (rows.length < 500) break;
+          if (rows.length < BATCH || this.stopped) break;
+          await new Promise((r) => setImmediate(r));
         }
       } while (this.again && !this.stopped);
     } catch (err) {
       this.logger.warn({ err: coerceError(err) }, 'event feed: reading new events failed');
-    } finally {
-      this.draining = false;
     }
   }
 
