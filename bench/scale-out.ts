@@ -22,8 +22,7 @@
 // else a throwaway server from scripts/pg-temp.sh on a free port, stopped at the end, also on error
 // or Ctrl-C. BENCH_QUICK=1 shrinks N and M. A watchdog bounds the whole run.
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,6 +30,8 @@ import { fileURLToPath } from 'node:url';
 // Only what a claimer child needs is imported statically; the parent loads the rest on demand.
 import { openDb } from '../src/db/connection.js';
 import { TasksRepo } from '../src/db/repositories/tasks.js';
+import { startFactory, type FactoryProcess } from '../test/process-harness.js';
+import { freshDatabase, type TestDatabase } from '../test/pg.js';
 
 const SELF = fileURLToPath(import.meta.url);
 const ROOT = path.resolve(path.dirname(SELF), '..');
@@ -158,23 +159,6 @@ async function startPg(freePort: () => Promise<number>): Promise<PgServer> {
   });
   server.url = url;
   return server;
-}
-
-interface Database { url: string; drop(): Promise<void> }
-
-/** A fresh database on the server for one scenario (dropped afterwards). */
-async function freshDatabase(serverUrl: string): Promise<Database> {
-  const { default: pg } = await import('pg');
-  const name = `factory_bench_${randomBytes(4).toString('hex')}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: serverUrl });
-    await c.connect();
-    try { await c.query(sql); } finally { await c.end(); }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const u = new URL(serverUrl);
-  u.pathname = `/${name}`;
-  return { url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
 
 // ---------------------------------------------------------------- CPU
@@ -338,58 +322,28 @@ async function claimScenario(label: string, target: string, k: number, globalLim
 
 // ---------------------------------------------------------------- 2. end-to-end fake tasks
 
-interface Proc { name: string; child: ChildProcess; url: string; output(): string }
+interface Proc extends FactoryProcess { name: string }
 
-/**
- * Like test/process-harness.ts startFactory, but the child is tracked before /health is awaited, so
- * a process that never comes up is still killed at the end.
- */
-async function startProcess(name: string, dir: string, config: Record<string, unknown>, freePort: () => Promise<number>): Promise<Proc> {
-  const { stringify } = await import('yaml');
-  const port = await freePort();
-  mkdirSync(dir, { recursive: true });
-  const configPath = path.join(dir, 'config.yml');
-  writeFileSync(configPath, stringify({ data_dir: path.join(dir, 'data'), ...config, server: { port } }));
-  let out = '';
-  const child = track(spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', TMPDIR: process.env.TMPDIR ?? '/tmp', FACTORY_CONFIG: configPath, GITHUB_TOKEN },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }));
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited during start:\n${out.slice(-4000)}`);
-    try { if ((await fetch(`${url}/health`)).ok) break; } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`${name} did not answer /health within 60 s:\n${out.slice(-4000)}`);
-    await sleep(50);
-  }
-  return { name, child, url, output: () => out };
-}
-
-async function api<T>(url: string, method: string, p: string, body?: unknown): Promise<{ status: number; json: T }> {
-  const res = await fetch(url + p, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
-  const text = await res.text();
-  return { status: res.status, json: (text ? JSON.parse(text) : undefined) as T };
+/** Tracked from spawn, so a process that never comes up is still killed at the end. */
+async function startProcess(name: string, dir: string, config: Record<string, unknown>): Promise<Proc> {
+  return { name, ...await startFactory(dir, config, { GITHUB_TOKEN }, { onSpawn: track, timeoutMs: 60_000 }) };
 }
 
 interface TaskJson { id: number; status: string; attempts: number; completed_at: string | null; error: string }
 
-async function e2eScenario(label: string, workers: number, pgUrl: string | null, freePort: () => Promise<number>, slots = PER_PROCESS): Promise<Result> {
+async function e2eScenario(label: string, workers: number, pgUrl: string | null, slots = PER_PROCESS): Promise<Result> {
   const { makeOrigin } = await import('../test/agent-harness.js');
   const { FakeGitHub } = await import('../test/fakes/http/index.js');
   const { FAKE_CLAUDE_PATH, readFakeClaudeLog } = await import('../test/fakes/claude-helpers.js');
   const dir = makeTemp('factory-bench-scale-');
   const github = new FakeGitHub({ validToken: GITHUB_TOKEN });
-  let db: Database | null = null;
+  let db: TestDatabase | null = null;
   const procs: Proc[] = [];
   try {
     const origins = path.join(dir, 'origins');
     makeOrigin(origins, 'acme', 'web');
     const githubUrl = await github.start();
-    if (pgUrl) db = await freshDatabase(pgUrl);
+    if (pgUrl) db = await freshDatabase('factory_bench', pgUrl);
     const claudeLog = (who: string) => path.join(dir, who, 'claude.jsonl');
     const config = (who: string, extra: Record<string, unknown>) => ({
       ...(db ? { database: { url: db.url } } : {}),
@@ -406,14 +360,14 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
     const names: string[] = [];
     let front: Proc;
     if (!pgUrl) {
-      front = await startProcess('all', path.join(dir, 'all'), config('all', { role: 'all' }), freePort);
+      front = await startProcess('all', path.join(dir, 'all'), config('all', { role: 'all' }));
       procs.push(front);
       names.push('all');
     } else {
-      front = await startProcess('api', path.join(dir, 'api'), config('api', { role: 'api' }), freePort);
+      front = await startProcess('api', path.join(dir, 'api'), config('api', { role: 'api' }));
       procs.push(front);
       const ws = Array.from({ length: workers }, (_, i) => `w${i + 1}`);
-      const started = await Promise.allSettled(ws.map((w) => startProcess(w, path.join(dir, w), config(w, { role: 'worker', public_url: front.url }), freePort)));
+      const started = await Promise.allSettled(ws.map((w) => startProcess(w, path.join(dir, w), config(w, { role: 'worker', public_url: front.url }))));
       for (const s of started) if (s.status === 'fulfilled') procs.push(s.value);
       const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw failed.reason;
@@ -424,14 +378,14 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
     const t0 = Date.now();
     const ids: number[] = [];
     for (let i = 0; i < M_TASKS; i++) {
-      const r = await api<{ id: number }>(front.url, 'POST', '/api/tasks?auto_run=true', { title: `Bench ${i}`, description: TASK_DESCRIPTION, repo: 'acme/web' });
+      const r = await front.api<{ id: number }>('POST', '/api/tasks?auto_run=true', { title: `Bench ${i}`, description: TASK_DESCRIPTION, repo: 'acme/web' });
       if (r.status !== 201) throw new Error(`${label}: POST /api/tasks: HTTP ${r.status} ${JSON.stringify(r.json)}`);
       ids.push(r.json.id);
     }
     const deadline = Date.now() + 150_000;
     let tasks: TaskJson[] = [];
     for (;;) {
-      const all = (await api<TaskJson[]>(front.url, 'GET', '/api/tasks?limit=500')).json;
+      const all = (await front.api<TaskJson[]>('GET', '/api/tasks?limit=500')).json;
       tasks = all.filter((t) => ids.includes(t.id));
       if (tasks.length === M_TASKS && tasks.every((t) => ['in_review', 'done', 'failed', 'cancelled'].includes(t.status))) break;
       if (Date.now() > deadline) {
@@ -517,7 +471,7 @@ async function main(): Promise<void> {
     // advisory lock and counts the running tasks on every claim (never reached here: each claim is
     // settled at once, so it measures only the price of the check).
     for (const [k, limit] of [...CLAIMERS.map((c) => [c, 0] as const), [2, GLOBAL_LIMIT] as const]) {
-      const db = await freshDatabase(pg.url);
+      const db = await freshDatabase('factory_bench', pg.url);
       try {
         const label = `claims: PostgreSQL, ${k} claimer process${k > 1 ? 'es' : ''}${limit ? `, global_max_concurrent ${limit}` : ''}`;
         rows.push(await claimScenario(label, db.url, k, limit));
@@ -527,12 +481,12 @@ async function main(): Promise<void> {
     }
 
     log(`end-to-end: M=${M_TASKS} tasks "${TASK_DESCRIPTION}", max_concurrent_agents ${PER_PROCESS} per process`);
-    rows.push(await e2eScenario('fake tasks: SQLite, role all (bare baseline)', 1, null, freePort));
-    for (const w of WORKERS) rows.push(await e2eScenario(`fake tasks: PostgreSQL, API + ${w} worker${w > 1 ? 's' : ''}`, w, pg.url, freePort));
+    rows.push(await e2eScenario('fake tasks: SQLite, role all (bare baseline)', 1, null));
+    for (const w of WORKERS) rows.push(await e2eScenario(`fake tasks: PostgreSQL, API + ${w} worker${w > 1 ? 's' : ''}`, w, pg.url));
     // Reference: as many agent slots as the largest scale-out, in one process. Tells extra processes
     // apart from extra concurrency.
     const slots = PER_PROCESS * Math.max(...WORKERS);
-    rows.push(await e2eScenario(`fake tasks: SQLite, role all, max_concurrent_agents ${slots} (reference)`, 1, null, freePort, slots));
+    rows.push(await e2eScenario(`fake tasks: SQLite, role all, max_concurrent_agents ${slots} (reference)`, 1, null, slots));
   } catch (err) {
     failed = true;
     console.error('bench scale-out failed:', err);

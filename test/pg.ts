@@ -16,16 +16,17 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-export async function freshDatabase(prefix = 'factory_t'): Promise<TestDatabase> {
+/** A new empty database on `serverUrl` (default the test server), for one test file or benchmark scenario. */
+export async function freshDatabase(prefix = 'factory_t', serverUrl = PG_URL): Promise<TestDatabase> {
   const name = `${prefix}_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
+  const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   try {
     await admin.query(`CREATE DATABASE ${name}`);
   } finally {
     await admin.end();
   }
-  const u = new URL(PG_URL);
+  const u = new URL(serverUrl);
   u.pathname = `/${name}`;
   const url = u.toString();
   const client = new pg.Client({ connectionString: url });
@@ -38,7 +39,7 @@ export async function freshDatabase(prefix = 'factory_t'): Promise<TestDatabase>
     },
     async drop() {
       await client.end().catch(() => {});
-      const a = new pg.Client({ connectionString: PG_URL });
+      const a = new pg.Client({ connectionString: serverUrl });
       await a.connect();
       try {
         await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -40,8 +40,18 @@ export interface FactoryProcess {
   api<T = any>(method: string, p: string, body?: unknown): Promise<{ status: number; json: T }>;
 }
 
-/** Writes <dir>/config.yml from `config` and starts `tsx src/main.ts` on a free port. */
-export async function startFactory(dir: string, config: Record<string, unknown>, env: Record<string, string> = {}): Promise<FactoryProcess> {
+export interface StartOptions {
+  /** Called with the child as soon as it is spawned (before /health answers). */
+  onSpawn?: (child: ChildProcess) => void;
+  /** How long /health may take (default 30 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * Writes <dir>/config.yml from `config` and starts `tsx src/main.ts` on a free port. A process that
+ * does not come up is killed before the error is thrown.
+ */
+export async function startFactory(dir: string, config: Record<string, unknown>, env: Record<string, string> = {}, opts: StartOptions = {}): Promise<FactoryProcess> {
   const port = await freePort();
   const configPath = path.join(dir, 'config.yml');
   mkdirSync(dir, { recursive: true });
@@ -52,6 +62,7 @@ export async function startFactory(dir: string, config: Record<string, unknown>,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', TMPDIR: process.env.TMPDIR ?? '/tmp', FACTORY_CONFIG: configPath, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  opts.onSpawn?.(child);
   child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
   child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
@@ -63,9 +74,14 @@ export async function startFactory(dir: string, config: Record<string, unknown>,
   };
   let exitedEarly = false;
   void exited.then(() => { exitedEarly = true; });
-  await waitFor(async () => {
-    if (exitedEarly) throw new Error(`factory exited during start:\n${out}`);
-    try { return (await fetch(`${url}/health`)).ok; } catch { return false; }
-  }, { timeoutMs: 30_000, what: 'factory /health' });
+  try {
+    await waitFor(async () => {
+      if (exitedEarly) throw new Error(`factory exited during start:\n${out}`);
+      try { return (await fetch(`${url}/health`)).ok; } catch { return false; }
+    }, { timeoutMs: opts.timeoutMs ?? 30_000, what: 'factory /health' });
+  } catch (err) {
+    if (!exitedEarly) child.kill('SIGKILL');
+    throw err;
+  }
   return { child, url, output: () => out, exited, api };
 }
