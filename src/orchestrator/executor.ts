@@ -181,12 +181,11 @@ export class TaskExecutor {
     } finally {
       await cp?.stop();
     }
-    if (!cp) return this.finish(task, ctx, log, wt, spec, run, result.protocol);
     const res = await this.finish(task, ctx, log, wt, spec, run, result.protocol);
     // Unfinished work (shutdown, usage limit, a question) keeps its worktree here: push it as the last
     // checkpoint, since any worker may continue it. Finished work drops the checkpoint. A task another
     // worker has taken over keeps it untouched.
-    if (ctx.abortReason() === 'lease_lost') return res;
+    if (!cp || ctx.abortReason() === 'lease_lost') return res;
     if (res.status === 'queued' || res.status === 'waiting_for_input') await cp.push();
     else if (cp.pushed() || checkpointed) await this.d.workspace.dropCheckpoint(spec, task.id).catch(() => undefined);
     return res;

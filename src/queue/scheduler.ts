@@ -137,7 +137,6 @@ export class Scheduler {
       ? this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, [...this.running.keys()])
       : this.deps.repo.orphans(this.owner).map((t) => ({ ...t, previous_owner: t.lease_owner }));
     for (const t of orphans) {
-      if (this.running.has(t.id)) continue; // ours and still running (excluded by the query; SQLite: never an orphan)
       if (this.opts.distributed) this.deps.logger.warn({ taskId: t.id, previousOwner: t.previous_owner }, 'task lease lapsed: taking the task over');
       // An agent of the dead process may still be running in its own process group: stop it first.
       // Only an agent on this host can be reached (pids of other hosts mean nothing here).
