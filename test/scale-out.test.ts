@@ -3,7 +3,7 @@
 // claude and a fake GitHub.
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GITHUB_TOKEN, gitOut, makeOrigin } from './agent-harness.js';
+import { GITHUB_TOKEN, gitOut, makeOrigin, processGone } from './agent-harness.js';
 import { FAKE_CLAUDE_PATH, readFakeClaudeLog, readJsonLines } from './fakes/claude-helpers.js';
 import { FakeGitHub } from './fakes/http/index.js';
 import { startFactory, type FactoryProcess } from './process-harness.js';
@@ -38,6 +38,16 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
   const spansFile = () => path.join(dir, 'spans.jsonl');
   const claudeLog = () => path.join(dir, 'claude.jsonl');
   const spans = (): Span[] => readJsonLines<Span>(spansFile());
+  /** The task once it has ended (in review, failed or cancelled). */
+  const finished = (id: number, what: string, timeoutMs: number) => waitFor(async () => {
+    const t = (await api.api('GET', `/api/tasks/${id}`)).json;
+    return ['in_review', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
+  }, { what, timeoutMs, intervalMs: 250 });
+  /** Until the task's log says a WIP checkpoint (with the agent's first edit) was pushed. */
+  const checkpointPushed = (id: number) => waitFor(async () => {
+    const logs = (await api.api('GET', `/api/tasks/${id}/logs?limit=1000`)).json.logs as Array<{ message: string }>;
+    return logs.some((l) => l.message.includes('pushed WIP checkpoint'));
+  }, { what: 'a WIP checkpoint', timeoutMs: 30_000 });
 
   const startWorker = async (name: string, agent: Record<string, unknown> = {}) => {
     const wdir = path.join(dir, name);
@@ -189,7 +199,7 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     expect(res.status).toBe(200);
     expect(res.json.status).toBe('cancelled');
     expect(res.json.error).toBe('Cancelled by request');
-    await waitFor(() => { try { process.kill(agent.pid!, 0); return false; } catch { return true; } }, { what: 'the agent process gone' });
+    await waitFor(() => processGone(agent.pid!), { what: 'the agent process gone' });
     expect((await api.api('GET', '/api/agents')).json.filter((a: { task_id: number }) => a.task_id === id)).toEqual([]);
   }, 60_000);
 
@@ -202,11 +212,8 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     }, { what: 'the agent running' });
     // As if another worker had found the lease lapsed and taken it (its lease lapses in turn: nobody renews it).
     await db.query(`UPDATE tasks SET lease_owner = 'elsewhere:1:000000', lease_expires_at = $1 WHERE id = $2`, [Date.now() + 2000, id]);
-    await waitFor(() => { try { process.kill(agent.pid!, 0); return false; } catch { return true; } }, { what: 'the agent stopped', timeoutMs: 20_000 });
-    const done = await waitFor(async () => {
-      const t = (await api.api('GET', `/api/tasks/${id}`)).json;
-      return ['in_review', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
-    }, { what: 'the task finished after the lapsed lease was recovered', timeoutMs: 60_000, intervalMs: 250 });
+    await waitFor(() => processGone(agent.pid!), { what: 'the agent stopped', timeoutMs: 20_000 });
+    const done = await finished(id, 'the task finished after the lapsed lease was recovered', 60_000);
     expect(done.status).toBe('in_review');
     expect(done.attempts).toBe(2);
     const logs = (await api.api('GET', `/api/tasks/${id}/logs?limit=1000`)).json.logs as Array<{ message: string }>;
@@ -221,10 +228,7 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Survives a dead worker', description: '[fake:slow ms=150 lines=60]', repo: 'acme/web' });
     const id = created.json.id as number;
     // Running, and a checkpoint with the agent's first edit has been pushed.
-    await waitFor(async () => {
-      const logs = (await api.api('GET', `/api/tasks/${id}/logs?limit=1000`)).json.logs as Array<{ message: string }>;
-      return logs.some((l) => l.message.includes('pushed WIP checkpoint'));
-    }, { what: 'a WIP checkpoint', timeoutMs: 30_000 });
+    await checkpointPushed(id);
     const list = (await api.api('GET', '/api/workers')).json as Array<{ pid: number; running_tasks: number[] }>;
     const holder = await waitFor(async () => {
       const l = (await api.api('GET', '/api/workers')).json as Array<{ pid: number; running_tasks: number[] }>;
@@ -236,10 +240,7 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     workers[victimName]!.child.kill('SIGKILL');
     await workers[victimName]!.exited;
 
-    const done = await waitFor(async () => {
-      const t = (await api.api('GET', `/api/tasks/${id}`)).json;
-      return ['in_review', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
-    }, { what: 'the task finished on the other worker', timeoutMs: 90_000, intervalMs: 250 });
+    const done = await finished(id, 'the task finished on the other worker', 90_000);
     expect(done.error).toBe('');
     expect(done.status).toBe('in_review');
     expect(done.attempts).toBe(2);
@@ -258,7 +259,7 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     expect(gitOut(origin, 'for-each-ref', `refs/factory/wip/${id}`)).toBe('');
     expect(github.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/pulls')).length).toBe(pullsBefore + 1);
     // The dead worker's agent was found on this host and stopped by the survivor.
-    await waitFor(() => { try { process.kill(calls[0]!.pid, 0); return false; } catch { return true; } }, { what: 'the orphaned agent gone' });
+    await waitFor(() => processGone(calls[0]!.pid), { what: 'the orphaned agent gone' });
   }, 150_000);
 
   it('with a shared Claude session store, the worker taking a task over resumes its session', async () => {
@@ -266,17 +267,11 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     const [firstName, first] = Object.entries(workers).find(([, p]) => p.child.exitCode === null && p.child.signalCode === null)!;
     const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Resume elsewhere', description: '[fake:slow ms=150 lines=60]', repo: 'acme/web' });
     const id = created.json.id as number;
-    await waitFor(async () => {
-      const logs = (await api.api('GET', `/api/tasks/${id}/logs?limit=1000`)).json.logs as Array<{ message: string }>;
-      return logs.some((l) => l.message.includes('pushed WIP checkpoint'));
-    }, { what: 'a WIP checkpoint', timeoutMs: 30_000 });
+    await checkpointPushed(id);
     await startWorker('w3', { shared_session_store: true });
     first.child.kill('SIGKILL');
     await first.exited;
-    const done = await waitFor(async () => {
-      const t = (await api.api('GET', `/api/tasks/${id}`)).json;
-      return ['in_review', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
-    }, { what: 'the task finished on the new worker', timeoutMs: 90_000, intervalMs: 250 });
+    const done = await finished(id, 'the task finished on the new worker', 90_000);
     expect(done.status).toBe('in_review');
     const calls = readFakeClaudeLog(claudeLog()).filter((c) => c.env.FACTORY_TASK_ID === String(id));
     expect(calls).toHaveLength(2);
