@@ -1,10 +1,10 @@
 // Builds the Fastify app around the services. Never listens and never reads the environment.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
-import { createHash, timingSafeEqual } from 'node:crypto';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Services } from '../services.js';
 import { AppError, errorBody } from '../errors.js';
 import { taskRoutes } from './routes/tasks.js';
 import { systemRoutes } from './routes/system.js';
+import { registerAuth } from './auth.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,6 +19,13 @@ export interface AppOptions {
   plugins?: RoutePlugin[];
 }
 
+/** Failed authentications allowed per client address per minute when the port is reachable from outside. */
+const FAILED_AUTH_LIMIT = { max: 30, timeWindowMs: 60_000 };
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+}
+
 export async function buildApp(services: Services, opts: AppOptions = {}): Promise<FastifyInstance> {
   const { config, logger } = services;
   const app = Fastify({
@@ -30,6 +37,12 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     requestTimeout: 120_000,
     // Keep-alive sockets and long streams must not hold shutdown open.
     forceCloseConnections: true,
+    // Errors the router raises before any hook runs (a path parameter past 100 characters) keep our JSON shape.
+    frameworkErrors: (err, _req, reply) => {
+      const status = err.statusCode ?? 400;
+      const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'bad_request';
+      (reply as FastifyReply).status(status).send(errorBody(code, code === 'uri_too_long' ? 'a path parameter is longer than 100 characters' : err.message, 'path'));
+    },
   });
   app.decorate('services', services);
 
@@ -40,20 +53,10 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
 
   const token = config.secrets.authToken;
   if (token) {
-    const want = createHash('sha256').update(token).digest();
-    app.addHook('onRequest', async (req) => {
-      const url = req.url;
-      if (!url.startsWith('/api/') || url.startsWith('/api/webhooks/')) return;
-      const header = req.headers.authorization ?? '';
-      const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-      let ok = given.length > 0 && timingSafeEqual(createHash('sha256').update(given).digest(), want);
-      if (!ok && given.startsWith('ftk_')) {
-        // An agent's task token opens only its own task's agent-facing routes.
-        const taskId = services.taskTokens.verify(given);
-        const m = /^\/api\/tasks\/(\d+)\/(environments|messages)(\/|\?|$)/.exec(url);
-        ok = taskId !== undefined && m !== null && Number(m[1]) === taskId;
-      }
-      if (!ok) throw new AppError(401, 'unauthorized', 'missing or invalid bearer token (Authorization: Bearer <FACTORY_AUTH_TOKEN>)');
+    await registerAuth(app, {
+      token,
+      taskTokens: services.taskTokens,
+      limitFailures: isLoopback(config.server.host) ? undefined : FAILED_AUTH_LIMIT,
     });
   }
 

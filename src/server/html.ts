@@ -6,13 +6,17 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { notFound } from '../errors.js';
+import { markScopePublic } from './auth.js';
 
 export const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../static');
 
 /** Registers /static/ once, whichever page plugin comes first. */
 export async function ensureStatic(app: FastifyInstance): Promise<void> {
   if (!app.hasRoute({ method: 'GET', url: '/static/*' })) {
-    await app.register(fastifyStatic, { root: STATIC_DIR, prefix: '/static/', decorateReply: false, index: false, maxAge: 0 });
+    await app.register(async (scope) => {
+      markScopePublic(scope); // page assets carry no data; the pages fetch data from the guarded API
+      await scope.register(fastifyStatic, { root: STATIC_DIR, prefix: '/static/', decorateReply: false, index: false, maxAge: 0 });
+    });
   }
 }
 

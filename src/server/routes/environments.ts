@@ -8,6 +8,7 @@ import { AppError, notFound } from '../../errors.js';
 import type { RoutePlugin } from '../app.js';
 import { parseInput } from '../validation.js';
 import { getTaskOr404, idParams } from './tasks.js';
+import { TASK_TOKEN_ROUTE } from '../auth.js';
 
 const boolFlag = z.enum(['true', 'false', '1', '0', ''], { error: 'must be true or false' }).transform((v) => v === 'true' || v === '1');
 
@@ -100,7 +101,7 @@ function removedOrThrow(results: RemoveResult[]) {
 export function environmentRoutes(manager: EnvironmentManager): RoutePlugin {
   return async (app, s) => {
     // ---- agent-facing (task token accepted for the task's own id)
-    app.post('/api/tasks/:id/environments', async (req, reply) => {
+    app.post('/api/tasks/:id/environments', TASK_TOKEN_ROUTE, async (req, reply) => {
       const { id } = parseInput(idParams, req.params, 'params');
       const body = parseInput(upBody, req.body, 'body');
       getTaskOr404(s, id);
@@ -108,14 +109,14 @@ export function environmentRoutes(manager: EnvironmentManager): RoutePlugin {
       return reply.status(201).send(environmentJson(row));
     });
 
-    app.get('/api/tasks/:id/environments', async (req) => {
+    app.get('/api/tasks/:id/environments', TASK_TOKEN_ROUTE, async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
       const q = parseInput(typeQuery, req.query, 'query');
       getTaskOr404(s, id);
       return manager.list(q.all, id).filter((r) => !q.type || r.env_type === q.type).map(environmentJson);
     });
 
-    app.delete('/api/tasks/:id/environments', async (req) => {
+    app.delete('/api/tasks/:id/environments', TASK_TOKEN_ROUTE, async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
       const q = parseInput(typeQuery, req.query, 'query');
       getTaskOr404(s, id);

@@ -3,6 +3,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Services } from '../../services.js';
 import type { PrLoop } from '../../prloop/service.js';
 import { AppError } from '../../errors.js';
+import { PUBLIC_ROUTE } from '../auth.js';
 
 const EVENTS = new Set(['check_suite', 'check_run', 'status', 'pull_request', 'pull_request_review', 'pull_request_review_comment', 'issue_comment']);
 
@@ -36,8 +37,9 @@ export function githubWebhookRoutes(loop: PrLoop) {
         if (!payload || typeof payload !== 'object') throw new AppError(400, 'invalid_payload', 'payload must be a JSON object', 'body');
         return loop.onWebhook(event, payload as Record<string, unknown>);
       };
-      scope.post('/webhooks/github', handler);
-      scope.post('/api/webhooks/github', handler);
+      // Public to the API token: the signature check in the handler authenticates the sender.
+      scope.post('/webhooks/github', PUBLIC_ROUTE, handler);
+      scope.post('/api/webhooks/github', PUBLIC_ROUTE, handler);
     });
   };
 }

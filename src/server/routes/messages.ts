@@ -9,6 +9,7 @@ import type { RoutePlugin } from '../app.js';
 import { parseInput } from '../validation.js';
 import { ensureStatic, sendPage } from '../html.js';
 import { idParams } from './tasks.js';
+import { PUBLIC_ROUTE } from '../auth.js';
 
 const typeError = { error: `must be one of ${MESSAGE_TYPES.join(', ')}` };
 // An empty query value (`?task_id=` from a form) means "not set", not "0".
@@ -114,6 +115,6 @@ export function messageRoutes(deps: MessageRouteDeps): RoutePlugin {
       return rows.map(messageJson);
     });
 
-    app.get('/messages', async (_req, reply) => sendPage(reply, 'messages.html'));
+    app.get('/messages', PUBLIC_ROUTE, async (_req, reply) => sendPage(reply, 'messages.html'));
   };
 }

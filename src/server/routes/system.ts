@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Services } from '../../services.js';
 import { VERSION } from '../../version.js';
 import { analytics } from '../../db/repositories/analytics.js';
+import { PUBLIC_ROUTE } from '../auth.js';
 
 /** A process whose heartbeat (every 5 s) is older than this is reported as not alive. */
 const WORKER_STALE_MS = 20_000;
@@ -17,7 +18,7 @@ function parseIds(json: string): number[] {
 
 export async function systemRoutes(app: FastifyInstance, s: Services): Promise<void> {
   // Open even with an auth token: load balancers and systemd probes use it.
-  app.get('/health', async (_req, reply) => {
+  app.get('/health', PUBLIC_ROUTE, async (_req, reply) => {
     let db = 'ok';
     try {
       s.db.prepare('SELECT 1').get();

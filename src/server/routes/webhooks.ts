@@ -3,6 +3,7 @@ import type { Services } from '../../services.js';
 import type { PlaneSync } from '../../integrations/plane-sync.js';
 import { parsePlaneWebhook, PlaneWebhookError, verifyPlaneSignature } from '../../integrations/plane-webhook.js';
 import { AppError } from '../../errors.js';
+import { PUBLIC_ROUTE } from '../auth.js';
 
 /** Plane webhooks at /webhooks/plane (as documented upstream) and /api/webhooks/plane (as upstream served). */
 export function webhookRoutes(plane: PlaneSync) {
@@ -35,8 +36,9 @@ export function webhookRoutes(plane: PlaneSync) {
           throw err;
         }
       };
-      scope.post('/webhooks/plane', handler);
-      scope.post('/api/webhooks/plane', handler);
+      // Public to the API token: the signature check in the handler authenticates the sender.
+      scope.post('/webhooks/plane', PUBLIC_ROUTE, handler);
+      scope.post('/api/webhooks/plane', PUBLIC_ROUTE, handler);
     });
   };
 }
