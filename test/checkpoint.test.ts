@@ -26,7 +26,7 @@ describe('WIP checkpoints', () => {
     writeFileSync(path.join(wt.path, 'NEW.md'), 'work in progress\n');
     writeFileSync(path.join(wt.path, 'README.md'), '# changed\n');
 
-    const cp = (await a.pushCheckpoint(wt.path, 7))!;
+    const cp = (await a.pushCheckpoint(spec, wt.path, 7))!;
     expect(cp.commit).toMatch(/^[0-9a-f]{40}$/);
     // The agent's checkout is as it was: same HEAD, nothing staged, the edits still uncommitted.
     expect(gitOut(wt.path, 'rev-parse', 'HEAD').trim()).toBe(head);
@@ -36,7 +36,7 @@ describe('WIP checkpoints', () => {
     expect(gitOut(bare, 'rev-parse', wipRef(7)).trim()).toBe(cp.commit);
     expect(gitOut(bare, 'for-each-ref', '--format=%(refname)', 'refs/heads')).not.toContain('wip');
     // Nothing changed since: nothing pushed.
-    expect(await a.pushCheckpoint(wt.path, 7, cp.tree)).toBeUndefined();
+    expect(await a.pushCheckpoint(spec, wt.path, 7, cp.tree)).toBeUndefined();
 
     const b = workspace(path.join(dir, 'b'));
     await b.sync(spec);

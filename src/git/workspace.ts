@@ -1,6 +1,8 @@
 // Clone cache (one bare clone per repo), one worktree per task, commits and pushes.
-// The GitHub token reaches git only through per-command environment (GIT_CONFIG_* → http.extraHeader);
-// it is never written to a URL or to any git config file.
+// The GitHub token reaches git only through per-command environment (GIT_CONFIG_* → http.extraHeader),
+// only for fetch, push and ls-remote, and only in an authority directory Factory wrote for that one
+// command (see authority.ts): never in the worktree or the clone cache, whose config the agent can edit.
+// It is never written to a URL or to any git config file.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -8,6 +10,7 @@ import path from 'node:path';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import type { RepoSpec } from './repo-spec.js';
 import { KeyedMutex } from './mutex.js';
+import { configEnv, createAuthorityDir, SAFE_COMMAND_CONFIG } from './authority.js';
 import { scrub } from '../secrets.js';
 
 export class RepoNotFoundError extends Error {
@@ -61,32 +64,61 @@ export class Workspace {
     return path.join(this.opts.worktreesDir, key);
   }
 
-  private env(withAuth: boolean): Record<string, string> {
-    const env: Record<string, string> = {
+  /** Environment of commands in the worktree or cache: no token, hooks and fsmonitor off. */
+  private env(): Record<string, string> {
+    return {
       ...this.opts.baseEnv,
       GIT_TERMINAL_PROMPT: '0',
       GIT_AUTHOR_NAME: this.opts.authorName,
       GIT_AUTHOR_EMAIL: this.opts.authorEmail,
       GIT_COMMITTER_NAME: this.opts.authorName,
       GIT_COMMITTER_EMAIL: this.opts.authorEmail,
+      ...configEnv(SAFE_COMMAND_CONFIG),
     };
-    if (withAuth && this.opts.githubToken) {
+  }
+
+  /** Environment of an authenticated command in an authority directory over the cache's objects. */
+  private authEnv(gitDir: string, objectsDir: string | undefined): Record<string, string> {
+    const entries = [...SAFE_COMMAND_CONFIG];
+    if (this.opts.githubToken) {
       const basic = Buffer.from(`x-access-token:${this.opts.githubToken}`).toString('base64');
-      env.GIT_CONFIG_COUNT = '1';
-      env.GIT_CONFIG_KEY_0 = 'http.extraHeader';
-      env.GIT_CONFIG_VALUE_0 = `Authorization: Basic ${basic}`;
+      entries.push(['http.extraHeader', `Authorization: Basic ${basic}`]);
     }
-    return env;
+    return {
+      ...this.opts.baseEnv,
+      GIT_TERMINAL_PROMPT: '0',
+      GIT_DIR: gitDir,
+      ...(objectsDir ? { GIT_OBJECT_DIRECTORY: objectsDir } : {}),
+      // ~/.gitconfig is as writable to an unsandboxed agent as the worktree; system config is root's.
+      GIT_CONFIG_GLOBAL: '/dev/null',
+      ...configEnv(entries),
+    };
+  }
+
+  /**
+   * Runs `fn` with a git bound to a fresh authority directory (see authority.ts) that reads and
+   * writes the objects of `cache` (when given) and starts with `refs`. Removed afterwards.
+   */
+  private async authority<T>(cache: string | undefined, refs: string, fn: (g: SimpleGit, gitDir: string) => Promise<T>): Promise<T> {
+    const dir = createAuthorityDir(path.join(this.opts.reposDir, '.authority'), refs, cache && path.join(cache, 'objects'));
+    try {
+      return await fn(this.spawnGit(dir.gitDir, this.authEnv(dir.gitDir, cache && path.join(cache, 'objects'))), dir.gitDir);
+    } finally {
+      dir.remove();
+    }
   }
 
   // Commands here are deliberately not --quiet: simple-git waits a fixed 50 ms after any command that
   // prints nothing, so progress output on stderr saves that wait on every clone, fetch, commit and push.
-  private git(dir: string | undefined, withAuth = false, extraEnv: Record<string, string> = {}): SimpleGit {
-    const env = { ...this.env(withAuth), ...extraEnv };
+  private git(dir: string | undefined, extraEnv: Record<string, string> = {}): SimpleGit {
+    return this.spawnGit(dir, { ...this.env(), ...extraEnv });
+  }
+
+  private spawnGit(dir: string | undefined, env: Record<string, string>): SimpleGit {
     // simple-git guards GIT_* variables; these are ours, set on purpose.
     const g = simpleGit({
       baseDir: dir,
-      unsafe: { allowUnsafeConfigEnvCount: true },
+      unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeConfigPaths: true, allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true },
       allowEnvironment: Object.keys(env).filter((k) => k.startsWith('GIT_')),
       timeout: { block: 300_000 },
     });
@@ -105,7 +137,7 @@ export class Workspace {
   async remoteDefaultBranch(url: string): Promise<string> {
     let out: string;
     try {
-      out = await this.git(undefined, true).raw(['ls-remote', '--symref', url, 'HEAD']);
+      out = await this.authority(undefined, '', (g) => g.raw(['ls-remote', '--symref', url, 'HEAD']));
     } catch (err) {
       throw new RepoNotFoundError(`repository ${scrub(url)} does not exist or is not accessible (${scrub((err as Error).message).trim().split('\n')[0]})`);
     }
@@ -125,12 +157,35 @@ export class Workspace {
       if (!existsSync(path.join(cache, 'HEAD'))) {
         rmSync(cache, { recursive: true, force: true });
         mkdirSync(path.dirname(cache), { recursive: true });
-        await this.run(`cloning ${spec.slug}`, () => this.git(undefined, true).raw(['clone', '--bare', spec.cloneUrl, cache]));
+        await this.run(`creating the clone cache of ${spec.slug}`, () => this.git(undefined).raw(['init', '--bare', cache]));
+        // For the agent's `git remote -v` and the like only: Factory never reads it (it pushes to spec.cloneUrl).
+        await this.git(cache).raw(['config', 'remote.origin.url', spec.cloneUrl]);
       }
-      await this.run(`fetching ${spec.slug}`, () =>
-        this.git(cache, true).raw(['fetch', '--verbose', '--prune', 'origin', '+refs/heads/*:refs/remotes/origin/*']));
+      await this.run(`fetching ${spec.slug}`, () => this.fetchIntoCache(spec, ['+refs/heads/*:refs/remotes/origin/*'], true));
       return defaultBranch;
     });
+  }
+
+  /**
+   * Fetches `refspecs` from the repository's resolved URL into the clone cache: the authenticated
+   * fetch runs in an authority directory (objects land in the cache's store), then a local fetch
+   * without the token moves the refs into the cache. Call under the repo lock.
+   */
+  private async fetchIntoCache(spec: RepoSpec, refspecs: string[], prune: boolean): Promise<void> {
+    const cache = this.cachePath(spec);
+    const have = await this.git(cache).raw(['for-each-ref', '--format=%(objectname) %(refname)']);
+    const pruneArg = prune ? ['--prune'] : [];
+    await this.authority(cache, have, async (g, gitDir) => {
+      await g.raw(['fetch', '--verbose', ...pruneArg, spec.cloneUrl, ...refspecs]);
+      // Same destination on both sides: the authority directory holds exactly the refs we want.
+      const local = refspecs.map((r) => { const dst = r.split(':')[1]!; return `+${dst}:${dst}`; });
+      await this.git(cache).raw(['fetch', '--verbose', ...pruneArg, gitDir, ...local]);
+    });
+  }
+
+  /** Pushes `refspecs` (plus `flags`) from the cache's objects to the repository's resolved URL. */
+  private async pushFromCache(spec: RepoSpec, flags: string[], refspecs: string[]): Promise<void> {
+    await this.authority(this.cachePath(spec), '', (g) => g.raw(['push', '--verbose', ...flags, spec.cloneUrl, ...refspecs]));
   }
 
   /**
@@ -164,17 +219,17 @@ export class Workspace {
    * be working in it right now. Another worker that takes the task over starts from there.
    * Returns the pushed commit, or undefined when nothing changed since `lastTree`.
    */
-  async pushCheckpoint(wt: string, taskId: number, lastTree?: string): Promise<{ commit: string; tree: string } | undefined> {
+  async pushCheckpoint(spec: RepoSpec, wt: string, taskId: number, lastTree?: string): Promise<{ commit: string; tree: string } | undefined> {
     const index = path.join(tmpdir(), `factory-wip-${taskId}-${randomBytes(4).toString('hex')}.idx`);
     try {
-      const g = this.git(wt, false, { GIT_INDEX_FILE: index });
+      const g = this.git(wt, { GIT_INDEX_FILE: index });
       await this.run('checkpoint: reading HEAD', () => g.raw(['read-tree', 'HEAD']));
       await this.run('checkpoint: staging', () => g.raw(['add', '-A']));
       const tree = (await this.run('checkpoint: writing tree', () => g.raw(['write-tree']))).trim();
       if (tree === lastTree) return undefined;
       const commit = (await this.run('checkpoint: committing', () =>
         g.raw(['commit-tree', tree, '-p', 'HEAD', '-m', `WIP: checkpoint of task ${taskId} while the agent works\n\n${ORIGIN_TRAILER}: ${this.checkpointOrigin(wt)}`]))).trim();
-      await this.run('checkpoint: pushing', () => this.git(wt, true).raw(['push', '--force', 'origin', `${commit}:${wipRef(taskId)}`]));
+      await this.run('checkpoint: pushing', () => this.pushFromCache(spec, ['--force'], [`${commit}:${wipRef(taskId)}`]));
       return { commit, tree };
     } finally {
       rmSync(index, { force: true });
@@ -192,9 +247,9 @@ export class Workspace {
    */
   async fetchCheckpoint(spec: RepoSpec, taskId: number): Promise<{ commit: string; origin: string } | undefined> {
     return this.locks.run(spec.slug, async () => {
-      const g = this.git(this.cachePath(spec), true);
+      const g = this.git(this.cachePath(spec));
       try {
-        await g.raw(['fetch', '--verbose', 'origin', `+${wipRef(taskId)}:${wipRef(taskId)}`]);
+        await this.fetchIntoCache(spec, [`+${wipRef(taskId)}:${wipRef(taskId)}`], false);
       } catch {
         return undefined; // no checkpoint was pushed
       }
@@ -220,10 +275,9 @@ export class Workspace {
   /** Deletes the task's WIP checkpoint on the remote and in the cache (the task ended). Never throws. */
   async dropCheckpoint(spec: RepoSpec, taskId: number): Promise<void> {
     await this.locks.run(spec.slug, async () => {
-      const g = this.git(this.cachePath(spec), true);
-      const has = (await g.raw(['ls-remote', 'origin', wipRef(taskId)]).catch(() => '')).trim();
-      if (has) await g.raw(['push', 'origin', '--delete', wipRef(taskId)]).catch(() => undefined);
-      await g.raw(['update-ref', '-d', wipRef(taskId)]).catch(() => undefined);
+      const has = (await this.authority(undefined, '', (g) => g.raw(['ls-remote', spec.cloneUrl, wipRef(taskId)])).catch(() => '')).trim();
+      if (has) await this.pushFromCache(spec, ['--delete'], [wipRef(taskId)]).catch(() => undefined);
+      await this.git(this.cachePath(spec)).raw(['update-ref', '-d', wipRef(taskId)]).catch(() => undefined);
     });
   }
 
@@ -252,16 +306,17 @@ export class Workspace {
     return (await this.git(wt).raw(['rev-parse', 'HEAD'])).trim();
   }
 
-  /** Pushes HEAD to the task branch (never to the default branch). */
-  async push(wt: string, branch: string, baseBranch: string): Promise<void> {
+  /** Pushes the worktree's HEAD commit to the task branch at the repository's resolved URL (never to the default branch). */
+  async push(spec: RepoSpec, wt: string, branch: string, baseBranch: string): Promise<void> {
     if (branch === baseBranch) throw new GitError(`refusing to push to the default branch ${baseBranch}`);
-    await this.run(`pushing ${branch}`, () => this.git(wt, true).raw(['push', 'origin', `HEAD:refs/heads/${branch}`]));
+    const head = await this.run('reading HEAD', () => this.headSha(wt));
+    await this.run(`pushing ${branch}`, () => this.pushFromCache(spec, [], [`${head}:refs/heads/${branch}`]));
   }
 
   /** Deletes a merged task branch on the remote (never the default branch). */
   async deleteRemoteBranch(spec: RepoSpec, branch: string, baseBranch: string): Promise<void> {
     if (!branch || branch === baseBranch) return;
-    await this.locks.run(spec.slug, () => this.run(`deleting ${branch}`, () => this.git(this.cachePath(spec), true).raw(['push', 'origin', '--delete', branch])));
+    await this.locks.run(spec.slug, () => this.run(`deleting ${branch}`, () => this.pushFromCache(spec, ['--delete'], [`refs/heads/${branch}`])));
   }
 
   /** Removes the worktree and its local branch ref; the pushed branch stays on the remote. */

@@ -166,7 +166,7 @@ export class TaskExecutor {
     const prompt = resume ? buildResumePrompt(reason, task, sections) : buildPrompt({ task: promptTask, repoSlug: spec.slug, branch, baseBranch: base, sections });
 
     this.d.bus.emit('agent.started', { task, branch });
-    const cp = checkpoints ? this.startCheckpoints(task, wt, log) : null;
+    const cp = checkpoints ? this.startCheckpoints(task, spec, wt, log) : null;
     let result: Awaited<ReturnType<TaskExecutor['runOnce']>>;
     let run: RunResult;
     try {
@@ -192,7 +192,7 @@ export class TaskExecutor {
   }
 
   /** Pushes a WIP checkpoint every checkpointMs while the agent runs (one at a time, skipped when nothing changed). */
-  private startCheckpoints(task: TaskRow, wt: Worktree, log: LogWriter) {
+  private startCheckpoints(task: TaskRow, spec: RepoSpec, wt: Worktree, log: LogWriter) {
     let lastTree: string | undefined;
     let pushed = false;
     let inFlight: Promise<void> = Promise.resolve();
@@ -202,7 +202,7 @@ export class TaskExecutor {
       busy = true;
       inFlight = (async () => {
         try {
-          const r = await this.d.workspace.pushCheckpoint(wt.path, task.id, lastTree);
+          const r = await this.d.workspace.pushCheckpoint(spec, wt.path, task.id, lastTree);
           if (r) {
             lastTree = r.tree;
             pushed = true;
@@ -403,7 +403,7 @@ export class TaskExecutor {
       log.system('no changes compared with the base branch: nothing to push, no pull request');
       return { status: 'done', patch: { result_summary: `No code changes. ${summary}`.trim() } };
     }
-    await this.d.workspace.push(wt.path, wt.branch, wt.baseBranch);
+    await this.d.workspace.push(spec, wt.path, wt.branch, wt.baseBranch);
     log.system(`pushed ${ahead} commit(s) to ${wt.branch}`);
     if (task.pr_number && task.pr_url) {
       log.system(`updated the existing pull request ${task.pr_url}`);

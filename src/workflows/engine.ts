@@ -48,10 +48,10 @@ export class WorkflowEngine {
     // Step tasks get the input handoff (and for revisions the review) in their prompt.
     d.executor.addPromptSource((task) => this.promptFor(task));
     d.executor.systemPromptFor = (task) => this.systemPromptFor(task);
-    d.executor.setFinisher((task) => (task.workflow_id ? async (t, wt, _spec, report) => {
+    d.executor.setFinisher((task) => (task.workflow_id ? async (t, wt, spec, report) => {
       // A step never opens a PR: its work is committed and pushed as a checkpoint of the branch.
       await d.workspace.commitAll(wt.path, `${t.title}\n\nFactory workflow ${t.workflow_id}, step ${t.workflow_step} (${t.agent_type}).`);
-      if (await d.workspace.commitsAhead(wt.path, wt.baseBranch) > 0) await d.workspace.push(wt.path, wt.branch, wt.baseBranch);
+      if (await d.workspace.commitsAhead(wt.path, wt.baseBranch) > 0) await d.workspace.push(spec, wt.path, wt.branch, wt.baseBranch);
       const changed = await d.workspace.changedFiles(wt.path, wt.baseBranch).catch(() => []);
       const h = buildHandoff(t.agent_type, report.handoff, report.finalText, changed);
       d.handoffs.create({ from_task_id: t.id, to_task_id: null, workflow_id: t.workflow_id, ...h });
@@ -251,7 +251,7 @@ export class WorkflowEngine {
     if (!base) return { url: '', number: null, base: '' };
     await this.d.workspace.commitAll(wtPath, `${wf.title}\n\nFactory workflow ${wf.id}.`).catch(() => false);
     if ((await this.d.workspace.commitsAhead(wtPath, base)) === 0) return { url: '', number: null, base };
-    await this.d.workspace.push(wtPath, wf.branch_name, base);
+    await this.d.workspace.push(spec, wtPath, wf.branch_name, base);
     if (!this.d.github.enabled) return { url: '', number: null, base };
     const counts = review ? issueCounts(review) : undefined;
     const body = [
