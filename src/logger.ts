@@ -1,5 +1,5 @@
 import pino, { type Logger } from 'pino';
-import { scrub } from './secrets.js';
+import { scrub, scrubDeep } from './secrets.js';
 
 export type { Logger };
 
@@ -17,6 +17,8 @@ export function createLogger(opts: { level: string; pretty: boolean }): Logger {
   return pino({
     level: opts.level,
     redact: { paths: REDACT, censor: '[REDACTED]' },
+    // Fields of log objects (summaries, URLs, agent output) pass the scrubber like message strings.
+    formatters: { log: (obj) => scrubDeep(obj) },
     hooks: {
       // Known secret values are removed from every string argument and error message.
       logMethod(args, method) {

@@ -1,7 +1,6 @@
 // Process entry: load config, open everything, listen, and shut down in order on SIGTERM/SIGINT.
-import { loadConfig, ConfigError, secretValues } from './config.js';
+import { loadConfig, ConfigError } from './config.js';
 import { createLogger } from './logger.js';
-import { registerSecrets } from './secrets.js';
 import { lockDataDir } from './lock.js';
 import { createServices } from './services.js';
 import { buildApp } from './server/app.js';
@@ -18,7 +17,6 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  registerSecrets(secretValues(config));
   const logger = createLogger({ level: config.log_level, pretty: config.devLogs || process.stdout.isTTY === true });
   const unlock = lockDataDir(config.data_dir);
   const services = createServices(config, logger);

@@ -1,17 +1,57 @@
-// Scrubs known secret values out of any text before it is logged, stored or returned.
+// Scrubs secrets out of any text before it leaves Factory: logs, the API, stored rows, and every
+// message to GitHub, Plane, Telegram, the memory store and the board. Two kinds are removed: the
+// values configured for this install (and the encodings git and HTTP put them in), and anything
+// shaped like a well-known credential, configured here or not (an agent may print a token it found).
 const known = new Set<string>();
 
+export const REDACTED = '[REDACTED]';
+
 export function registerSecrets(values: Iterable<string>): void {
-  for (const v of values) if (v && v.length >= 6) known.add(v);
+  for (const v of values) {
+    if (!v || v.length < 6) continue;
+    known.add(v);
+    // The forms a token takes in an HTTP Authorization header (git's extraHeader uses Basic).
+    known.add(Buffer.from(v).toString('base64'));
+    known.add(Buffer.from(`x-access-token:${v}`).toString('base64'));
+  }
 }
+
+/**
+ * Credential shapes, each linear-time (bounded classes, no nested quantifiers). Sources: the
+ * providers' documented prefixes (GitHub ghp_/gho_/ghu_/ghs_/ghr_/github_pat_, Anthropic sk-ant-,
+ * OpenAI sk-/sk-proj-, Slack xox?-, Telegram <bot id>:<35 chars>) and PEM private key blocks.
+ */
+const TOKEN_SHAPES: Array<[needle: string, shape: RegExp]> = [
+  // The needle is a literal every match contains: most text skips the regex entirely.
+  ['gh', /\bgh[pousr]_[A-Za-z0-9]{30,255}\b/g],
+  ['github_pat_', /\bgithub_pat_[A-Za-z0-9_]{40,255}\b/g],
+  ['sk-', /\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,255}/g],
+  ['xox', /\bxox[abprs]-[A-Za-z0-9-]{10,255}/g],
+  [':', /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/g],
+  ['ftk_', /\bftk_\d{1,15}_[0-9a-f]{40}\b/g],
+  ['PRIVATE KEY-----', /-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----[\s\S]{0,20000}?-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----/g],
+];
 
 export function scrub(text: string): string {
   let out = text;
   for (const secret of known) {
-    if (out.includes(secret)) out = out.split(secret).join('[REDACTED]');
+    if (out.includes(secret)) out = out.split(secret).join(REDACTED);
   }
+  for (const [needle, shape] of TOKEN_SHAPES) if (out.includes(needle)) out = out.replace(shape, REDACTED);
   // Credentials embedded in URLs (https://user:token@host) never leave the process either. The scheme is
   // anchored at a word start and the check is skipped without "://", so long lines stay linear.
   if (!out.includes('://')) return out;
-  return out.replace(/\b([A-Za-z][A-Za-z0-9+.-]{0,30}:\/\/)[^\s/@:]{1,256}:[^\s/@]{1,512}@/g, '$1[REDACTED]@');
+  return out.replace(/\b([A-Za-z][A-Za-z0-9+.-]{0,30}:\/\/)[^\s/@:]{1,256}:[^\s/@]{1,512}@/g, `$1${REDACTED}@`);
+}
+
+/** `scrub` applied to every string inside a JSON-like value (objects and arrays are copied). */
+export function scrubDeep<T>(value: T): T {
+  if (typeof value === 'string') return scrub(value) as T;
+  if (Array.isArray(value)) return value.map((v) => scrubDeep(v)) as T;
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = scrubDeep(v);
+    return out as T;
+  }
+  return value;
 }

@@ -1,7 +1,7 @@
 // Builds every long-lived object of the process from a Config. main.ts and the tests share it.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import { secretValues, type Config } from './config.js';
 import { openDb, type Db } from './db/connection.js';
 import { TasksRepo } from './db/repositories/tasks.js';
 import { LogsRepo } from './db/repositories/logs.js';
@@ -15,6 +15,7 @@ import { coerceError } from './errors.js';
 import { TaskTokens } from './auth/task-token.js';
 import { WorkersRepo } from './db/repositories/workers.js';
 import { PgEventFeed } from './events/pg-feed.js';
+import { registerSecrets } from './secrets.js';
 
 export interface Services {
   config: Config;
@@ -47,6 +48,8 @@ export interface ServiceOptions {
 }
 
 export function createServices(config: Config, logger: Logger, opts: ServiceOptions = {}): Services {
+  // Before anything can log or answer: every configured secret is known to the one scrubber.
+  registerSecrets(secretValues(config));
   const db = openDb(config.database.url, {
     statementTimeoutMs: config.database.statement_timeout_seconds * 1000,
     applicationName: `factory-${config.role}`,

@@ -6,6 +6,7 @@ import { MESSAGE_TYPES, messageJson, type MessageJson, type MessagesRepo, type M
 import type { StreamPublisher } from '../events/bus.js';
 import { AppError } from '../errors.js';
 import { escapeAndTruncate, escapeHtml, type TelegramNotifier } from '../integrations/telegram.js';
+import { scrub } from '../secrets.js';
 
 export interface PostInput {
   sender: string;
@@ -74,7 +75,7 @@ export class BoardService {
       throw new AppError(400, 'invalid_input', `${missing}: ${what} ${refs[missing]} does not exist`, missing);
     }
     const row = this.d.messages.create({
-      sender, recipient: input.recipient?.trim() || null, message: input.message, message_type: type, ...refs,
+      sender, recipient: input.recipient?.trim() || null, message: scrub(input.message), message_type: type, ...refs,
     });
     const msg = messageJson(row);
     this.d.stream.publish('message', msg.task_id, msg);

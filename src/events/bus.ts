@@ -3,6 +3,7 @@ import type { EventsRepo, EventRow } from '../db/repositories/events.js';
 import type { TaskRow } from '../db/repositories/tasks.js';
 import type { TaskStatus } from '../domain/task-status.js';
 import type { WorkflowRow } from '../db/repositories/workflows.js';
+import { scrubDeep } from '../secrets.js';
 
 /** Domain events inside the process. Listeners must not throw; errors are logged by the emitter's owner. */
 export interface DomainEvents {
@@ -61,7 +62,8 @@ export class StreamPublisher {
   constructor(private readonly repo: EventsRepo, private readonly bus: EventBus, private readonly fanOut = true) {}
 
   publish(kind: string, taskId: number | null, payload: unknown): EventRow {
-    const row = this.repo.append(kind, taskId, payload);
+    // The stream is stored and served to browsers: the one scrubber runs on every payload.
+    const row = this.repo.append(kind, taskId, scrubDeep(payload));
     if (this.fanOut) this.bus.emit('stream', row);
     return row;
   }

@@ -287,7 +287,7 @@ export class Workspace {
     const status = await g.raw(['status', '--porcelain']);
     if (!status.trim()) return false;
     await this.run('staging changes', () => g.raw(['add', '-A']));
-    await this.run('committing', () => g.raw(['commit', '--no-verify', '-m', message]));
+    await this.run('committing', () => g.raw(['commit', '--no-verify', '-m', scrub(message)]));
     return true;
   }
 

@@ -1,5 +1,5 @@
 // The few GitHub REST calls Factory makes. Base URL from config so tests use a loopback fake.
-import { scrub } from '../secrets.js';
+import { scrub, scrubDeep } from '../secrets.js';
 
 export class GitHubError extends Error {
   override name = 'GitHubError';
@@ -34,7 +34,8 @@ export class GitHubClient {
         authorization: `Bearer ${this.token}`,
         ...(body ? { 'content-type': 'application/json' } : {}),
       },
-      body: body ? JSON.stringify(body) : undefined,
+      // PR titles, bodies and comments carry agent text: nothing secret leaves for GitHub.
+      body: body ? JSON.stringify(scrubDeep(body)) : undefined,
       signal: AbortSignal.timeout(this.timeoutMs),
     });
     const text = await res.text();

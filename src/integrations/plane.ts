@@ -1,6 +1,6 @@
 // Plane REST API v1 (work items, states, comments). Calls go through the outbox, never inline.
 import { DeliveryError } from './outbox.js';
-import { scrub } from '../secrets.js';
+import { scrub, scrubDeep } from '../secrets.js';
 import { escapeHtml as escapeAttr } from './html.js';
 
 export interface PlaneConfig { baseUrl: string; apiKey: string; workspace: string; projectId: string }
@@ -23,7 +23,7 @@ export class PlaneClient {
       res = await fetch(this.url(p), {
         method,
         headers: { 'x-api-key': this.c.apiKey, accept: 'application/json', ...(body ? { 'content-type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
+        body: body ? JSON.stringify(scrubDeep(body)) : undefined,
         signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {

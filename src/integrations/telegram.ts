@@ -4,6 +4,7 @@ import { Api, TelegramApiError, NetworkError, TimeoutError } from 'node-telegram
 import type { Logger } from 'pino';
 import { DeliveryError, type OutboxWorker } from './outbox.js';
 import { escapeHtml, htmlToText } from './html.js';
+import { scrub } from '../secrets.js';
 
 export const TELEGRAM_CHANNEL = 'telegram';
 /** Telegram rejects texts longer than this (UTF-16 units after entity parsing; we count the raw HTML). */
@@ -128,7 +129,7 @@ export class TelegramNotifier {
     try {
       const msg = await api.sendMessage({
         chat_id: p.chat_id,
-        text: p.text,
+        text: scrub(p.text),
         parse_mode: 'HTML',
         link_preview_options: { is_disabled: true },
         // The question may have been deleted meanwhile; send anyway rather than fail forever.

@@ -7,6 +7,7 @@ import type { Surreal } from 'surrealdb';
 import type { Embedder } from './embeddings.js';
 import { dropWeakHits, fuse, rankList, type Candidate } from './ranking.js';
 import { errorText, openConnection, resolveTarget, withTimeout, type Connection, type ConnectTarget } from './surreal-connect.js';
+import { scrubDeep } from '../secrets.js';
 import {
   MEMORY_KINDS,
   type MemoryHealth,
@@ -173,7 +174,7 @@ class SurrealMemory implements MemoryStore {
       this.log.warn({ err: checked.error }, 'memory not stored: invalid input');
       return null;
     }
-    const value = checked.value;
+    const value = scrubDeep(checked.value); // stored, embedded (sent to OpenAI) and put in later prompts
     await this.init();
     const embedding = this.dim > 0 ? await this.embedOne(`${value.title}\n${value.content}`) : null;
     return this.guard('add', null, async (db) => {

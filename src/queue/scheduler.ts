@@ -7,6 +7,7 @@ import type { TaskService } from '../tasks/service.js';
 import { nowIso } from '../db/time.js';
 import { coerceError } from '../errors.js';
 import { scrub } from '../secrets.js';
+import { scrubDeep } from '../secrets.js';
 
 /** What an executor tells the scheduler when it is done with a task. */
 export type ExecResult =
@@ -287,7 +288,9 @@ export class Scheduler {
   }
 
   // Records the executor's outcome with a guarded transition out of in_progress.
-  private settle(task: TaskRow, entry: Running, result: ExecResult): void {
+  private settle(task: TaskRow, entry: Running, raw: ExecResult): void {
+    // Agent text (summary, error, output) is stored and shown everywhere: scrub it once, here.
+    const result = scrubDeep(raw);
     const release = { lease_owner: null, lease_expires_at: null } as const;
     const current = this.deps.repo.get(task.id);
     if (!current || current.status !== 'in_progress') return;

@@ -2,6 +2,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Services } from '../services.js';
 import { AppError, errorBody } from '../errors.js';
+import { scrubDeep } from '../secrets.js';
 import { taskRoutes } from './routes/tasks.js';
 import { systemRoutes } from './routes/system.js';
 import { registerAuth } from './auth.js';
@@ -59,6 +60,9 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
       limitFailures: isLoopback(config.server.host) ? undefined : FAILED_AUTH_LIMIT,
     });
   }
+
+  // Every JSON answer passes the one scrubber (task summaries, errors, logs, board, memory, handoffs).
+  app.addHook('preSerialization', async (_req, _reply, payload) => scrubDeep(payload));
 
   app.setErrorHandler((err: FastifyError | AppError | Error, req, reply) => {
     if (err instanceof AppError) {

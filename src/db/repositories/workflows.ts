@@ -1,5 +1,6 @@
 import type { Db } from '../connection.js';
 import { nowIso } from '../time.js';
+import { scrubDeep } from '../../secrets.js';
 
 export type WorkflowStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
 export type StepStatus = 'pending' | 'running' | 'completed' | 'skipped' | 'failed';
@@ -95,9 +96,10 @@ export interface HandoffRow {
 export class HandoffsRepo {
   constructor(private readonly db: Db) {}
 
+  /** Handoff text is agent output that later prompts and the API carry: it is stored scrubbed. */
   create(h: Omit<HandoffRow, 'id' | 'created_at'>): HandoffRow {
     return this.db.prepare(`INSERT INTO handoffs (from_task_id, to_task_id, workflow_id, output_type, content, summary, created_at)
-      VALUES (@from_task_id, @to_task_id, @workflow_id, @output_type, @content, @summary, @now) RETURNING *`).get({ ...h, now: nowIso() }) as HandoffRow;
+      VALUES (@from_task_id, @to_task_id, @workflow_id, @output_type, @content, @summary, @now) RETURNING *`).get({ ...scrubDeep(h), now: nowIso() }) as HandoffRow;
   }
 
   get(id: number): HandoffRow | undefined {
