@@ -1,4 +1,4 @@
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import { scrub, scrubDeep } from './secrets.js';
 
 export type { Logger };
@@ -13,7 +13,8 @@ const REDACT = [
   '*.token', '*.apiKey', '*.api_key', '*.password', '*.secret', '*.bot_token',
 ];
 
-export function createLogger(opts: { level: string; pretty: boolean }): Logger {
+/** `destination`: where lines go instead of stdout (tests). */
+export function createLogger(opts: { level: string; pretty: boolean }, destination?: DestinationStream): Logger {
   return pino({
     level: opts.level,
     redact: { paths: REDACT, censor: '[REDACTED]' },
@@ -34,6 +35,6 @@ export function createLogger(opts: { level: string; pretty: boolean }): Logger {
         return method.apply(this, cleaned as Parameters<typeof method>);
       },
     },
-    ...(opts.pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss' } } } : {}),
-  });
+    ...(opts.pretty && !destination ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss' } } } : {}),
+  }, destination);
 }
