@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { Services } from '../services.js';
 import { AppError, errorBody } from '../errors.js';
 import { scrubDeep } from '../secrets.js';
+import { isDatabaseBusy } from '../db/busy.js';
 import { taskRoutes } from './routes/tasks.js';
 import { systemRoutes } from './routes/system.js';
 import { registerAuth } from './auth.js';
@@ -22,6 +23,9 @@ export interface AppOptions {
 
 /** Failed authentications allowed per client address per minute when the port is reachable from outside. */
 const FAILED_AUTH_LIMIT = { max: 30, timeWindowMs: 60_000 };
+
+/** Retry-After for a request that met a locked or busy database. */
+const DB_BUSY_RETRY_SECONDS = 2;
 
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
@@ -76,6 +80,10 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
           : fe.code?.startsWith('FST_ERR_CTP') || err instanceof SyntaxError ? 'invalid_json' : 'bad_request';
       const message = code === 'invalid_json' ? `request body is not valid JSON: ${err.message}` : err.message;
       return reply.status(status).send(errorBody(code, message, code === 'invalid_json' ? 'body' : undefined));
+    }
+    if (isDatabaseBusy(err)) {
+      req.log.warn({ err, url: req.routeOptions.url }, 'database busy: answered 503');
+      return reply.status(503).header('retry-after', String(DB_BUSY_RETRY_SECONDS)).send(errorBody('database_busy', 'the database is busy (locked by another process); retry shortly'));
     }
     req.log.error({ err }, 'unhandled error');
     return reply.status(500).send(errorBody('internal_error', 'internal error; see the server log'));
