@@ -24,13 +24,24 @@ const DEFAULT_TIMEOUTS: Record<AgentType, number> = {
 };
 
 const str = z.string();
+
+/** The model API, GitHub and the common package registries. */
+const DEFAULT_NETWORK_ALLOW = [
+  'api.anthropic.com', 'github.com', 'api.github.com', 'codeload.github.com', 'objects.githubusercontent.com',
+  'raw.githubusercontent.com', 'registry.npmjs.org', 'pypi.org', 'files.pythonhosted.org',
+];
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
+
+/** `host`, `host:port` or `*.domain[:port]`; without a port, 443 and 80 are allowed. */
+const hostPattern = str.regex(/^(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$/, 'expected host, host:port or *.domain');
 
 const templateSchema = z.object({
   system_prompt_file: str.optional(),
   allowed_tools: z.array(str).optional(),
   timeout_minutes: z.number().positive().optional(),
+  /** Replaces agent.network_allow for this agent type (e.g. a narrower list for outside triggers). */
+  network_allow: z.array(hostPattern).optional(),
 }).strict();
 
 const stepSchema = z.object({
@@ -51,6 +62,8 @@ const repoSchema = z.object({
   url: str.min(1),
   default_agent: z.enum(AGENT_TYPES).optional(),
   default_branch: str.optional(),
+  /** Hosts agents on this repository may reach besides the agent type's list (its package registries). */
+  network_allow: z.array(hostPattern).default([]),
 }).strict();
 
 export const configSchema = z.object({
@@ -78,6 +91,14 @@ export const configSchema = z.object({
     command: str.min(1).default('claude'),
     extra_args: z.array(str).default([]),
     kill_grace_seconds: z.number().positive().default(10),
+    /** Run agents in a bubblewrap sandbox: auto = where the kernel allows it (warned about when not). */
+    sandbox: z.enum(['auto', 'on', 'off']).default('auto'),
+    /** Hosts a sandboxed agent may reach through Factory's egress proxy. */
+    network_allow: z.array(hostPattern).default(DEFAULT_NETWORK_ALLOW),
+    /** Extra paths a sandboxed agent may write (besides its worktree and its CLI's state directory). */
+    sandbox_writable: z.array(str).default([]),
+    /** Extra paths hidden from a sandboxed agent (besides Factory's data, config, .env and home secrets). */
+    sandbox_hidden: z.array(str).default([]),
     env: z.record(str, str).default({}),
     log_tail_lines: posInt.default(200),
     /** The same tool call or output this many times in a row stops the agent as stuck (0 = off). */
@@ -215,7 +236,7 @@ export const BUILTIN_CODE_REVIEW: WorkflowDef = {
   ],
 };
 
-export interface ResolvedTemplate { system_prompt_file: string; allowed_tools: string[]; timeout_minutes: number }
+export interface ResolvedTemplate { system_prompt_file: string; allowed_tools: string[]; timeout_minutes: number; network_allow: string[] }
 
 export type Config = Omit<FileConfig, 'server' | 'agent_templates' | 'repos_dir' | 'worktrees_dir' | 'database'> & {
   /** url: a SQLite file path or a postgres:// URL, resolved; describe: the same without a password. */
@@ -332,6 +353,7 @@ function resolve(file: FileConfig, env: Record<string, string | undefined>, root
       system_prompt_file: t.system_prompt_file ? abs(t.system_prompt_file) : path.join(PACKAGE_ROOT, 'prompts', `${type}.md`),
       allowed_tools: t.allowed_tools ?? DEFAULT_TOOLS[type],
       timeout_minutes: t.timeout_minutes ?? Math.min(DEFAULT_TIMEOUTS[type], file.agent_timeout_minutes),
+      network_allow: t.network_allow ?? file.agent.network_allow,
     };
   }
   const dataDir = abs(file.data_dir);
