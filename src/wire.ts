@@ -29,6 +29,7 @@ import { PrWatchRepo } from './db/repositories/pr-watch.js';
 import { githubWebhookRoutes } from './server/routes/github-webhook.js';
 import { dashboardRoutes } from './server/routes/dashboard.js';
 import { createEnvironments, type EnvironmentManager } from './docker/index.js';
+import { AgentSandbox, sandboxHealth } from './agents/sandbox/index.js';
 
 export interface Wired {
   routes: RoutePlugin[];
@@ -62,9 +63,12 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     baseEnv: config.baseEnv,
   });
   const github = new GitHubClient(config.github.api_url, config.secrets.githubToken);
+  const sandbox = new AgentSandbox({ config, logger: s.logger.child({ component: 'sandbox' }) });
+  await sandbox.init();
+  s.addHealth('sandbox', () => sandboxHealth(sandbox.status()));
   const executor = new TaskExecutor({
     config, logger: s.logger.child({ component: 'executor' }), tasks: s.tasks, logs: s.repos.logs, runs: s.repos.runs, bus: s.bus,
-    workspace, github, baseEnv: config.baseEnv,
+    workspace, github, sandbox, baseEnv: config.baseEnv,
     // A worker's agents talk to their own worker (same API, same database): preview environments then
     // start on the host that has the worktree and the Docker daemon. Elsewhere: public_url, or here.
     apiUrl: config.role === 'worker' ? localUrl(config) : config.public_url || localUrl(config),

@@ -44,7 +44,11 @@ export interface AgentEnv extends TestEnv {
   stopAll(): Promise<void>;
 }
 
-export async function createAgentEnv(opts: { overrides?: Record<string, unknown>; env?: Record<string, string>; repos?: Array<[string, string, string?]>; dir?: string; github?: FakeGitHub; wireOptions?: WireOptions } = {}): Promise<AgentEnv> {
+/**
+ * `sandbox`: run the fake agent in the bubblewrap sandbox. Off by default: most tests look at the
+ * agent's processes from outside (pids), which a PID namespace renumbers.
+ */
+export async function createAgentEnv(opts: { overrides?: Record<string, unknown>; env?: Record<string, string>; repos?: Array<[string, string, string?]>; dir?: string; github?: FakeGitHub; wireOptions?: WireOptions; sandbox?: boolean } = {}): Promise<AgentEnv> {
   const dir = opts.dir ?? tempDir();
   const origins = path.join(dir, 'origins');
   for (const [owner, name, branch] of opts.repos ?? [['acme', 'web']]) {
@@ -52,16 +56,19 @@ export async function createAgentEnv(opts: { overrides?: Record<string, unknown>
   }
   const github = opts.github ?? new FakeGitHub({ validToken: GITHUB_TOKEN });
   const apiUrl = github.url || (await github.start());
-  const claudeLog = path.join(dir, 'claude-log.jsonl');
-  const stateDir = path.join(dir, 'claude-state');
-  const pidFile = path.join(dir, 'grandchild.pid');
+  // The fake agent's own files, in one folder a sandboxed agent may write.
+  const agentIo = path.join(dir, 'agent-io');
+  mkdirSync(agentIo, { recursive: true });
+  const claudeLog = path.join(agentIo, 'claude-log.jsonl');
+  const stateDir = path.join(agentIo, 'claude-state');
+  const pidFile = path.join(agentIo, 'grandchild.pid');
   const env = await createTestEnv({
     dir,
     env: { GITHUB_TOKEN, ...opts.env },
     wireOptions: opts.wireOptions ?? { board: { outbox: { baseDelayMs: 50, maxDelayMs: 200, idleMs: 100 } }, memoryUrl: 'mem://' },
     overrides: {
       github: { api_url: apiUrl, clone_base: origins },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: stateDir, FAKE_CLAUDE_PIDFILE: pidFile } },
+      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: opts.sandbox ? 'on' : 'off', sandbox_writable: [agentIo], env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: stateDir, FAKE_CLAUDE_PIDFILE: pidFile } },
       default_org: 'acme',
       ...opts.overrides,
     },

@@ -14,7 +14,7 @@ export function processConfig(dir: string, extra: Record<string, unknown> = {}):
   makeOrigin(origins, 'acme', 'web');
   return {
     github: { clone_base: origins, api_url: 'http://127.0.0.1:9' },
-    agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1 },
+    agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off' }, // tests look at agent pids from outside
     default_org: 'acme',
     ...extra,
   };

@@ -124,7 +124,7 @@ describe('crash-safe resume', () => {
     const claudeLog = path.join(dir, 'claude.jsonl');
     const config = {
       github: { clone_base: origins, api_url: apiUrl },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') } },
+      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') } },
       default_org: 'acme',
       memory: { enabled: false },
       log_level: 'warn',
@@ -173,7 +173,7 @@ describe('crash-safe resume', () => {
     const claudeLog = path.join(dir, 'claude.jsonl');
     const config = processConfig(dir, {
       github: { clone_base: path.join(dir, 'origins'), api_url: apiUrl },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') } },
+      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') } },
       memory: { enabled: false }, log_level: 'warn',
     });
     const first = await startFactory(dir, config, { GITHUB_TOKEN });

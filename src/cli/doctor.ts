@@ -6,6 +6,8 @@ import {
   type CheckResult, type Level,
 } from './checks-local.js';
 import { checkAuth, checkGitHub, checkMemory, checkPlane, checkTelegram, configSource } from './checks-remote.js';
+import pino from 'pino';
+import { checkSandbox } from '../agents/sandbox/index.js';
 
 const MARK: Record<Level, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' };
 
@@ -33,6 +35,7 @@ export async function runChecks(config: Config): Promise<CheckResult[]> {
     checkMemory(config),
     checkDocker(config),
     checkAuth(config),
+    checkSandbox(config, pino({ level: 'silent' })),
   ];
   return Promise.all(local.map((c) => Promise.resolve(c).catch((err: unknown): CheckResult => ({
     name: 'internal', level: 'fail', message: `a check crashed: ${err instanceof Error ? err.message : String(err)}`,

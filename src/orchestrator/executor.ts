@@ -13,6 +13,7 @@ import { parseRepoSpec, type RepoSpec } from '../git/repo-spec.js';
 import { slugify, type Workspace, type Worktree } from '../git/workspace.js';
 import type { GitHubClient } from '../integrations/github.js';
 import { runAgent, type RunResult } from '../agents/runner.js';
+import type { AgentSandbox } from '../agents/sandbox/index.js';
 import { extractProtocolObjects, type ProtocolObject, type StreamEvent } from '../agents/protocol.js';
 import { buildPrompt, buildResumePrompt, truncate } from '../agents/prompt.js';
 import { LogWriter } from './log-writer.js';
@@ -32,6 +33,8 @@ export interface ExecutorDeps {
   bus: EventBus;
   workspace: Workspace;
   github: GitHubClient;
+  /** Wraps each agent run in the sandbox (or not, by config and by what the machine allows). */
+  sandbox: AgentSandbox;
   /** PATH, HOME and friends for the agent and git. */
   baseEnv: Record<string, string>;
   apiUrl: string;
@@ -170,13 +173,13 @@ export class TaskExecutor {
     let result: Awaited<ReturnType<TaskExecutor['runOnce']>>;
     let run: RunResult;
     try {
-      result = await this.runOnce(task, ctx, log, wt, prompt, resume ? task.session_id : undefined);
+      result = await this.runOnce(task, ctx, log, wt, spec, prompt, resume ? task.session_id : undefined);
       run = result.run;
       // A session that no longer exists cannot be resumed: start over with the full prompt and history.
       if (resume && run.outcome !== 'success' && /no conversation found|session .*not found/i.test(`${run.error}\n${run.stderrTail.join('\n')}`)) {
         log.system('the earlier session is gone; starting a fresh session with the history in the prompt');
         const full = buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
-        run = (await this.runOnce(task, ctx, log, wt, full, undefined)).run;
+        run = (await this.runOnce(task, ctx, log, wt, spec, full, undefined)).run;
       }
     } finally {
       await cp?.stop();
@@ -225,7 +228,7 @@ export class TaskExecutor {
     };
   }
 
-  private async runOnce(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, prompt: string, sessionId: string | undefined) {
+  private async runOnce(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, spec: RepoSpec, prompt: string, sessionId: string | undefined) {
     const c = this.d.config;
     const revision = parseRevision(task.revision_context);
     // Follow-up work on an open PR (CI failure, review) is a revision, whatever the task's own type.
@@ -265,12 +268,17 @@ export class TaskExecutor {
         if (obj.type === 'clarification_needed' && typeof obj.question === 'string' && obj.question.trim()) return 'clarification';
       }
     };
-    log.system(`starting agent ${c.agent.command} (${type}${sessionId ? `, resuming session ${sessionId}` : ''})`);
+    const jail = await this.d.sandbox.prepare(c.agent.command, args, {
+      taskId: task.id, worktree: wt.path, cache: this.d.workspace.cachePath(spec), env: this.agentEnv(task, type),
+      allow: [...template.network_allow, ...(spec.networkAllow ?? [])],
+      onRefused: (dest) => log.system(`sandbox: refused a connection to ${dest} (not on the network allowlist)`),
+    });
+    log.system(`starting agent ${c.agent.command} (${type}${sessionId ? `, resuming session ${sessionId}` : ''}${jail.command === 'bwrap' ? ', sandboxed' : ', NOT sandboxed'})`);
     const run = await runAgent({
-      command: c.agent.command,
-      args,
+      command: jail.command,
+      args: jail.args,
       cwd: wt.path,
-      env: this.agentEnv(task, type),
+      env: jail.env,
       totalTimeoutMs: Math.min(template.timeout_minutes, c.agent_timeout_minutes) * 60_000,
       idleTimeoutMs: c.agent_activity_timeout_minutes * 60_000,
       killGraceMs: c.agent.kill_grace_seconds * 1000,
@@ -292,7 +300,7 @@ export class TaskExecutor {
         if (ev.kind === 'text') return collect(ev.text);
         if (ev.kind === 'result') return collect(ev.result.text);
       },
-    });
+    }).finally(() => jail.dispose());
     ctx.setPid(null);
     log.system(`agent ended: ${run.outcome}${run.error ? ` (${run.error.split('\n')[0]})` : ''} after ${Math.round(run.durationMs / 1000)} s`);
     const r = run.result;

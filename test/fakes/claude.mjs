@@ -259,7 +259,7 @@ async function main() {
     env: {
       FACTORY_TASK_ID: e.FACTORY_TASK_ID ?? null, FACTORY_AGENT_TYPE: e.FACTORY_AGENT_TYPE ?? null,
       FACTORY_API_URL: e.FACTORY_API_URL ?? null, FACTORY_WORKFLOW_ID: e.FACTORY_WORKFLOW_ID ?? null,
-      HOME: e.HOME ?? null, CLAUDE_CONFIG_DIR: e.CLAUDE_CONFIG_DIR ?? null, names: Object.keys(e).sort(),
+      HOME: e.HOME ?? null, CLAUDE_CONFIG_DIR: e.CLAUDE_CONFIG_DIR ?? null, FACTORY_SANDBOX: e.FACTORY_SANDBOX ?? null, names: Object.keys(e).sort(),
     },
     started_at: new Date().toISOString(),
   });

@@ -40,6 +40,21 @@ export interface SandboxedRun {
   dispose(): Promise<void>;
 }
 
+/** `factory doctor`'s view of the sandbox: what runs here, and what to do when it does not. */
+export async function checkSandbox(config: Config, logger: Logger): Promise<{ name: string; level: 'ok' | 'warn' | 'fail'; message: string; fix?: string }> {
+  const sandbox = new AgentSandbox({ config, logger });
+  await sandbox.init();
+  const s = sandbox.status();
+  if (s.sandboxed) return { name: 'sandbox', level: 'ok', message: `agents run in bubblewrap (agent.sandbox: ${s.mode})` };
+  const fix = s.mode === 'off' ? 'set agent.sandbox: auto (or on)' : 'apt-get install bubblewrap socat, and allow unprivileged user namespaces';
+  return { name: 'sandbox', level: s.mode === 'on' ? 'fail' : 'warn', message: `AGENTS RUN UNSANDBOXED: ${s.reason}`, fix };
+}
+
+/** The /health (and doctor) view: loud when agents run unsandboxed. */
+export function sandboxHealth(s: SandboxStatus): SandboxStatus & { warning?: string } {
+  return s.sandboxed ? s : { ...s, warning: `agents run UNSANDBOXED (${s.reason}): an agent can read Factory's data, config and secrets` };
+}
+
 export class SandboxUnavailableError extends Error {
   override name = 'SandboxUnavailableError';
 }
