@@ -173,6 +173,8 @@ export const configSchema = z.object({
   plane: z.object({
     base_url: str.default(''),
     api_key: str.default(''),
+    /** Plane members (id, email or display name) whose issues and comments may start or steer agents; empty = nobody. */
+    allowed_members: z.array(str).default([]),
     workspace_slug: str.default(''),
     project_id: str.default(''),
     default_repo: str.default(''),

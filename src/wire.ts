@@ -30,6 +30,7 @@ import { githubWebhookRoutes } from './server/routes/github-webhook.js';
 import { dashboardRoutes } from './server/routes/dashboard.js';
 import { createEnvironments, type EnvironmentManager } from './docker/index.js';
 import { AgentSandbox, sandboxHealth } from './agents/sandbox/index.js';
+import { TriggerGate } from './auth/triggers.js';
 
 export interface Wired {
   routes: RoutePlugin[];
@@ -111,15 +112,22 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   });
 
   const seen = new SeenRepo(s.db);
+  const gate = new TriggerGate({
+    logger: s.logger.child({ component: 'triggers' }),
+    allow: { plane: config.plane.allowed_members, github: config.pr_loop.allowed_users, telegram: config.telegram.allowed_user_ids.map(String) },
+    enabled: { plane: Boolean(config.plane.base_url), github: config.pr_loop.enabled && Boolean(config.secrets.githubToken), telegram: Boolean(config.secrets.telegramBotToken) && config.telegram.poll_replies },
+    announce: (message) => { board.board.postSystem({ message_type: 'error', message }); },
+  });
+  s.addHealth('triggers', () => gate.health());
   const clarify = new ClarificationService({
     config, logger: s.logger.child({ component: 'clarify' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus,
     cleanup: (task) => executor.cleanup(executor.repoSpec(task.repo), task),
   });
-  const plane = new PlaneSync({ config, logger: s.logger.child({ component: 'plane' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus, outbox: board.outbox, seen, clarify });
+  const plane = new PlaneSync({ config, logger: s.logger.child({ component: 'plane' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus, outbox: board.outbox, seen, clarify, gate });
   executor.onAgentEvent((task, ev) => { if (ev.kind === 'text') plane.agentOutput(task, ev.text); });
   const notifications = new Notifications({
     config, logger: s.logger.child({ component: 'notify' }), bus: s.bus, tasks: s.tasks, board: board.board, telegram: board.telegram,
-    clarify, kv: s.repos.kv, seen,
+    clarify, kv: s.repos.kv, seen, gate,
   });
   // Pollers and timers exist once per installation: in the api (or all) process.
   if (s.runsSingletons) s.onStart(() => { clarify.start(); plane.start(); notifications.startReplies(); });
@@ -127,7 +135,7 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
 
   const prLoop = new PrLoop({
     config, logger: s.logger.child({ component: 'pr-loop' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus, github,
-    watches: new PrWatchRepo(s.db), seen, outbox: board.outbox, board: board.board, executor, workspace,
+    watches: new PrWatchRepo(s.db), seen, outbox: board.outbox, board: board.board, executor, workspace, gate,
   });
   if (s.runsSingletons) s.onStart(() => prLoop.start());
   s.onStop(() => prLoop.stop());

@@ -26,8 +26,8 @@ describe('clarification, Plane and Telegram', () => {
     env = await createAgentEnv({
       env: { PLANE_API_KEY: PLANE_KEY, PLANE_WEBHOOK_SECRET: SECRET, TELEGRAM_BOT_TOKEN: TG_TOKEN },
       overrides: {
-        plane: { base_url: planeUrl, workspace_slug: 'ws', project_id: 'project-1', default_repo: 'acme/web', states: STATES, poll_interval_seconds: 3600 },
-        telegram: { chat_id: '42', api_root: tgUrl },
+        plane: { base_url: planeUrl, workspace_slug: 'ws', project_id: 'project-1', default_repo: 'acme/web', states: STATES, poll_interval_seconds: 3600, allowed_members: ['human-1'] },
+        telegram: { chat_id: '42', api_root: tgUrl, allowed_user_ids: [1, 7] },
         message_board: { forward_types: ['error', 'handoff'] },
       },
     });
@@ -123,7 +123,7 @@ describe('clarification, Plane and Telegram', () => {
     const payload = {
       version: 'v2', event: 'workitem.updated', delivery_id: 'd-1', entity_id: issue.id, entity_type: 'workitem',
       data: { id: issue.id, name: 'Cloud issue', description_html: '<p>[fake:noop]</p>', sequence_id: 9, state_id: STATES.queued,
-        label_ids: [planeLabelId('repo:acme/web'), planeLabelId('researcher')], updated_at: new Date().toISOString() },
+        label_ids: [planeLabelId('repo:acme/web'), planeLabelId('researcher')], updated_at: new Date().toISOString(), updated_by: 'human-1' },
       previous_attributes: { state_id: planeStateId('Backlog') },
     };
     const res = (await webhook(payload)).json();
@@ -203,5 +203,30 @@ describe('clarification, Plane and Telegram', () => {
     expect(prComments).toHaveLength(1);
     expect(tg.sent.filter((m) => m.text.includes(`#${created.task_id}`) && m.text.includes('Started'))).toHaveLength(1);
     expect(tg.sent.filter((m) => m.text.includes(done.pr_url))).toHaveLength(1);
+  });
+
+  it('refuses triggers from senders off the allowlists, visibly', async () => {
+    const before = (await env.app.inject({ url: '/api/tasks?limit=500' })).json().length;
+    const issue = plane.addIssue({ name: 'From a stranger' });
+    const refused = (await webhook(issueEvent({ id: issue.id, name: 'From a stranger', description_html: '<p>[fake:success]</p>', stateName: 'Todo', actorId: 'stranger-9' }))).json();
+    expect(refused).toMatchObject({ status: 'ignored', reason: expect.stringContaining('plane.allowed_members') });
+    expect((await env.app.inject({ url: '/api/tasks?limit=500' })).json()).toHaveLength(before);
+
+    const t = await env.createTask({ title: 'Ask strangers', description: '[fake:clarify question=Who_are_you?]' });
+    await env.waitStatus(t.id, 'waiting_for_input');
+    const q = await tg.waitForSent((m) => m.text.includes('Who are you?'));
+    tg.pushReply(q.message_id, 'let me in', { id: 666, username: 'mallory' }, 42);
+    const comment = (await webhook(commentEvent({ issueId: await waitFor(async () => (await env.getTask(t.id)).plane_issue_id, { what: 'plane issue' }), comment_html: '<p>do it</p>', actor: 'stranger-9' }))).json();
+    expect(comment).toMatchObject({ status: 'ignored' });
+    const health = await waitFor(async () => {
+      const h = (await env.app.inject({ url: '/health' })).json();
+      return h.triggers.refused.telegram >= 1 ? h : undefined;
+    }, { what: 'the Telegram refusal' });
+    expect(health.triggers.refused.plane).toBeGreaterThanOrEqual(1);
+    expect((await env.getTask(t.id)).status).toBe('waiting_for_input'); // nobody answered it
+    const board = (await env.app.inject({ url: '/api/messages?message_type=error&limit=100' })).json() as Array<{ message: string }>;
+    expect(board.some((m) => m.message.includes('stranger-9') && m.message.includes('plane.allowed_members'))).toBe(true);
+    expect(board.some((m) => m.message.includes('telegram.allowed_user_ids'))).toBe(true);
+    await env.app.inject({ method: 'POST', url: `/api/tasks/${t.id}/cancel` });
   });
 });

@@ -13,6 +13,7 @@ import type { ClarificationService } from '../orchestrator/clarify.js';
 import { escapeHtml as esc, type TelegramNotifier } from './telegram.js';
 import { parseClarification } from '../orchestrator/clarification.js';
 import { coerceError } from '../errors.js';
+import type { TriggerGate } from '../auth/triggers.js';
 
 const title = (t: TaskRow) => `<b>${esc(t.title)}</b> (task #${t.id})`;
 
@@ -22,7 +23,7 @@ export class Notifications {
 
   constructor(private readonly d: {
     config: Config; logger: Logger; bus: EventBus; tasks: TaskService; board: BoardService; telegram: TelegramNotifier;
-    clarify: ClarificationService; kv: KvRepo; seen: SeenRepo;
+    clarify: ClarificationService; kv: KvRepo; seen: SeenRepo; gate: TriggerGate;
   }) {
     this.listen();
   }
@@ -139,11 +140,7 @@ export class Notifications {
   }
 
   private onReply(replyTo: number, text: string, who: string, userId?: number): void {
-    const allowed = this.d.config.telegram.allowed_user_ids;
-    if (allowed.length && (userId === undefined || !allowed.includes(userId))) {
-      this.d.logger.info({ who }, 'telegram reply from a user not in telegram.allowed_user_ids ignored');
-      return;
-    }
+    if (!this.d.gate.allows('telegram', [userId, who], 'a Telegram reply')) return;
     for (const task of this.d.tasks.repo.byStatus('waiting_for_input')) {
       const key = parseClarification(task.clarification_context).telegram_key;
       if (!key || this.d.telegram.sentMessageId(key) !== replyTo) continue;

@@ -17,6 +17,7 @@ import { labelsToTask, type PlaneEvent } from './plane-webhook.js';
 import { parseClarification } from '../orchestrator/clarification.js';
 import { coerceError } from '../errors.js';
 import { parseRepoSpec } from '../git/repo-spec.js';
+import type { TriggerGate } from '../auth/triggers.js';
 
 export const PLANE_CHANNEL = 'plane';
 type StateKey = 'queued' | 'in_progress' | 'in_review' | 'done' | 'failed' | 'cancelled' | 'waiting_for_input';
@@ -27,6 +28,8 @@ type PlaneOp =
 
 export interface WebhookResult { status: string; task_id?: number; reason?: string }
 
+const REFUSED = { status: 'ignored', reason: 'sender not allowed (plane.allowed_members)' } as const;
+
 export class PlaneSync {
   readonly client: PlaneClient;
   private pollTimer: NodeJS.Timeout | null = null;
@@ -34,7 +37,7 @@ export class PlaneSync {
 
   constructor(private readonly d: {
     config: Config; logger: Logger; tasks: TaskService; scheduler: Scheduler; bus: EventBus; outbox: OutboxWorker; seen: SeenRepo;
-    clarify: ClarificationService;
+    clarify: ClarificationService; gate: TriggerGate;
   }) {
     const p = d.config.plane;
     this.client = new PlaneClient({ baseUrl: p.base_url, apiKey: d.config.secrets.planeApiKey, workspace: p.workspace_slug, projectId: p.project_id });
@@ -176,15 +179,17 @@ export class PlaneSync {
 
   private handleParsed(ev: PlaneEvent): WebhookResult {
     if (ev.kind === 'other') return { status: 'ignored', reason: `event ${ev.event}` };
-    if (ev.kind === 'comment') return this.onComment(ev.issueId, ev.commentId, ev.html, ev.actor);
+    if (ev.kind === 'comment') return this.onComment(ev.issueId, ev.commentId, ev.html, ev.actor, ev.actorIds);
     if (ev.action !== 'create' && ev.action !== 'update') return { status: 'ignored', reason: `action ${ev.action}` };
     const states = this.d.config.plane.states;
     const isState = (key: string, name: string) => (states[key] ? ev.stateId === states[key] : ev.stateName.toLowerCase() === name);
     // An edit of another field on a queued issue is not a new request.
     if (ev.action === 'update' && ev.field && !['state', 'state_id'].includes(ev.field)) return { status: 'ignored', reason: `field ${ev.field} changed` };
-    if (isState('cancelled', 'cancelled')) return this.cancelIssue(ev.issueId);
-    if (!isState('queued', 'queued')) return { status: 'ok' };
+    const cancel = isState('cancelled', 'cancelled');
+    if (!cancel && !isState('queued', 'queued')) return { status: 'ok' };
     if (ev.externalSource === 'factory') return { status: 'ignored', reason: 'issue created by Factory' };
+    if (!this.d.gate.allows('plane', ev.actorIds, cancel ? `cancelling issue ${ev.issueId}` : `queueing issue ${ev.issueId}`)) return REFUSED;
+    if (cancel) return this.cancelIssue(ev.issueId);
     // Plane retries with a new delivery id, so deduplicate on what the delivery describes.
     if (!this.d.seen.mark(`plane:delivery:${ev.issueId}:${ev.updatedAt}:${ev.field ?? ''}`)) {
       const t = this.d.tasks.repo.list({ plane_issue_id: ev.issueId, limit: 1 })[0];
@@ -215,7 +220,7 @@ export class PlaneSync {
     return active.length ? { status: 'cancelled', task_id: active[0]!.id } : { status: 'ok' };
   }
 
-  private onComment(issueId: string, commentId: string, html: string, actor: string): WebhookResult {
+  private onComment(issueId: string, commentId: string, html: string, actor: string, actorIds: string[]): WebhookResult {
     const seen = this.d.seen.has(`plane:comment:${commentId}`);
     if (seen?.own) return { status: 'ignored', reason: 'own comment' };
     if (seen) return { status: 'ignored', reason: 'already handled' };
@@ -224,6 +229,8 @@ export class PlaneSync {
     const text = htmlToText(html);
     if (!text) return { status: 'ignored', reason: 'empty comment' };
     if (!this.d.seen.mark(`plane:comment:${commentId}`)) return { status: 'ignored', reason: 'already handled' };
+    // After marking: a refused comment is not re-read by every poll.
+    if (!this.d.gate.allows('plane', actorIds, `an answer to task ${task.id}`)) return REFUSED;
     try {
       this.d.clarify.answer(task.id, text, `plane:${actor || 'unknown'}`);
       return { status: 'resumed', task_id: task.id };
@@ -250,7 +257,8 @@ export class PlaneSync {
         .filter((c) => Date.parse(c.created_at) > asked && !this.d.seen.has(`plane:comment:${c.id}`))
         .sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
       const first = replies[0];
-      if (first) this.onComment(task.plane_issue_id, first.id, first.comment_html, first.actor ?? first.created_by ?? '');
+      const author = first?.actor ?? first?.created_by ?? '';
+      if (first) this.onComment(task.plane_issue_id, first.id, first.comment_html, author, [author]);
     }
   }
 

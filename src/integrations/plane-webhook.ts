@@ -11,8 +11,10 @@ export type PlaneEvent =
     kind: 'issue'; issueId: string; name: string; description: string; sequenceId: number | null; stateId: string; stateName: string;
     /** Label names (v1 payloads carry label objects); `labelIds` when only ids came (Cloud v2). */
     labels: string[]; labelIds: string[]; action: string; field: string | null; updatedAt: string; externalSource: string;
+    /** Who made the change: member id, email, display name (whatever the payload carries). */
+    actorIds: string[];
   }
-  | { kind: 'comment'; issueId: string; commentId: string; html: string; actor: string }
+  | { kind: 'comment'; issueId: string; commentId: string; html: string; actor: string; actorIds: string[] }
   | { kind: 'other'; event: string };
 
 /** Constant-time check of X-Plane-Signature: lowercase hex HMAC-SHA256 of the raw body. */
@@ -41,7 +43,7 @@ export function parsePlaneWebhook(payload: unknown, headerEvent = ''): PlaneEven
     const commentId = s(d.id);
     if (!issueId || !commentId) throw new PlaneWebhookError('comment payload needs data.id and data.issue');
     const actor = typeof d.actor === 'object' && d.actor ? s((d.actor as Record<string, unknown>).id) : s(d.actor) || s(d.created_by) || s(d.actor_id);
-    return { kind: 'comment', issueId, commentId, html: s(d.comment_html), actor };
+    return { kind: 'comment', issueId, commentId, html: s(d.comment_html), actor, actorIds: actorIdentities(d.actor, actor) };
   }
   const issueId = s(d.id);
   if (!issueId) throw new PlaneWebhookError('issue payload needs data.id');
@@ -59,7 +61,17 @@ export function parsePlaneWebhook(payload: unknown, headerEvent = ''): PlaneEven
     action: action.replace(/d$/, ''), // created → create, updated → update
     field: s(activity.field) || (p.previous_attributes && typeof p.previous_attributes === 'object' ? Object.keys(p.previous_attributes)[0] ?? null : null),
     updatedAt: s(d.updated_at), externalSource: s(d.external_source),
+    actorIds: actorIdentities(activity.actor, s(d.updated_by) || s(d.created_by)),
   };
+}
+
+/** The identities of a Plane user: a UserLite object's id, email and display name, or a bare id. */
+function actorIdentities(actor: unknown, fallbackId: string): string[] {
+  if (actor && typeof actor === 'object') {
+    const a = actor as Record<string, unknown>;
+    return [s(a.id), s(a.email), s(a.display_name)].filter(Boolean);
+  }
+  return [s(actor) || fallbackId].filter(Boolean);
 }
 
 /** The repo and agent type an issue's labels ask for (the last matching label wins). */

@@ -18,6 +18,7 @@ import { evaluateCi, failuresPrompt, feedbackPrompt, wantsChanges, type Feedback
 import { coerceError } from '../errors.js';
 import { nowIso } from '../db/time.js';
 import { truncate } from '../agents/prompt.js';
+import type { TriggerGate } from '../auth/triggers.js';
 
 export const GITHUB_CHANNEL = 'github';
 export interface RevisionContext { kind: 'ci_fix' | 'review_fix'; text: string }
@@ -28,7 +29,7 @@ export class PrLoop {
 
   constructor(private readonly d: {
     config: Config; logger: Logger; tasks: TaskService; scheduler: Scheduler; bus: EventBus; github: GitHubClient; watches: PrWatchRepo;
-    seen: SeenRepo; outbox: OutboxWorker; board: BoardService; executor: TaskExecutor; workspace: Workspace;
+    seen: SeenRepo; outbox: OutboxWorker; board: BoardService; executor: TaskExecutor; workspace: Workspace; gate: TriggerGate;
   }) {
     d.outbox.register(GITHUB_CHANNEL, async (p: { owner: string; repo: string; pr: number; body: string }) => {
       await d.github.comment(p.owner, p.repo, p.pr, p.body);
@@ -139,15 +140,12 @@ export class PrLoop {
       })),
       ...comments.map((c) => ({ id: `ic:${c.id}`, kind: 'comment' as const, user: c.user?.login ?? '', body: c.body ?? '' })),
     ];
-    const { trigger, allowed_users: allowed } = this.d.config.pr_loop;
+    const { trigger } = this.d.config.pr_loop;
     const out: Feedback[] = [];
     for (const f of items) {
       if (!this.d.seen.mark(`gh:${w.owner}/${w.repo}#${w.pr_number}:${f.id}`)) continue;
       if (!wantsChanges(f, trigger)) continue;
-      if (!allowed.map((u) => u.toLowerCase()).includes(f.user.toLowerCase())) {
-        this.d.logger.info({ taskId: w.task_id, user: f.user }, 'PR feedback from a user not in pr_loop.allowed_users ignored');
-        continue;
-      }
+      if (!this.d.gate.allows('github', [f.user], `PR feedback on ${w.owner}/${w.repo}#${w.pr_number}`)) continue;
       out.push(f);
     }
     return out;
