@@ -102,6 +102,8 @@ describe('clarification, Plane and Telegram', () => {
     expect(tasks[0]).toMatchObject({ repo: 'acme/web', agent_type: 'coder', plane_sequence_id: 7 });
     expect(tasks[0].description).toBe('Build it & ship [fake:clarify]');
     await env.waitStatus(id, 'waiting_for_input');
+    // The issue text reached the agent fenced as outside data.
+    expect(calls(id)[0]!.prompt).toContain('<untrusted-data source="Plane issue description">\nBuild it & ship [fake:clarify]\n</untrusted-data>');
     await waitFor(() => plane.comments(issue.id).some((c) => c.comment_html.includes('needs an answer')), { what: 'question on plane' });
     // our own comment coming back through the webhook is not an answer
     const own = plane.comments(issue.id).find((c) => c.comment_html.includes('needs an answer'))!;

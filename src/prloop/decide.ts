@@ -1,5 +1,6 @@
 // What a pull request's checks and comments mean for Factory. Pure.
 import { createHash } from 'node:crypto';
+import { fenceUntrusted } from '../agents/prompt.js';
 
 export interface CheckRunInfo { name: string; status: string; conclusion: string | null; output?: { title?: string | null; summary?: string | null; text?: string | null }; html_url?: string }
 export interface StatusInfo { context: string; state: string; description?: string | null; target_url?: string | null }
@@ -31,7 +32,7 @@ export function failuresPrompt(v: CiVerdict, maxChars: number): string {
   const per = Math.max(200, Math.floor(maxChars / Math.max(1, v.failures.length)));
   const parts = v.failures.map((f) => {
     const detail = f.detail.length > per ? `…${f.detail.slice(-per)}` : f.detail; // the tail holds the error
-    return `### ${f.name}${f.url ? ` (${f.url})` : ''}\n${detail || '(no output)'}`;
+    return `### ${f.name}${f.url ? ` (${f.url})` : ''}\n${fenceUntrusted(`CI check ${f.name}`, detail || '(no output)')}`;
   });
   return `## CI failed on the pull request\n\nThese checks failed on the latest commit. Find the cause, fix it, and make sure the checks would pass.\n\n${parts.join('\n\n')}`;
 }
@@ -45,6 +46,6 @@ export function wantsChanges(f: Feedback, trigger: string): boolean {
 }
 
 export function feedbackPrompt(items: Feedback[]): string {
-  const lines = items.map((f) => `- ${f.user}${f.path ? ` on ${f.path}${f.line ? `:${f.line}` : ''}` : ''}${f.state ? ` (${f.state.toLowerCase()})` : ''}: ${f.body.trim()}`);
+  const lines = items.map((f) => `- ${f.user}${f.path ? ` on ${f.path}${f.line ? `:${f.line}` : ''}` : ''}${f.state ? ` (${f.state.toLowerCase()})` : ''}:\n${fenceUntrusted(`GitHub ${f.kind.replace('_', ' ')} by ${f.user}`, f.body.trim())}`);
   return `## Review feedback on the pull request\n\nAddress each point below, then summarise what you changed in your handoff (it is posted as a reply on the PR).\n\n${lines.join('\n')}`;
 }
