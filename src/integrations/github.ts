@@ -102,6 +102,17 @@ export class GitHubClient {
     return this.request<Array<{ id: number; user?: { login?: string }; body?: string }>>('GET', `/repos/${owner}/${repo}/issues/${n}/comments?per_page=100`);
   }
 
+  /** The user's permission on the repository: admin, maintain, write, triage, read or none. */
+  async permission(owner: string, repo: string, user: string): Promise<string> {
+    try {
+      const r = await this.request<{ permission?: string; role_name?: string }>('GET', `/repos/${owner}/${repo}/collaborators/${encodeURIComponent(user)}/permission`);
+      return r.role_name || r.permission || 'none';
+    } catch (err) {
+      if (err instanceof GitHubError && err.status === 404) return 'none';
+      throw err;
+    }
+  }
+
   async comment(owner: string, repo: string, n: number, body: string): Promise<void> {
     await this.request('POST', `/repos/${owner}/${repo}/issues/${n}/comments`, { body });
   }

@@ -123,6 +123,24 @@ export class PrLoop {
     if (feedback.length) return this.revise(task, { kind: 'review_fix', text: feedbackPrompt(feedback) });
   }
 
+  /**
+   * Being on the allowlist is not enough: the login must also be able to push to the repository
+   * (a renamed or removed account keeps no power). An unanswerable check counts as no.
+   */
+  private async mayPush(w: PrWatchRow, user: string): Promise<boolean> {
+    let permission: string;
+    try {
+      permission = await this.d.github.permission(w.owner, w.repo, user);
+    } catch (err) {
+      this.d.logger.warn({ err: coerceError(err), user }, 'could not read the commenter\'s repository permission; feedback skipped');
+      return false;
+    }
+    if (['admin', 'maintain', 'write'].includes(permission)) return true;
+    this.d.logger.warn({ user, permission, pr: `${w.owner}/${w.repo}#${w.pr_number}` }, 'PR feedback refused: the user cannot push to the repository');
+    this.d.board.postSystem({ task_id: w.task_id, message_type: 'error', message: `Refused PR feedback from ${user} on ${w.owner}/${w.repo}#${w.pr_number}: their permission on the repository is "${permission}", not write.` });
+    return false;
+  }
+
   // Reviews and comments not seen before; those from people outside the allow-list are logged and skipped.
   private async newFeedback(w: PrWatchRow): Promise<Feedback[]> {
     const [reviews, reviewComments, comments] = await Promise.all([
@@ -142,10 +160,13 @@ export class PrLoop {
     ];
     const { trigger } = this.d.config.pr_loop;
     const out: Feedback[] = [];
+    const canPush = new Map<string, Promise<boolean>>();
     for (const f of items) {
       if (!this.d.seen.mark(`gh:${w.owner}/${w.repo}#${w.pr_number}:${f.id}`)) continue;
       if (!wantsChanges(f, trigger)) continue;
       if (!this.d.gate.allows('github', [f.user], `PR feedback on ${w.owner}/${w.repo}#${w.pr_number}`)) continue;
+      if (!canPush.has(f.user)) canPush.set(f.user, this.mayPush(w, f.user));
+      if (!(await canPush.get(f.user))) continue;
       out.push(f);
     }
     return out;

@@ -70,6 +70,8 @@ export class FakeGitHub extends FakeServer {
   readonly reviews = new Map<number, Obj[]>();
   readonly reviewComments = new Map<number, Obj[]>();
   readonly issueComments = new Map<number, Obj[]>();
+  /** Repository permission per login (GET …/collaborators/:user/permission); unknown logins have write. */
+  readonly permissions = new Map<string, string>();
   private nextPr = 1;
   private nextId = 1000;
   private readonly opts: FakeGitHubOptions;
@@ -110,6 +112,7 @@ export class FakeGitHub extends FakeServer {
     }));
     this.route('GET', `${repo}/pulls/:n/reviews`, (r) => ({ json: this.reviews.get(Number(r.params.n)) ?? [] }));
     this.route('GET', `${repo}/pulls/:n/comments`, (r) => ({ json: this.reviewComments.get(Number(r.params.n)) ?? [] }));
+    this.route('GET', `${repo}/collaborators/:user/permission`, (r) => ({ json: { permission: this.permissions.get(r.params.user!) ?? 'write', user: { login: r.params.user } } }));
     this.route('GET', `${repo}/issues/:n/comments`, (r) => ({ json: this.issueComments.get(Number(r.params.n)) ?? [] }));
     this.route('POST', `${repo}/issues/:n/comments`, (r) => {
       const body = field(r.json, 'body');
