@@ -222,7 +222,7 @@ export async function startFactory(opts: { start?: boolean; overrides?: Record<s
     overrides: {
       queue: { poll_interval_ms: 1000 },
       github: { api_url: apiUrl, clone_base: origins },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'claude-state') } },
+      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'claude-state') } },
       default_org: 'acme',
       ...opts.overrides,
     },

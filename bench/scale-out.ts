@@ -348,7 +348,7 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
     const config = (who: string, extra: Record<string, unknown>) => ({
       ...(db ? { database: { url: db.url } } : {}),
       github: { clone_base: origins, api_url: githubUrl },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, env: { FAKE_CLAUDE_LOG: claudeLog(who), FAKE_CLAUDE_STATE_DIR: path.join(dir, who, 'claude-state') } },
+      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env: { FAKE_CLAUDE_LOG: claudeLog(who), FAKE_CLAUDE_STATE_DIR: path.join(dir, who, 'claude-state') } },
       queue: { poll_interval_ms: 200 },
       max_concurrent_agents: slots,
       default_org: 'acme',

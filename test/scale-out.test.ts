@@ -71,7 +71,8 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
       database: { url: db.url },
       github: { clone_base: origins, api_url: githubUrl },
       agent: {
-        command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, checkpoint_seconds: 1,
+        // Unsandboxed: the test reads the fake agent's files under /tmp and kills its processes by pid.
+        command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, checkpoint_seconds: 1, sandbox: 'off',
         env: { FAKE_CLAUDE_LOG: claudeLog(), FAKE_CLAUDE_SPANS: spansFile(), FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') },
       },
       queue: { lease_seconds: 3, poll_interval_ms: 200, global_max_concurrent: GLOBAL },

@@ -6,8 +6,7 @@ import type { RunsRepo } from '../db/repositories/runs.js';
 import type { TaskService } from '../tasks/service.js';
 import { nowIso } from '../db/time.js';
 import { coerceError } from '../errors.js';
-import { scrub } from '../secrets.js';
-import { scrubDeep } from '../secrets.js';
+import { scrub, scrubDeep } from '../secrets.js';
 
 /** What an executor tells the scheduler when it is done with a task. */
 export type ExecResult =
