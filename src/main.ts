@@ -1,4 +1,6 @@
-// Process entry: load config, open everything, listen, and shut down in order on SIGTERM/SIGINT.
+// Process entry. Start: config, database (migrated), routes, bind the port, and only then claim work
+// (a busy port exits before any task is taken). Stop on SIGTERM/SIGINT: all work first (claiming,
+// agents within the grace, outbox, pollers) while HTTP still answers, then HTTP and SSE, then the database.
 import { loadConfig, ConfigError } from './config.js';
 import { createLogger } from './logger.js';
 import { lockDataDir } from './lock.js';
@@ -38,6 +40,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     logger.info({ signal }, 'shutting down');
     try {
+      await services.stopWork();
       await app.close();
       await services.stop();
     } catch (err) {
@@ -52,8 +55,26 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
+  // A promise nobody handles is a bug whose state we cannot trust: log it and exit non-zero so the
+  // supervisor (systemd) restarts a clean process; tasks are durable and resume.
+  process.on('unhandledRejection', (reason) => {
+    logger.fatal({ err: reason instanceof Error ? reason : new Error(String(reason)) }, 'unhandled promise rejection: exiting');
+    logger.flush?.();
+    process.exit(70);
+  });
+
+  let address: string;
+  try {
+    address = await app.listen({ host: config.server.host, port: config.server.port });
+  } catch (err) {
+    // Nothing was claimed yet: leave the queue as it is.
+    logger.fatal({ err, port: config.server.port }, 'cannot listen: nothing was started');
+    await services.stop().catch(() => undefined);
+    unlock();
+    logger.flush?.();
+    process.exit(1);
+  }
   await services.start();
-  const address = await app.listen({ host: config.server.host, port: config.server.port });
   logger.info({ address, dataDir: config.data_dir }, 'factory listening');
 }
 

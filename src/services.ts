@@ -39,6 +39,9 @@ export interface Services {
   /** Hooks run on stop, in reverse order of registration. */
   onStop(fn: () => Promise<void> | void): void;
   start(): Promise<void>;
+  /** Stops all work (claiming, agents within the grace, outbox, pollers) but keeps the database open for HTTP. */
+  stopWork(): Promise<void>;
+  /** stopWork(), then closes the database. */
   stop(): Promise<void>;
 }
 
@@ -78,6 +81,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   const startHooks: Array<() => Promise<void> | void> = [];
   const stopHooks: Array<() => Promise<void> | void> = [];
   let stopping: Promise<void> | null = null;
+  let stoppingWork: Promise<void> | null = null;
 
   // Old task logs go, so a busy install's database does not grow without bound.
   let retentionTimer: NodeJS.Timeout | null = null;
@@ -130,8 +134,8 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
       for (const fn of startHooks) await fn();
       if (runsAgents) scheduler.start();
     },
-    stop() {
-      stopping ??= (async () => {
+    stopWork() {
+      stoppingWork ??= (async () => {
         if (retentionTimer) clearInterval(retentionTimer);
         if (heartbeatTimer) clearInterval(heartbeatTimer);
         await scheduler.stop(config.shutdown.grace_seconds * 1000);
@@ -140,6 +144,12 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
           try { await fn(); } catch (err) { logger.error({ err: coerceError(err) }, 'shutdown hook failed'); }
         }
         await feed?.stop();
+      })();
+      return stoppingWork;
+    },
+    stop() {
+      stopping ??= (async () => {
+        await services.stopWork();
         db.close();
       })();
       return stopping;

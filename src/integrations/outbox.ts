@@ -38,6 +38,9 @@ export interface OutboxOptions {
   retainMs?: number;
 }
 
+/** Shortest sleep between two rounds: timers, I/O and the HTTP server always get their turn. */
+const MIN_SLEEP_MS = 5;
+
 const DEFAULTS: Required<OutboxOptions> = {
   baseDelayMs: 1000, maxDelayMs: 5 * 60_000, maxPermanentAttempts: 3, maxAgeMs: 72 * 3600_000,
   concurrency: 8, idleMs: 30_000, stopGraceMs: 5000, retainMs: 30 * 24 * 3600_000,
@@ -107,19 +110,21 @@ export class OutboxWorker {
   private async run(): Promise<void> {
     while (this.running) {
       this.dirty = false;
-      let attempted = 0;
+      let delay: number;
       try {
-        attempted = await this.round();
+        const attempted = await this.round();
         this.maybePurge();
+        // Successors of what was just delivered may be due now: go again, yielding to the event loop.
+        const next = attempted > 0 ? Date.now() : this.repo.nextDueAt([...this.handlers.keys()]);
+        delay = next === undefined ? this.opts.idleMs : Math.min(next - Date.now(), this.opts.idleMs);
       } catch (err) {
         // A database error must not kill the loop; try again after an idle period.
         this.logger.error({ err: coerceError(err) }, 'outbox round failed');
+        delay = this.opts.idleMs;
       }
       if (!this.running) break;
-      if (attempted > 0) continue; // successors of what was just delivered may be due now
-      const next = this.repo.nextDueAt([...this.handlers.keys()]);
-      const delay = next === undefined ? this.opts.idleMs : Math.max(0, Math.min(next - Date.now(), this.opts.idleMs));
-      if (delay > 0) await this.sleep(delay);
+      // The floor makes a spin impossible whatever the rows say: every turn sleeps on a real timer.
+      await this.sleep(Math.max(MIN_SLEEP_MS, delay));
     }
   }
 

@@ -78,14 +78,23 @@ export class OutboxRepo {
     ).all(...channels, now, DEAD_AT, limit) as OutboxRow[];
   }
 
-  /** Earliest next_attempt_at among pending rows of `channels`, or undefined when none wait. */
+  /**
+   * When the next row can go: the earliest next_attempt_at among head rows (pending rows with no
+   * older pending row of their order key), the same rule as due(). A row waiting behind a failing
+   * head has a time long past, but it cannot go before the head, so it must not count.
+   */
   nextDueAt(channels: readonly string[]): number | undefined {
     if (channels.length === 0) return undefined;
     const marks = channels.map(() => '?').join(',');
     const r = this.db.prepare(
-      `SELECT MIN(next_attempt_at) AS t FROM outbox WHERE channel IN (${marks}) AND delivered_at IS NULL AND next_attempt_at < ?`,
-    ).get(...channels, DEAD_AT) as { t: number | null };
-    return r.t ?? undefined;
+      `SELECT MIN(o.next_attempt_at) AS t FROM outbox o
+       WHERE o.channel IN (${marks}) AND o.delivered_at IS NULL AND o.next_attempt_at < ?
+         AND (o.order_key = '' OR NOT EXISTS (
+           SELECT 1 FROM outbox p
+           WHERE p.channel = o.channel AND p.order_key = o.order_key AND p.id < o.id
+             AND p.delivered_at IS NULL AND p.next_attempt_at < ?))`,
+    ).get(...channels, DEAD_AT, DEAD_AT) as { t: number | string | null };
+    return r.t === null ? undefined : Number(r.t);
   }
 
   markDelivered(id: number, result: string): void {
