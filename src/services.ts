@@ -16,6 +16,7 @@ import { TaskTokens } from './auth/task-token.js';
 import { WorkersRepo } from './db/repositories/workers.js';
 import { PgEventFeed } from './events/pg-feed.js';
 import { registerSecrets } from './secrets.js';
+import { LoopMonitor } from './health/loop-monitor.js';
 
 export interface Services {
   config: Config;
@@ -82,6 +83,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   const stopHooks: Array<() => Promise<void> | void> = [];
   let stopping: Promise<void> | null = null;
   let stoppingWork: Promise<void> | null = null;
+  const loopMonitor = new LoopMonitor(logger.child({ component: 'event-loop' }));
 
   // Old task logs go, so a busy install's database does not grow without bound.
   let retentionTimer: NodeJS.Timeout | null = null;
@@ -122,9 +124,10 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     config, logger, db, repos, bus, stream, tasks, scheduler, taskTokens: new TaskTokens(repos.kv), runsAgents, runsSingletons,
     onStop: (fn) => { stopHooks.push(fn); },
     onStart: (fn) => { startHooks.push(fn); },
-    health: () => Object.fromEntries([...healthParts].map(([k, fn]) => [k, fn()])),
+    health: () => ({ event_loop: loopMonitor.health(), ...Object.fromEntries([...healthParts].map(([k, fn]) => [k, fn()])) }),
     addHealth: (name, fn) => { healthParts.set(name, fn); },
     async start() {
+      loopMonitor.start();
       await feed?.start();
       heartbeat();
       heartbeatTimer = setInterval(heartbeat, 5000);
@@ -144,6 +147,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
           try { await fn(); } catch (err) { logger.error({ err: coerceError(err) }, 'shutdown hook failed'); }
         }
         await feed?.stop();
+        loopMonitor.stop();
       })();
       return stoppingWork;
     },
