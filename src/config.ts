@@ -105,6 +105,8 @@ export const configSchema = z.object({
     stall_repeat_threshold: nonNegInt.default(20),
     /** Queue pause after a usage limit whose reset time the agent did not report. */
     usage_limit_backoff_minutes: z.number().positive().default(30),
+    /** A task that meets a usage limit on more than this many runs in a row fails instead of pausing again. */
+    max_usage_limit_pauses: posInt.default(5),
     /** Every this many seconds a running standalone task's work is pushed as a WIP checkpoint (0 = off), so another worker can take over. */
     checkpoint_seconds: nonNegInt.default(300),
     /** Claude's session store (CLAUDE_CONFIG_DIR) is shared by every worker host, so a task taken over elsewhere resumes its session. */

@@ -68,9 +68,14 @@ export async function createAgentEnv(opts: { overrides?: Record<string, unknown>
     wireOptions: opts.wireOptions ?? { board: { outbox: { baseDelayMs: 50, maxDelayMs: 200, idleMs: 100 } }, memoryUrl: 'mem://' },
     overrides: {
       github: { api_url: apiUrl, clone_base: origins },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: opts.sandbox ? 'on' : 'off', sandbox_writable: [agentIo], env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: stateDir, FAKE_CLAUDE_PIDFILE: pidFile } },
       default_org: 'acme',
       ...opts.overrides,
+      // Keys a test gives under `agent` add to the fake agent's settings.
+      agent: {
+        command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: opts.sandbox ? 'on' : 'off', sandbox_writable: [agentIo],
+        env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: stateDir, FAKE_CLAUDE_PIDFILE: pidFile },
+        ...(opts.overrides?.agent as object | undefined),
+      },
     },
   });
   const inject = env.app.inject.bind(env.app);

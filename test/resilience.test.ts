@@ -47,6 +47,15 @@ describe('budgets, usage limits, stalls and queue control', () => {
     expect((await env.app.inject({ url: '/api/queue' })).json().paused).toBe(false);
   });
 
+  it('does not pause for limit text the agent merely read, and the attempt counts', async () => {
+    const t = await env.createTask({ title: 'Reads about limits', description: '[fake:reads-limit-text]' });
+    const done = await env.waitStatus(t.id, ['failed', 'in_review', 'done'], 30_000);
+    expect(done.status).toBe('failed');
+    expect(done.error).not.toMatch(/usage limit/i);
+    expect(done.attempts).toBe(1);
+    expect((await env.app.inject({ url: '/api/queue' })).json().paused).toBe(false);
+  });
+
   it('lets an operator pause and resume the queue', async () => {
     const p = await env.app.inject({ method: 'POST', url: '/api/queue/pause', payload: { reason: 'maintenance' } });
     expect(p.json()).toMatchObject({ paused: true, reason: 'maintenance', by: 'operator', until: null });
@@ -197,6 +206,21 @@ describe('crash-safe resume', () => {
       if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill('SIGKILL');
       if (second) { second.child.kill('SIGTERM'); await second.exited; }
       await github.stop();
+    }
+  });
+});
+
+describe('usage limits on every run', () => {
+  it('fails a task that meets a limit more than agent.max_usage_limit_pauses runs in a row', async () => {
+    const env = await createAgentEnv({ overrides: { agent: { max_usage_limit_pauses: 1 } } });
+    try {
+      const t = await env.createTask({ title: 'Always limited', description: '[fake:usage-limit times=5]' });
+      const done = await env.waitStatus(t.id, ['failed', 'in_review'], 60_000);
+      expect(done.status).toBe('failed');
+      expect(done.error).toMatch(/usage limit on 2 runs in a row \(agent.max_usage_limit_pauses is 1\)/);
+      expect(env.fakeLog().filter((r) => r.env.FACTORY_TASK_ID === String(t.id))).toHaveLength(2);
+    } finally {
+      await env.stopAll();
     }
   });
 });

@@ -18,7 +18,7 @@ import { extractProtocolObjects, type ProtocolObject, type StreamEvent } from '.
 import { buildPrompt, buildResumePrompt, truncate } from '../agents/prompt.js';
 import { LogWriter } from './log-writer.js';
 import { StallDetector } from '../agents/stall.js';
-import { detectUsageLimit } from '../agents/limits.js';
+import { detectUsageLimit, detectUsageLimitText, type UsageLimit } from '../agents/limits.js';
 import { parseRevision } from '../prloop/service.js';
 import { clarificationSection, parseClarification, type ClarificationContext } from './clarification.js';
 import { coerceError } from '../errors.js';
@@ -369,12 +369,8 @@ export class TaskExecutor {
       const context = addQuestion(parseClarification(task.clarification_context), q);
       log.system(`agent asked: ${String(q.question)}`);
       result = { status: 'waiting_for_input', patch: { clarification_context: JSON.stringify(context) } };
-    } else if ((run.outcome === 'agent_error' || run.outcome === 'crashed') && (limit = detectUsageLimit([run.result?.text ?? '', ...run.tail.slice(-5), ...run.stderrTail.slice(-5)]))) {
-      // Not the task's fault: pause the queue until the limit resets and resume this task then.
-      const until = limit.resetAt && limit.resetAt.getTime() > Date.now() ? limit.resetAt : new Date(Date.now() + this.d.config.agent.usage_limit_backoff_minutes * 60_000);
-      log.system(`usage limit reached (${limit.message}); the task waits until ${until.toISOString()}`);
-      this.onUsageLimit(until, limit.message);
-      result = { status: 'queued', notBefore: until, countAttempt: false };
+    } else if ((run.outcome === 'agent_error' || run.outcome === 'crashed') && (limit = detectUsageLimit(run))) {
+      result = this.usageLimited(task, log, limit);
     } else if (run.outcome === 'success' && overBudget()) {
       const spent = this.d.tasks.get(task.id)?.cost_usd ?? 0;
       result = { status: 'failed', error: `Task budget exceeded: spent $${spent.toFixed(2)} of $${this.d.config.budgets.task_usd.toFixed(2)} (budgets.task_usd)` };
@@ -400,6 +396,23 @@ export class TaskExecutor {
     // A revision is done once its run ended one way or the other.
     if (result.status !== 'queued' && task.revision_context) result.patch = { ...result.patch, revision_context: '' };
     return result;
+  }
+
+  /**
+   * Not the task's fault: pause the queue until the limit resets and resume this task then, without
+   * burning an attempt; but a task that meets a limit on every run in a row fails instead of looping.
+   */
+  private usageLimited(task: TaskRow, log: LogWriter, limit: UsageLimit): ExecResult {
+    const cap = this.d.config.agent.max_usage_limit_pauses;
+    // This run's row is already closed with the limit text as its error.
+    const streak = countTrailing(this.d.runs.forTask(task.id), (r) => detectUsageLimitText(r.error));
+    if (streak > cap) {
+      return { status: 'failed', error: `The agent hit a usage limit on ${streak} runs in a row (agent.max_usage_limit_pauses is ${cap}): ${limit.message}` };
+    }
+    const until = limit.resetAt && limit.resetAt.getTime() > Date.now() ? limit.resetAt : new Date(Date.now() + this.d.config.agent.usage_limit_backoff_minutes * 60_000);
+    log.system(`usage limit reached (${limit.message}); the task waits until ${until.toISOString()} (pause ${streak} of at most ${cap} in a row)`);
+    this.onUsageLimit(until, limit.message);
+    return { status: 'queued', notBefore: until, countAttempt: false };
   }
 
   /** Commits, pushes and opens (or reuses) the pull request of a standalone task. */
@@ -479,3 +492,10 @@ function addQuestion(ctx: ClarificationContext, q: ProtocolObject): Clarificatio
 }
 
 export type { TaskPatch };
+
+/** How many of the last rows (newest backwards) satisfy `pred` without a break. */
+function countTrailing<T>(rows: T[], pred: (row: T) => boolean): number {
+  let n = 0;
+  for (let i = rows.length - 1; i >= 0 && pred(rows[i]!); i--) n++;
+  return n;
+}

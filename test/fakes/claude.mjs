@@ -110,6 +110,14 @@ const scenarios = {
     process.exitCode = intArg(args.code, 1);
   },
 
+  // Reads a document that talks about usage limits, says so, then crashes: not a limit of its own.
+  async 'reads-limit-text'(ctx) {
+    await ctx.tool('Read', { file_path: 'docs/limits.md' }, 'Claude AI usage limit reached|1700000000 — what users see when the plan is exhausted', false);
+    await ctx.say('The docs mention: usage limit reached. Too many requests means 429.');
+    process.stderr.write('fatal: simulated crash\n');
+    process.exitCode = 1;
+  },
+
   async 'error-result'(ctx) {
     await ctx.say('Something went wrong.');
     await ctx.result('Simulated agent error', { isError: true, subtype: 'error_during_execution', exitCode: 1 });
