@@ -1,5 +1,18 @@
 // The few GitHub REST calls Factory makes. Base URL from config so tests use a loopback fake.
 import { scrub, scrubDeep } from '../secrets.js';
+import { DEFAULT_RETRY, networkRetryDelay, retryDelay, type RetryPolicy } from './github-retry.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** GitHub's error text: its message and the messages of its `errors`. */
+function errorMessage(text: string): string {
+  try {
+    const j = JSON.parse(text) as { message?: string; errors?: Array<{ message?: string }> };
+    return [j.message, ...(j.errors ?? []).map((e) => e.message)].filter(Boolean).join(': ');
+  } catch {
+    return text.slice(0, 300);
+  }
+}
 
 export class GitHubError extends Error {
   override name = 'GitHubError';
@@ -17,15 +30,51 @@ export interface PullRequest {
   base?: { ref: string };
 }
 
+export interface GitHubClientOptions {
+  /** Per attempt. */
+  timeoutMs?: number;
+  retry?: Partial<RetryPolicy>;
+}
+
 export class GitHubClient {
-  constructor(private readonly apiUrl: string, private readonly token: string, private readonly timeoutMs = 30_000) {}
+  private readonly timeoutMs: number;
+  private readonly retry: RetryPolicy;
+
+  constructor(private readonly apiUrl: string, private readonly token: string, opts: GitHubClientOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.retry = { ...DEFAULT_RETRY, ...opts.retry };
+  }
 
   get enabled(): boolean {
     return this.token.length > 0;
   }
 
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${this.apiUrl.replace(/\/+$/, '')}${path}`, {
+  /**
+   * One REST call with retries (see github-retry.ts). `safeToRepeat`: GET and friends always; a POST
+   * only when repeating it cannot do harm (opening a PR: a second one is refused with 422).
+   */
+  async request<T>(method: string, path: string, body?: unknown, safeToRepeat = method !== 'POST'): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      let text: string;
+      try {
+        res = await this.attempt(method, path, body);
+        text = await res.text();
+      } catch (err) {
+        const wait = networkRetryDelay(attempt, safeToRepeat, this.retry);
+        if (wait === undefined) throw new GitHubError(scrub(`GitHub ${method} ${path}: no answer (${(err as Error).message})`), 0);
+        await sleep(wait);
+        continue;
+      }
+      if (res.ok) return (text ? JSON.parse(text) : undefined) as T;
+      const wait = retryDelay({ status: res.status, headers: res.headers, body: text }, attempt, safeToRepeat, this.retry);
+      if (wait === undefined) throw new GitHubError(scrub(`GitHub ${method} ${path} failed with ${res.status}: ${errorMessage(text)}`), res.status);
+      await sleep(wait);
+    }
+  }
+
+  private attempt(method: string, path: string, body: unknown): Promise<Response> {
+    return fetch(`${this.apiUrl.replace(/\/+$/, '')}${path}`, {
       method,
       headers: {
         accept: 'application/vnd.github+json',
@@ -38,26 +87,17 @@ export class GitHubClient {
       body: body ? JSON.stringify(scrubDeep(body)) : undefined,
       signal: AbortSignal.timeout(this.timeoutMs),
     });
-    const text = await res.text();
-    if (!res.ok) {
-      let msg = text.slice(0, 300);
-      try {
-        const j = JSON.parse(text) as { message?: string; errors?: Array<{ message?: string }> };
-        msg = [j.message, ...(j.errors ?? []).map((e) => e.message)].filter(Boolean).join(': ');
-      } catch {
-        // keep the raw text
-      }
-      throw new GitHubError(scrub(`GitHub ${method} ${path} failed with ${res.status}: ${msg}`), res.status);
-    }
-    return (text ? JSON.parse(text) : undefined) as T;
   }
 
   /** Opens a PR, or returns the open one that already exists for the branch. */
   async openPullRequest(o: { owner: string; repo: string; title: string; body: string; head: string; base: string }): Promise<PullRequest> {
     try {
+      // Idempotent: an open PR for the branch (say from an attempt whose answer was lost) is reused.
+      const open = await this.findOpenPullRequest(o.owner, o.repo, o.head);
+      if (open) return open;
       return await this.request<PullRequest>('POST', `/repos/${o.owner}/${o.repo}/pulls`, {
         title: o.title, body: o.body, head: o.head, base: o.base,
-      });
+      }, true);
     } catch (err) {
       if (err instanceof GitHubError && err.status === 422) {
         const existing = await this.findOpenPullRequest(o.owner, o.repo, o.head);

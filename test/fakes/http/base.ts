@@ -99,6 +99,7 @@ export class FakeServer {
   private routes: Route[] = [];
   private failCount = 0;
   private failStatus = 500;
+  private failHeaders: Record<string, string> = {};
   private down = false;
   private readonly aborters = new Set<AbortController>();
 
@@ -113,9 +114,10 @@ export class FakeServer {
   }
 
   /** The next `n` requests are answered with `status` (recorded with failed:true). */
-  failNext(n: number, status = 500): void {
+  failNext(n: number, status = 500, headers: Record<string, string> = {}): void {
     this.failCount = n;
     this.failStatus = status;
+    this.failHeaders = headers;
   }
 
   /** While down every request gets a 500 (recorded with failed:true). */
@@ -228,7 +230,7 @@ export class FakeServer {
       const status = this.down ? 500 : this.failStatus;
       if (!this.down) this.failCount--;
       rec.failed = true;
-      reply = { status, json: this.failureBody(status) };
+      reply = { status, json: this.failureBody(status), headers: this.down ? {} : this.failHeaders };
     } else {
       reply = await this.dispatch(rec, aborter.signal);
     }
