@@ -141,6 +141,8 @@ export const configSchema = z.object({
     poll_interval_ms: posInt.default(1000),
     /** Agents running on all worker hosts together (0 = only the per-host max_concurrent_agents applies). */
     global_max_concurrent: nonNegInt.default(0),
+    /** A task whose git host cannot be reached waits and retries this long before it fails. */
+    unreachable_retry_minutes: posInt.default(60),
   }).strict().prefault({}),
   shutdown: z.object({
     grace_seconds: z.number().nonnegative().default(20),

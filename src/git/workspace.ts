@@ -19,6 +19,21 @@ export class RepoNotFoundError extends Error {
 export class GitError extends Error {
   override name = 'GitError';
 }
+/** The git host could not be reached (DNS, refused, timeout, 5xx): worth waiting for, not a verdict. */
+export class GitUnreachableError extends GitError {
+  override name = 'GitUnreachableError';
+}
+
+const UNREACHABLE = /could not resolve host|connection refused|failed to connect|couldn't connect|timed out|connection reset|network is unreachable|no route to host|returned error: 5\d\d|HTTP 5\d\d|early EOF|unexpected disconnect|the remote end hung up/i;
+const NO_ACCESS = /authentication failed|returned error: 40[13]|permission denied|could not read username/i;
+
+/** A git failure talking to a remote, named for what it means. */
+function remoteFailure(url: string, raw: string): Error {
+  const why = scrub(raw).trim().split('\n').slice(-3).join(' | ');
+  if (UNREACHABLE.test(raw)) return new GitUnreachableError(`cannot reach the git host of ${scrub(url)} (${why})`);
+  if (NO_ACCESS.test(raw)) return new RepoNotFoundError(`repository ${scrub(url)} exists but the token has no access to it (${why})`);
+  return new RepoNotFoundError(`repository ${scrub(url)} does not exist or is not accessible (${why})`);
+}
 
 export interface WorkspaceOptions {
   reposDir: string;
@@ -139,7 +154,7 @@ export class Workspace {
     try {
       out = await this.authority(undefined, '', (g) => g.raw(['ls-remote', '--symref', url, 'HEAD']));
     } catch (err) {
-      throw new RepoNotFoundError(`repository ${scrub(url)} does not exist or is not accessible (${scrub((err as Error).message).trim().split('\n')[0]})`);
+      throw remoteFailure(url, (err as Error).message);
     }
     const m = /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(out);
     if (!m) throw new RepoNotFoundError(`repository ${scrub(url)} has no default branch (is it empty?)`);
@@ -161,7 +176,13 @@ export class Workspace {
         // For the agent's `git remote -v` and the like only: Factory never reads it (it pushes to spec.cloneUrl).
         await this.git(cache).raw(['config', 'remote.origin.url', spec.cloneUrl]);
       }
-      await this.run(`fetching ${spec.slug}`, () => this.fetchIntoCache(spec, ['+refs/heads/*:refs/remotes/origin/*'], true));
+      try {
+        await this.fetchIntoCache(spec, ['+refs/heads/*:refs/remotes/origin/*'], true);
+      } catch (err) {
+        const raw = (err as Error).message;
+        if (UNREACHABLE.test(raw)) throw remoteFailure(spec.cloneUrl, raw);
+        throw new GitError(`fetching ${spec.slug}: ${scrub(raw).trim().split('\n').slice(-5).join(' | ')}`);
+      }
       return defaultBranch;
     });
   }

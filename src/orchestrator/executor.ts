@@ -10,7 +10,7 @@ import type { TaskService } from '../tasks/service.js';
 import type { EventBus } from '../events/bus.js';
 import { handsBack, type ExecContext, type ExecResult } from '../queue/scheduler.js';
 import { parseRepoSpec, type RepoSpec } from '../git/repo-spec.js';
-import { slugify, type Workspace, type Worktree } from '../git/workspace.js';
+import { GitUnreachableError, slugify, type Workspace, type Worktree } from '../git/workspace.js';
 import type { GitHubClient } from '../integrations/github.js';
 import { runAgent, type RunResult } from '../agents/runner.js';
 import type { AgentSandbox } from '../agents/sandbox/index.js';
@@ -65,6 +65,9 @@ export type RunListener = (report: RunReport) => Promise<void> | void;
 /** Workflows take over how a step's success is finished (no PR per step). */
 export type Finisher = (task: TaskRow, wt: Worktree, spec: RepoSpec, report: Omit<RunReport, 'status'>) => Promise<ExecResult>;
 
+/** How a task waiting for an unreachable git host says so in its error field. */
+const WAITING_FOR_HOST = 'Waiting for the git host';
+
 export class TaskExecutor {
   private readonly promptSources: PromptSource[] = [];
   private readonly protocolHandlers: ProtocolHandler[] = [];
@@ -108,7 +111,13 @@ export class TaskExecutor {
   private async executeWith(task: TaskRow, ctx: ExecContext, log: LogWriter): Promise<ExecResult> {
     const spec = this.repoSpec(task.repo);
     log.system(`preparing workspace for ${spec.slug}`);
-    const defaultBranch = await this.d.workspace.sync(spec);
+    let defaultBranch: string;
+    try {
+      defaultBranch = await this.d.workspace.sync(spec);
+    } catch (err) {
+      if (err instanceof GitUnreachableError) return this.waitForGitHost(task, log, err);
+      throw err;
+    }
     const branch = task.branch_name || `${this.d.config.git.branch_prefix}${task.id}-${slugify(task.title)}`;
     const base = task.base_branch || defaultBranch;
     const key = worktreeKey(task);
@@ -413,6 +422,21 @@ export class TaskExecutor {
     log.system(`usage limit reached (${limit.message}); the task waits until ${until.toISOString()} (pause ${streak} of at most ${cap} in a row)`);
     this.onUsageLimit(until, limit.message);
     return { status: 'queued', notBefore: until, countAttempt: false };
+  }
+
+  /**
+   * The git host is unreachable: the task waits (queued, attempt not counted) and retries with a
+   * growing delay, its error saying since when, until queue.unreachable_retry_minutes have passed.
+   */
+  private waitForGitHost(task: TaskRow, log: LogWriter, err: GitUnreachableError): ExecResult {
+    const since = new RegExp(`^${WAITING_FOR_HOST} since (\\S+):`).exec(task.error)?.[1];
+    const start = since && !Number.isNaN(Date.parse(since)) ? Date.parse(since) : Date.now();
+    const waited = Date.now() - start;
+    const limitMs = this.d.config.queue.unreachable_retry_minutes * 60_000;
+    if (waited >= limitMs) return { status: 'failed', error: `Gave up after ${Math.round(waited / 60_000)} min: ${err.message}` };
+    const delay = Math.min(5 * 60_000, Math.max(2000, waited));
+    log.system(`${err.message}; retrying in ${Math.round(delay / 1000)} s`);
+    return { status: 'queued', notBefore: new Date(Date.now() + delay), countAttempt: false, patch: { error: `${WAITING_FOR_HOST} since ${new Date(start).toISOString()}: ${err.message}` } };
   }
 
   /** Commits, pushes and opens (or reuses) the pull request of a standalone task. */

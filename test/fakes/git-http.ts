@@ -18,16 +18,16 @@ export interface GitHttpServer {
   close(): Promise<void>;
 }
 
-function listen(server: Server): Promise<string> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+function listen(server: Server, port = 0): Promise<string> {
+  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
 }
 
 function closer(server: Server): () => Promise<void> {
   return () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
 }
 
-/** Serves the bare repositories under `root`, read and write, to requests carrying `token`. */
-export async function startGitHttp(root: string, token: string): Promise<GitHttpServer> {
+/** Serves the bare repositories under `root`, read and write, to requests carrying `token` (on `port`, or any). */
+export async function startGitHttp(root: string, token: string, port = 0): Promise<GitHttpServer> {
   const requests: SeenRequest[] = [];
   const want = `Basic ${Buffer.from(`x-access-token:${token}`).toString('base64')}`;
   const server = createServer((req, res) => {
@@ -70,7 +70,7 @@ export async function startGitHttp(root: string, token: string): Promise<GitHttp
     });
     cgi.on('close', () => res.end());
   });
-  return { url: await listen(server), requests, close: closer(server) };
+  return { url: await listen(server, port), requests, close: closer(server) };
 }
 
 /** Records every request (proxy requests included) and answers 404. */
