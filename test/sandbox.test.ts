@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentSandbox } from '../src/agents/sandbox/index.js';
+import { AgentSandbox, sandboxApiTarget } from '../src/agents/sandbox/index.js';
 import { runAgent } from '../src/agents/runner.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { Workspace } from '../src/git/workspace.js';
@@ -169,5 +169,13 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
     const { res } = await pending;
     expect(res.outcome).toBe('idle_timeout');
     await waitFor(() => processesWith(marker).length === 0, { what: 'the orphan to be gone', timeoutMs: 5000 });
+  });
+});
+
+describe('sandbox API relay target', () => {
+  it('relays plain HTTP as given and an https public URL to Factory\'s own port', () => {
+    expect(sandboxApiTarget('http://127.0.0.1:8100', 8100)).toEqual({ host: '127.0.0.1', port: 8100 });
+    expect(sandboxApiTarget('https://factory.example.com', 8100)).toEqual({ host: '127.0.0.1', port: 8100 });
+    expect(sandboxApiTarget('not a url', 8100)).toBeNull();
   });
 });

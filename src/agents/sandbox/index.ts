@@ -86,7 +86,7 @@ export class AgentSandbox {
       return { command: cmd, args, env: input.env, dispose: async () => {} };
     }
     const c = this.d.config;
-    const api = apiTarget(input.env.FACTORY_API_URL);
+    const api = sandboxApiTarget(input.env.FACTORY_API_URL, c.server.port);
     const root = path.join(c.data_dir, 'sandbox');
     mkdirSync(root, { recursive: true, mode: 0o700 });
     const egress = await startEgress({ allow: input.allow, api, logger: this.d.logger.child({ taskId: input.taskId }), onRefused: input.onRefused, root });
@@ -126,11 +126,16 @@ function isDir(p: string): boolean {
   }
 }
 
-function apiTarget(url: string | undefined): { host: string; port: number } | null {
+/**
+ * Where the API relay connects. Inside, the agent speaks plain HTTP to 127.0.0.1, so an https
+ * public_url (TLS in front of Factory) is replaced by Factory's own port on this host.
+ */
+export function sandboxApiTarget(url: string | undefined, localPort: number): { host: string; port: number } | null {
   if (!url) return null;
   try {
     const u = new URL(url);
-    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) || (u.protocol === 'https:' ? 443 : 80) };
+    if (u.protocol !== 'http:') return { host: '127.0.0.1', port: localPort };
+    return { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port) || 80 };
   } catch {
     return null;
   }
