@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 
 const WINDOW_MS = 60_000;
 const TICK_MS = 100;
+/** Sampling interval of the histogram; node records whole intervals, so it is subtracted. */
+const RESOLUTION_MS = 10;
 
 export interface LoopDelay { p50_ms: number; p99_ms: number; max_ms: number; window_s: number; blocked_turns: number }
 
@@ -22,7 +24,7 @@ export class LoopMonitor {
 
   start(): void {
     if (this.histogram) return;
-    this.histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
     this.histogram.enable();
     this.windowStart = Date.now();
     this.windowTimer = setInterval(() => this.rotate(), WINDOW_MS);
@@ -54,7 +56,7 @@ export class LoopMonitor {
   private snapshot(): LoopDelay | null {
     const h = this.histogram;
     if (!h || h.count === 0) return null;
-    const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+    const ms = (ns: number) => Math.max(0, Math.round((ns / 1e6 - RESOLUTION_MS) * 100) / 100);
     return {
       p50_ms: ms(h.percentile(50)), p99_ms: ms(h.percentile(99)), max_ms: ms(h.max),
       window_s: Math.round((Date.now() - this.windowStart) / 1000), blocked_turns: this.blocked,
