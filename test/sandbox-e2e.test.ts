@@ -1,18 +1,10 @@
 // A whole task with its agent in the sandbox: it runs, its commit becomes a PR, /health says so.
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, gitOut, type AgentEnv } from './agent-harness.js';
+import { probeSandbox } from '../src/agents/sandbox/index.js';
 
-const usable = (() => {
-  try {
-    execFileSync('bwrap', ['--die-with-parent', '--unshare-all', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', 'true'], { stdio: 'ignore' });
-    execFileSync('socat', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const usable = (await probeSandbox()) === null;
 
 describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('a task with a sandboxed agent', () => {
   let env: AgentEnv;

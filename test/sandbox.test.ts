@@ -1,13 +1,12 @@
 // Agents in the bubblewrap sandbox: what they may read, write and reach, and that cancel and the
 // watchdog still end everything inside. Needs bubblewrap and socat (`.ci/run` installs them).
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentSandbox, sandboxApiTarget } from '../src/agents/sandbox/index.js';
+import { AgentSandbox, probeSandbox, sandboxApiTarget } from '../src/agents/sandbox/index.js';
 import { runAgent } from '../src/agents/runner.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { Workspace } from '../src/git/workspace.js';
@@ -16,15 +15,7 @@ import { makeOrigin } from './agent-harness.js';
 import { waitFor } from './helpers.js';
 
 const PROBE = path.resolve(import.meta.dirname, 'fakes/sandbox-probe.mjs');
-const usable = (() => {
-  try {
-    execFileSync('bwrap', ['--die-with-parent', '--unshare-all', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', 'true'], { stdio: 'ignore' });
-    execFileSync('socat', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const usable = (await probeSandbox()) === null;
 
 function listen(handler: (path: string) => string): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => res.end(handler(req.url ?? '')));

@@ -11,7 +11,7 @@ import { simpleGit, type SimpleGit } from 'simple-git';
 import type { RepoSpec } from './repo-spec.js';
 import { KeyedMutex } from './mutex.js';
 import { configEnv, createAuthorityDir, SAFE_COMMAND_CONFIG } from './authority.js';
-import { GitError, RepoNotFoundError, remoteFailure, UNREACHABLE } from './errors.js';
+import { GitError, GitUnreachableError, RepoNotFoundError, remoteFailure } from './errors.js';
 import { scrub } from '../secrets.js';
 
 export { GitError, GitUnreachableError, RepoNotFoundError } from './errors.js';
@@ -96,9 +96,10 @@ export class Workspace {
    * writes the objects of `cache` (when given) and starts with `refs`. Removed afterwards.
    */
   private async authority<T>(cache: string | undefined, refs: string, fn: (g: SimpleGit, gitDir: string) => Promise<T>): Promise<T> {
-    const dir = createAuthorityDir(path.join(this.opts.reposDir, '.authority'), refs, cache && path.join(cache, 'objects'));
+    const objects = cache && path.join(cache, 'objects');
+    const dir = createAuthorityDir(path.join(this.opts.reposDir, '.authority'), refs, objects);
     try {
-      return await fn(this.spawnGit(dir.gitDir, this.authEnv(dir.gitDir, cache && path.join(cache, 'objects'))), dir.gitDir);
+      return await fn(this.spawnGit(dir.gitDir, this.authEnv(dir.gitDir, objects)), dir.gitDir);
     } finally {
       dir.remove();
     }
@@ -161,7 +162,8 @@ export class Workspace {
         await this.fetchIntoCache(spec, ['+refs/heads/*:refs/remotes/origin/*'], true);
       } catch (err) {
         const raw = (err as Error).message;
-        if (UNREACHABLE.test(raw)) throw remoteFailure(spec.cloneUrl, raw);
+        const failure = remoteFailure(spec.cloneUrl, raw);
+        if (failure instanceof GitUnreachableError) throw failure;
         throw new GitError(`fetching ${spec.slug}: ${scrub(raw).trim().split('\n').slice(-5).join(' | ')}`);
       }
       return defaultBranch;

@@ -54,11 +54,13 @@ export class GitHubClient {
    * only when repeating it cannot do harm (opening a PR: a second one is refused with 422).
    */
   async request<T>(method: string, path: string, body?: unknown, safeToRepeat = method !== 'POST'): Promise<T> {
+    // PR titles, bodies and comments carry agent text: nothing secret leaves for GitHub.
+    const payload = body ? JSON.stringify(scrubDeep(body)) : undefined;
     for (let attempt = 1; ; attempt++) {
       let res: Response;
       let text: string;
       try {
-        res = await this.attempt(method, path, body);
+        res = await this.attempt(method, path, payload);
         text = await res.text();
       } catch (err) {
         const wait = networkRetryDelay(attempt, safeToRepeat, this.retry);
@@ -73,7 +75,7 @@ export class GitHubClient {
     }
   }
 
-  private attempt(method: string, path: string, body: unknown): Promise<Response> {
+  private attempt(method: string, path: string, payload: string | undefined): Promise<Response> {
     return fetch(`${this.apiUrl.replace(/\/+$/, '')}${path}`, {
       method,
       headers: {
@@ -81,10 +83,9 @@ export class GitHubClient {
         'x-github-api-version': '2022-11-28',
         'user-agent': 'factory-orchestrator',
         authorization: `Bearer ${this.token}`,
-        ...(body ? { 'content-type': 'application/json' } : {}),
+        ...(payload ? { 'content-type': 'application/json' } : {}),
       },
-      // PR titles, bodies and comments carry agent text: nothing secret leaves for GitHub.
-      body: body ? JSON.stringify(scrubDeep(body)) : undefined,
+      body: payload,
       signal: AbortSignal.timeout(this.timeoutMs),
     });
   }

@@ -6,7 +6,7 @@ import type { RunsRepo } from '../db/repositories/runs.js';
 import type { TaskService } from '../tasks/service.js';
 import { nowIso } from '../db/time.js';
 import { coerceError } from '../errors.js';
-import { scrub, scrubDeep } from '../secrets.js';
+import { scrubDeep } from '../secrets.js';
 
 /** What an executor tells the scheduler when it is done with a task. */
 export type ExecResult =
@@ -272,7 +272,7 @@ export class Scheduler {
       try {
         result = await this.deps.executor(task, ctx);
       } catch (err) {
-        result = { status: 'failed', error: scrub(coerceError(err).message) };
+        result = { status: 'failed', error: coerceError(err).message }; // settle() scrubs every result
       } finally {
         clearInterval(heartbeat);
       }

@@ -37,7 +37,6 @@ export interface EgressOptions {
 export interface Egress {
   /** Host directory holding proxy.sock and api.sock, to bind into the sandbox. */
   dir: string;
-  refused: string[];
   close(): Promise<void>;
 }
 
@@ -56,9 +55,7 @@ function listenUnix(server: Server | ReturnType<typeof createNetServer>, file: s
 
 export async function startEgress(o: EgressOptions): Promise<Egress> {
   const dir = mkdtempSync(path.join(o.root, 'egress-'));
-  const refused: string[] = [];
   const refuse = (destination: string) => {
-    refused.push(destination);
     o.logger.warn({ destination }, 'sandboxed agent: connection refused (not on the network allowlist)');
     o.onRefused?.(destination);
   };
@@ -122,7 +119,6 @@ export async function startEgress(o: EgressOptions): Promise<Egress> {
   await listenUnix(api, path.join(dir, 'api.sock'));
   return {
     dir,
-    refused,
     async close() {
       for (const s of sockets) s.destroy();
       await Promise.all([new Promise((r) => proxy.close(r)), new Promise((r) => api.close(r))]);

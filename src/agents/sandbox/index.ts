@@ -50,7 +50,7 @@ export async function checkSandbox(config: Config, logger: Logger): Promise<{ na
   return { name: 'sandbox', level: s.mode === 'on' ? 'fail' : 'warn', message: `AGENTS RUN UNSANDBOXED: ${s.reason}`, fix };
 }
 
-/** The /health (and doctor) view: loud when agents run unsandboxed. */
+/** The /health view: loud when agents run unsandboxed. */
 export function sandboxHealth(s: SandboxStatus): SandboxStatus & { warning?: string } {
   return s.sandboxed ? s : { ...s, warning: `agents run UNSANDBOXED (${s.reason}): an agent can read Factory's data, config and secrets` };
 }
@@ -67,7 +67,7 @@ export class AgentSandbox {
   /** Tries bubblewrap for real (namespaces may be forbidden by the kernel or the container). */
   async init(): Promise<void> {
     if (this.d.config.agent.sandbox === 'off') return;
-    this.available = await probe();
+    this.available = await probeSandbox();
     const s = this.status();
     if (!s.sandboxed) this.d.logger.warn({ reason: s.reason }, 'AGENTS RUN UNSANDBOXED: they can read and write everything Factory can');
   }
@@ -141,8 +141,8 @@ export function sandboxApiTarget(url: string | undefined, localPort: number): { 
   }
 }
 
-/** null when a sandboxed command runs here, else why not. */
-async function probe(): Promise<string | null> {
+/** null when a sandboxed command runs here, else why not (tests skip on it outside CI too). */
+export async function probeSandbox(): Promise<string | null> {
   for (const tool of ['socat', 'bash']) {
     const r = await execa(tool, [tool === 'socat' ? '-V' : '--version'], { reject: false, timeout: 10_000 });
     if (r.exitCode !== 0) return `${tool} is not installed (Debian: apt-get install bubblewrap socat)`;
