@@ -132,7 +132,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
       heartbeat();
       heartbeatTimer = setInterval(heartbeat, 5000);
       heartbeatTimer.unref();
-      if (runsAgents) scheduler.recover();
+      if (runsAgents) await scheduler.recover();
       if (runsSingletons) startRetention();
       for (const fn of startHooks) await fn();
       if (runsAgents) scheduler.start();

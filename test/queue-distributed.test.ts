@@ -27,7 +27,7 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
     await lapsed(a, 'dead-host:1:aaaaaa');
     await lapsed(b, s.scheduler.owner);
     await lapsed(c, 'dead-host:1:aaaaaa', ', cancel_requested = 1');
-    s.scheduler.recover();
+    await s.scheduler.recover();
     expect(s.repos.tasks.get(a)).toMatchObject({ status: 'queued', lease_owner: null });
     // Ours, but not running here any more (say its result could not be recorded): recovered too.
     expect(s.repos.tasks.get(b)).toMatchObject({ status: 'queued', lease_owner: null });
@@ -41,7 +41,7 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
     s.scheduler.notify();
     await waitFor(() => gate.isWaiting(t.id), { what: 'the task running' });
     await db.query('UPDATE tasks SET lease_expires_at = 1 WHERE id = $1', [t.id]);
-    s.scheduler.recover();
+    await s.scheduler.recover();
     expect(s.repos.tasks.get(t.id)).toMatchObject({ status: 'in_progress', lease_owner: s.scheduler.owner, attempts: 1 });
     expect(s.scheduler.isRunning(t.id)).toBe(true);
     gate.release(t.id);

@@ -101,7 +101,7 @@ describe('durable queue', () => {
     env.services.repos.tasks.claimNext('dead-1', 1);
     env.services.repos.tasks.transition(id!, ['in_progress'], 'queued', { lease_owner: null });
     env.services.repos.tasks.claimNext('dead-2', 1);
-    env.services.scheduler.recover();
+    await env.services.scheduler.recover();
     const t = env.services.tasks.get(id!)!;
     expect(t.status).toBe('failed');
     expect(t.error).toMatch(/Gave up after 2 attempts/);

@@ -115,7 +115,7 @@ describe('crash-safe resume', () => {
     const second = await startFactory(dir, config);
     try {
       await waitFor(() => processGone(agent.pid), { what: 'orphaned agent killed' });
-      expect(second.output()).toContain('killed an agent left running by a previous Factory process');
+      await waitFor(() => second.output().includes('killed an agent left running by a previous Factory process'), { what: 'reap logged' });
       const resumed = await waitFor(async () => (await second.api('GET', '/api/agents')).json.find((a: { task_id: number }) => a.task_id === created.json.id), { what: 'task running again' });
       expect(resumed.attempt).toBe(2);
     } finally {

@@ -1,6 +1,7 @@
-// Runs one agent process under a watchdog: exact total and idle timers, process-group kill with
-// SIGTERM then SIGKILL, line-by-line parsing with bounded memory.
+// Runs one agent process under a watchdog: exact total and idle timers, SIGTERM then SIGKILL to the
+// agent and everything it started (containment.ts), line-by-line parsing with bounded memory.
 import { execa } from 'execa';
+import { findRunProcesses, killRun, newRunMark, RUN_MARK_VAR, signalProcesses, type ProcId } from './containment.js';
 import { LineSplitter, Tail } from './lines.js';
 import { parseStreamLine, type ResultEvent, type StreamEvent } from './protocol.js';
 
@@ -25,7 +26,10 @@ export interface RunSpec {
   signal?: AbortSignal;
   tailLines?: number;
   maxLineBytes?: number;
-  onStart?(pid: number): void;
+  /** The run's FACTORY_AGENT_RUN mark (a fresh one when absent). */
+  mark?: string;
+  /** Called once the agent runs: record pid and mark, so a later start can find leftovers. */
+  onStart?(pid: number, mark: string): void;
   onLine?(stream: 'stdout' | 'stderr', line: string): void;
   /** Return a reason string to stop the agent (e.g. it asked a question). */
   onEvent?(event: StreamEvent): string | void;
@@ -47,6 +51,8 @@ export interface RunResult {
   /** A human-readable error for every outcome but success. */
   error: string;
   pid: number | null;
+  /** Processes of the run still alive after the agent exited (tools it left behind), killed then. */
+  leftoversKilled: number;
 }
 
 const minutes = (ms: number) => (ms >= 60_000 ? `${Math.round(ms / 6000) / 10} min` : `${Math.round(ms / 100) / 10} s`);
@@ -56,6 +62,14 @@ function killGroup(pid: number, sig: NodeJS.Signals): void {
     process.kill(-pid, sig);
   } catch {
     // group already gone
+  }
+}
+
+async function killLeftovers(mark: string, seen: ProcId[]): Promise<number> {
+  try {
+    return (await signalProcesses(seen, 'SIGKILL')) + (await killRun(mark, null));
+  } catch {
+    return 0;
   }
 }
 
@@ -70,30 +84,39 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
   let forceKilled = false;
   let lastActivity = Date.now();
 
+  const mark = spec.mark ?? newRunMark();
   const child = execa(spec.command, spec.args, {
     cwd: spec.cwd,
-    env: spec.env,
+    env: { ...spec.env, [RUN_MARK_VAR]: mark },
     extendEnv: false,
-    detached: true,          // own process group, so grandchildren can be killed with it
+    detached: true,          // own process group: a terminal's signals do not reach it, the group kill does
     stdin: 'ignore',
     buffer: false,
     reject: false,
-    cleanup: true,
+    cleanup: true,           // no effect for a detached child: a hard exit of Factory is handled at the next start
     stripFinalNewline: false,
   });
   const pid = child.pid ?? null;
-  if (pid) spec.onStart?.(pid);
+  if (pid) spec.onStart?.(pid, mark);
 
   let termTimer: NodeJS.Timeout | undefined;
+  const seen: ProcId[] = [];
   const terminate = (why: RunOutcome, reason: string) => {
     if (outcome) return;
     outcome = why;
     terminationReason = reason;
     if (!pid) return;
     killGroup(pid, 'SIGTERM');
+    // Tools in sessions of their own get the same chance to stop cleanly. Those found are kept: one
+    // that cleared its environment is found only through the agent, which may be gone by the end.
+    void findRunProcesses(mark, pid).then((procs) => {
+      seen.push(...procs);
+      return signalProcesses(procs, 'SIGTERM');
+    }).catch(() => {});
     termTimer = setTimeout(() => {
       forceKilled = true;
       killGroup(pid, 'SIGKILL');
+      void killRun(mark, pid).catch(() => {});
     }, spec.killGraceMs);
     termTimer.unref();
   };
@@ -145,9 +168,10 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
   clearTimeout(totalTimer);
   clearTimeout(idleTimer!);
   spec.signal?.removeEventListener('abort', onAbort);
-  // Whatever the agent left running in its group dies with it.
+  // Whatever the agent left running dies with it: its group, and every process carrying its mark.
   if (pid) killGroup(pid, 'SIGKILL');
   clearTimeout(termTimer);
+  const leftoversKilled = pid ? await killLeftovers(mark, seen) : 0;
   await Promise.race([child, new Promise((r) => setTimeout(r, 2000).unref())]);
   out.end();
   err.end();
@@ -155,7 +179,7 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
   const durationMs = Date.now() - started;
   const base = {
     exitCode: exit.code, signal: exit.signal, durationMs, result, sessionId,
-    tail: tail.values(), stderrTail: stderrTail.values(), forceKilled, terminationReason, pid,
+    tail: tail.values(), stderrTail: stderrTail.values(), forceKilled, terminationReason, pid, leftoversKilled,
   };
   if (exit.spawnError && !pid) {
     const code = (exit.spawnError as NodeJS.ErrnoException).code;

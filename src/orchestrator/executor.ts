@@ -293,7 +293,7 @@ export class TaskExecutor {
       killGraceMs: c.agent.kill_grace_seconds * 1000,
       signal: ctx.signal,
       tailLines: c.agent.log_tail_lines,
-      onStart: (pid) => { ctx.setPid(pid); this.d.runs.update(runRow.id, { pid }); },
+      onStart: (pid, mark) => { ctx.setPid(pid); this.d.runs.update(runRow.id, { pid, proc_mark: mark }); },
       onLine: (stream, line) => log.write(stream, line),
       onEvent: (ev) => {
         for (const l of this.eventListeners) {
@@ -312,6 +312,7 @@ export class TaskExecutor {
     }).finally(() => jail.dispose());
     ctx.setPid(null);
     log.system(`agent ended: ${run.outcome}${run.error ? ` (${run.error.split('\n')[0]})` : ''} after ${Math.round(run.durationMs / 1000)} s`);
+    if (run.leftoversKilled) log.system(`killed ${run.leftoversKilled} process(es) the agent left running`);
     const r = run.result;
     this.d.runs.update(runRow.id, {
       ended_at: new Date().toISOString(), outcome: run.outcome, error: scrub(run.error).slice(0, 4000), session_id: run.sessionId,

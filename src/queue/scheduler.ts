@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TaskPatch, TaskRow, TasksRepo } from '../db/repositories/tasks.js';
-import type { RunsRepo } from '../db/repositories/runs.js';
+import type { RunRow, RunsRepo } from '../db/repositories/runs.js';
 import type { TaskService } from '../tasks/service.js';
 import { nowIso } from '../db/time.js';
 import { coerceError } from '../errors.js';
@@ -89,7 +89,7 @@ export class Scheduler {
   passes = 0;
   gate: StartGate = () => ({ ok: true });
   /** Kills what is left of an agent process group from a previous run (set by wiring). */
-  reapAgent: (pid: number) => void = () => {};
+  reapAgent: (run: Pick<RunRow, 'pid' | 'proc_mark'>) => Promise<void> = async () => {};
 
   constructor(
     private readonly deps: { tasks: TaskService; repo: TasksRepo; runs: RunsRepo; logger: Logger; executor: Executor },
@@ -132,7 +132,7 @@ export class Scheduler {
   // One process (SQLite): every in_progress task not ours is an orphan, checked once at start.
   // Several (PostgreSQL): a task is an orphan when its lease has lapsed; any worker may take it over,
   // and the loop keeps checking, because a worker can die at any time.
-  recover(): void {
+  async recover(): Promise<void> {
     const orphans = this.opts.distributed
       ? this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, [...this.running.keys()])
       : this.deps.repo.orphans(this.owner).map((t) => ({ ...t, previous_owner: t.lease_owner }));
@@ -140,7 +140,12 @@ export class Scheduler {
       if (this.opts.distributed) this.deps.logger.warn({ taskId: t.id, previousOwner: t.previous_owner }, 'task lease lapsed: taking the task over');
       // An agent of the dead process may still be running in its own process group: stop it first.
       // Only an agent on this host can be reached (pids of other hosts mean nothing here).
-      for (const r of this.deps.runs.open(t.id)) if (r.pid && (!r.host || r.host === hostname())) this.reapAgent(r.pid);
+      // Awaited: the task may run again only once nothing of its previous run is left.
+      for (const r of this.deps.runs.open(t.id)) {
+        if ((r.pid || r.proc_mark) && (!r.host || r.host === hostname())) {
+          await this.reapAgent(r).catch((err) => this.deps.logger.warn({ err: coerceError(err), taskId: t.id }, 'could not reap a leftover agent'));
+        }
+      }
       this.deps.runs.closeOpen(t.id, 'interrupted', 'Factory stopped while the agent was running');
       if (t.attempts >= this.opts.maxAttempts) {
         const errors = this.deps.runs.forTask(t.id).filter((r) => r.error).map((r) => `attempt ${r.attempt}: ${r.error}`);
@@ -167,7 +172,7 @@ export class Scheduler {
     while (!this.stopping) {
       let delay = this.opts.pollMs;
       try {
-        delay = this.fill();
+        delay = await this.fill();
       } catch (err) {
         this.deps.logger.error({ err: coerceError(err) }, 'scheduler loop error');
       }
@@ -181,10 +186,10 @@ export class Scheduler {
   }
 
   // Starts as many tasks as there are free slots; returns how long to sleep.
-  private fill(): number {
+  private async fill(): Promise<number> {
     this.passes++;
     let delay = this.opts.pollMs;
-    if (this.opts.distributed) this.watchShared();
+    if (this.opts.distributed) await this.watchShared();
     while (!this.stopping && this.running.size < this.opts.maxConcurrent) {
       const gate = this.gate();
       if (!gate.ok) {
@@ -204,7 +209,7 @@ export class Scheduler {
   private nextRecoverAt = 0;
 
   // Several processes: cancel requests taken by another process, and leases other workers let lapse.
-  private watchShared(): void {
+  private async watchShared(): Promise<void> {
     if (this.running.size) {
       for (const id of this.deps.repo.cancelRequested(this.owner)) {
         const entry = this.running.get(id);
@@ -217,7 +222,7 @@ export class Scheduler {
     }
     if (Date.now() >= this.nextRecoverAt) {
       this.nextRecoverAt = Date.now() + Math.max(1000, Math.floor(this.opts.leaseMs / 4));
-      this.recover();
+      await this.recover();
     }
   }
 

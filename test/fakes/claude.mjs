@@ -123,6 +123,28 @@ const scenarios = {
     await ctx.result('Simulated agent error', { isError: true, subtype: 'error_during_execution', exitCode: 1 });
   },
 
+  // Starts tool processes that leave the agent's process group, then hangs (or exits: exit=yes).
+  // how=setsid: a child in a session of its own; how=double-fork: a grandchild whose parent exits at
+  // once (reparented away from the agent); how=both. Their pids go to $FAKE_CLAUDE_PIDFILE, one per line.
+  async escape(ctx, args) {
+    if (args.times !== undefined && bump('escape', ctx.taskId || ctx.cwd) > intArg(args.times, 1)) return doSuccess(ctx, args);
+    const how = String(args.how ?? 'both');
+    if (how === 'setsid' || how === 'both') {
+      const child = spawn('sleep', ['300'], { stdio: 'ignore', detached: true });
+      child.unref();
+      recordPid(child.pid);
+    }
+    if (how === 'double-fork' || how === 'both') {
+      // The shell gets a session of its own too, so its orphan is in neither the agent's group nor its tree.
+      const pidfile = process.env.FAKE_CLAUDE_PIDFILE ?? '/dev/null';
+      const sh = spawn('sh', ['-c', `sleep 301 & echo $! >> "${pidfile}"`], { stdio: 'ignore', detached: true });
+      await new Promise((resolve) => sh.once('exit', resolve));
+    }
+    await ctx.tool('Bash', { command: 'npm run dev &' }, 'started', false);
+    if (args.exit === 'yes') { process.exitCode = 1; return; }
+    keepAlive();
+  },
+
   'ignore-sigterm': (ctx) => scenarios.hang(ctx),
   grandchild: (ctx) => scenarios.hang(ctx),
 
@@ -231,6 +253,10 @@ const scenarios = {
 };
 
 // ---------------------------------------------------------------- main
+
+function recordPid(pid) {
+  if (process.env.FAKE_CLAUDE_PIDFILE && pid) fs.appendFileSync(process.env.FAKE_CLAUDE_PIDFILE, `${pid}\n`);
+}
 
 function spawnGrandchild() {
   const child = spawn(process.execPath, ['-e', 'setInterval(()=>{},1000)'], { stdio: 'ignore', detached: false });

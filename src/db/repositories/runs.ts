@@ -7,10 +7,12 @@ export interface RunRow {
   outcome: string; error: string; session_id: string; pid: number | null; cost_usd: number;
   input_tokens: number; output_tokens: number; cache_read_tokens: number; cache_creation_tokens: number;
   duration_ms: number; num_turns: number; host: string;
+  /** FACTORY_AGENT_RUN value of the run's processes ('' before it was recorded). */
+  proc_mark: string;
 }
 export type RunPatch = Partial<Omit<RunRow, 'id' | 'task_id' | 'attempt' | 'started_at'>>;
 
-const COLS = new Set(['kind', 'ended_at', 'outcome', 'error', 'session_id', 'pid', 'cost_usd', 'input_tokens', 'output_tokens',
+const COLS = new Set(['kind', 'ended_at', 'outcome', 'error', 'session_id', 'pid', 'proc_mark', 'cost_usd', 'input_tokens', 'output_tokens',
   'cache_read_tokens', 'cache_creation_tokens', 'duration_ms', 'num_turns']);
 
 export class RunsRepo {
