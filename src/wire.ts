@@ -10,7 +10,8 @@ import { validateWorkflow } from './workflows/definition.js';
 import { buildHandoff } from './workflows/handoff.js';
 import { workflowRoutes } from './server/routes/workflows.js';
 import { registerRevisionMode } from './workflows/revision.js';
-import { createBoard, type BoardOptions } from './board/index.js';
+import { createBoard, createOutbox, type BoardOptions } from './board/index.js';
+import { PendingPullRequests } from './prloop/pending-pr.js';
 import { ClarificationService } from './orchestrator/clarify.js';
 import { clarifyRoutes } from './server/routes/clarify.js';
 import { PlaneSync } from './integrations/plane-sync.js';
@@ -67,9 +68,11 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   const sandbox = new AgentSandbox({ config, logger: s.logger.child({ component: 'sandbox' }) });
   await sandbox.init();
   s.addHealth('sandbox', () => sandboxHealth(sandbox.status()));
+  const outbox = createOutbox(s, opts.board?.outbox);
+  const pendingPrs = new PendingPullRequests({ outbox, github, tasks: s.tasks, logger: s.logger.child({ component: 'pending-pr' }) });
   const executor = new TaskExecutor({
     config, logger: s.logger.child({ component: 'executor' }), tasks: s.tasks, logs: s.repos.logs, runs: s.repos.runs, bus: s.bus,
-    workspace, github, sandbox, baseEnv: config.baseEnv,
+    workspace, github, sandbox, pendingPrs, baseEnv: config.baseEnv,
     // A worker's agents talk to their own worker (same API, same database): preview environments then
     // start on the host that has the worktree and the Docker daemon. Elsewhere: public_url, or here.
     apiUrl: config.role === 'worker' ? localUrl(config) : config.public_url || localUrl(config),
@@ -100,7 +103,7 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   // Reconciliation re-drives workflows after a restart; with several processes only the api (or all) one does it.
   if (s.runsSingletons) s.onStart(() => engine.reconcile());
 
-  const board = createBoard(s, opts.board);
+  const board = createBoard(s, opts.board, outbox);
   executor.onProtocol((task, obj) => { if (obj.type === 'message') board.board.postFromAgent(task, obj); });
   // Inter-agent messages: what earlier steps of a workflow addressed to this agent type reaches its prompt.
   executor.addPromptSource((task) => {

@@ -33,10 +33,14 @@ export interface Board {
  * Stop order (hooks run in reverse): the SSE hub closes its streams, then the outbox finishes or
  * aborts in-flight deliveries, before services.stop() closes the database.
  */
-export function createBoard(services: Services, opts: BoardOptions = {}): Board {
+/** The durable delivery queue; wire.ts builds it first because the executor queues deferred PRs in it. */
+export function createOutbox(services: Services, opts: OutboxOptions = {}): OutboxWorker {
+  return new OutboxWorker(new OutboxRepo(services.db), services.logger.child({ component: 'outbox' }), opts);
+}
+
+export function createBoard(services: Services, opts: BoardOptions = {}, outbox = createOutbox(services, opts.outbox)): Board {
   const { config, logger, db, bus, stream } = services;
   const messages = new MessagesRepo(db);
-  const outbox = new OutboxWorker(new OutboxRepo(db), logger.child({ component: 'outbox' }), opts.outbox);
   const telegram = new TelegramNotifier({
     token: config.secrets.telegramBotToken || config.telegram.bot_token,
     chatId: config.telegram.chat_id,

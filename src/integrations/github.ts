@@ -21,6 +21,12 @@ export class GitHubError extends Error {
   }
 }
 
+/** No answer, 5xx, 429 or a rate-limit 403: GitHub may well say yes later. Anything else is its answer. */
+export function isTransientGitHubError(err: unknown): boolean {
+  if (!(err instanceof GitHubError)) return false;
+  return err.status === 0 || err.status >= 500 || err.status === 429 || (err.status === 403 && /rate limit/i.test(err.message));
+}
+
 export interface PullRequest {
   number: number;
   html_url: string;

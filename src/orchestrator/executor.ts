@@ -11,7 +11,8 @@ import type { EventBus } from '../events/bus.js';
 import { handsBack, type ExecContext, type ExecResult } from '../queue/scheduler.js';
 import { parseRepoSpec, type RepoSpec } from '../git/repo-spec.js';
 import { GitUnreachableError, slugify, type Workspace, type Worktree } from '../git/workspace.js';
-import type { GitHubClient } from '../integrations/github.js';
+import { isTransientGitHubError, type GitHubClient } from '../integrations/github.js';
+import type { PendingPullRequests } from '../prloop/pending-pr.js';
 import { runAgent, type RunResult } from '../agents/runner.js';
 import type { AgentSandbox } from '../agents/sandbox/index.js';
 import { extractProtocolObjects, type ProtocolObject, type StreamEvent } from '../agents/protocol.js';
@@ -33,6 +34,8 @@ export interface ExecutorDeps {
   bus: EventBus;
   workspace: Workspace;
   github: GitHubClient;
+  /** Where a PR GitHub would not take right now waits to be opened. */
+  pendingPrs: Pick<PendingPullRequests, 'defer'>;
   /** Wraps each agent run in the sandbox (or not, by config and by what the machine allows). */
   sandbox: AgentSandbox;
   /** PATH, HOME and friends for the agent and git. */
@@ -459,11 +462,20 @@ export class TaskExecutor {
       log.system('GITHUB_TOKEN is not set: the branch is pushed but no pull request was opened');
       return { status: 'in_review', patch: {} };
     }
-    const pr = await this.d.github.openPullRequest({
-      owner: spec.owner, repo: spec.name, head: wt.branch, base: wt.baseBranch,
-      title: prTitle ?? task.title,
-      body: prBody ?? prBodyFor(task, summary),
-    });
+    const request = {
+      taskId: task.id, owner: spec.owner, repo: spec.name, head: wt.branch, base: wt.baseBranch,
+      title: prTitle ?? task.title, body: prBody ?? prBodyFor(task, summary),
+    };
+    let pr;
+    try {
+      pr = await this.d.github.openPullRequest(request);
+    } catch (err) {
+      if (!isTransientGitHubError(err)) throw err;
+      // The work is done and pushed: the PR is GitHub's problem, not the task's. It is opened later.
+      const note = this.d.pendingPrs.defer(request, (err as Error).message);
+      log.system(note);
+      return { status: 'in_review', patch: { error: note } };
+    }
     log.system(`opened pull request ${pr.html_url}`);
     return { status: 'in_review', patch: { pr_url: pr.html_url, pr_number: pr.number } };
   }

@@ -334,7 +334,7 @@ export class Scheduler {
         return;
       default:
         this.deps.tasks.transition(task.id, ['in_progress'], result.status, {
-          ...result.patch, ...release, completed_at: nowIso(), run_requested_at: null, error: '',
+          error: '', ...result.patch, ...release, completed_at: nowIso(), run_requested_at: null,
         }, lease);
     }
   }
