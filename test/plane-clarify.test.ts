@@ -232,3 +232,27 @@ describe('clarification, Plane and Telegram', () => {
     await env.app.inject({ method: 'POST', url: `/api/tasks/${t.id}/cancel` });
   });
 });
+
+describe('Plane issue creation', () => {
+  it('a create answered without an issue id is tried again, and the task ends up linked to one issue', async () => {
+    const plane = new FakePlane({ apiKey: PLANE_KEY });
+    const planeUrl = await plane.start();
+    const env = await createAgentEnv({
+      env: { PLANE_API_KEY: PLANE_KEY, PLANE_WEBHOOK_SECRET: SECRET },
+      overrides: { plane: { base_url: planeUrl, workspace_slug: 'ws', project_id: 'project-1', default_repo: 'acme/web', states: STATES, poll_interval_seconds: 3600, allowed_members: ['human-1'] } },
+    });
+    try {
+      plane.createWithoutId = 1;
+      const res = await env.app.inject({ method: 'POST', url: '/api/tasks', payload: { title: 'Link me to Plane', description: 'x', repo: 'acme/web' } });
+      const id = res.json().id as number;
+      const linked = await waitFor(async () => (await env.getTask(id)).plane_issue_id || undefined, { what: 'task linked to a Plane issue' });
+      const creates = plane.requests.filter((r) => r.method === 'POST' && /\/(work-items|issues)\/$/.test(r.path));
+      expect(creates).toHaveLength(2);
+      expect(plane.issues.size).toBe(1);
+      expect(plane.issues.has(linked)).toBe(true);
+    } finally {
+      await env.stopAll();
+      await plane.stop();
+    }
+  });
+});

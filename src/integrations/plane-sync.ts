@@ -134,6 +134,8 @@ export class PlaneSync {
       if (!task || task.plane_issue_id) return { skipped: 'already linked' };
       const state = this.d.config.plane.states.queued;
       const issue = await this.client.createIssue({ name: task.title, description_html: `<p>${escapeHtml(task.description)}</p>`, state, external_id: `factory-task-${task.id}` }, signal);
+      // Without an id the task would stay unlinked for good: not delivered, tried again later.
+      if (typeof issue?.id !== 'string' || !issue.id) throw new DeliveryError('Plane answered the create without an issue id');
       this.d.tasks.update(task.id, { plane_issue_id: issue.id, plane_sequence_id: issue.sequence_id ?? null });
       return { issue_id: issue.id };
     }

@@ -264,9 +264,16 @@ export class FakePlane extends FakeServer {
     return i ? fn(i) : { status: 404, json: { error: 'Issue not found' } };
   }
 
+  /** The next n creates answer 201 with a body that has no id (a proxy or an API change mangled it), creating nothing. */
+  createWithoutId = 0;
+
   private createIssue(r: RouteRequest): Reply {
     const name = field(r.json, 'name');
     if (typeof name !== 'string' || !name) return { status: 400, json: { name: ['This field is required.'] } };
+    if (this.createWithoutId > 0) {
+      this.createWithoutId--;
+      return { status: 201, json: { name } };
+    }
     const body = (r.json ?? {}) as Record<string, unknown>;
     const issue = this.addIssue({
       ...body, name, project: r.params.project ?? 'project-1',
