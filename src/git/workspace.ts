@@ -324,17 +324,31 @@ export class Workspace {
   }
 
   /** Removes the worktree and its local branch ref; the pushed branch stays on the remote. */
+  /**
+   * Removes a worktree, its registration in the cache and its local branch. Each step is tried even
+   * when an earlier one failed; what is left afterwards (a registration, the branch) is an error
+   * naming git's reasons, so a leaking worktree shows up in the log instead of piling up unseen.
+   */
   async remove(spec: RepoSpec, key: string, branch?: string): Promise<void> {
     const wt = this.worktreePath(key);
     await this.locks.run(spec.slug, async () => {
       const cache = this.cachePath(spec);
-      if (existsSync(cache)) {
-        const g = this.git(cache);
-        await g.raw(['worktree', 'remove', '--force', wt]).catch(() => undefined);
-        await g.raw(['worktree', 'prune']).catch(() => undefined);
-        if (branch) await g.raw(['branch', '-D', branch]).catch(() => undefined);
+      const reasons: string[] = [];
+      const attempt = (p: Promise<unknown>) => p.catch((err: Error) => { reasons.push(err.message.trim().split('\n')[0]!); });
+      const g = existsSync(cache) ? this.git(cache) : undefined;
+      if (g) {
+        await attempt(g.raw(['worktree', 'remove', '--force', wt]));
+        await attempt(g.raw(['worktree', 'prune']));
       }
       rmSync(wt, { recursive: true, force: true });
+      if (!g) return;
+      const registered = (await g.raw(['worktree', 'list', '--porcelain'])).split('\n').includes(`worktree ${wt}`);
+      if (branch) await attempt(g.raw(['branch', '-D', branch]));
+      const branchLeft = branch ? (await g.raw(['branch', '--list', branch])).trim() !== '' : false;
+      if (registered || branchLeft) {
+        const left = [registered ? `worktree ${wt} is still registered` : '', branchLeft ? `branch ${branch} still exists` : ''].filter(Boolean);
+        throw new Error(`could not remove the worktree completely: ${left.join(', ')} (${reasons.join('; ') || 'no error from git'})`);
+      }
     });
   }
 }
