@@ -65,9 +65,10 @@ function killGroup(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-async function killLeftovers(mark: string, seen: ProcId[]): Promise<number> {
+/** SIGKILLs the processes found earlier and everything still carrying the mark (or under `rootPid`). */
+async function killLeftovers(mark: string, seen: ProcId[], rootPid: number | null): Promise<number> {
   try {
-    return (await signalProcesses(seen, 'SIGKILL')) + (await killRun(mark, null));
+    return (await signalProcesses(seen, 'SIGKILL')) + (await killRun(mark, rootPid));
   } catch {
     return 0;
   }
@@ -116,7 +117,7 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
     termTimer = setTimeout(() => {
       forceKilled = true;
       killGroup(pid, 'SIGKILL');
-      void killRun(mark, pid).catch(() => {});
+      void killLeftovers(mark, seen, pid);
     }, spec.killGraceMs);
     termTimer.unref();
   };
@@ -171,7 +172,7 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
   // Whatever the agent left running dies with it: its group, and every process carrying its mark.
   if (pid) killGroup(pid, 'SIGKILL');
   clearTimeout(termTimer);
-  const leftoversKilled = pid ? await killLeftovers(mark, seen) : 0;
+  const leftoversKilled = pid ? await killLeftovers(mark, seen, null) : 0;
   await Promise.race([child, new Promise((r) => setTimeout(r, 2000).unref())]);
   out.end();
   err.end();
