@@ -36,6 +36,15 @@ export interface Reply {
   headers?: Record<string, string>;
 }
 
+/** An injected answer for setFault: status, headers and body (default: the fake's error envelope). */
+export interface Fault {
+  status: number;
+  headers?: Record<string, string>;
+  json?: unknown;
+  /** Only requests this returns true for get the fault (default: every request). */
+  when?: (r: RecordedRequest) => boolean;
+}
+
 export type Handler = (req: RouteRequest) => Reply | Promise<Reply>;
 
 interface Route {
@@ -101,6 +110,9 @@ export class FakeServer {
   private failStatus = 500;
   private failHeaders: Record<string, string> = {};
   private down = false;
+  private fault: Fault | null = null;
+  private hanging = false;
+  private readonly held = new Set<ServerResponse>();
   private readonly aborters = new Set<AbortController>();
 
   constructor(opts: FakeServerOptions = {}) {
@@ -123,6 +135,36 @@ export class FakeServer {
   /** While down every request gets a 500 (recorded with failed:true). */
   setDown(down: boolean): void {
     this.down = down;
+  }
+
+  /**
+   * Until cleared, every request matching `fault.when` (default: all) is answered with the fault's
+   * status, headers and body instead of its route (recorded with failed:true). For faults that last
+   * as long as a test wants, unlike failNext's count.
+   */
+  setFault(fault: Fault | null): void {
+    this.fault = fault;
+  }
+
+  /**
+   * A server that accepts a request and never answers (a stuck proxy). Requests matching `when`
+   * are recorded and held open; turning it off drops the held connections (the client sees a reset,
+   * as when such a proxy finally gives up), so nothing held is ever processed.
+   */
+  setHanging(on: boolean, when?: (r: RecordedRequest) => boolean): void {
+    this.hanging = on;
+    this.hangWhen = when;
+    if (!on) {
+      for (const res of this.held) res.socket?.destroy();
+      this.held.clear();
+    }
+  }
+
+  private hangWhen: ((r: RecordedRequest) => boolean) | undefined;
+
+  /** Requests currently held by setHanging. */
+  get heldCount(): number {
+    return this.held.size;
   }
 
   get isDown(): boolean {
@@ -152,7 +194,8 @@ export class FakeServer {
     return undefined;
   }
 
-  async start(): Promise<string> {
+  /** Listens on 127.0.0.1; pass the previous port to come back after stop() (a refused-connection outage). */
+  async start(port = 0): Promise<string> {
     if (this.server) return this.url;
     const server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
@@ -164,11 +207,11 @@ export class FakeServer {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
+      server.listen(port, '127.0.0.1', () => resolve());
     });
     this.server = server;
-    const { port } = server.address() as AddressInfo;
-    this.url = `http://127.0.0.1:${port}`;
+    const bound = (server.address() as AddressInfo).port;
+    this.url = `http://127.0.0.1:${bound}`;
     return this.url;
   }
 
@@ -225,8 +268,18 @@ export class FakeServer {
       this.aborters.delete(aborter);
     });
 
+    if (this.hanging && (!this.hangWhen || this.hangWhen(rec))) {
+      rec.failed = true;
+      this.held.add(res);
+      res.on('close', () => this.held.delete(res));
+      return;
+    }
     let reply: Reply;
-    if (this.down || this.failCount > 0) {
+    const fault = this.fault && (!this.fault.when || this.fault.when(rec)) ? this.fault : null;
+    if (fault) {
+      rec.failed = true;
+      reply = { status: fault.status, json: fault.json ?? this.failureBody(fault.status), headers: fault.headers ?? {} };
+    } else if (this.down || this.failCount > 0) {
       const status = this.down ? 500 : this.failStatus;
       if (!this.down) this.failCount--;
       rec.failed = true;

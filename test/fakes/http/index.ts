@@ -1,6 +1,6 @@
 // Loopback HTTP fakes for Factory tests. Each: `const f = new FakeX(opts); const base = await f.start(); ... await f.stop();`
 export { FakeServer, pollUntil, field } from './base.js';
-export type { FakeServerOptions, Handler, RecordedRequest, Reply, RouteRequest } from './base.js';
+export type { Fault, FakeServerOptions, Handler, RecordedRequest, Reply, RouteRequest } from './base.js';
 export { FakeGitHub, signGitHubWebhook } from './github.js';
 export type { CheckRun, FakeGitHubOptions, FakePullRequest } from './github.js';
 export {

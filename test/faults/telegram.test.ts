@@ -1,0 +1,95 @@
+// Telegram misbehaving while tasks run: rate limited (429 with retry_after), failing (5xx), gone
+// (connection refused) and stuck (accepts, never answers). In each: /health stays fast, the watchdog
+// fires on time, the tasks finish once, and afterwards every notice arrives once, in order.
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeTelegram } from '../fakes/http/index.js';
+import { waitFor } from '../helpers.js';
+import {
+  expectResponsive, expectStandardOutcome, outboxRows, prsCreated, startFaultFactory, startHealthProbe, startStandardTasks, type FaultFactory,
+} from './harness.js';
+
+const CHAT = '42';
+let cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanup.reverse()) await c();
+  cleanup = [];
+});
+
+async function startWithTelegram(tg: FakeTelegram): Promise<FaultFactory> {
+  const f = await startFaultFactory({ telegram: { api_root: tg.url, chat_id: CHAT, poll_replies: false } }, { TELEGRAM_BOT_TOKEN: tg.token });
+  cleanup.push(() => f.stop());
+  return f;
+}
+
+/** Every queued notice reached the chat exactly once, in the order it was queued. */
+async function expectDeliveredOnceInOrder(f: FaultFactory, tg: FakeTelegram): Promise<void> {
+  const rows = await waitFor(() => {
+    const all = outboxRows(f, 'telegram');
+    return all.length > 0 && all.every((r) => r.delivered_at) ? all : undefined;
+  }, { what: 'every Telegram notice delivered', timeoutMs: 30_000 });
+  const queued = rows.map((r) => (JSON.parse(r.payload) as { text: string }).text);
+  const sent = tg.sent.filter((m) => String(m.chat_id) === CHAT).map((m) => m.text);
+  expect(sent).toEqual(queued);
+  // Both tasks' notices are among them: started and finished, for each task.
+  expect(queued.filter((t) => t.startsWith('🔧 Started')).length).toBeGreaterThanOrEqual(2);
+}
+
+async function scenario(tg: FakeTelegram, fault: { on(): Promise<void> | void; off(): Promise<void> | void; hit(f: FaultFactory): boolean }): Promise<void> {
+  await tg.start();
+  cleanup.push(() => tg.stop());
+  const f = await startWithTelegram(tg);
+  const probe = await startHealthProbe(f.url);
+  await fault.on();
+  const tasks = await startStandardTasks(f);
+  await expectStandardOutcome(f, tasks);
+  await waitFor(() => fault.hit(f), { what: 'Factory to meet the fault' });
+  expect(outboxRows(f, 'telegram').some((r) => !r.delivered_at), 'notices wait while Telegram misbehaves').toBe(true);
+  await fault.off();
+  await expectDeliveredOnceInOrder(f, tg);
+  expectResponsive(await probe.stop());
+  expect(prsCreated(f)).toBe(1);
+}
+
+describe('fault: Telegram', () => {
+  it('429 Too Many Requests with retry_after', async () => {
+    const tg = new FakeTelegram();
+    const retryAfter = { ok: false, error_code: 429, description: 'Too Many Requests: retry after 2', parameters: { retry_after: 2 } };
+    await scenario(tg, {
+      on: () => tg.setFault({ status: 429, json: retryAfter, headers: { 'retry-after': '2' } }),
+      off: () => tg.setFault(null),
+      hit: () => tg.requests.filter((r) => r.failed).length >= 2,
+    });
+    // retry_after was honoured: no second attempt came sooner than it allowed.
+    const failed = tg.requests.filter((r) => r.path.endsWith('/sendMessage'));
+    for (let i = 1; i < failed.length && failed[i]!.failed; i++) expect(failed[i]!.at - failed[i - 1]!.at).toBeGreaterThanOrEqual(1900);
+  });
+
+  it('5xx answers', async () => {
+    const tg = new FakeTelegram();
+    await scenario(tg, {
+      on: () => tg.setFault({ status: 502 }),
+      off: () => tg.setFault(null),
+      hit: () => tg.requests.filter((r) => r.failed).length >= 2,
+    });
+  });
+
+  it('connection refused', async () => {
+    const tg = new FakeTelegram();
+    let port = 0;
+    let down = false;
+    await scenario(tg, {
+      on: async () => { port = Number(new URL(tg.url).port); await tg.stop(); down = true; },
+      off: async () => { await tg.start(port); down = false; },
+      hit: (f) => down && outboxRows(f, 'telegram').some((r) => r.attempts > 0 && !r.delivered_at),
+    });
+  });
+
+  it('a server that accepts and never answers', async () => {
+    const tg = new FakeTelegram();
+    await scenario(tg, {
+      on: () => tg.setHanging(true),
+      off: () => tg.setHanging(false),
+      hit: () => tg.heldCount >= 1,
+    });
+  });
+});
