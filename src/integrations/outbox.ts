@@ -28,7 +28,7 @@ export interface OutboxOptions {
   maxPermanentAttempts?: number;
   /** A transient failure is retried until the row is this old, then parked as dead. Default 72 h. */
   maxAgeMs?: number;
-  /** Rows attempted concurrently per round (they have distinct order keys). Default 8. */
+  /** Deliveries under way at once (each of a distinct order key). Default 8. */
   concurrency?: number;
   /** Longest idle sleep; notify() wakes the loop earlier. Default 30 s. */
   idleMs?: number;
@@ -56,6 +56,8 @@ export class OutboxWorker {
   private wake: (() => void) | null = null;
   private abort = new AbortController();
   private lastPurge = 0;
+  /** Deliveries under way, by outbox row id. */
+  private readonly inFlight = new Map<number, Promise<void>>();
 
   constructor(readonly repo: OutboxRepo, private readonly logger: Logger, opts: OutboxOptions = {}) {
     this.opts = { ...DEFAULTS, ...opts };
@@ -100,22 +102,28 @@ export class OutboxWorker {
     if (!loop) return;
     this.running = false;
     this.wake?.();
+    await loop;
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), this.opts.stopGraceMs); });
-    if ((await Promise.race([loop.then(() => 'done' as const), grace])) === 'timeout') this.abort.abort();
+    const settled = Promise.all(this.inFlight.values()).then(() => 'done' as const);
+    if ((await Promise.race([settled, grace])) === 'timeout') this.abort.abort();
     clearTimeout(timer);
-    await loop;
+    await settled;
   }
 
+  /**
+   * Starts every due row as soon as a slot is free and never waits for a batch: a request that hangs
+   * (until its own timeout) holds back only its order key, not other chats, issues or channels.
+   */
   private async run(): Promise<void> {
     while (this.running) {
       this.dirty = false;
       let delay: number;
       try {
-        const attempted = await this.round();
+        this.startDue();
         this.maybePurge();
-        // Successors of what was just delivered may be due now: go again, yielding to the event loop.
-        const next = attempted > 0 ? Date.now() : this.repo.nextDueAt([...this.handlers.keys()]);
+        // A full pool sleeps until a delivery ends (it notifies); otherwise until the next head is due.
+        const next = this.inFlight.size >= this.opts.concurrency ? undefined : this.repo.nextDueAt(this.channels(), [...this.inFlight.keys()]);
         delay = next === undefined ? this.opts.idleMs : Math.min(next - Date.now(), this.opts.idleMs);
       } catch (err) {
         // A database error must not kill the loop; try again after an idle period.
@@ -143,10 +151,24 @@ export class OutboxWorker {
     });
   }
 
-  private async round(): Promise<number> {
-    const rows = this.repo.due([...this.handlers.keys()], Date.now(), this.opts.concurrency);
-    await Promise.all(rows.map((row) => this.deliver(row)));
-    return rows.length;
+  private channels(): string[] {
+    return [...this.handlers.keys()];
+  }
+
+  /** Starts the due rows that fit in the free slots; in-flight rows are skipped (and still block their key). */
+  private startDue(): void {
+    const free = this.opts.concurrency - this.inFlight.size;
+    const rows = this.repo.due(this.channels(), Date.now(), free, [...this.inFlight.keys()]);
+    for (const row of rows) {
+      const delivery = this.deliver(row)
+        .catch((err) => this.logger.error({ err: coerceError(err), outbox_id: row.id }, 'outbox could not record a delivery'))
+        .finally(() => {
+          this.inFlight.delete(row.id);
+          // Its successor (same order key) may be due now.
+          this.notify();
+        });
+      this.inFlight.set(row.id, delivery);
+    }
   }
 
   private async deliver(row: OutboxRow): Promise<void> {

@@ -34,6 +34,11 @@ export interface EnqueueOptions {
   notBefore?: number;
 }
 
+/** ` AND o.id NOT IN (?, …)` for `ids`, or nothing; the ids are bound as parameters. */
+function notIn(ids: readonly number[]): string {
+  return ids.length === 0 ? '' : ` AND o.id NOT IN (${ids.map(() => '?').join(',')})`;
+}
+
 /** SQL for the durable outbox; the delivery policy lives in src/integrations/outbox.ts. */
 export class OutboxRepo {
   constructor(private readonly db: Db) {}
@@ -62,38 +67,40 @@ export class OutboxRepo {
   /**
    * Rows that may be attempted now, oldest first: due, pending, on one of `channels`, and with no
    * older pending row of the same (channel, order_key). So a batch holds at most one row per key,
-   * and a failing head row holds back its successors until it is delivered or dead.
+   * and a failing head row holds back its successors until it is delivered or dead. `skip` names rows
+   * being delivered right now; they stay pending, so they keep holding back their successors too.
    */
-  due(channels: readonly string[], now: number, limit: number): OutboxRow[] {
-    if (channels.length === 0) return [];
+  due(channels: readonly string[], now: number, limit: number, skip: readonly number[] = []): OutboxRow[] {
+    if (channels.length === 0 || limit <= 0) return [];
     const marks = channels.map(() => '?').join(',');
     return this.db.prepare(
       `SELECT o.* FROM outbox o
-       WHERE o.channel IN (${marks}) AND o.delivered_at IS NULL AND o.next_attempt_at <= ?
+       WHERE o.channel IN (${marks}) AND o.delivered_at IS NULL AND o.next_attempt_at <= ?${notIn(skip)}
          AND (o.order_key = '' OR NOT EXISTS (
            SELECT 1 FROM outbox p
            WHERE p.channel = o.channel AND p.order_key = o.order_key AND p.id < o.id
              AND p.delivered_at IS NULL AND p.next_attempt_at < ?))
        ORDER BY o.id LIMIT ?`,
-    ).all(...channels, now, DEAD_AT, limit) as OutboxRow[];
+    ).all(...channels, now, ...skip, DEAD_AT, limit) as OutboxRow[];
   }
 
   /**
    * When the next row can go: the earliest next_attempt_at among head rows (pending rows with no
    * older pending row of their order key), the same rule as due(). A row waiting behind a failing
-   * head has a time long past, but it cannot go before the head, so it must not count.
+   * head has a time long past, but it cannot go before the head, so it must not count. Rows in
+   * `skip` (in flight) do not count either: their completion wakes the loop.
    */
-  nextDueAt(channels: readonly string[]): number | undefined {
+  nextDueAt(channels: readonly string[], skip: readonly number[] = []): number | undefined {
     if (channels.length === 0) return undefined;
     const marks = channels.map(() => '?').join(',');
     const r = this.db.prepare(
       `SELECT MIN(o.next_attempt_at) AS t FROM outbox o
-       WHERE o.channel IN (${marks}) AND o.delivered_at IS NULL AND o.next_attempt_at < ?
+       WHERE o.channel IN (${marks}) AND o.delivered_at IS NULL AND o.next_attempt_at < ?${notIn(skip)}
          AND (o.order_key = '' OR NOT EXISTS (
            SELECT 1 FROM outbox p
            WHERE p.channel = o.channel AND p.order_key = o.order_key AND p.id < o.id
              AND p.delivered_at IS NULL AND p.next_attempt_at < ?))`,
-    ).get(...channels, DEAD_AT, DEAD_AT) as { t: number | string | null };
+    ).get(...channels, DEAD_AT, ...skip, DEAD_AT) as { t: number | string | null };
     return r.t === null ? undefined : Number(r.t);
   }
 
