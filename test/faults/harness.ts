@@ -149,3 +149,39 @@ export async function expectStandardOutcome(f: FaultFactory, tasks: { ok: TaskJs
   expect(runsOf(f, tasks.ok.id)).toBe(1);
   await expectWatchdogFired(f, tasks.silent.id);
 }
+
+/** One outside fault: switched on before the tasks start, off once Factory has met it. */
+export interface FaultSwitch {
+  on(): Promise<void> | void;
+  off(): Promise<void> | void;
+  /** True once Factory has run into the fault (so the scenario is not vacuous). */
+  hit(f: FaultFactory): boolean;
+}
+
+/**
+ * The shape every scenario shares: probe /health from its own process, switch the fault on, run the
+ * standard tasks to their ends, check deliveries waited, switch it off, then `delivered` checks that
+ * every queued delivery arrived once and in order. One PR in all, the probe answered throughout.
+ */
+export async function runFaultScenario(f: FaultFactory, fault: FaultSwitch, channel: string, delivered: (f: FaultFactory) => Promise<void>): Promise<void> {
+  const probe = await startHealthProbe(f.url);
+  await fault.on();
+  const tasks = await startStandardTasks(f);
+  await expectStandardOutcome(f, tasks);
+  // Its retries (if any) are over: no new deliveries are queued after the check below.
+  await waitTaskStatus(f, tasks.silent.id, ['failed', 'cancelled'], 60_000);
+  await waitFor(() => fault.hit(f), { what: 'Factory to meet the fault' });
+  expect(outboxRows(f, channel).some((r) => !r.delivered_at), `${channel} deliveries wait while the service misbehaves`).toBe(true);
+  await fault.off();
+  await delivered(f);
+  expectResponsive(await probe.stop());
+  expect(prsCreated(f)).toBe(1);
+}
+
+/** Waits until every row of `channel` is delivered (none dead) and returns them in queue order. */
+export async function allDelivered(f: FaultFactory, channel: string): Promise<ReturnType<typeof outboxRows>> {
+  return waitFor(() => {
+    const all = outboxRows(f, channel);
+    return all.length > 0 && all.every((r) => r.delivered_at) ? all : undefined;
+  }, { what: `every ${channel} delivery made`, timeoutMs: 30_000 });
+}

@@ -3,10 +3,7 @@
 // fires on time, the tasks finish once, and afterwards every notice arrives once, in order.
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeTelegram } from '../fakes/http/index.js';
-import { waitFor } from '../helpers.js';
-import {
-  expectResponsive, expectStandardOutcome, outboxRows, prsCreated, startFaultFactory, startHealthProbe, startStandardTasks, type FaultFactory,
-} from './harness.js';
+import { allDelivered, outboxRows, runFaultScenario, startFaultFactory, type FaultFactory, type FaultSwitch } from './harness.js';
 
 const CHAT = '42';
 let cleanup: Array<() => Promise<void>> = [];
@@ -23,10 +20,7 @@ async function startWithTelegram(tg: FakeTelegram): Promise<FaultFactory> {
 
 /** Every queued notice reached the chat exactly once, in the order it was queued. */
 async function expectDeliveredOnceInOrder(f: FaultFactory, tg: FakeTelegram): Promise<void> {
-  const rows = await waitFor(() => {
-    const all = outboxRows(f, 'telegram');
-    return all.length > 0 && all.every((r) => r.delivered_at) ? all : undefined;
-  }, { what: 'every Telegram notice delivered', timeoutMs: 30_000 });
+  const rows = await allDelivered(f, 'telegram');
   const queued = rows.map((r) => (JSON.parse(r.payload) as { text: string }).text);
   const sent = tg.sent.filter((m) => String(m.chat_id) === CHAT).map((m) => m.text);
   expect(sent).toEqual(queued);
@@ -34,20 +28,11 @@ async function expectDeliveredOnceInOrder(f: FaultFactory, tg: FakeTelegram): Pr
   expect(queued.filter((t) => t.startsWith('🔧 Started')).length).toBeGreaterThanOrEqual(2);
 }
 
-async function scenario(tg: FakeTelegram, fault: { on(): Promise<void> | void; off(): Promise<void> | void; hit(f: FaultFactory): boolean }): Promise<void> {
+async function scenario(tg: FakeTelegram, fault: FaultSwitch): Promise<void> {
   await tg.start();
   cleanup.push(() => tg.stop());
   const f = await startWithTelegram(tg);
-  const probe = await startHealthProbe(f.url);
-  await fault.on();
-  const tasks = await startStandardTasks(f);
-  await expectStandardOutcome(f, tasks);
-  await waitFor(() => fault.hit(f), { what: 'Factory to meet the fault' });
-  expect(outboxRows(f, 'telegram').some((r) => !r.delivered_at), 'notices wait while Telegram misbehaves').toBe(true);
-  await fault.off();
-  await expectDeliveredOnceInOrder(f, tg);
-  expectResponsive(await probe.stop());
-  expect(prsCreated(f)).toBe(1);
+  await runFaultScenario(f, fault, 'telegram', (f) => expectDeliveredOnceInOrder(f, tg));
 }
 
 describe('fault: Telegram', () => {
