@@ -154,6 +154,8 @@ export const configSchema = z.object({
   }).strict().prefault({}),
   github: z.object({
     api_url: str.url().default('https://api.github.com'),
+    /** One GitHub API attempt gives up after this long (then it is retried when safe). */
+    request_timeout_seconds: z.number().positive().default(30),
     clone_base: str.default('https://github.com'),
   }).strict().prefault({}),
   default_org: str.default(''),

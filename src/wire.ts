@@ -64,7 +64,7 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     authorEmail: config.git.author_email,
     baseEnv: config.baseEnv,
   });
-  const github = new GitHubClient(config.github.api_url, config.secrets.githubToken);
+  const github = new GitHubClient(config.github.api_url, config.secrets.githubToken, { timeoutMs: config.github.request_timeout_seconds * 1000 });
   const sandbox = new AgentSandbox({ config, logger: s.logger.child({ component: 'sandbox' }) });
   await sandbox.init();
   s.addHealth('sandbox', () => sandboxHealth(sandbox.status()));

@@ -149,11 +149,13 @@ export class FakeServer {
   /**
    * A server that accepts a request and never answers (a stuck proxy). Requests matching `when`
    * are recorded and held open; turning it off drops the held connections (the client sees a reset,
-   * as when such a proxy finally gives up), so nothing held is ever processed.
+   * as when such a proxy finally gives up), so nothing held is ever processed — unless `applied`:
+   * then the request is carried out first and only its answer is lost (did the POST create it?).
    */
-  setHanging(on: boolean, when?: (r: RecordedRequest) => boolean): void {
+  setHanging(on: boolean, when?: (r: RecordedRequest) => boolean, opts: { applied?: boolean } = {}): void {
     this.hanging = on;
     this.hangWhen = when;
+    this.hangApplied = opts.applied ?? false;
     if (!on) {
       for (const res of this.held) res.socket?.destroy();
       this.held.clear();
@@ -161,6 +163,7 @@ export class FakeServer {
   }
 
   private hangWhen: ((r: RecordedRequest) => boolean) | undefined;
+  private hangApplied = false;
 
   /** Requests currently held by setHanging. */
   get heldCount(): number {
@@ -270,6 +273,7 @@ export class FakeServer {
 
     if (this.hanging && (!this.hangWhen || this.hangWhen(rec))) {
       rec.failed = true;
+      if (this.hangApplied) await this.dispatch(rec, aborter.signal);
       this.held.add(res);
       res.on('close', () => this.held.delete(res));
       return;
