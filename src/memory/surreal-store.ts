@@ -137,6 +137,9 @@ class SurrealMemory implements MemoryStore {
   private initError: string | null = null;
   private dbError: string | null = null;
   private embedError: string | null = null;
+  /** After a failed embedding, calls skip the embedder until then: a dead API must not cost every task its timeout. */
+  private embedPausedUntil = 0;
+  private embedFailures = 0;
   /** Vector dimension; 0 while vectors are off. */
   private dim = 0;
   /** This process created an index on the client (see Connection.release). */
@@ -351,15 +354,19 @@ class SurrealMemory implements MemoryStore {
   /** One vector, or null (logged, health degraded) when the embedder fails: callers fall back to BM25. */
   private async embedOne(text: string): Promise<number[] | null> {
     const embedder = this.opts.embeddings;
-    if (!embedder || this.dim === 0) return null;
+    if (!embedder || this.dim === 0 || Date.now() < this.embedPausedUntil) return null;
     try {
       const [vector] = await withTimeout(embedder.embed([text.slice(0, EMBED_CHARS)]), this.timeoutMs * 2, 'embedding timed out');
       if (!vector || vector.length !== this.dim) throw new Error(`embedder returned ${vector?.length ?? 0} dimensions, expected ${this.dim}`);
       this.embedError = null;
+      this.embedFailures = 0;
       return vector;
     } catch (err) {
+      // 5 s, 10 s, … up to 5 min without asking; one call then tries again.
+      const pauseMs = Math.min(300_000, 5000 * 2 ** Math.min(this.embedFailures++, 6));
+      this.embedPausedUntil = Date.now() + pauseMs;
       this.embedError = `embeddings unavailable: ${errorText(err)}`;
-      this.log.warn({ err: this.embedError }, 'embedding failed; using full-text search only');
+      this.log.warn({ err: this.embedError, retry_in_ms: pauseMs }, 'embedding failed; using full-text search only');
       return null;
     }
   }
