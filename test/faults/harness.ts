@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { expect } from 'vitest';
 import { GITHUB_TOKEN } from '../agent-harness.js';
 import { FAKE_CLAUDE_PATH, readFakeClaudeLog } from '../fakes/claude-helpers.js';
-import { FakeGitHub } from '../fakes/http/index.js';
+import { FakeGitHub, type FakeServer } from '../fakes/http/index.js';
 import { processConfig, startFactory, type FactoryProcess } from '../process-harness.js';
 import { tempDir, waitFor } from '../helpers.js';
 
@@ -189,4 +189,15 @@ export async function allDelivered(f: FaultFactory, channel: string): Promise<Re
     const all = outboxRows(f, channel);
     return all.length > 0 && all.every((r) => r.delivered_at) ? all : undefined;
   }, { what: `every ${channel} delivery made`, timeoutMs: 30_000 });
+}
+
+/** The service is gone (its port refuses connections) until off() brings it back on the same port. */
+export function connectionRefused(server: FakeServer, channel: string): FaultSwitch {
+  let port = 0;
+  let down = false;
+  return {
+    on: async () => { port = Number(new URL(server.url).port); await server.stop(); down = true; },
+    off: async () => { await server.start(port); down = false; },
+    hit: (f) => down && outboxRows(f, channel).some((r) => r.attempts > 0 && !r.delivered_at),
+  };
 }

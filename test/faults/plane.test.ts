@@ -3,7 +3,7 @@
 // whose state changes and comments arrived once each, in the order they were queued.
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakePlane, planeStateId } from '../fakes/http/index.js';
-import { allDelivered, outboxRows, runFaultScenario, startFaultFactory, type FaultFactory, type FaultSwitch } from './harness.js';
+import { allDelivered, connectionRefused, runFaultScenario, startFaultFactory, type FaultFactory, type FaultSwitch } from './harness.js';
 
 const PLANE_KEY = 'plane_api_key_faults_123';
 const STATES = {
@@ -49,13 +49,7 @@ async function scenario(plane: FakePlane, fault: FaultSwitch): Promise<void> {
 describe('fault: Plane', () => {
   it('Plane down (connection refused)', async () => {
     const plane = new FakePlane({ apiKey: PLANE_KEY });
-    let port = 0;
-    let down = false;
-    await scenario(plane, {
-      on: async () => { port = Number(new URL(plane.url).port); await plane.stop(); down = true; },
-      off: async () => { await plane.start(port); down = false; },
-      hit: (f) => down && outboxRows(f, 'plane').some((r) => r.attempts > 0 && !r.delivered_at),
-    });
+    await scenario(plane, connectionRefused(plane, 'plane'));
   });
 
   it('429 Too Many Requests with retry-after', async () => {

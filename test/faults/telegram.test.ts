@@ -3,7 +3,7 @@
 // fires on time, the tasks finish once, and afterwards every notice arrives once, in order.
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeTelegram } from '../fakes/http/index.js';
-import { allDelivered, outboxRows, runFaultScenario, startFaultFactory, type FaultFactory, type FaultSwitch } from './harness.js';
+import { allDelivered, connectionRefused, runFaultScenario, startFaultFactory, type FaultFactory, type FaultSwitch } from './harness.js';
 
 const CHAT = '42';
 let cleanup: Array<() => Promise<void>> = [];
@@ -60,13 +60,7 @@ describe('fault: Telegram', () => {
 
   it('connection refused', async () => {
     const tg = new FakeTelegram();
-    let port = 0;
-    let down = false;
-    await scenario(tg, {
-      on: async () => { port = Number(new URL(tg.url).port); await tg.stop(); down = true; },
-      off: async () => { await tg.start(port); down = false; },
-      hit: (f) => down && outboxRows(f, 'telegram').some((r) => r.attempts > 0 && !r.delivered_at),
-    });
+    await scenario(tg, connectionRefused(tg, 'telegram'));
   });
 
   it('a server that accepts and never answers', async () => {
