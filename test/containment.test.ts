@@ -136,7 +136,10 @@ describe('after kill -9 of Factory', () => {
       expect(done).toMatchObject({ status: 'in_review', error: '', attempts: 2 });
       expect(github.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/pulls'))).toHaveLength(1);
       for (const p of pids) expect(processGone(p), `old escapee ${p} still runs`).toBe(true);
-      expect(second.output()).toMatch(/"processes":[23],"msg":"killed an agent left running by a previous Factory process"/);
+      // The escapees at least (a shell still between them may be counted too, depending on timing).
+      const killed = /"processes":(\d+),"msg":"killed an agent left running by a previous Factory process"/.exec(second.output());
+      expect(killed, 'the boot-time reap was logged').not.toBeNull();
+      expect(Number(killed![1])).toBeGreaterThanOrEqual(2);
       const runs = readFakeClaudeLog(log).filter((l) => l.env.FACTORY_TASK_ID === String(created.json.id));
       expect(runs).toHaveLength(2); // the killed one and the one that finished
     } finally {
