@@ -144,7 +144,7 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   s.onStop(() => prLoop.stop());
 
   const memory = createMemoryFromConfig(config, s.logger.child({ component: 'memory' }), opts.memoryUrl);
-  attachMemory(memory, executor, config.memory.max_prompt_chars, s.logger);
+  attachMemory({ memory, executor, outbox, maxPromptChars: config.memory.max_prompt_chars, logger: s.logger });
   s.addHealth('memory', () => memory.health());
   s.onStart(() => memory.init());
   s.onStop(() => memory.close());

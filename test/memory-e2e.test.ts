@@ -21,7 +21,8 @@ describe('agent memory in tasks', () => {
     expect(prompt).not.toContain('Decoy 7');
     const stored = await waitFor(async () => {
       const r = (await env.app.inject({ url: '/api/memory?repo=acme/web&q=migrations' })).json();
-      return r.memories.find((m: { content: string }) => m.content.includes('Migrations live in db/migrations'));
+      // Stored through the outbox, after the run: the outcome (which may quote the learning) can come first.
+      return r.memories.find((m: { kind: string; content: string }) => m.kind === 'learning' && m.content.includes('Migrations live in db/migrations'));
     }, { what: 'learning stored' });
     expect(stored).toMatchObject({ kind: 'learning', task_id: t.id, repo: 'acme/web' });
     const outcome = (await env.app.inject({ url: '/api/memory?repo=acme/web&q=failing test suite' })).json().memories;

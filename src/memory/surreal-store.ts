@@ -8,6 +8,7 @@ import type { Embedder } from './embeddings.js';
 import { dropWeakHits, fuse, rankList, type Candidate } from './ranking.js';
 import { errorText, openConnection, resolveTarget, withTimeout, type Connection, type ConnectTarget } from './surreal-connect.js';
 import { scrubDeep } from '../secrets.js';
+import { normaliseMemory } from './validate.js';
 import {
   MEMORY_KINDS,
   type MemoryHealth,
@@ -32,6 +33,8 @@ export interface SurrealMemoryOptions {
   logger: Logger;
   /** KNN hits with a cosine similarity below this are ignored (default 0.25): KNN always finds "nearest" rows. */
   minSimilarity?: number;
+  /** After a failed connect, wait this long before the next try, doubling to 5 min (default 5000). */
+  reconnectBaseMs?: number;
 }
 
 const FIELDS = 'id, repo, task_id, agent_type, kind, title, content, tags, created_at';
@@ -109,24 +112,6 @@ function toRecord(row: Row): MemoryRecord {
   };
 }
 
-/** Checks and normalises a new memory; returns an error text for bad input. */
-function normalise(m: NewMemory): { value: Required<NewMemory> } | { error: string } {
-  if (!m || typeof m !== 'object') return { error: 'memory must be an object' };
-  const repo = typeof m.repo === 'string' ? m.repo.trim() : '';
-  if (!repo) return { error: 'repo is required' };
-  if (!MEMORY_KINDS.includes(m.kind)) return { error: `kind must be one of ${MEMORY_KINDS.join(', ')}` };
-  if (m.task_id !== null && !Number.isSafeInteger(m.task_id)) return { error: 'task_id must be an integer or null' };
-  if (typeof m.title !== 'string' || typeof m.content !== 'string') return { error: 'title and content must be strings' };
-  const title = m.title.trim();
-  const content = m.content.trim();
-  if (!title && !content) return { error: 'title or content is required' };
-  const tags = [...new Set((Array.isArray(m.tags) ? m.tags : []).filter((t) => typeof t === 'string').map((t) => t.trim()))]
-    .filter(Boolean)
-    .slice(0, 32);
-  const agent_type = typeof m.agent_type === 'string' ? m.agent_type.trim() : '';
-  return { value: { repo, task_id: m.task_id, agent_type, kind: m.kind, title, content, tags } };
-}
-
 class SurrealMemory implements MemoryStore {
   private readonly log: Logger;
   private readonly target: ConnectTarget | null = null;
@@ -140,6 +125,9 @@ class SurrealMemory implements MemoryStore {
   /** After a failed embedding, calls skip the embedder until then: a dead API must not cost every task its timeout. */
   private embedPausedUntil = 0;
   private embedFailures = 0;
+  /** After a failed connect, the next init() may try again from then on (5 s doubling to 5 min). */
+  private initRetryAt = Number.POSITIVE_INFINITY;
+  private initFailures = 0;
   /** Vector dimension; 0 while vectors are off. */
   private dim = 0;
   /** This process created an index on the client (see Connection.release). */
@@ -159,6 +147,11 @@ class SurrealMemory implements MemoryStore {
 
   init(): Promise<void> {
     if (this.closed) return this.starting ?? Promise.resolve();
+    // A server that was down at boot is tried again later: memory must come back without a restart.
+    if (this.starting && !this.conn && Date.now() >= this.initRetryAt) {
+      this.initRetryAt = Number.POSITIVE_INFINITY;
+      this.starting = this.start();
+    }
     this.starting ??= this.start();
     return this.starting;
   }
@@ -172,7 +165,7 @@ class SurrealMemory implements MemoryStore {
   }
 
   async add(m: NewMemory): Promise<MemoryRecord | null> {
-    const checked = normalise(m);
+    const checked = normaliseMemory(m);
     if ('error' in checked) {
       this.log.warn({ err: checked.error }, 'memory not stored: invalid input');
       return null;
@@ -279,9 +272,13 @@ class SurrealMemory implements MemoryStore {
       await this.query(conn.db, SCHEMA);
       if (!existing.has('memory_search') || !existing.has('memory_repo_created')) this.pinned = true;
       if (this.opts.embeddings) await this.setupVectors(conn.db, this.opts.embeddings, existing);
+      this.initError = null;
+      this.initFailures = 0;
       this.log.info({ backend: target.backend, url: target.display, vectors: this.dim > 0 }, 'memory store ready');
     } catch (err) {
       this.initError = errorText(err);
+      this.initFailures += 1;
+      this.initRetryAt = Date.now() + Math.min((this.opts.reconnectBaseMs ?? 5000) * 2 ** (this.initFailures - 1), 5 * 60_000);
       this.log.warn({ backend: target.backend, url: target.display, err: this.initError }, 'memory store unavailable; continuing without memory');
       const conn = this.conn;
       this.conn = null;

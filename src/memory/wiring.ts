@@ -8,6 +8,12 @@ import { createOpenAIEmbedder } from './embeddings.js';
 import { formatMemoriesForPrompt } from './format.js';
 import type { MemoryStore, NewMemory } from './types.js';
 import { truncate } from '../agents/prompt.js';
+import { DeliveryError, type OutboxWorker } from '../integrations/outbox.js';
+import { scrubDeep } from '../secrets.js';
+import { normaliseMemory } from './validate.js';
+
+/** Outbox channel of memories waiting to be stored. */
+export const MEMORY_CHANNEL = 'memory';
 
 /** Embedded SurrealDB under data_dir by default; a remote server when SURREALDB_URL is set; off when memory.enabled is false. */
 export function createMemoryFromConfig(config: Config, logger: Logger, urlOverride?: string): MemoryStore {
@@ -43,17 +49,42 @@ export function memoriesFromRun(r: RunReport): NewMemory[] {
   return out;
 }
 
-export function attachMemory(memory: MemoryStore, executor: TaskExecutor, maxPromptChars: number, logger: Logger): void {
+export interface MemoryAttachment {
+  memory: MemoryStore;
+  executor: TaskExecutor;
+  outbox: OutboxWorker;
+  maxPromptChars: number;
+  logger: Logger;
+}
+
+/**
+ * Recall goes into each fresh prompt. What a run teaches is queued in the outbox, not written
+ * straight to the store: a SurrealDB that is down or hanging when a task ends must not lose what the
+ * task learned, so the rows wait (in one order key, so a hanging store holds one delivery slot, not
+ * all of them) and are stored once each when it answers again.
+ */
+export function attachMemory(d: MemoryAttachment): void {
+  const { memory, executor, outbox, maxPromptChars, logger } = d;
   if (memory.health().status === 'disabled') return;
   executor.addPromptSource(async (task, { resume }) => {
     if (resume) return undefined; // the session already holds what was recalled
     const records = await memory.recall({ repo: task.repo, text: `${task.title}\n${task.description}`, limit: 8 });
     return formatMemoriesForPrompt(records, maxPromptChars);
   });
-  executor.onRun(async (r) => {
+  outbox.register(MEMORY_CHANNEL, async (m: NewMemory) => {
+    if (await memory.add(m)) return;
+    throw new DeliveryError(`memory store unavailable: ${memory.health().error ?? 'no answer'}`);
+  });
+  executor.onRun((r) => {
     if (r.status === 'queued' || r.status === 'waiting_for_input') return;
-    for (const m of memoriesFromRun(r)) {
-      if (!(await memory.add(m))) logger.warn({ taskId: r.task.id }, 'memory not stored');
-    }
+    memoriesFromRun(r).forEach((m, i) => {
+      const checked = normaliseMemory(m);
+      if ('error' in checked) {
+        logger.warn({ taskId: r.task.id, err: checked.error }, 'memory not stored: invalid');
+        return;
+      }
+      // Scrubbed before it is written to the outbox table: the queue is stored too.
+      outbox.enqueue(MEMORY_CHANNEL, scrubDeep(checked.value), { orderKey: 'memory:store', dedupeKey: `memory:run:${r.runId}:${i}` });
+    });
   });
 }

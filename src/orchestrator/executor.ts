@@ -54,6 +54,8 @@ export interface ExecutorDeps {
 export interface RunReport {
   task: TaskRow;
   run: RunResult;
+  /** The task_runs row of this run. */
+  runId: number;
   protocol: ProtocolObject[];
   handoff: ProtocolObject | undefined;
   learnings: string[];
@@ -191,12 +193,13 @@ export class TaskExecutor {
       if (resume && run.outcome !== 'success' && /no conversation found|session .*not found/i.test(`${run.error}\n${run.stderrTail.join('\n')}`)) {
         log.system('the earlier session is gone; starting a fresh session with the history in the prompt');
         const full = buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
-        run = (await this.runOnce(task, ctx, log, wt, spec, full, undefined)).run;
+        result = await this.runOnce(task, ctx, log, wt, spec, full, undefined);
+        run = result.run;
       }
     } finally {
       await cp?.stop();
     }
-    const res = await this.finish(task, ctx, log, wt, spec, run, result.protocol);
+    const res = await this.finish(task, ctx, log, wt, spec, run, result);
     // Unfinished work (shutdown, usage limit, a question) keeps its worktree here: push it as the last
     // checkpoint, since any worker may continue it. Finished work drops the checkpoint. A task another
     // worker has taken over keeps it untouched.
@@ -334,7 +337,7 @@ export class TaskExecutor {
       cache_read_tokens: fresh.cache_read_tokens + (r?.usage.cache_read_tokens ?? 0),
       cache_creation_tokens: fresh.cache_creation_tokens + (r?.usage.cache_creation_tokens ?? 0),
     });
-    return { run, protocol };
+    return { run, protocol, runId: runRow.id };
   }
 
   private agentEnv(task: TaskRow, type: string): Record<string, string> {
@@ -353,11 +356,11 @@ export class TaskExecutor {
     };
   }
 
-  private async finish(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, spec: RepoSpec, run: RunResult, protocol: ProtocolObject[]): Promise<ExecResult> {
+  private async finish(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, spec: RepoSpec, run: RunResult, { protocol, runId }: { protocol: ProtocolObject[]; runId: number }): Promise<ExecResult> {
     const handoff = [...protocol].reverse().find((o) => o.type === 'handoff_output');
     const learnings = collectLearnings(protocol);
     const finalText = run.result?.text ?? run.tail.slice(-5).join('\n');
-    const base = { task, run, protocol, handoff, learnings, finalText, changedFiles: [] as string[] };
+    const base = { task, run, runId, protocol, handoff, learnings, finalText, changedFiles: [] as string[] };
     const summary = truncate(typeof handoff?.summary === 'string' ? handoff.summary : finalText, 2000);
     let result: ExecResult;
     let limit: ReturnType<typeof detectUsageLimit>;

@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeOpenAI, FakeServer } from '../fakes/http/index.js';
 import { waitFor } from '../helpers.js';
-import { expectResponsive, expectStandardOutcome, startFaultFactory, startHealthProbe, startStandardTasks, type FaultFactory } from './harness.js';
+import { expectResponsive, expectStandardOutcome, readDb, startFaultFactory, startHealthProbe, startStandardTasks, type FaultFactory } from './harness.js';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -57,5 +57,11 @@ describe('fault: agent memory', () => {
     cleanup.push(() => f.stop());
     await runWithMemoryFault(f, () => {}, /./);
     expect(surreal.heldCount + surreal.requests.length).toBeGreaterThanOrEqual(1);
+    // What the runs learned is not dropped: it waits in the outbox for the store to answer.
+    const waiting = await waitFor(() => {
+      const n = readDb(f, (db) => (db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE channel = 'memory' AND delivered_at IS NULL").get() as { n: number }).n);
+      return n >= 2 ? n : undefined;
+    }, { what: 'the outcome memories of both tasks queued' });
+    expect(waiting).toBe(2);
   });
 });
