@@ -2,7 +2,13 @@ import { defineConfig } from 'vitest/config';
 
 // Files that also run against PostgreSQL (project "postgres", when FACTORY_TEST_PG_URL is set, as
 // .ci/run does): the API, the board and the agent and workflow flows, on a fresh database each.
-const onPostgres = ['test/tasks-api.test.ts', 'test/messages-api.test.ts', 'test/sse.test.ts', 'test/agent-e2e.test.ts', 'test/workflows-e2e.test.ts'];
+const onPostgres = [
+  'test/tasks-api.test.ts',
+  'test/messages-api.test.ts',
+  'test/sse.test.ts',
+  'test/agent-e2e.test.ts',
+  'test/workflows-e2e.test.ts',
+];
 
 // Every run also writes a JSON report; .ci/run reads its totals.
 export default defineConfig({

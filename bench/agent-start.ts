@@ -13,21 +13,42 @@
 import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import {
-  bareClone, git, isMain, log, median, nowMs, percentile, pick, removeTemp, round, runStandalone, spawnFake, startFactory,
-  tempDir, type BenchFactory, type Row,
+  bareClone,
+  git,
+  isMain,
+  log,
+  median,
+  nowMs,
+  percentile,
+  pick,
+  removeTemp,
+  round,
+  runStandalone,
+  spawnFake,
+  startFactory,
+  tempDir,
+  type BenchFactory,
+  type Row,
 } from './lib.js';
 
 const N = pick(10, 4);
 
 function startedAt(logFile: string, match: (r: Record<string, any>) => boolean): number {
   if (!existsSync(logFile)) throw new Error(`no fake claude log at ${logFile}`);
-  const recs = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  const recs = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
   const rec = recs.filter(match).at(-1);
   if (!rec) throw new Error('fake claude did not log this run');
   return Date.parse(rec.started_at as string);
 }
 
-interface FactoryRun { started: number; queue: number; workspace: number }
+interface FactoryRun {
+  started: number;
+  queue: number;
+  workspace: number;
+}
 
 async function factoryOnce(f: BenchFactory, i: number): Promise<FactoryRun> {
   const t0 = Date.now();
@@ -44,7 +65,11 @@ async function factoryOnce(f: BenchFactory, i: number): Promise<FactoryRun> {
   };
 }
 
-interface Baseline { cache: string; dir: string; logFile: string }
+interface Baseline {
+  cache: string;
+  dir: string;
+  logFile: string;
+}
 
 async function baselineOnce(b: Baseline, i: number): Promise<{ started: number; firstLine: number }> {
   const wt = path.join(b.dir, `wt-${i}`);
@@ -52,7 +77,10 @@ async function baselineOnce(b: Baseline, i: number): Promise<{ started: number; 
   const t0 = Date.now();
   const p0 = nowMs();
   await git(b.cache, 'worktree', 'add', '--quiet', '-b', branch, wt, 'origin/main');
-  const run = spawnFake('Do nothing.\n[fake:noop]', { cwd: wt, env: { FAKE_CLAUDE_LOG: b.logFile, FAKE_CLAUDE_STATE_DIR: path.join(b.dir, 'state') } });
+  const run = spawnFake('Do nothing.\n[fake:noop]', {
+    cwd: wt,
+    env: { FAKE_CLAUDE_LOG: b.logFile, FAKE_CLAUDE_STATE_DIR: path.join(b.dir, 'state') },
+  });
   const first = await run.firstLine;
   await run.done;
   const started = startedAt(b.logFile, (r) => r.cwd === wt) - t0;
@@ -82,15 +110,18 @@ export async function run(): Promise<Row[]> {
     }
     const fac = runs.map((r) => r.started);
     const overhead = median(fac) - median(base);
-    return [{
-      name: 'agent-start (create → agent running)',
-      factory: median(fac),
-      baseline: median(base),
-      unit: 'ms, median',
-      notes: `N=${N}; factory p90 ${round(percentile(fac, 90))}, baseline p90 ${round(percentile(base, 90))}; `
-        + `overhead ${round(overhead)} ms (create→claim ${round(median(runs.map((r) => r.queue)))}, `
-        + `workspace sync+prepare ${round(median(runs.map((r) => r.workspace)))}); baseline to 1st stdout line ${round(median(firstLines))} ms`,
-    }];
+    return [
+      {
+        name: 'agent-start (create → agent running)',
+        factory: median(fac),
+        baseline: median(base),
+        unit: 'ms, median',
+        notes:
+          `N=${N}; factory p90 ${round(percentile(fac, 90))}, baseline p90 ${round(percentile(base, 90))}; ` +
+          `overhead ${round(overhead)} ms (create→claim ${round(median(runs.map((r) => r.queue)))}, ` +
+          `workspace sync+prepare ${round(median(runs.map((r) => r.workspace)))}); baseline to 1st stdout line ${round(median(firstLines))} ms`,
+      },
+    ];
   } finally {
     await f.close();
     removeTemp(dir);

@@ -18,14 +18,24 @@ const CONCURRENCY = 20;
 const DURATION_MS = pick(3000, 1500);
 const WARMUP_MS = pick(500, 300);
 
-interface LoadResult { requests: number; errors: number; bytes: number; elapsedMs: number; rps: number; p50: number; p99: number }
+interface LoadResult {
+  requests: number;
+  errors: number;
+  bytes: number;
+  elapsedMs: number;
+  rps: number;
+  p50: number;
+  p99: number;
+}
 
 function load(url: string, durationMs: number): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const w = new Worker(new URL('./http-client.mjs', import.meta.url), { workerData: { url, concurrency: CONCURRENCY, durationMs } });
     w.once('message', (m: LoadResult) => resolve(m));
     w.once('error', reject);
-    w.once('exit', (code) => { if (code !== 0) reject(new Error(`load worker exited ${code}`)); });
+    w.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`load worker exited ${code}`));
+    });
   });
 }
 
@@ -51,20 +61,27 @@ export async function run(): Promise<Row[]> {
         const t = services.repos.tasks.create({
           title: `Benchmark task ${i}: make the widget list sortable`,
           description: `Please change the widget list so that it can be sorted by name and date. Task ${i}. `.repeat(3),
-          repo: 'acme/web', agent_type: 'coder',
+          repo: 'acme/web',
+          agent_type: 'coder',
         });
-        if (i % 10 !== 0) services.repos.tasks.transition(t.id, ['queued'], statuses[i % statuses.length]!, { result_summary: 'Implemented the change.' });
+        if (i % 10 !== 0)
+          services.repos.tasks.transition(t.id, ['queued'], statuses[i % statuses.length]!, { result_summary: 'Implemented the change.' });
         const ts = new Date().toISOString();
-        services.repos.logs.appendMany(Array.from({ length: 5 }, (_, k) => ({
-          task_id: t.id, ts, stream: 'stdout' as const,
-          line: JSON.stringify({ type: 'assistant', message: { content: [{ type: 'text', text: `step ${k} of task ${i}` }] } }),
-        })));
+        services.repos.logs.appendMany(
+          Array.from({ length: 5 }, (_, k) => ({
+            task_id: t.id,
+            ts,
+            stream: 'stdout' as const,
+            line: JSON.stringify({ type: 'assistant', message: { content: [{ type: 'text', text: `step ${k} of task ${i}` }] } }),
+          })),
+        );
       }
     })();
     const path = '/api/tasks?limit=100';
     const sample = await env.app.inject({ url: path });
     const items = sample.json() as unknown[];
-    if (sample.statusCode !== 200 || items.length !== 100) throw new Error(`unexpected /api/tasks answer: ${sample.statusCode}, ${items.length} items`);
+    if (sample.statusCode !== 200 || items.length !== 100)
+      throw new Error(`unexpected /api/tasks answer: ${sample.statusCode}, ${items.length} items`);
 
     const fac = await measure(env.app, path);
     await env.close();
@@ -72,15 +89,18 @@ export async function run(): Promise<Row[]> {
     bare = Fastify({ logger: false });
     bare.get('/api/tasks', async () => items);
     const base = await measure(bare, path);
-    return [{
-      name: 'api-throughput (GET /api/tasks, 100 of 200)',
-      factory: fac.rps,
-      baseline: base.rps,
-      unit: 'req/s',
-      higherIsBetter: true,
-      notes: `${CONCURRENCY} keep-alive conns, ${DURATION_MS} ms; ${round(sample.body.length / 1024)} KiB/resp; `
-        + `p50 ${round(fac.p50, 2)}/${round(base.p50, 2)} ms, p99 ${round(fac.p99, 2)}/${round(base.p99, 2)} ms (factory/baseline)`,
-    }];
+    return [
+      {
+        name: 'api-throughput (GET /api/tasks, 100 of 200)',
+        factory: fac.rps,
+        baseline: base.rps,
+        unit: 'req/s',
+        higherIsBetter: true,
+        notes:
+          `${CONCURRENCY} keep-alive conns, ${DURATION_MS} ms; ${round(sample.body.length / 1024)} KiB/resp; ` +
+          `p50 ${round(fac.p50, 2)}/${round(base.p50, 2)} ms, p99 ${round(fac.p99, 2)}/${round(base.p99, 2)} ms (factory/baseline)`,
+      },
+    ];
   } finally {
     await env.close();
     await bare?.close();

@@ -16,7 +16,20 @@ import { openDb } from '../src/db/connection.js';
 import { LogsRepo } from '../src/db/repositories/logs.js';
 import { TasksRepo } from '../src/db/repositories/tasks.js';
 import {
-  ROOT, exited, freePort, isMain, log, median, nowMs, pick, removeTemp, round, runStandalone, sleep, tempDir, type Row,
+  ROOT,
+  exited,
+  freePort,
+  isMain,
+  log,
+  median,
+  nowMs,
+  pick,
+  removeTemp,
+  round,
+  runStandalone,
+  sleep,
+  tempDir,
+  type Row,
 } from './lib.js';
 
 const TASKS = 10_000;
@@ -35,13 +48,28 @@ function populate(dataDir: string, tasks: number): void {
     const ends = ['done', 'done', 'done', 'in_review', 'failed', 'cancelled'] as const;
     db.transaction(() => {
       for (let i = 1; i <= tasks; i++) {
-        const t = repo.create({ title: `Historic task ${i}`, description: `Do thing number ${i} in the web app.`, repo: 'acme/web', agent_type: 'coder' });
-        repo.transition(t.id, ['queued'], ends[i % ends.length]!, { result_summary: 'Implemented the change.', completed_at: new Date().toISOString() });
+        const t = repo.create({
+          title: `Historic task ${i}`,
+          description: `Do thing number ${i} in the web app.`,
+          repo: 'acme/web',
+          agent_type: 'coder',
+        });
+        repo.transition(t.id, ['queued'], ends[i % ends.length]!, {
+          result_summary: 'Implemented the change.',
+          completed_at: new Date().toISOString(),
+        });
         const ts = new Date().toISOString();
-        logs.appendMany(Array.from({ length: LOGS_PER_TASK }, (_, k) => ({
-          task_id: t.id, ts, stream: 'stdout' as const,
-          line: JSON.stringify({ type: 'assistant', message: { content: [{ type: 'text', text: `working on step ${k} of task ${i}` }] } }),
-        })));
+        logs.appendMany(
+          Array.from({ length: LOGS_PER_TASK }, (_, k) => ({
+            task_id: t.id,
+            ts,
+            stream: 'stdout' as const,
+            line: JSON.stringify({
+              type: 'assistant',
+              message: { content: [{ type: 'text', text: `working on step ${k} of task ${i}` }] },
+            }),
+          })),
+        );
       }
     })();
   } finally {
@@ -56,26 +84,39 @@ function healthOk(port: number): Promise<boolean> {
       res.on('end', () => resolve(res.statusCode === 200));
     });
     req.on('error', () => resolve(false));
-    req.on('timeout', () => { req.destroy(); resolve(false); });
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
   });
 }
 
 async function bootOnce(root: string, dataDir: string): Promise<{ bootMs: number; exitMs: number }> {
   const port = await freePort();
   const env = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', TMPDIR: tmpdir(),
-    FACTORY_CONFIG: path.join(root, 'config.yml'), FACTORY_DATA_DIR: dataDir, FACTORY_PORT: String(port),
-    FACTORY_HOST: '127.0.0.1', FACTORY_LOG_LEVEL: 'warn',
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/root',
+    TMPDIR: tmpdir(),
+    FACTORY_CONFIG: path.join(root, 'config.yml'),
+    FACTORY_DATA_DIR: dataDir,
+    FACTORY_PORT: String(port),
+    FACTORY_HOST: '127.0.0.1',
+    FACTORY_LOG_LEVEL: 'warn',
   };
   const t0 = nowMs();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr.on('data', (c: Buffer) => { stderr = (stderr + c.toString('utf8')).slice(-4000); });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString('utf8')).slice(-4000);
+  });
   try {
     let bootMs = NaN;
     while (nowMs() - t0 < BOOT_TIMEOUT_MS) {
       if (child.exitCode !== null) throw new Error(`factory exited ${child.exitCode} during boot: ${stderr}`);
-      if (await healthOk(port)) { bootMs = nowMs() - t0; break; }
+      if (await healthOk(port)) {
+        bootMs = nowMs() - t0;
+        break;
+      }
       await sleep(10);
     }
     if (Number.isNaN(bootMs)) throw new Error(`factory not healthy within ${BOOT_TIMEOUT_MS} ms: ${stderr}`);
@@ -115,12 +156,17 @@ export async function run(): Promise<Row[]> {
     return [
       {
         name: `boot to /health 200 (${TASKS / 1000}k tasks vs empty db)`,
-        factory: m(f, 'bootMs'), baseline: m(e, 'bootMs'), unit: 'ms, median',
+        factory: m(f, 'bootMs'),
+        baseline: m(e, 'bootMs'),
+        unit: 'ms, median',
         notes: `N=${N}; node --import tsx src/main.ts; overhead ${round(m(f, 'bootMs') - m(e, 'bootMs'))} ms`,
       },
       {
         name: `exit after SIGTERM (${TASKS / 1000}k tasks vs empty db)`,
-        factory: m(f, 'exitMs'), baseline: m(e, 'exitMs'), unit: 'ms, median', notes: `N=${N}; exit code 0 required`,
+        factory: m(f, 'exitMs'),
+        baseline: m(e, 'exitMs'),
+        unit: 'ms, median',
+        notes: `N=${N}; exit code 0 required`,
       },
     ];
   } finally {

@@ -16,7 +16,20 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import {
-  ROOT, exited, isMain, log, nowMs, pick, removeTemp, round, runStandalone, sleep, spawnFake, startFactory, tempDir, type Row,
+  ROOT,
+  exited,
+  isMain,
+  log,
+  nowMs,
+  pick,
+  removeTemp,
+  round,
+  runStandalone,
+  sleep,
+  spawnFake,
+  startFactory,
+  tempDir,
+  type Row,
 } from './lib.js';
 
 const MB = pick(200, 50);
@@ -24,12 +37,23 @@ const FACTORY_CAP_MS = pick(45_000, 15_000);
 const CHILD_TIMEOUT_MS = FACTORY_CAP_MS + 60_000;
 const mib = (b: number) => b / (1024 * 1024);
 
-interface Sample { startMb: number; peakMb: number; growthMb: number; agentMs: number; totalMs: number; hwmMb: number; extra: string; dnf?: boolean }
+interface Sample {
+  startMb: number;
+  peakMb: number;
+  growthMb: number;
+  agentMs: number;
+  totalMs: number;
+  hwmMb: number;
+  extra: string;
+  dnf?: boolean;
+}
 
 function sampler() {
   const start = process.memoryUsage().rss;
   let peak = start;
-  const timer = setInterval(() => { peak = Math.max(peak, process.memoryUsage().rss); }, 50);
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 50);
   return {
     stop(): { start: number; peak: number } {
       clearInterval(timer);
@@ -62,7 +86,8 @@ async function childFactory(mb: number, chunk: number): Promise<Sample> {
     const totalMs = nowMs() - t0;
     const { start, peak } = s.stop();
     const db = f.env.services.db;
-    const stored = db.prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(line)), 0) AS bytes FROM task_logs WHERE task_id = ? AND stream = 'stdout'`)
+    const stored = db
+      .prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(line)), 0) AS bytes FROM task_logs WHERE task_id = ? AND stream = 'stdout'`)
       .get(id) as { n: number; bytes: number };
     const base = { startMb: mib(start), peakMb: mib(peak), growthMb: mib(peak - start), totalMs, hwmMb: hwmMb() };
     if (!end) {
@@ -70,7 +95,9 @@ async function childFactory(mb: number, chunk: number): Promise<Sample> {
       const runStart = Date.parse(f.env.services.repos.runs.forTask(id).at(-1)?.started_at ?? '') || Date.now() - totalMs;
       const agentMs = Date.now() - runStart;
       return {
-        ...base, dnf: true, agentMs: agentMs * (mb * 1024 * 1024) / Math.max(1, stored.bytes),
+        ...base,
+        dnf: true,
+        agentMs: (agentMs * (mb * 1024 * 1024)) / Math.max(1, stored.bytes),
         extra: `DID NOT FINISH within the ${FACTORY_CAP_MS / 1000} s cap (noticed after ${round(totalMs / 1000)} s: busy event loop), cancelled with ${round(mib(stored.bytes))} of ${mb} MiB stored (${stored.n} rows); throughput is the rate so far`,
       };
     }
@@ -88,7 +115,10 @@ async function childBaseline(mb: number, chunk: number): Promise<Sample> {
     await sleep(200);
     const s = sampler();
     const t0 = nowMs();
-    const run = spawnFake(`Print a lot.\n[fake:flood mb=${mb} chunk=${chunk}]`, { cwd: dir, env: { FAKE_CLAUDE_STATE_DIR: `${dir}/state` } });
+    const run = spawnFake(`Print a lot.\n[fake:flood mb=${mb} chunk=${chunk}]`, {
+      cwd: dir,
+      env: { FAKE_CLAUDE_STATE_DIR: `${dir}/state` },
+    });
     const code = await run.done;
     const agentMs = nowMs() - t0;
     const { start, peak } = s.stop();
@@ -104,10 +134,14 @@ async function measure(kind: 'factory' | 'baseline', mb: number, chunk: number):
   const tmp = tempDir('factory-bench-flood-');
   try {
     const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', kind, String(mb), String(chunk)], {
-      cwd: ROOT, env: { ...process.env, TMPDIR: tmp }, stdio: ['ignore', 'pipe', 'inherit'],
+      cwd: ROOT,
+      env: { ...process.env, TMPDIR: tmp },
+      stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
-    child.stdout.on('data', (c: Buffer) => { out += c.toString('utf8'); });
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString('utf8');
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS + 30_000);
     await exited(child);
     clearTimeout(timer);
@@ -139,8 +173,9 @@ export async function run(): Promise<Row[]> {
         factory: fac.growthMb,
         baseline: base.growthMb,
         unit: 'MB RSS growth (peak − start)',
-        notes: `start ${round(fac.startMb)}/${round(base.startMb)} MB, peak ${round(fac.peakMb)}/${round(base.peakMb)} MB, `
-          + `VmHWM ${round(fac.hwmMb)}/${round(base.hwmMb)} MB (factory/baseline); ${fac.extra}`,
+        notes:
+          `start ${round(fac.startMb)}/${round(base.startMb)} MB, peak ${round(fac.peakMb)}/${round(base.peakMb)} MB, ` +
+          `VmHWM ${round(fac.hwmMb)}/${round(base.hwmMb)} MB (factory/baseline); ${fac.extra}`,
       },
       {
         name: `flood-throughput (${tag})`,
@@ -148,7 +183,9 @@ export async function run(): Promise<Row[]> {
         baseline: mbps(base),
         unit: 'MiB/s agent spawn→exit',
         higherIsBetter: true,
-        notes: fac.dnf ? `factory cut off at ${round(fac.totalMs / 1000, 1)} s` : `factory task create→finished ${round(fac.totalMs / 1000, 2)} s`,
+        notes: fac.dnf
+          ? `factory cut off at ${round(fac.totalMs / 1000, 1)} s`
+          : `factory task create→finished ${round(fac.totalMs / 1000, 2)} s`,
       },
     );
   }
@@ -162,8 +199,14 @@ if (isMain(import.meta.url)) {
     const mb = Number(process.argv[i + 2]);
     const chunk = Number(process.argv[i + 3]);
     (kind === 'factory' ? childFactory(mb, chunk) : childBaseline(mb, chunk)).then(
-      (r) => { process.stdout.write(`RESULT ${JSON.stringify(r)}\n`); process.exit(0); },
-      (err: unknown) => { console.error(err); process.exit(1); },
+      (r) => {
+        process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
+        process.exit(0);
+      },
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
     );
   } else {
     runStandalone(run);

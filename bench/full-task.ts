@@ -10,8 +10,23 @@
 // stream parsing — is the overhead this ratio shows. Runs alternate; one warm-up each.
 import path from 'node:path';
 import {
-  GITHUB_TOKEN, bareClone, git, isMain, log, median, nowMs, percentile, pick, removeTemp, round, runStandalone, spawnFake,
-  startFactory, tempDir, type BenchFactory, type Row,
+  GITHUB_TOKEN,
+  bareClone,
+  git,
+  isMain,
+  log,
+  median,
+  nowMs,
+  percentile,
+  pick,
+  removeTemp,
+  round,
+  runStandalone,
+  spawnFake,
+  startFactory,
+  tempDir,
+  type BenchFactory,
+  type Row,
 } from './lib.js';
 
 const N = pick(8, 3);
@@ -27,7 +42,11 @@ async function factoryOnce(f: BenchFactory, i: number): Promise<number> {
   return end.at - t0;
 }
 
-interface Baseline { cache: string; dir: string; apiUrl: string }
+interface Baseline {
+  cache: string;
+  dir: string;
+  apiUrl: string;
+}
 
 async function baselineOnce(b: Baseline, i: number): Promise<number> {
   const wt = path.join(b.dir, `wt-${i}`);
@@ -69,13 +88,15 @@ export async function run(): Promise<Row[]> {
       fac.push(await factoryOnce(f, i));
       base.push(await baselineOnce(b, i));
     }
-    return [{
-      name: 'full-task (create → in_review + PR)',
-      factory: median(fac),
-      baseline: median(base),
-      unit: 'ms, median',
-      notes: `N=${N}; factory p90 ${round(percentile(fac, 90))}, baseline p90 ${round(percentile(base, 90))}; overhead ${round(median(fac) - median(base))} ms`,
-    }];
+    return [
+      {
+        name: 'full-task (create → in_review + PR)',
+        factory: median(fac),
+        baseline: median(base),
+        unit: 'ms, median',
+        notes: `N=${N}; factory p90 ${round(percentile(fac, 90))}, baseline p90 ${round(percentile(base, 90))}; overhead ${round(median(fac) - median(base))} ms`,
+      },
+    ];
   } finally {
     await f.close();
     removeTemp(dir);

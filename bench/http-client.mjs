@@ -16,14 +16,26 @@ function once() {
     const t0 = performance.now();
     const req = http.get(url, { agent }, (res) => {
       let n = 0;
-      res.on('data', (c) => { n += c.length; });
+      res.on('data', (c) => {
+        n += c.length;
+      });
       res.on('end', () => {
-        if (res.statusCode === 200) { requests++; bytes += n; latencies.push(performance.now() - t0); } else errors++;
+        if (res.statusCode === 200) {
+          requests++;
+          bytes += n;
+          latencies.push(performance.now() - t0);
+        } else errors++;
         resolve();
       });
-      res.on('error', () => { errors++; resolve(); });
+      res.on('error', () => {
+        errors++;
+        resolve();
+      });
     });
-    req.on('error', () => { errors++; resolve(); });
+    req.on('error', () => {
+      errors++;
+      resolve();
+    });
   });
 }
 

@@ -4,7 +4,6 @@
 // in the same run on the same machine, and the ratio between them.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,7 +71,9 @@ export function formatTable(rows: Row[]): string {
 // ---------------------------------------------------------------- temp dirs, ports, processes
 
 const tempDirs = new Set<string>();
-process.once('exit', () => { for (const d of tempDirs) rmSync(d, { recursive: true, force: true }); });
+process.once('exit', () => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
 
 /** A temp dir that is removed by removeTemp() or, at the latest, when the process exits. */
 export function tempDir(prefix = 'factory-bench-'): string {
@@ -98,7 +99,12 @@ export function exited(child: ChildProcess): Promise<void> {
 export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms); })]);
+    return await Promise.race([
+      p,
+      new Promise<never>((_, rej) => {
+        timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+      }),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -107,8 +113,12 @@ export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): P
 // ---------------------------------------------------------------- git
 
 const GIT_ENV = {
-  ...process.env, GIT_TERMINAL_PROMPT: '0',
-  GIT_AUTHOR_NAME: 'Bench', GIT_AUTHOR_EMAIL: 'bench@localhost', GIT_COMMITTER_NAME: 'Bench', GIT_COMMITTER_EMAIL: 'bench@localhost',
+  ...process.env,
+  GIT_TERMINAL_PROMPT: '0',
+  GIT_AUTHOR_NAME: 'Bench',
+  GIT_AUTHOR_EMAIL: 'bench@localhost',
+  GIT_COMMITTER_NAME: 'Bench',
+  GIT_COMMITTER_EMAIL: 'bench@localhost',
 };
 
 /** Runs git asynchronously (like Factory's simple-git does: one process per command). */
@@ -162,13 +172,17 @@ export interface FakeRun {
  */
 export function spawnFake(prompt: string, opts: { cwd: string; env?: Record<string, string>; keep?: boolean }): FakeRun {
   const child = spawn(FAKE_CLAUDE_PATH, ['-p', prompt, '--output-format', 'stream-json', '--verbose'], {
-    cwd: opts.cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', TMPDIR: tmpdir(), ...opts.env },
+    cwd: opts.cwd,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', TMPDIR: tmpdir(), ...opts.env },
     stdio: ['ignore', 'pipe', 'ignore'],
   });
   const chunks: Buffer[] = [];
   const firstLine = new Promise<number>((resolve, reject) => {
     const onData = (c: Buffer) => {
-      if (c.includes(10)) { child.stdout!.off('data', onData); resolve(nowMs()); }
+      if (c.includes(10)) {
+        child.stdout!.off('data', onData);
+        resolve(nowMs());
+      }
     };
     child.stdout!.on('data', onData);
     child.once('error', reject);
@@ -180,9 +194,14 @@ export function spawnFake(prompt: string, opts: { cwd: string; env?: Record<stri
   const done = new Promise<number | null>((resolve, reject) => {
     let code: number | null = null;
     let n = 0;
-    const finish = () => { if (++n === 2) resolve(code); };
+    const finish = () => {
+      if (++n === 2) resolve(code);
+    };
     child.once('error', reject);
-    child.once('exit', (c) => { code = c; finish(); });
+    child.once('exit', (c) => {
+      code = c;
+      finish();
+    });
     child.stdout!.once('close', finish);
   });
   return { child, firstLine, done, stdout: () => Buffer.concat(chunks).toString('utf8') };
@@ -222,7 +241,12 @@ export async function startFactory(opts: { start?: boolean; overrides?: Record<s
     overrides: {
       queue: { poll_interval_ms: 1000 },
       github: { api_url: apiUrl, clone_base: origins },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'claude-state') } },
+      agent: {
+        command: FAKE_CLAUDE_PATH,
+        kill_grace_seconds: 1,
+        sandbox: 'off',
+        env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'claude-state') },
+      },
       default_org: 'acme',
       ...opts.overrides,
     },
@@ -236,19 +260,34 @@ export async function startFactory(opts: { start?: boolean; overrides?: Record<s
     for (const w of [...waiters]) w();
   });
   return {
-    env, github, dir, origins, claudeLog,
+    env,
+    github,
+    dir,
+    origins,
+    claudeLog,
     statusAt(id, statuses, timeoutMs = 60_000) {
-      return withTimeout(new Promise((resolve) => {
-        const check = () => {
-          const hit = seen.get(id)?.find((e) => statuses.includes(e.status));
-          if (hit) { waiters.delete(check); resolve(hit); }
-        };
-        waiters.add(check);
-        check();
-      }), timeoutMs, `task ${id} to reach ${statuses.join('|')}`);
+      return withTimeout(
+        new Promise((resolve) => {
+          const check = () => {
+            const hit = seen.get(id)?.find((e) => statuses.includes(e.status));
+            if (hit) {
+              waiters.delete(check);
+              resolve(hit);
+            }
+          };
+          waiters.add(check);
+          check();
+        }),
+        timeoutMs,
+        `task ${id} to reach ${statuses.join('|')}`,
+      );
     },
     async createTask(description, title = 'bench task') {
-      const res = await env.app.inject({ method: 'POST', url: '/api/tasks?auto_run=true', payload: { repo: 'acme/web', title, description } });
+      const res = await env.app.inject({
+        method: 'POST',
+        url: '/api/tasks?auto_run=true',
+        payload: { repo: 'acme/web', title, description },
+      });
       if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`);
       return (res.json() as { id: number }).id;
     },
@@ -269,8 +308,14 @@ export function isMain(metaUrl: string): boolean {
 /** For `npx tsx bench/<name>.ts`: run, print the table, exit (never hang on a stray handle). */
 export function runStandalone(run: () => Promise<Row[]>): void {
   run().then(
-    (rows) => { console.log(formatTable(rows)); process.exit(0); },
-    (err: unknown) => { console.error(err); process.exit(1); },
+    (rows) => {
+      console.log(formatTable(rows));
+      process.exit(0);
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exit(1);
+    },
   );
 }
 

@@ -17,7 +17,9 @@ function machine(): string {
   let model = cpus()[0]?.model ?? 'unknown';
   try {
     model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? model;
-  } catch { /* not Linux */ }
+  } catch {
+    /* not Linux */
+  }
   return `${cpus().length} CPUs (${model}), Node ${process.version}, ${process.platform}/${process.arch}`;
 }
 
@@ -32,7 +34,10 @@ const EXPORTS_RUN = /export\s+(async\s+)?function\s+run\b|export\s+(const|let)\s
 async function runScript(name: string, file: string): Promise<Row[]> {
   const child = spawn(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString('utf8'); process.stdout.write(c); });
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString('utf8');
+    process.stdout.write(c);
+  });
   const timer = setTimeout(() => child.kill('SIGKILL'), SCRIPT_TIMEOUT_MS);
   await exited(child);
   clearTimeout(timer);
@@ -42,15 +47,18 @@ async function runScript(name: string, file: string): Promise<Row[]> {
   const fac = cols(/^factory\s+([\d.]+)\s+([\d.]+)/m);
   if (!bare || !fac || !/p50\s+p99/.test(out)) return [errRow(name, 'ran as a script (no run() export); see its output above')];
   return [
-    { name: `${name} p50`, factory: fac[0]!, baseline: bare[0]!, unit: 'ms', notes: 'parsed from the script\'s own output' },
-    { name: `${name} p99`, factory: fac[1]!, baseline: bare[1]!, unit: 'ms', notes: 'parsed from the script\'s own output' },
+    { name: `${name} p50`, factory: fac[0]!, baseline: bare[0]!, unit: 'ms', notes: "parsed from the script's own output" },
+    { name: `${name} p99`, factory: fac[1]!, baseline: bare[1]!, unit: 'ms', notes: "parsed from the script's own output" },
   ];
 }
 
 const errRow = (name: string, note: string): Row => ({ name, factory: NaN, baseline: NaN, unit: '-', notes: note });
 
 async function main(): Promise<void> {
-  const watchdog = setTimeout(() => { console.error(`bench: watchdog fired after ${WATCHDOG_MS} ms`); process.exit(2); }, WATCHDOG_MS);
+  const watchdog = setTimeout(() => {
+    console.error(`bench: watchdog fired after ${WATCHDOG_MS} ms`);
+    process.exit(2);
+  }, WATCHDOG_MS);
   watchdog.unref();
   const t0 = nowMs();
   const rows: Row[] = [];

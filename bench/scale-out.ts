@@ -58,7 +58,11 @@ async function claimerMain(target: string, owner: string, globalLimit: number): 
   const repo = new TasksRepo(db);
   const send = (msg: unknown) => process.stdout.write(`${JSON.stringify(msg)}\n`);
   const lines = createInterface({ input: process.stdin });
-  const go = new Promise<void>((resolve) => lines.on('line', (l) => { if (l.trim() === 'go') resolve(); }));
+  const go = new Promise<void>((resolve) =>
+    lines.on('line', (l) => {
+      if (l.trim() === 'go') resolve();
+    }),
+  );
   send({ ready: true });
   await go;
   const t0 = nowMs();
@@ -66,9 +70,18 @@ async function claimerMain(target: string, owner: string, globalLimit: number): 
   for (;;) {
     const task = repo.claimNext(owner, 60_000, new Date(), globalLimit);
     if (!task) break;
-    const done = repo.transition(task.id, ['in_progress'], 'done', {
-      completed_at: new Date().toISOString(), run_requested_at: null, lease_owner: null, lease_expires_at: null,
-    }, { owner, attempts: task.attempts });
+    const done = repo.transition(
+      task.id,
+      ['in_progress'],
+      'done',
+      {
+        completed_at: new Date().toISOString(),
+        run_requested_at: null,
+        lease_owner: null,
+        lease_expires_at: null,
+      },
+      { owner, attempts: task.attempts },
+    );
     if (!done) throw new Error(`task ${task.id}: claimed by ${owner} but the transition to done lost (someone else holds it?)`);
     claimed++;
   }
@@ -116,12 +129,21 @@ function removeTemp(d: string): void {
 }
 
 function killAllNow(): void {
-  for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } }
+  for (const c of children) {
+    try {
+      c.kill('SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
 }
 
 // ---------------------------------------------------------------- PostgreSQL
 
-interface PgServer { url: string; stop(): void }
+interface PgServer {
+  url: string;
+  stop(): void;
+}
 
 let pgServer: PgServer | null = null;
 
@@ -129,7 +151,12 @@ async function startPg(freePort: () => Promise<number>): Promise<PgServer> {
   const given = process.env.FACTORY_BENCH_PG_URL;
   if (given) {
     log('using FACTORY_BENCH_PG_URL');
-    return { url: given, stop() { /* not ours */ } };
+    return {
+      url: given,
+      stop() {
+        /* not ours */
+      },
+    };
   }
   const dir = mkdtempSync(path.join(tmpdir(), 'factory-bench-pg-'));
   const port = await freePort();
@@ -170,7 +197,9 @@ function cpuTimes(): { busy: number; total: number } | undefined {
     const idle = (f[3] ?? 0) + (f[4] ?? 0);
     const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
     return { busy: total - idle, total };
-  } catch { return undefined; }
+  } catch {
+    return undefined;
+  }
 }
 
 /** Call at the start; the returned function gives "CPU n% busy" for the span since then. */
@@ -195,7 +224,8 @@ interface Result {
   ok: boolean;
 }
 
-const fmt = (x: number) => (!Number.isFinite(x) ? String(x) : Math.abs(x) >= 1000 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
+const fmt = (x: number) =>
+  !Number.isFinite(x) ? String(x) : Math.abs(x) >= 1000 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2);
 
 function formatTable(rows: Result[]): string {
   const base = (kind: Result['kind']) => rows.find((r) => r.kind === kind)?.value ?? NaN;
@@ -254,29 +284,49 @@ async function asyncPgRoundTripUs(url: string, n = 2000): Promise<number> {
 
 // ---------------------------------------------------------------- 1. claims per second
 
-interface Claimer { child: ChildProcess; ready: Promise<void>; result: Promise<{ claimed: number; ms: number }>; go(): void }
+interface Claimer {
+  child: ChildProcess;
+  ready: Promise<void>;
+  result: Promise<{ claimed: number; ms: number }>;
+  go(): void;
+}
 
 function spawnClaimer(target: string, owner: string, globalLimit: number): Claimer {
-  const child = track(spawn(process.execPath, ['--import', 'tsx', SELF, '--claimer', target, owner, String(globalLimit)], {
-    cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'],
-  }));
+  const child = track(
+    spawn(process.execPath, ['--import', 'tsx', SELF, '--claimer', target, owner, String(globalLimit)], {
+      cwd: ROOT,
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
+  );
   const messages: Array<Record<string, unknown>> = [];
   const waiters = new Set<() => void>();
   createInterface({ input: child.stdout! }).on('line', (l) => {
-    try { messages.push(JSON.parse(l) as Record<string, unknown>); } catch { return; }
+    try {
+      messages.push(JSON.parse(l) as Record<string, unknown>);
+    } catch {
+      return;
+    }
     for (const w of [...waiters]) w();
   });
-  const until = <T>(pick: (m: Record<string, unknown>) => T | undefined, what: string) => new Promise<T>((resolve, reject) => {
-    const check = () => {
-      for (const m of messages) {
-        const v = pick(m);
-        if (v !== undefined) { waiters.delete(check); resolve(v); return; }
-      }
-    };
-    waiters.add(check);
-    child.once('exit', (code) => { waiters.delete(check); reject(new Error(`claimer ${owner} exited ${code} before ${what}`)); });
-    check();
-  });
+  const until = <T>(pick: (m: Record<string, unknown>) => T | undefined, what: string) =>
+    new Promise<T>((resolve, reject) => {
+      const check = () => {
+        for (const m of messages) {
+          const v = pick(m);
+          if (v !== undefined) {
+            waiters.delete(check);
+            resolve(v);
+            return;
+          }
+        }
+      };
+      waiters.add(check);
+      child.once('exit', (code) => {
+        waiters.delete(check);
+        reject(new Error(`claimer ${owner} exited ${code} before ${what}`));
+      });
+      check();
+    });
   const ready = until((m) => (m.ready ? true : undefined), 'it was ready').then(() => undefined);
   const result = until((m) => (typeof m.claimed === 'number' ? { claimed: m.claimed, ms: Number(m.ms) } : undefined), 'it reported');
   ready.catch(() => undefined);
@@ -301,15 +351,24 @@ async function claimScenario(label: string, target: string, k: number, globalLim
       const ms = nowMs() - t0;
       const busy = cpu();
       const claimed = got.reduce((s, g) => s + g.claimed, 0);
-      const row = db.prepare(`SELECT COUNT(*) AS total,
+      const row = db
+        .prepare(
+          `SELECT COUNT(*) AS total,
           COALESCE(SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END), 0) AS twice,
           COALESCE(SUM(CASE WHEN status = 'done' AND attempts = 1 THEN 1 ELSE 0 END), 0) AS once
-        FROM tasks`).get() as { total: number; twice: number; once: number };
+        FROM tasks`,
+        )
+        .get() as { total: number; twice: number; once: number };
       const ok = claimed === N_CLAIMS && Number(row.twice) === 0 && Number(row.once) === N_CLAIMS && Number(row.total) === N_CLAIMS;
       const split = k > 1 ? ` (split ${got.map((g) => g.claimed).join('/')})` : '';
       log(`${label}: ${claimed} claims in ${ms.toFixed(0)} ms${split}; attempts>1: ${row.twice}`);
       return {
-        kind: 'claims', scenario: label, processes: String(k), value: N_CLAIMS / (ms / 1000), unit: 'claims/s', ok,
+        kind: 'claims',
+        scenario: label,
+        processes: String(k),
+        value: N_CLAIMS / (ms / 1000),
+        unit: 'claims/s',
+        ok,
         check: `${claimed}/${N_CLAIMS} claimed, ${row.twice} twice${split}${busy}${ok ? '' : ' FAILED'}`,
       };
     } finally {
@@ -322,14 +381,22 @@ async function claimScenario(label: string, target: string, k: number, globalLim
 
 // ---------------------------------------------------------------- 2. end-to-end fake tasks
 
-interface Proc extends FactoryProcess { name: string }
+interface Proc extends FactoryProcess {
+  name: string;
+}
 
 /** Tracked from spawn, so a process that never comes up is still killed at the end. */
 async function startProcess(name: string, dir: string, config: Record<string, unknown>): Promise<Proc> {
-  return { name, ...await startFactory(dir, config, { GITHUB_TOKEN }, { onSpawn: track, timeoutMs: 60_000 }) };
+  return { name, ...(await startFactory(dir, config, { GITHUB_TOKEN }, { onSpawn: track, timeoutMs: 60_000 })) };
 }
 
-interface TaskJson { id: number; status: string; attempts: number; completed_at: string | null; error: string }
+interface TaskJson {
+  id: number;
+  status: string;
+  attempts: number;
+  completed_at: string | null;
+  error: string;
+}
 
 async function e2eScenario(label: string, workers: number, pgUrl: string | null, slots = PER_PROCESS): Promise<Result> {
   const { makeOrigin } = await import('../test/agent-harness.js');
@@ -348,7 +415,12 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
     const config = (who: string, extra: Record<string, unknown>) => ({
       ...(db ? { database: { url: db.url } } : {}),
       github: { clone_base: origins, api_url: githubUrl },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env: { FAKE_CLAUDE_LOG: claudeLog(who), FAKE_CLAUDE_STATE_DIR: path.join(dir, who, 'claude-state') } },
+      agent: {
+        command: FAKE_CLAUDE_PATH,
+        kill_grace_seconds: 1,
+        sandbox: 'off',
+        env: { FAKE_CLAUDE_LOG: claudeLog(who), FAKE_CLAUDE_STATE_DIR: path.join(dir, who, 'claude-state') },
+      },
       queue: { poll_interval_ms: 200 },
       max_concurrent_agents: slots,
       default_org: 'acme',
@@ -367,7 +439,9 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
       front = await startProcess('api', path.join(dir, 'api'), config('api', { role: 'api' }));
       procs.push(front);
       const ws = Array.from({ length: workers }, (_, i) => `w${i + 1}`);
-      const started = await Promise.allSettled(ws.map((w) => startProcess(w, path.join(dir, w), config(w, { role: 'worker', public_url: front.url }))));
+      const started = await Promise.allSettled(
+        ws.map((w) => startProcess(w, path.join(dir, w), config(w, { role: 'worker', public_url: front.url }))),
+      );
       for (const s of started) if (s.status === 'fulfilled') procs.push(s.value);
       const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw failed.reason;
@@ -378,7 +452,11 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
     const t0 = Date.now();
     const ids: number[] = [];
     for (let i = 0; i < M_TASKS; i++) {
-      const r = await front.api<{ id: number }>('POST', '/api/tasks?auto_run=true', { title: `Bench ${i}`, description: TASK_DESCRIPTION, repo: 'acme/web' });
+      const r = await front.api<{ id: number }>('POST', '/api/tasks?auto_run=true', {
+        title: `Bench ${i}`,
+        description: TASK_DESCRIPTION,
+        repo: 'acme/web',
+      });
       if (r.status !== 201) throw new Error(`${label}: POST /api/tasks: HTTP ${r.status} ${JSON.stringify(r.json)}`);
       ids.push(r.json.id);
     }
@@ -390,7 +468,9 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
       if (tasks.length === M_TASKS && tasks.every((t) => ['in_review', 'done', 'failed', 'cancelled'].includes(t.status))) break;
       if (Date.now() > deadline) {
         const by = tasks.reduce<Record<string, number>>((a, t) => ({ ...a, [t.status]: (a[t.status] ?? 0) + 1 }), {});
-        throw new Error(`${label}: tasks not finished after 150 s: ${JSON.stringify(by)}\n${procs.map((p) => `--- ${p.name}\n${p.output().slice(-2000)}`).join('\n')}`);
+        throw new Error(
+          `${label}: tasks not finished after 150 s: ${JSON.stringify(by)}\n${procs.map((p) => `--- ${p.name}\n${p.output().slice(-2000)}`).join('\n')}`,
+        );
       }
       await sleep(100);
     }
@@ -406,10 +486,21 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
     const distinct = new Set(runs.map((c) => c.env.FACTORY_TASK_ID)).size;
     const ok = Number.isFinite(ms) && notReview.length === 0 && notOnce.length === 0 && runs.length === M_TASKS && distinct === M_TASKS;
     const split = names.length > 1 ? ` (runs ${runsPer.map((r) => r.length).join('/')})` : '';
-    if (notReview.length) log(`${label}: not in_review: ${notReview.map((t) => `#${t.id} ${t.status} ${t.error}`).join('; ').slice(0, 500)}`);
+    if (notReview.length)
+      log(
+        `${label}: not in_review: ${notReview
+          .map((t) => `#${t.id} ${t.status} ${t.error}`)
+          .join('; ')
+          .slice(0, 500)}`,
+      );
     log(`${label}: ${M_TASKS} tasks in ${ms} ms${split}`);
     return {
-      kind: 'e2e', scenario: label, processes: pgUrl ? `${workers + 1} (API + ${workers})` : '1', value: M_TASKS / (ms / 60_000), unit: 'tasks/min', ok,
+      kind: 'e2e',
+      scenario: label,
+      processes: pgUrl ? `${workers + 1} (API + ${workers})` : '1',
+      value: M_TASKS / (ms / 60_000),
+      unit: 'tasks/min',
+      ok,
       check: `${M_TASKS - notReview.length}/${M_TASKS} in_review, ${notOnce.length} with attempts≠1, ${runs.length} agent runs${split}${busy}${ok ? '' : ' FAILED'}`,
     };
   } finally {
@@ -424,15 +515,23 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
 
 function machine(): string {
   let model = cpus()[0]?.model ?? 'unknown';
-  try { model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? model; } catch { /* not Linux */ }
+  try {
+    model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? model;
+  } catch {
+    /* not Linux */
+  }
   return `${cpus().length} CPUs (${model}), Node ${process.version}, ${process.platform}/${process.arch}`;
 }
 
 function pgVersion(): string {
   try {
-    const bins = execFileSync('bash', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1'], { encoding: 'utf8' }).trim();
+    const bins = execFileSync('bash', ['-c', 'ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1'], {
+      encoding: 'utf8',
+    }).trim();
     return bins ? execFileSync(path.join(bins, 'postgres'), ['--version'], { encoding: 'utf8' }).trim() : 'unknown';
-  } catch { return 'unknown'; }
+  } catch {
+    return 'unknown';
+  }
 }
 
 let cleaning = false;
@@ -442,7 +541,13 @@ function emergencyCleanup(why: string, code: number): void {
   process.stderr.write(`[bench] ${why}: stopping children and PostgreSQL\n`);
   killAllNow();
   pgServer?.stop();
-  for (const d of [...tempDirs]) { try { removeTemp(d); } catch { /* best effort */ } }
+  for (const d of [...tempDirs]) {
+    try {
+      removeTemp(d);
+    } catch {
+      /* best effort */
+    }
+  }
   process.exit(code);
 }
 
@@ -464,7 +569,9 @@ async function main(): Promise<void> {
     log(`PostgreSQL at ${pg.url.replace(/:[^:@/]*@/, ':***@')}`);
 
     roundTrip = { sqlite: roundTripUs(path.join(sqliteDir, 'rt.db')), pg: roundTripUs(pg.url), pgAsync: await asyncPgRoundTripUs(pg.url) };
-    log(`SELECT 1 round trip, median: SQLite ${roundTrip.sqlite.toFixed(1)} µs, PostgreSQL bridge ${roundTrip.pg.toFixed(1)} µs, plain async pg ${roundTrip.pgAsync.toFixed(1)} µs`);
+    log(
+      `SELECT 1 round trip, median: SQLite ${roundTrip.sqlite.toFixed(1)} µs, PostgreSQL bridge ${roundTrip.pg.toFixed(1)} µs, plain async pg ${roundTrip.pgAsync.toFixed(1)} µs`,
+    );
     log(`claims: N=${N_CLAIMS}`);
     rows.push(await claimScenario('claims: SQLite file, 1 process (bare baseline)', path.join(sqliteDir, 'claims.db'), 1));
     // The last row: the same with queue.global_max_concurrent set, which serialises claims under an
@@ -523,7 +630,10 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--claimer') {
-  claimerMain(process.argv[3]!, process.argv[4]!, Number(process.argv[5] ?? 0)).catch((err: unknown) => { console.error(err); process.exit(1); });
+  claimerMain(process.argv[3]!, process.argv[4]!, Number(process.argv[5] ?? 0)).catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
 } else {
   void main();
 }

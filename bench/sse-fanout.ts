@@ -25,7 +25,10 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const now = () => performance.timeOrigin + performance.now();
 
 // Never outlive the budget, whatever happens.
-setTimeout(() => { console.error('bench: timed out after 55 s'); process.exit(1); }, 55_000).unref();
+setTimeout(() => {
+  console.error('bench: timed out after 55 s');
+  process.exit(1);
+}, 55_000).unref();
 
 /** Plain JS run in a worker: opens the clients, reports when all are connected and per message when all got it. */
 const CLIENT_CODE = `
@@ -63,17 +66,28 @@ for (let i = 0; i < n; i++) {
 }
 `;
 
-interface Result { p50: number; p99: number; max: number; mean: number; msgsPerSec: number }
+interface Result {
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+  msgsPerSec: number;
+}
 
 async function measure(port: number, streamPath: string, post: (seq: number) => Promise<void>): Promise<Result> {
   const worker = new Worker(CLIENT_CODE, { eval: true, workerData: { port, path: streamPath, n: CLIENTS } });
   const waiters = new Map<number, (times: number[]) => void>();
   let onReady!: () => void;
-  const ready = new Promise<void>((r) => { onReady = r; });
+  const ready = new Promise<void>((r) => {
+    onReady = r;
+  });
   worker.on('message', (m: { type: string; seq: number; times: number[]; message: string }) => {
     if (m.type === 'ready') onReady();
     else if (m.type === 'done') waiters.get(m.seq)?.(m.times);
-    else if (m.type === 'error') { console.error('client error:', m.message); process.exit(1); }
+    else if (m.type === 'error') {
+      console.error('client error:', m.message);
+      process.exit(1);
+    }
   });
   await ready;
   const latencies: number[] = [];
@@ -90,17 +104,33 @@ async function measure(port: number, streamPath: string, post: (seq: number) => 
   await worker.terminate();
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  return { p50: q(0.5), p99: q(0.99), max: latencies.at(-1)!, mean: latencies.reduce((a, b) => a + b, 0) / latencies.length, msgsPerSec: MESSAGES / elapsed };
+  return {
+    p50: q(0.5),
+    p99: q(0.99),
+    max: latencies.at(-1)!,
+    mean: latencies.reduce((a, b) => a + b, 0) / latencies.length,
+    msgsPerSec: MESSAGES / elapsed,
+  };
 }
 
 const agent = new Agent({ keepAlive: true });
 function httpPost(port: number, url: string, body: unknown): Promise<void> {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
-    const req = request({ host: '127.0.0.1', port, path: url, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`POST ${url}: ${res.statusCode}`))));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: url,
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => (res.statusCode === 201 ? resolve() : reject(new Error(`POST ${url}: ${res.statusCode}`))));
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -109,7 +139,10 @@ function httpPost(port: number, url: string, body: unknown): Promise<void> {
 async function benchFactory(): Promise<Result> {
   const dir = mkdtempSync(path.join(tmpdir(), 'factory-bench-'));
   const config = loadConfig({
-    configPath: path.join(ROOT, 'config.yml'), cwd: ROOT, env: {}, dotenv: false,
+    configPath: path.join(ROOT, 'config.yml'),
+    cwd: ROOT,
+    env: {},
+    dotenv: false,
     overrides: { data_dir: path.join(dir, 'data'), log_level: 'silent', message_board: { telegram_forward: false } },
   });
   const services = createServices(config, pino({ level: 'silent' }), { executor: async () => ({ status: 'done' }) });
@@ -118,7 +151,9 @@ async function benchFactory(): Promise<Result> {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;
   try {
-    return await measure(port, '/api/messages/stream/sse', (seq) => httpPost(port, '/api/messages', { sender: 'bench', message: `bench:${seq}` }));
+    return await measure(port, '/api/messages/stream/sse', (seq) =>
+      httpPost(port, '/api/messages', { sender: 'bench', message: `bench:${seq}` }),
+    );
   } finally {
     const closing = app.close();
     app.server.closeAllConnections();
@@ -134,7 +169,12 @@ async function benchBare(): Promise<Result> {
   let id = 0;
   const server = createServer((req, res) => {
     if (req.method === 'GET') {
-      res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
       res.write('retry: 3000\nevent: connected\ndata: {}\n\n');
       clients.add(res);
       res.on('close', () => clients.delete(res));
@@ -142,10 +182,22 @@ async function benchBare(): Promise<Result> {
     }
     let body = '';
     req.setEncoding('utf8');
-    req.on('data', (c) => { body += c; });
+    req.on('data', (c) => {
+      body += c;
+    });
     req.on('end', () => {
       const m = JSON.parse(body) as { sender: string; message: string };
-      const msg = { id: ++id, sender: m.sender, recipient: null, task_id: null, workflow_id: null, message: m.message, message_type: 'info', reply_to: null, created_at: new Date().toISOString() };
+      const msg = {
+        id: ++id,
+        sender: m.sender,
+        recipient: null,
+        task_id: null,
+        workflow_id: null,
+        message: m.message,
+        message_type: 'info',
+        reply_to: null,
+        created_at: new Date().toISOString(),
+      };
       const frame = `id: ${id}\nevent: message\ndata: ${JSON.stringify(msg)}\n\n`;
       for (const c of clients) c.write(frame);
       res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(msg));
@@ -165,11 +217,18 @@ const fmt = (n: number) => n.toFixed(2).padStart(8);
 const started = Date.now();
 const bare = await benchBare();
 const factory = await benchFactory();
-console.log(`SSE fan-out: ${CLIENTS} subscribers, ${MESSAGES} messages posted sequentially (after ${WARMUP} warm-up; latency = POST start -> frame parsed at every subscriber, ms)`);
+console.log(
+  `SSE fan-out: ${CLIENTS} subscribers, ${MESSAGES} messages posted sequentially (after ${WARMUP} warm-up; latency = POST start -> frame parsed at every subscriber, ms)`,
+);
 console.log('                 p50      p99      max     mean   msgs/s');
-for (const [name, r] of [['bare node:http', bare], ['factory', factory]] as const) {
+for (const [name, r] of [
+  ['bare node:http', bare],
+  ['factory', factory],
+] as const) {
   console.log(`${name.padEnd(14)} ${fmt(r.p50)} ${fmt(r.p99)} ${fmt(r.max)} ${fmt(r.mean)} ${fmt(r.msgsPerSec)}`);
 }
-console.log(`ratio factory/bare: p50 ${(factory.p50 / bare.p50).toFixed(2)}x, p99 ${(factory.p99 / bare.p99).toFixed(2)}x  (${((Date.now() - started) / 1000).toFixed(1)} s total)`);
+console.log(
+  `ratio factory/bare: p50 ${(factory.p50 / bare.p50).toFixed(2)}x, p99 ${(factory.p99 / bare.p99).toFixed(2)}x  (${((Date.now() - started) / 1000).toFixed(1)} s total)`,
+);
 agent.destroy();
 process.exit(0);

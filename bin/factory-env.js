@@ -40,8 +40,14 @@ function parseArgs(argv) {
   const valued = new Set(['compose', 'service', 'port', 'health-path']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    if (a === '-h' || a === '--help') { opts.help = true; continue; }
-    if (!a.startsWith('--')) { opts._.push(a); continue; }
+    if (a === '-h' || a === '--help') {
+      opts.help = true;
+      continue;
+    }
+    if (!a.startsWith('--')) {
+      opts._.push(a);
+      continue;
+    }
     const eq = a.indexOf('=');
     const key = eq > 0 ? a.slice(2, eq) : a.slice(2);
     if (valued.has(key)) {
@@ -78,11 +84,18 @@ function composePath(given) {
     root = '';
   }
   if (!root) {
-    if (path.isAbsolute(file)) throw new UsageError('--compose must be relative to the worktree (not inside a git worktree, cannot convert an absolute path)');
+    if (path.isAbsolute(file))
+      throw new UsageError('--compose must be relative to the worktree (not inside a git worktree, cannot convert an absolute path)');
     return file.split(path.sep).join('/');
   }
   const abs = path.resolve(cwd, file);
-  const real = (p) => { try { return realpathSync(p); } catch { return path.resolve(p); } };
+  const real = (p) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return path.resolve(p);
+    }
+  };
   const rel = path.relative(real(root), existsSync(abs) ? real(abs) : path.join(real(cwd), file));
   if (!rel || rel.startsWith('..') || path.isAbsolute(rel)) throw new UsageError(`${file} is outside the worktree ${root}`);
   return rel.split(path.sep).join('/');
@@ -94,24 +107,32 @@ function request(method, url, token, body) {
     const u = new URL(url);
     const lib = u.protocol === 'https:' ? https : http;
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = lib.request(u, {
-      method,
-      headers: {
-        accept: 'application/json',
-        ...(token ? { authorization: `Bearer ${token}` } : {}),
-        ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
+    const req = lib.request(
+      u,
+      {
+        method,
+        headers: {
+          accept: 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+          ...(data ? { 'content-type': 'application/json', 'content-length': data.length } : {}),
+        },
       },
-    }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
-        resolve({ status: res.statusCode ?? 0, json, text });
-      });
-      res.on('error', reject);
-    });
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json;
+          try {
+            json = text ? JSON.parse(text) : undefined;
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, json, text });
+        });
+        res.on('error', reject);
+      },
+    );
     req.setTimeout(timeoutS * 1000, () => req.destroy(new Error(`no answer within ${timeoutS} s`)));
     req.on('error', reject);
     req.end(data);
@@ -133,7 +154,7 @@ async function call(method, suffix, body) {
   try {
     res = await request(method, url, env('FACTORY_API_TOKEN', false), body);
   } catch (err) {
-    throw new Error(`cannot reach Factory at ${base}: ${err.message}`);
+    throw new Error(`cannot reach Factory at ${base}: ${err.message}`, { cause: err });
   }
   if (res.status < 200 || res.status >= 300) throw new Error(errorMessage(res));
   return res.json;
@@ -147,7 +168,10 @@ function line(e) {
 async function main(argv) {
   const opts = parseArgs(argv);
   const [cmd, ...extra] = opts._;
-  if (opts.help || cmd === 'help') { process.stdout.write(`${HELP}\n`); return 0; }
+  if (opts.help || cmd === 'help') {
+    process.stdout.write(`${HELP}\n`);
+    return 0;
+  }
   if (!cmd) throw new UsageError('missing command (up, status or down)');
   if (extra.length) throw new UsageError(`unexpected argument ${extra[0]}`);
   switch (cmd) {
@@ -155,10 +179,19 @@ async function main(argv) {
       if (!opts.service) throw new UsageError('up needs --service <name>');
       if (!opts.port) throw new UsageError('up needs --port <port the service listens on inside the container>');
       const port = Number(opts.port);
-      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--port must be a number between 1 and 65535, got "${opts.port}"`);
+      if (!Number.isInteger(port) || port < 1 || port > 65535)
+        throw new UsageError(`--port must be a number between 1 and 65535, got "${opts.port}"`);
       const compose = composePath(opts.compose);
-      process.stderr.write(`factory-env: starting ${opts.service} from ${compose} (${opts.preview ? 'preview' : 'test'} environment); building can take a few minutes…\n`);
-      const e = await call('POST', '', { compose, service: opts.service, port, preview: Boolean(opts.preview), ...(opts['health-path'] ? { health_path: opts['health-path'] } : {}) });
+      process.stderr.write(
+        `factory-env: starting ${opts.service} from ${compose} (${opts.preview ? 'preview' : 'test'} environment); building can take a few minutes…\n`,
+      );
+      const e = await call('POST', '', {
+        compose,
+        service: opts.service,
+        port,
+        preview: Boolean(opts.preview),
+        ...(opts['health-path'] ? { health_path: opts['health-path'] } : {}),
+      });
       process.stderr.write(`factory-env: ${e.project} is up (${e.health || e.status})\n`);
       process.stdout.write(`${e.url}\n`);
       return 0;
@@ -173,7 +206,9 @@ async function main(argv) {
       if (opts.test && opts.preview) throw new UsageError('use --test or --preview, not both');
       const type = opts.test ? '?type=test' : opts.preview ? '?type=preview' : '';
       const r = await call('DELETE', type);
-      process.stdout.write(r.removed.length ? `${r.removed.map((e) => `removed ${e.project} (${e.env_type})`).join('\n')}\n` : 'no environments to remove\n');
+      process.stdout.write(
+        r.removed.length ? `${r.removed.map((e) => `removed ${e.project} (${e.env_type})`).join('\n')}\n` : 'no environments to remove\n',
+      );
       return 0;
     }
     default:
@@ -181,8 +216,11 @@ async function main(argv) {
   }
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code), (err) => {
-  const usage = err instanceof UsageError;
-  process.stderr.write(`factory-env: ${err.message}${usage ? '\nRun factory-env --help for usage.' : ''}\n`);
-  process.exit(1);
-});
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    const usage = err instanceof UsageError;
+    process.stderr.write(`factory-env: ${err.message}${usage ? '\nRun factory-env --help for usage.' : ''}\n`);
+    process.exit(1);
+  },
+);

@@ -31,7 +31,9 @@ export function lockDataDir(dataDir: string): () => void {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const pid = Number(readFileSync(file, 'utf8').trim());
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-        throw new DataDirLockedError(`data directory ${dataDir} is in use by Factory process ${pid}; stop it first or use another data_dir`);
+        throw new DataDirLockedError(
+          `data directory ${dataDir} is in use by Factory process ${pid}; stop it first or use another data_dir`,
+        );
       }
       rmSync(file, { force: true });
     }

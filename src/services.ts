@@ -62,7 +62,12 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   const runsAgents = config.role !== 'api';
   const runsSingletons = config.role !== 'worker';
   const repos = {
-    tasks: new TasksRepo(db), logs: new LogsRepo(db), runs: new RunsRepo(db), events: new EventsRepo(db), kv: new KvRepo(db), workers: new WorkersRepo(db),
+    tasks: new TasksRepo(db),
+    logs: new LogsRepo(db),
+    runs: new RunsRepo(db),
+    events: new EventsRepo(db),
+    kv: new KvRepo(db),
+    workers: new WorkersRepo(db),
   };
   const bus = new EventBus((err, event) => logger.error({ err: coerceError(err), event }, 'event listener failed'));
   // On PostgreSQL every process hears every event (its own included) through LISTEN, in id order.
@@ -70,14 +75,17 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   const stream = new StreamPublisher(repos.events, bus, !feed);
   const tasks = new TaskService(repos.tasks, bus, stream);
   const executor: Executor = opts.executor ?? (async () => ({ status: 'failed', error: 'no agent executor configured' }));
-  const scheduler = new Scheduler({ tasks, repo: repos.tasks, runs: repos.runs, logger, executor }, {
-    maxConcurrent: config.max_concurrent_agents,
-    maxAttempts: config.queue.max_attempts,
-    leaseMs: config.queue.lease_seconds * 1000,
-    pollMs: config.queue.poll_interval_ms,
-    distributed,
-    globalLimit: config.queue.global_max_concurrent,
-  });
+  const scheduler = new Scheduler(
+    { tasks, repo: repos.tasks, runs: repos.runs, logger, executor },
+    {
+      maxConcurrent: config.max_concurrent_agents,
+      maxAttempts: config.queue.max_attempts,
+      leaseMs: config.queue.lease_seconds * 1000,
+      pollMs: config.queue.poll_interval_ms,
+      distributed,
+      globalLimit: config.queue.global_max_concurrent,
+    },
+  );
   const healthParts = new Map<string, () => unknown>();
   const startHooks: Array<() => Promise<void> | void> = [];
   const stopHooks: Array<() => Promise<void> | void> = [];
@@ -109,8 +117,12 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   const heartbeat = () => {
     try {
       repos.workers.heartbeat({
-        id: scheduler.owner, host: hostname(), pid: process.pid, role: config.role,
-        max_concurrent: runsAgents ? config.max_concurrent_agents : 0, running: scheduler.agents().map((a) => a.task_id),
+        id: scheduler.owner,
+        host: hostname(),
+        pid: process.pid,
+        role: config.role,
+        max_concurrent: runsAgents ? config.max_concurrent_agents : 0,
+        running: scheduler.agents().map((a) => a.task_id),
       });
     } catch (err) {
       logger.warn({ err: coerceError(err) }, 'worker heartbeat failed');
@@ -118,14 +130,33 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   };
 
   // Workers hear of new runnable work through the shared event feed, not only by polling.
-  if (feed && runsAgents) bus.on('stream', (row) => { if (row.kind === 'task_status') scheduler.notify(); });
+  if (feed && runsAgents)
+    bus.on('stream', (row) => {
+      if (row.kind === 'task_status') scheduler.notify();
+    });
 
   const services: Services = {
-    config, logger, db, repos, bus, stream, tasks, scheduler, taskTokens: new TaskTokens(repos.kv), runsAgents, runsSingletons,
-    onStop: (fn) => { stopHooks.push(fn); },
-    onStart: (fn) => { startHooks.push(fn); },
+    config,
+    logger,
+    db,
+    repos,
+    bus,
+    stream,
+    tasks,
+    scheduler,
+    taskTokens: new TaskTokens(repos.kv),
+    runsAgents,
+    runsSingletons,
+    onStop: (fn) => {
+      stopHooks.push(fn);
+    },
+    onStart: (fn) => {
+      startHooks.push(fn);
+    },
     health: () => ({ event_loop: loopMonitor.health(), ...Object.fromEntries([...healthParts].map(([k, fn]) => [k, fn()])) }),
-    addHealth: (name, fn) => { healthParts.set(name, fn); },
+    addHealth: (name, fn) => {
+      healthParts.set(name, fn);
+    },
     async start() {
       loopMonitor.start();
       await feed?.start();
@@ -142,9 +173,17 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
         if (retentionTimer) clearInterval(retentionTimer);
         if (heartbeatTimer) clearInterval(heartbeatTimer);
         await scheduler.stop(config.shutdown.grace_seconds * 1000);
-        try { repos.workers.stopped(scheduler.owner); } catch { /* the database may be gone */ }
+        try {
+          repos.workers.stopped(scheduler.owner);
+        } catch {
+          /* the database may be gone */
+        }
         for (const fn of stopHooks.reverse()) {
-          try { await fn(); } catch (err) { logger.error({ err: coerceError(err) }, 'shutdown hook failed'); }
+          try {
+            await fn();
+          } catch (err) {
+            logger.error({ err: coerceError(err) }, 'shutdown hook failed');
+          }
         }
         await feed?.stop();
         loopMonitor.stop();

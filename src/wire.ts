@@ -64,15 +64,26 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     authorEmail: config.git.author_email,
     baseEnv: config.baseEnv,
   });
-  const github = new GitHubClient(config.github.api_url, config.secrets.githubToken, { timeoutMs: config.github.request_timeout_seconds * 1000 });
+  const github = new GitHubClient(config.github.api_url, config.secrets.githubToken, {
+    timeoutMs: config.github.request_timeout_seconds * 1000,
+  });
   const sandbox = new AgentSandbox({ config, logger: s.logger.child({ component: 'sandbox' }) });
   await sandbox.init();
   s.addHealth('sandbox', () => sandboxHealth(sandbox.status()));
   const outbox = createOutbox(s, opts.board?.outbox);
   const pendingPrs = new PendingPullRequests({ outbox, github, tasks: s.tasks, logger: s.logger.child({ component: 'pending-pr' }) });
   const executor = new TaskExecutor({
-    config, logger: s.logger.child({ component: 'executor' }), tasks: s.tasks, logs: s.repos.logs, runs: s.repos.runs, bus: s.bus,
-    workspace, github, sandbox, pendingPrs, baseEnv: config.baseEnv,
+    config,
+    logger: s.logger.child({ component: 'executor' }),
+    tasks: s.tasks,
+    logs: s.repos.logs,
+    runs: s.repos.runs,
+    bus: s.bus,
+    workspace,
+    github,
+    sandbox,
+    pendingPrs,
+    baseEnv: config.baseEnv,
     // A worker's agents talk to their own worker (same API, same database): preview environments then
     // start on the host that has the worktree and the Docker daemon. Elsewhere: public_url, or here.
     apiUrl: config.role === 'worker' ? localUrl(config) : config.public_url || localUrl(config),
@@ -84,27 +95,45 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   s.scheduler.reapAgent = (run) => reapLeftoverRun(run, config.agent.command, s.logger);
   const queue = new QueueControl({ kv: s.repos.kv, runs: s.repos.runs, bus: s.bus, dailyBudgetUsd: config.budgets.daily_usd });
   s.scheduler.gate = queue.gate;
-  executor.onUsageLimit = (until, message) => { queue.pause(until, `usage limit: ${message}`, 'agent'); };
+  executor.onUsageLimit = (until, message) => {
+    queue.pause(until, `usage limit: ${message}`, 'agent');
+  };
 
   // Workflow definitions are checked at startup: a bad one stops the service with a clear message.
   for (const [name, def] of Object.entries(config.workflows)) validateWorkflow(name, def);
   const workflows = new WorkflowsRepo(s.db);
   const handoffs = new HandoffsRepo(s.db);
   const engine = new WorkflowEngine({
-    config, logger: s.logger.child({ component: 'workflows' }), workflows, handoffs, tasks: s.tasks, scheduler: s.scheduler,
-    executor, workspace, github, bus: s.bus, stream: s.stream,
+    config,
+    logger: s.logger.child({ component: 'workflows' }),
+    workflows,
+    handoffs,
+    tasks: s.tasks,
+    scheduler: s.scheduler,
+    executor,
+    workspace,
+    github,
+    bus: s.bus,
+    stream: s.stream,
   });
   registerRevisionMode({ tasks: s.tasks, handoffs, executor, bus: s.bus });
   // Standalone tasks keep their handoff too: revisions, PR follow-ups and people read it later.
   executor.onRun((r) => {
     if (r.task.workflow_id || r.status === 'queued' || r.status === 'waiting_for_input') return;
-    handoffs.create({ from_task_id: r.task.id, to_task_id: null, workflow_id: null, ...buildHandoff(r.task.agent_type, r.handoff, r.finalText, r.changedFiles, r.status === 'failed') });
+    handoffs.create({
+      from_task_id: r.task.id,
+      to_task_id: null,
+      workflow_id: null,
+      ...buildHandoff(r.task.agent_type, r.handoff, r.finalText, r.changedFiles, r.status === 'failed'),
+    });
   });
   // Reconciliation re-drives workflows after a restart; with several processes only the api (or all) one does it.
   if (s.runsSingletons) s.onStart(() => engine.reconcile());
 
   const board = createBoard(s, opts.board, outbox);
-  executor.onProtocol((task, obj) => { if (obj.type === 'message') board.board.postFromAgent(task, obj); });
+  executor.onProtocol((task, obj) => {
+    if (obj.type === 'message') board.board.postFromAgent(task, obj);
+  });
   // Inter-agent messages: what earlier steps of a workflow addressed to this agent type reaches its prompt.
   executor.addPromptSource((task) => {
     if (!task.workflow_id) return undefined;
@@ -117,28 +146,82 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   const seen = new SeenRepo(s.db);
   const gate = new TriggerGate({
     logger: s.logger.child({ component: 'triggers' }),
-    allow: { plane: config.plane.allowed_members, github: config.pr_loop.allowed_users, telegram: config.telegram.allowed_user_ids.map(String) },
-    enabled: { plane: Boolean(config.plane.base_url), github: config.pr_loop.enabled && Boolean(config.secrets.githubToken), telegram: Boolean(config.secrets.telegramBotToken) && config.telegram.poll_replies },
-    announce: (message) => { board.board.postSystem({ message_type: 'error', message }); },
+    allow: {
+      plane: config.plane.allowed_members,
+      github: config.pr_loop.allowed_users,
+      telegram: config.telegram.allowed_user_ids.map(String),
+    },
+    enabled: {
+      plane: Boolean(config.plane.base_url),
+      github: config.pr_loop.enabled && Boolean(config.secrets.githubToken),
+      telegram: Boolean(config.secrets.telegramBotToken) && config.telegram.poll_replies,
+    },
+    announce: (message) => {
+      board.board.postSystem({ message_type: 'error', message });
+    },
   });
   s.addHealth('triggers', () => gate.health());
   const clarify = new ClarificationService({
-    config, logger: s.logger.child({ component: 'clarify' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus,
+    config,
+    logger: s.logger.child({ component: 'clarify' }),
+    tasks: s.tasks,
+    scheduler: s.scheduler,
+    bus: s.bus,
     cleanup: (task) => executor.cleanup(executor.repoSpec(task.repo), task),
   });
-  const plane = new PlaneSync({ config, logger: s.logger.child({ component: 'plane' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus, outbox: board.outbox, seen, clarify, gate });
-  executor.onAgentEvent((task, ev) => { if (ev.kind === 'text') plane.agentOutput(task, ev.text); });
+  const plane = new PlaneSync({
+    config,
+    logger: s.logger.child({ component: 'plane' }),
+    tasks: s.tasks,
+    scheduler: s.scheduler,
+    bus: s.bus,
+    outbox: board.outbox,
+    seen,
+    clarify,
+    gate,
+  });
+  executor.onAgentEvent((task, ev) => {
+    if (ev.kind === 'text') plane.agentOutput(task, ev.text);
+  });
   const notifications = new Notifications({
-    config, logger: s.logger.child({ component: 'notify' }), bus: s.bus, tasks: s.tasks, board: board.board, telegram: board.telegram,
-    clarify, kv: s.repos.kv, seen, gate,
+    config,
+    logger: s.logger.child({ component: 'notify' }),
+    bus: s.bus,
+    tasks: s.tasks,
+    board: board.board,
+    telegram: board.telegram,
+    clarify,
+    kv: s.repos.kv,
+    seen,
+    gate,
   });
   // Pollers and timers exist once per installation: in the api (or all) process.
-  if (s.runsSingletons) s.onStart(() => { clarify.start(); plane.start(); notifications.startReplies(); });
-  s.onStop(() => { clarify.stop(); plane.stop(); return notifications.stop(); });
+  if (s.runsSingletons)
+    s.onStart(() => {
+      clarify.start();
+      plane.start();
+      notifications.startReplies();
+    });
+  s.onStop(() => {
+    clarify.stop();
+    plane.stop();
+    return notifications.stop();
+  });
 
   const prLoop = new PrLoop({
-    config, logger: s.logger.child({ component: 'pr-loop' }), tasks: s.tasks, scheduler: s.scheduler, bus: s.bus, github,
-    watches: new PrWatchRepo(s.db), seen, outbox: board.outbox, board: board.board, executor, workspace, gate,
+    config,
+    logger: s.logger.child({ component: 'pr-loop' }),
+    tasks: s.tasks,
+    scheduler: s.scheduler,
+    bus: s.bus,
+    github,
+    watches: new PrWatchRepo(s.db),
+    seen,
+    outbox: board.outbox,
+    board: board.board,
+    executor,
+    workspace,
+    gate,
   });
   if (s.runsSingletons) s.onStart(() => prLoop.start());
   s.onStop(() => prLoop.stop());
@@ -151,8 +234,31 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
 
   const environments = createEnvironments({ services: s, github, repoSpec: (repo) => executor.repoSpec(repo) });
 
-  const routes = [...environments.routes, queueRoutes(queue), workflowRoutes({ engine, workflows, handoffs }), ...board.routes, clarifyRoutes(clarify), webhookRoutes(plane), memoryRoutes(memory), githubWebhookRoutes(prLoop), dashboardRoutes];
-  return { routes, executor, engine, board, plane, clarify, notifications, memory, prLoop, environments: environments.manager, workspace, github };
+  const routes = [
+    ...environments.routes,
+    queueRoutes(queue),
+    workflowRoutes({ engine, workflows, handoffs }),
+    ...board.routes,
+    clarifyRoutes(clarify),
+    webhookRoutes(plane),
+    memoryRoutes(memory),
+    githubWebhookRoutes(prLoop),
+    dashboardRoutes,
+  ];
+  return {
+    routes,
+    executor,
+    engine,
+    board,
+    plane,
+    clarify,
+    notifications,
+    memory,
+    prLoop,
+    environments: environments.manager,
+    workspace,
+    github,
+  };
 }
 
 /** This process's own address for its agents: loopback unless the server listens on one address only. */

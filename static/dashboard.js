@@ -157,7 +157,13 @@ function updatePill(node, status) {
 
 function debounce(key, fn, wait = 150) {
   clearTimeout(state.timers.get(key));
-  state.timers.set(key, setTimeout(() => { state.timers.delete(key); fn(); }, wait));
+  state.timers.set(
+    key,
+    setTimeout(() => {
+      state.timers.delete(key);
+      fn();
+    }, wait),
+  );
 }
 
 function showError(text) {
@@ -172,7 +178,10 @@ function showNotice(...parts) {
   n.replaceChildren(...parts.map((p) => (typeof p === 'string' ? document.createTextNode(p) : p)));
   n.hidden = parts.length === 0;
   clearTimeout(noticeTimer);
-  if (parts.length) noticeTimer = setTimeout(() => { n.hidden = true; }, 15_000);
+  if (parts.length)
+    noticeTimer = setTimeout(() => {
+      n.hidden = true;
+    }, 15_000);
 }
 
 function rememberRepo(repo) {
@@ -206,7 +215,11 @@ class ApiError extends Error {
 
 async function api(path, opts = {}) {
   for (;;) {
-    const init = { method: opts.method || 'GET', cache: 'no-store', headers: headers(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}) };
+    const init = {
+      method: opts.method || 'GET',
+      cache: 'no-store',
+      headers: headers(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+    };
     if (opts.body !== undefined) init.body = JSON.stringify(opts.body);
     const res = await fetch(path, init);
     if (res.status === 401) {
@@ -243,10 +256,16 @@ function route() {
   state.gen++;
   state.route = r;
   stopLogPolling();
-  for (const [key, t] of state.timers) { clearTimeout(t); state.timers.delete(key); }
+  for (const [key, t] of state.timers) {
+    clearTimeout(t);
+    state.timers.delete(key);
+  }
   for (const page of document.querySelectorAll('.page')) page.hidden = page.id !== `v-${r.view}`;
   for (const a of document.querySelectorAll('.nav a[data-tab]')) {
-    const on = a.dataset.tab === r.view || (a.dataset.tab === 'tasks' && r.view === 'task') || (a.dataset.tab === 'workflows' && r.view === 'workflow');
+    const on =
+      a.dataset.tab === r.view ||
+      (a.dataset.tab === 'tasks' && r.view === 'task') ||
+      (a.dataset.tab === 'workflows' && r.view === 'workflow');
     if (on) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
@@ -358,7 +377,10 @@ function upsertTask(t) {
     tr = buildTaskRow(merged);
     let before = null;
     for (const row of body.children) {
-      if (Number(row.dataset.id) < t.id) { before = row; break; }
+      if (Number(row.dataset.id) < t.id) {
+        before = row;
+        break;
+      }
     }
     body.insertBefore(tr, before);
   }
@@ -433,12 +455,18 @@ function prLabel(t) {
 // Live status events carry most fields; the timestamps come with one GET per task (coalesced).
 function refreshListTask(id) {
   const gen = state.gen;
-  debounce(`list-task-${id}`, async () => {
-    try {
-      const t = await api(`/api/tasks/${Number(id)}`);
-      if (gen === state.gen && state.route.view === 'tasks') upsertTask(t);
-    } catch { /* a later event or reload fixes it */ }
-  }, 120);
+  debounce(
+    `list-task-${id}`,
+    async () => {
+      try {
+        const t = await api(`/api/tasks/${Number(id)}`);
+        if (gen === state.gen && state.route.view === 'tasks') upsertTask(t);
+      } catch {
+        /* a later event or reload fixes it */
+      }
+    },
+    120,
+  );
 }
 
 function tick() {
@@ -561,16 +589,20 @@ async function loadTaskPage(gen, id) {
 }
 
 function refreshTask(gen, id, alsoSide) {
-  debounce(`task-${id}`, async () => {
-    try {
-      const t = await api(`/api/tasks/${id}`);
-      if (gen !== state.gen) return;
-      renderTask(t);
-      if (alsoSide) loadHandoffs(gen, id);
-    } catch (err) {
-      if (gen === state.gen) showError(`Could not refresh the task: ${err.message}`);
-    }
-  }, 100);
+  debounce(
+    `task-${id}`,
+    async () => {
+      try {
+        const t = await api(`/api/tasks/${id}`);
+        if (gen !== state.gen) return;
+        renderTask(t);
+        if (alsoSide) loadHandoffs(gen, id);
+      } catch (err) {
+        if (gen === state.gen) showError(`Could not refresh the task: ${err.message}`);
+      }
+    },
+    100,
+  );
 }
 
 function parseClarification(raw) {
@@ -631,7 +663,10 @@ function renderTask(t) {
   const wf = $('t-workflow');
   if (t.workflow_id) {
     wf.href = `/workflows/${Number(t.workflow_id)}`;
-    setText(wf, `Workflow #${t.workflow_id}${t.workflow_step !== null && t.workflow_step !== undefined ? `, step ${t.workflow_step + 1}` : ''}`);
+    setText(
+      wf,
+      `Workflow #${t.workflow_id}${t.workflow_step !== null && t.workflow_step !== undefined ? `, step ${t.workflow_step + 1}` : ''}`,
+    );
     wf.hidden = false;
   } else wf.hidden = true;
 
@@ -652,7 +687,8 @@ function renderTask(t) {
   kvRow(dl, 'duration', 'Duration', fmtSpan(duration(t)));
   kvRow(dl, 'cost', 'Cost', fmtCost(t.cost_usd));
   const u = t.usage || {};
-  if (u.input_tokens || u.output_tokens) kvRow(dl, 'tokens', 'Tokens', `${u.input_tokens ?? 0} in · ${u.output_tokens ?? 0} out · ${u.cache_read_tokens ?? 0} cached`);
+  if (u.input_tokens || u.output_tokens)
+    kvRow(dl, 'tokens', 'Tokens', `${u.input_tokens ?? 0} in · ${u.output_tokens ?? 0} out · ${u.cache_read_tokens ?? 0} cached`);
   if (t.attempts) kvRow(dl, 'attempts', 'Attempts', t.attempts);
   if (t.not_before) kvRow(dl, 'not_before', 'Paused until', fmtTime(t.not_before));
   if (t.parent_task_id) kvRow(dl, 'parent', 'Parent task', link(`/tasks/${Number(t.parent_task_id)}`, `#${t.parent_task_id}`));
@@ -678,18 +714,23 @@ function renderTask(t) {
     for (const o of Array.isArray(ctx.options) ? ctx.options : []) {
       const b = el('button', 'secondary small option', String(o));
       b.type = 'button';
-      b.addEventListener('click', () => { $('t-answer').value = String(o); $('t-answer').focus(); });
+      b.addEventListener('click', () => {
+        $('t-answer').value = String(o);
+        $('t-answer').focus();
+      });
       opts.append(b);
     }
   }
   $('t-clarify').hidden = !waiting;
   const hist = ctx.history.filter((h) => h && h.response !== undefined);
   $('t-history-box').hidden = hist.length === 0;
-  $('t-history').replaceChildren(...hist.map((h) => {
-    const li = el('li');
-    li.append(el('p', 'q', `Q: ${h.question ?? ''}`), el('p', 'a', `A: ${h.response}${h.answered_by ? ` (${h.answered_by})` : ''}`));
-    return li;
-  }));
+  $('t-history').replaceChildren(
+    ...hist.map((h) => {
+      const li = el('li');
+      li.append(el('p', 'q', `Q: ${h.question ?? ''}`), el('p', 'a', `A: ${h.response}${h.answered_by ? ` (${h.answered_by})` : ''}`));
+      return li;
+    }),
+  );
 
   // A status change may end or start the log tail.
   if (!prev || prev.id !== t.id || prev.status !== t.status) scheduleLogPoll(0);
@@ -800,7 +841,10 @@ function scheduleLogPoll(delay) {
 async function pollLogs(gen) {
   const log = state.log;
   if (!log || log.gen !== gen || gen !== state.gen) return;
-  if (log.busy) { log.again = true; return; }
+  if (log.busy) {
+    log.again = true;
+    return;
+  }
   log.busy = true;
   clearTimeout(log.timer);
   try {
@@ -820,7 +864,11 @@ async function pollLogs(gen) {
   if (state.log !== log) return;
   // Without the live stream nothing announces the end of the run: ask for the task as well.
   if (!state.live && state.task && RUNNING.has(state.task.status)) refreshTask(gen, log.taskId, true);
-  if (log.again) { log.again = false; scheduleLogPoll(0); return; }
+  if (log.again) {
+    log.again = false;
+    scheduleLogPoll(0);
+    return;
+  }
   // Poll while the agent can still write; status events trigger a last read when it stops.
   if (state.task && RUNNING.has(state.task.status)) scheduleLogPoll(LOG_POLL_MS);
 }
@@ -862,22 +910,36 @@ function toolSummary(name, input) {
   if (!input || typeof input !== 'object') return '';
   const i = input;
   switch (name) {
-    case 'Bash': return oneLine(i.command, 300);
-    case 'Read': case 'Edit': case 'MultiEdit': case 'Write': return relPath(i.file_path);
-    case 'NotebookEdit': return relPath(i.notebook_path);
-    case 'Glob': return `${i.pattern ?? ''}${i.path ? ` in ${relPath(i.path)}` : ''}`;
-    case 'Grep': return `${i.pattern ?? ''}${i.path ? ` in ${relPath(i.path)}` : ''}${i.glob ? ` (${i.glob})` : ''}`;
-    case 'WebFetch': return String(i.url ?? '');
-    case 'WebSearch': return String(i.query ?? '');
-    case 'Task': return oneLine(i.description ?? i.prompt, 200);
-    case 'TodoWrite': return Array.isArray(i.todos) ? `${i.todos.length} item(s)` : '';
-    default: return oneLine(JSON.stringify(i), 200);
+    case 'Bash':
+      return oneLine(i.command, 300);
+    case 'Read':
+    case 'Edit':
+    case 'MultiEdit':
+    case 'Write':
+      return relPath(i.file_path);
+    case 'NotebookEdit':
+      return relPath(i.notebook_path);
+    case 'Glob':
+      return `${i.pattern ?? ''}${i.path ? ` in ${relPath(i.path)}` : ''}`;
+    case 'Grep':
+      return `${i.pattern ?? ''}${i.path ? ` in ${relPath(i.path)}` : ''}${i.glob ? ` (${i.glob})` : ''}`;
+    case 'WebFetch':
+      return String(i.url ?? '');
+    case 'WebSearch':
+      return String(i.query ?? '');
+    case 'Task':
+      return oneLine(i.description ?? i.prompt, 200);
+    case 'TodoWrite':
+      return Array.isArray(i.todos) ? `${i.todos.length} item(s)` : '';
+    default:
+      return oneLine(JSON.stringify(i), 200);
   }
 }
 
 function resultText(content) {
   if (typeof content === 'string') return content;
-  if (Array.isArray(content)) return content.map((c) => (c && typeof c === 'object' ? (c.type === 'text' ? c.text : `[${c.type}]`) : String(c))).join('\n');
+  if (Array.isArray(content))
+    return content.map((c) => (c && typeof c === 'object' ? (c.type === 'text' ? c.text : `[${c.type}]`) : String(c))).join('\n');
   return content === undefined ? '' : JSON.stringify(content);
 }
 
@@ -888,7 +950,11 @@ function renderLogLine(row) {
   if (row.stream === 'stderr') return [logItem(row, 'stderr', 'stderr', text)];
   let ev = null;
   if (text.startsWith('{')) {
-    try { ev = JSON.parse(text); } catch { ev = null; }
+    try {
+      ev = JSON.parse(text);
+    } catch {
+      ev = null;
+    }
   }
   if (!ev || typeof ev !== 'object' || typeof ev.type !== 'string') return [logItem(row, 'raw', '', truncate(text, 4000))];
   switch (ev.type) {
@@ -931,8 +997,15 @@ function renderLogLine(row) {
         ev.num_turns !== undefined ? `${ev.num_turns} turns` : '',
         ev.duration_ms !== undefined ? fmtSpan(Number(ev.duration_ms)) : '',
         ev.total_cost_usd !== undefined ? fmtCost(ev.total_cost_usd) : '',
-      ].filter(Boolean).join(' · ');
-      const li = logItem(row, 'final', ok ? '✓ result' : `✗ ${ev.subtype ?? 'error'}`, `${bits}${ev.result ? ` — ${oneLine(ev.result, 600)}` : ''}`);
+      ]
+        .filter(Boolean)
+        .join(' · ');
+      const li = logItem(
+        row,
+        'final',
+        ok ? '✓ result' : `✗ ${ev.subtype ?? 'error'}`,
+        `${bits}${ev.result ? ` — ${oneLine(ev.result, 600)}` : ''}`,
+      );
       if (!ok) li.classList.add('err');
       return [li];
     }
@@ -945,10 +1018,7 @@ function renderLogLine(row) {
 
 async function loadHandoffs(gen, id) {
   try {
-    const [from, to] = await Promise.all([
-      api(`/api/tasks/${id}/handoffs?direction=from`),
-      api(`/api/tasks/${id}/handoffs?direction=to`),
-    ]);
+    const [from, to] = await Promise.all([api(`/api/tasks/${id}/handoffs?direction=from`), api(`/api/tasks/${id}/handoffs?direction=to`)]);
     if (gen !== state.gen) return;
     const seen = new Set();
     const rows = [...to.map((h) => ({ h, dir: 'received' })), ...from.map((h) => ({ h, dir: 'produced' }))]
@@ -995,7 +1065,10 @@ async function loadTaskMessages(gen, id) {
     for (const m of rows) addTaskMessage(m);
     $('t-messages-empty').hidden = state.messageIds.size > 0;
   } catch (err) {
-    if (err.status === 404) { $('t-messages-empty').hidden = false; return; }
+    if (err.status === 404) {
+      $('t-messages-empty').hidden = false;
+      return;
+    }
     if (gen === state.gen) showError(`Could not load messages: ${err.message}`);
   }
 }
@@ -1007,7 +1080,11 @@ function addTaskMessage(m) {
   const li = el('li', `card msg-card type-${type}`);
   li.dataset.id = String(m.id);
   const meta = el('div', 'meta');
-  meta.append(el('span', 'badge', m.message_type), el('span', 'who', m.sender), el('span', 'muted', m.recipient ? `→ ${m.recipient}` : '→ everyone'));
+  meta.append(
+    el('span', 'badge', m.message_type),
+    el('span', 'who', m.sender),
+    el('span', 'muted', m.recipient ? `→ ${m.recipient}` : '→ everyone'),
+  );
   const time = el('time', 'muted', fmtTime(m.created_at));
   time.dateTime = m.created_at || '';
   meta.append(time);
@@ -1015,7 +1092,10 @@ function addTaskMessage(m) {
   const list = $('t-messages');
   let before = null;
   for (const child of list.children) {
-    if (Number(child.dataset.id) > m.id) { before = child; break; }
+    if (Number(child.dataset.id) > m.id) {
+      before = child;
+      break;
+    }
   }
   list.insertBefore(li, before);
   $('t-messages-empty').hidden = true;
@@ -1036,23 +1116,31 @@ async function loadWorkflowPage(gen, id) {
     const wf = await api(`/api/workflows/${id}`);
     if (gen !== state.gen) return;
     let handoffs = [];
-    try { handoffs = await api(`/api/workflows/${id}/handoffs`); } catch { handoffs = []; }
+    try {
+      handoffs = await api(`/api/workflows/${id}/handoffs`);
+    } catch {
+      handoffs = [];
+    }
     // The tasks of every iteration: the ones that handed off, plus the current steps' tasks.
     const ids = new Set();
     for (const h of handoffs) if (h.from_task_id) ids.add(h.from_task_id);
     for (const s of wf.steps || []) if (s.task_id) ids.add(s.task_id);
-    const tasks = await Promise.all([...ids].sort((a, b) => a - b).map(async (tid) => {
-      const cached = state.taskCache.get(tid);
-      if (cached && !ACTIVE.has(cached.status) && cached.status !== 'in_review') return cached;
-      try {
-        const t = await api(`/api/tasks/${tid}`);
-        if (state.taskCache.size > 500) state.taskCache.clear();
-        state.taskCache.set(tid, t);
-        return t;
-      } catch {
-        return null;
-      }
-    }));
+    const tasks = await Promise.all(
+      [...ids]
+        .sort((a, b) => a - b)
+        .map(async (tid) => {
+          const cached = state.taskCache.get(tid);
+          if (cached && !ACTIVE.has(cached.status) && cached.status !== 'in_review') return cached;
+          try {
+            const t = await api(`/api/tasks/${tid}`);
+            if (state.taskCache.size > 500) state.taskCache.clear();
+            state.taskCache.set(tid, t);
+            return t;
+          } catch {
+            return null;
+          }
+        }),
+    );
     if (gen !== state.gen) return;
     renderWorkflow(wf, handoffs, tasks.filter(Boolean));
   } catch (err) {
@@ -1075,7 +1163,11 @@ function reviewFromText(text) {
   const blocks = [...String(text || '').matchAll(/```(?:json)?\s*\n([\s\S]*?)```/g)].reverse();
   for (const b of blocks) {
     let v;
-    try { v = JSON.parse(b[1]); } catch { continue; }
+    try {
+      v = JSON.parse(b[1]);
+    } catch {
+      continue;
+    }
     if (!v || typeof v !== 'object' || !('approved' in v)) continue;
     const counts = { blocker: 0, major: 0, minor: 0, nit: 0 };
     for (const i of Array.isArray(v.issues) ? v.issues : []) {
@@ -1136,33 +1228,46 @@ function renderWorkflow(wf, handoffs, tasks) {
   kvRow(dl, 'duration', 'Duration', start === null ? '' : fmtSpan((end ?? Date.now()) - start));
   // The API sums the current step tasks; earlier iterations' tasks are known here too.
   const total = tasks.reduce((sum, t) => sum + (Number(t.cost_usd) || 0), 0);
-  kvRow(dl, 'cost', 'Cost', tasks.length ? `${fmtCost(Math.max(total, Number(wf.cost_usd) || 0))} (${tasks.length} task${tasks.length === 1 ? '' : 's'})` : fmtCost(wf.cost_usd));
+  kvRow(
+    dl,
+    'cost',
+    'Cost',
+    tasks.length
+      ? `${fmtCost(Math.max(total, Number(wf.cost_usd) || 0))} (${tasks.length} task${tasks.length === 1 ? '' : 's'})`
+      : fmtCost(wf.cost_usd),
+  );
   if (wf.error) kvRow(dl, 'error', 'Error', wf.error).classList.add('err-text', 'pre');
   setText($('w-result'), wf.result ? `Result: ${wf.result}` : '');
   $('w-result').hidden = !wf.result;
 
   // Steps: the definition with each step's current state.
   const taskById = new Map(tasks.map((t) => [t.id, t]));
-  $('w-steps').replaceChildren(...(wf.steps || []).map((s) => {
-    const li = el('li', `step st-${s.status}${s.step_index === wf.current_step && wf.status === 'running' ? ' current' : ''}`);
-    li.dataset.index = String(s.step_index);
-    const head = el('div', 'step-head');
-    head.append(el('span', 'step-no', String(s.step_index + 1)), el('strong', 'agent', s.agent_type), statusPill(s.status));
-    if (s.iteration) head.append(el('span', 'muted', `iteration ${s.iteration + 1}`));
-    li.append(head);
-    const meta = el('div', 'meta');
-    if (s.input_key) meta.append(el('span', 'muted', `in: ${s.input_key}`));
-    if (s.output_key) meta.append(el('span', 'muted', `out: ${s.output_key}`));
-    if (s.condition) meta.append(el('span', 'muted', `if ${s.condition}`));
-    if (s.loop_to) meta.append(el('span', 'muted', `loops to ${s.loop_to}`));
-    if (s.task) {
-      meta.append(link(`/tasks/${Number(s.task.id)}`, `task #${s.task.id}`), statusPill(s.task.status), el('span', 'muted', fmtCost(s.task.cost_usd)));
-    }
-    if (meta.children.length) li.append(meta);
-    if (s.review) li.append(reviewBlock(s.review));
-    if (s.task?.error && s.task.status === 'failed') li.append(el('p', 'err-text', oneLine(s.task.error, 300)));
-    return li;
-  }));
+  $('w-steps').replaceChildren(
+    ...(wf.steps || []).map((s) => {
+      const li = el('li', `step st-${s.status}${s.step_index === wf.current_step && wf.status === 'running' ? ' current' : ''}`);
+      li.dataset.index = String(s.step_index);
+      const head = el('div', 'step-head');
+      head.append(el('span', 'step-no', String(s.step_index + 1)), el('strong', 'agent', s.agent_type), statusPill(s.status));
+      if (s.iteration) head.append(el('span', 'muted', `iteration ${s.iteration + 1}`));
+      li.append(head);
+      const meta = el('div', 'meta');
+      if (s.input_key) meta.append(el('span', 'muted', `in: ${s.input_key}`));
+      if (s.output_key) meta.append(el('span', 'muted', `out: ${s.output_key}`));
+      if (s.condition) meta.append(el('span', 'muted', `if ${s.condition}`));
+      if (s.loop_to) meta.append(el('span', 'muted', `loops to ${s.loop_to}`));
+      if (s.task) {
+        meta.append(
+          link(`/tasks/${Number(s.task.id)}`, `task #${s.task.id}`),
+          statusPill(s.task.status),
+          el('span', 'muted', fmtCost(s.task.cost_usd)),
+        );
+      }
+      if (meta.children.length) li.append(meta);
+      if (s.review) li.append(reviewBlock(s.review));
+      if (s.task?.error && s.task.status === 'failed') li.append(el('p', 'err-text', oneLine(s.task.error, 300)));
+      return li;
+    }),
+  );
 
   // Timeline: every task of the workflow, grouped by iteration (a step index going back starts one).
   const stepOf = new Map((wf.steps || []).filter((s) => s.task_id).map((s) => [s.task_id, s]));
@@ -1226,7 +1331,10 @@ async function cancelWorkflow() {
   const gen = state.gen;
   try {
     await api(`/api/workflows/${wf.id}/cancel`, { method: 'POST', body: {} });
-    if (gen === state.gen) { showNotice(`Workflow #${wf.id} cancelled.`); loadWorkflowPage(gen, wf.id); }
+    if (gen === state.gen) {
+      showNotice(`Workflow #${wf.id} cancelled.`);
+      loadWorkflowPage(gen, wf.id);
+    }
   } catch (err) {
     if (gen === state.gen) showError(`Could not cancel: ${err.message}`);
   }
@@ -1262,7 +1370,10 @@ async function submitNew(ev) {
   const repo = $('n-repo').value.trim();
   const title = $('n-title').value.trim();
   const description = $('n-description').value;
-  if (!title) { $('n-title').focus(); return; }
+  if (!title) {
+    $('n-title').focus();
+    return;
+  }
   const btn = $('n-submit');
   btn.disabled = true;
   showError('');
@@ -1324,25 +1435,36 @@ function onEvent(kind, payload) {
   }
 }
 
-
 async function connect() {
   const fresh = state.lastEventId === null;
   const ctrl = new AbortController();
   try {
     const extra = { Accept: 'text/event-stream' };
     if (!fresh) extra['Last-Event-ID'] = state.lastEventId;
-    const res = await fetch('/api/events/stream?types=task_status,workflow_status,message', { headers: headers(extra), signal: ctrl.signal, cache: 'no-store' });
+    const res = await fetch('/api/events/stream?types=task_status,workflow_status,message', {
+      headers: headers(extra),
+      signal: ctrl.signal,
+      cache: 'no-store',
+    });
     if (res.status === 401) {
       await askToken(Boolean(state.token));
       return connect();
     }
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
     await readStream(res.body, {
-      onId: (id) => { state.lastEventId = id; },
-      onRetry: (ms) => { state.retryMs = ms; },
+      onId: (id) => {
+        state.lastEventId = id;
+      },
+      onRetry: (ms) => {
+        state.retryMs = ms;
+      },
       onFrame: (event, data) => {
         let payload;
-        try { payload = JSON.parse(data); } catch { return; }
+        try {
+          payload = JSON.parse(data);
+        } catch {
+          return;
+        }
         if (event === 'connected') {
           state.failures = 0;
           state.live = true;
@@ -1379,12 +1501,21 @@ function init() {
     navigate(`${url.pathname}${url.search}`);
   });
   window.addEventListener('popstate', route);
-  $('task-filters').addEventListener('submit', (ev) => { ev.preventDefault(); applyFilters(); });
+  $('task-filters').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    applyFilters();
+  });
   $('f-status').addEventListener('change', applyFilters);
-  $('f-clear').addEventListener('click', () => { $('f-status').value = ''; $('f-repo').value = ''; applyFilters(); });
+  $('f-clear').addEventListener('click', () => {
+    $('f-status').value = '';
+    $('f-repo').value = '';
+    applyFilters();
+  });
   $('tasks-more').addEventListener('click', () => loadTasks(state.gen, true));
   for (const b of document.querySelectorAll('.new-open')) b.addEventListener('click', openNewPanel);
-  $('new-close').addEventListener('click', () => { $('new-panel').hidden = true; });
+  $('new-close').addEventListener('click', () => {
+    $('new-panel').hidden = true;
+  });
   for (const r of document.querySelectorAll('#new-form input[name="kind"]')) r.addEventListener('change', syncKind);
   $('new-form').addEventListener('submit', submitNew);
   $('t-run').addEventListener('click', runTask);
@@ -1394,7 +1525,9 @@ function init() {
   $('t-answer').addEventListener('keydown', (ev) => {
     if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) $('t-answer-form').requestSubmit();
   });
-  document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') $('new-panel').hidden = true; });
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') $('new-panel').hidden = true;
+  });
   setInterval(tick, 5000);
   syncKind();
   route();

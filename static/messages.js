@@ -87,7 +87,9 @@ function messageNode(m, depth) {
   meta.append(time, el('span', 'id', `#${m.id}`));
   li.append(meta, el('p', 'body', m.message));
   li.addEventListener('click', () => openThread(m.id));
-  li.addEventListener('keydown', (ev) => { if (ev.key === 'Enter') openThread(m.id); });
+  li.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter') openThread(m.id);
+  });
   return li;
 }
 
@@ -100,7 +102,10 @@ function addMessage(m, fresh) {
   if (fresh) node.classList.add('fresh');
   let before = null;
   for (const child of list.children) {
-    if (Number(child.dataset.id) < m.id) { before = child; break; }
+    if (Number(child.dataset.id) < m.id) {
+      before = child;
+      break;
+    }
   }
   list.insertBefore(node, before);
   while (list.children.length > MAX_ITEMS) {
@@ -113,7 +118,10 @@ function addMessage(m, fresh) {
 
 // The server filters task and type; search is applied here too so live messages respect it.
 function matchesSearch(m) {
-  const words = state.filters.search.toLowerCase().split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w));
+  const words = state.filters.search
+    .toLowerCase()
+    .split(/\s+/)
+    .filter((w) => /[\p{L}\p{N}]/u.test(w));
   if (words.length === 0) return true;
   const hay = `${m.message} ${m.sender} ${m.recipient || ''}`.toLowerCase();
   return words.every((w) => hay.includes(w.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '')));
@@ -166,7 +174,6 @@ function closeThread() {
 
 // ---- live stream ------------------------------------------------------------------------------
 
-
 async function connect(gen) {
   if (gen !== state.generation) return;
   const ctrl = new AbortController();
@@ -183,12 +190,20 @@ async function connect(gen) {
     }
     if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
     await readStream(res.body, {
-      onId: (id) => { state.lastEventId = id; },
-      onRetry: (ms) => { state.retryMs = ms; },
+      onId: (id) => {
+        state.lastEventId = id;
+      },
+      onRetry: (ms) => {
+        state.retryMs = ms;
+      },
       onFrame: (event, data) => {
         if (gen !== state.generation) return;
         let payload;
-        try { payload = JSON.parse(data); } catch { return; }
+        try {
+          payload = JSON.parse(data);
+        } catch {
+          return;
+        }
         if (event === 'connected') {
           state.failures = 0;
           setStatus('live', 'live');
@@ -204,7 +219,7 @@ async function connect(gen) {
         }
       },
     });
-  } catch (err) {
+  } catch {
     if (ctrl.signal.aborted || gen !== state.generation) return;
   }
   if (gen !== state.generation) return;
@@ -247,7 +262,10 @@ function init() {
   $('f-task').value = q.get('task_id') || '';
   $('f-type').value = ['info', 'question', 'handoff', 'status', 'error'].includes(q.get('message_type')) ? q.get('message_type') : '';
   $('f-search').value = q.get('search') || '';
-  $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); applyFilters(); });
+  $('filters').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    applyFilters();
+  });
   $('f-type').addEventListener('change', applyFilters);
   $('f-clear').addEventListener('click', () => {
     $('f-task').value = '';
@@ -256,7 +274,9 @@ function init() {
     applyFilters();
   });
   $('thread-close').addEventListener('click', closeThread);
-  document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeThread(); });
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') closeThread();
+  });
   applyFilters();
 }
 

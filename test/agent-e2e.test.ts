@@ -21,7 +21,9 @@ describe('agent execution end to end', () => {
       overrides: { max_concurrent_agents: 3, agent_activity_timeout_minutes: 0.03, agent_timeout_minutes: 0.08 },
     });
   });
-  afterAll(async () => { await env.stopAll(); });
+  afterAll(async () => {
+    await env.stopAll();
+  });
 
   it('runs the agent, pushes its commit and opens a pull request', async () => {
     const t = await env.createTask({ title: 'Add a greeting', description: 'Say hello [fake:success]' });
@@ -49,10 +51,14 @@ describe('agent execution end to end', () => {
     expect(existsSync(env.services.config.worktrees_dir + `/task-${t.id}`)).toBe(false);
     const logs = (await env.app.inject({ url: `/api/tasks/${t.id}/logs?limit=1000` })).json().logs;
     expect(logs.some((l: { message: string }) => l.message.includes('"type":"result"'))).toBe(true);
-    expect(logs.some((l: { message: string; stream: string }) => l.stream === 'system' && l.message.includes('opened pull request'))).toBe(true);
+    expect(logs.some((l: { message: string; stream: string }) => l.stream === 'system' && l.message.includes('opened pull request'))).toBe(
+      true,
+    );
     // the agent was started the documented way
     const call = env.fakeLog().find((r) => r.env.FACTORY_TASK_ID === String(t.id))!;
-    expect(call.argv).toEqual(expect.arrayContaining(['-p', '--output-format', 'stream-json', '--verbose', '--append-system-prompt', '--allowedTools']));
+    expect(call.argv).toEqual(
+      expect.arrayContaining(['-p', '--output-format', 'stream-json', '--verbose', '--append-system-prompt', '--allowedTools']),
+    );
     expect(call.cwd).toBe(path.join(env.services.config.worktrees_dir, `task-${t.id}`));
     expect(call.env.names).not.toContain('GITHUB_TOKEN');
     // the run's handoff names what it changed
@@ -103,7 +109,13 @@ describe('agent execution end to end', () => {
 
   it('cancels a running agent that ignores SIGTERM', async () => {
     const t = await env.createTask({ title: 'Stubborn', description: '[fake:ignore-sigterm]' });
-    await waitFor(async () => (await env.app.inject({ url: '/api/agents' })).json().some((a: { task_id: number; pid: number | null }) => a.task_id === t.id && a.pid), { what: 'agent pid' });
+    await waitFor(
+      async () =>
+        (await env.app.inject({ url: '/api/agents' }))
+          .json()
+          .some((a: { task_id: number; pid: number | null }) => a.task_id === t.id && a.pid),
+      { what: 'agent pid' },
+    );
     const agent = (await env.app.inject({ url: '/api/agents' })).json().find((a: { task_id: number }) => a.task_id === t.id);
     const res = await env.app.inject({ method: 'POST', url: `/api/tasks/${t.id}/cancel` });
     expect(res.statusCode).toBe(200);

@@ -48,7 +48,17 @@ export interface AgentEnv extends TestEnv {
  * `sandbox`: run the fake agent in the bubblewrap sandbox. Off by default: most tests look at the
  * agent's processes from outside (pids), which a PID namespace renumbers.
  */
-export async function createAgentEnv(opts: { overrides?: Record<string, unknown>; env?: Record<string, string>; repos?: Array<[string, string, string?]>; dir?: string; github?: FakeGitHub; wireOptions?: WireOptions; sandbox?: boolean } = {}): Promise<AgentEnv> {
+export async function createAgentEnv(
+  opts: {
+    overrides?: Record<string, unknown>;
+    env?: Record<string, string>;
+    repos?: Array<[string, string, string?]>;
+    dir?: string;
+    github?: FakeGitHub;
+    wireOptions?: WireOptions;
+    sandbox?: boolean;
+  } = {},
+): Promise<AgentEnv> {
   const dir = opts.dir ?? tempDir();
   const origins = path.join(dir, 'origins');
   for (const [owner, name, branch] of opts.repos ?? [['acme', 'web']]) {
@@ -72,7 +82,10 @@ export async function createAgentEnv(opts: { overrides?: Record<string, unknown>
       ...opts.overrides,
       // Keys a test gives under `agent` add to the fake agent's settings.
       agent: {
-        command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: opts.sandbox ? 'on' : 'off', sandbox_writable: [agentIo],
+        command: FAKE_CLAUDE_PATH,
+        kill_grace_seconds: 1,
+        sandbox: opts.sandbox ? 'on' : 'off',
+        sandbox_writable: [agentIo],
         env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: stateDir, FAKE_CLAUDE_PIDFILE: pidFile },
         ...(opts.overrides?.agent as object | undefined),
       },
@@ -81,17 +94,32 @@ export async function createAgentEnv(opts: { overrides?: Record<string, unknown>
   const inject = env.app.inject.bind(env.app);
   const getTask = async (id: number) => (await inject({ url: `/api/tasks/${id}` })).json();
   return {
-    ...env, github, origins, claudeLog, stateDir, pidFile,
+    ...env,
+    github,
+    origins,
+    claudeLog,
+    stateDir,
+    pidFile,
     fakeLog: () => readFakeClaudeLog(claudeLog),
     async createTask(body, autoRun = true) {
-      const res = await inject({ method: 'POST', url: `/api/tasks${autoRun ? '?auto_run=true' : ''}`, payload: { repo: 'acme/web', ...body } });
+      const res = await inject({
+        method: 'POST',
+        url: `/api/tasks${autoRun ? '?auto_run=true' : ''}`,
+        payload: { repo: 'acme/web', ...body },
+      });
       if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`);
       return res.json();
     },
     getTask,
     async waitStatus(id, status, timeoutMs = 30_000) {
       const want = Array.isArray(status) ? status : [status];
-      return waitFor(async () => { const t = await getTask(id); return want.includes(t.status) ? t : undefined; }, { timeoutMs, what: `task ${id} ${want.join('|')}` });
+      return waitFor(
+        async () => {
+          const t = await getTask(id);
+          return want.includes(t.status) ? t : undefined;
+        },
+        { timeoutMs, what: `task ${id} ${want.join('|')}` },
+      );
     },
     async stopAll() {
       await env.close();

@@ -8,9 +8,19 @@ const TOKEN = 'tok-routes-1234567890';
 
 /** Routes meant to be open without the API token (webhooks check their own signatures). */
 const EXPECTED_PUBLIC = [
-  'GET /', 'GET /health', 'GET /messages', 'GET /new', 'GET /static/*', 'GET /tasks', 'GET /tasks/:id(^\\d{1,15}$)',
-  'GET /workflows', 'GET /workflows/:id(^\\d{1,15}$)',
-  'POST /api/webhooks/github', 'POST /api/webhooks/plane', 'POST /webhooks/github', 'POST /webhooks/plane',
+  'GET /',
+  'GET /health',
+  'GET /messages',
+  'GET /new',
+  'GET /static/*',
+  'GET /tasks',
+  'GET /tasks/:id(^\\d{1,15}$)',
+  'GET /workflows',
+  'GET /workflows/:id(^\\d{1,15}$)',
+  'POST /api/webhooks/github',
+  'POST /api/webhooks/plane',
+  'POST /webhooks/github',
+  'POST /webhooks/plane',
 ];
 
 /** Reads Fastify's printed route tree back into "METHOD /full/path" entries (HEAD twins left out). */
@@ -18,7 +28,7 @@ function routeTable(app: FastifyInstance): string[] {
   const out: string[] = [];
   const stack: string[] = [];
   for (const line of app.printRoutes().split('\n')) {
-    const m = /^((?:│   |    )*)(?:├── |└── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
+    const m = /^((?:│ {3}| {4})*)(?:├── |└── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line);
     if (!m) continue;
     const depth = m[1]!.length / 4;
     stack.length = depth;
@@ -69,7 +79,12 @@ describe('route-based authentication', () => {
   let routes: string[];
   beforeAll(async () => {
     env = await createTestEnv({
-      env: { FACTORY_AUTH_TOKEN: TOKEN, FACTORY_HOST: '127.0.0.1', GITHUB_WEBHOOK_SECRET: 'gh-secret', PLANE_WEBHOOK_SECRET: 'plane-secret' },
+      env: {
+        FACTORY_AUTH_TOKEN: TOKEN,
+        FACTORY_HOST: '127.0.0.1',
+        GITHUB_WEBHOOK_SECRET: 'gh-secret',
+        PLANE_WEBHOOK_SECRET: 'plane-secret',
+      },
       start: false,
     });
     routes = routeTable(env.app);
@@ -92,7 +107,8 @@ describe('route-based authentication', () => {
       const [method, pattern] = route.split(' ') as [string, string];
       for (const url of pathForms(concrete(pattern))) {
         const res = await env.app.inject({
-          method: method as 'GET', url,
+          method: method as 'GET',
+          url,
           ...(method === 'GET' || method === 'DELETE' ? {} : { payload: { title: 'x', repo: 'acme/app', description: 'd' } }),
         });
         sent++;
@@ -111,7 +127,12 @@ describe('route-based authentication', () => {
   });
 
   it('still serves the plain path with the token (the check can pass)', async () => {
-    const res = await env.app.inject({ method: 'POST', url: '/api/tasks', headers: { authorization: `Bearer ${TOKEN}` }, payload: { title: 'x', repo: 'acme/app' } });
+    const res = await env.app.inject({
+      method: 'POST',
+      url: '/api/tasks',
+      headers: { authorization: `Bearer ${TOKEN}` },
+      payload: { title: 'x', repo: 'acme/app' },
+    });
     expect(res.statusCode).toBe(201);
   });
 
@@ -125,7 +146,9 @@ describe('route-based authentication', () => {
     expect((await env.app.inject({ url: '/api/tasks/8/environments', headers: auth })).statusCode).toBe(401);
     expect((await env.app.inject({ url: '/api/tasks/7', headers: auth })).statusCode).toBe(401);
     expect((await env.app.inject({ url: '/api/tasks', headers: auth })).statusCode).toBe(401);
-    expect((await env.app.inject({ url: '/api/tasks/7/environments', headers: { authorization: `Bearer ${tampered}` } })).statusCode).toBe(401);
+    expect((await env.app.inject({ url: '/api/tasks/7/environments', headers: { authorization: `Bearer ${tampered}` } })).statusCode).toBe(
+      401,
+    );
   });
 });
 
@@ -134,7 +157,8 @@ describe('failed-authentication rate limit', () => {
     const env = await createTestEnv({ env: { FACTORY_AUTH_TOKEN: TOKEN, FACTORY_HOST: '0.0.0.0' }, start: false });
     try {
       const statuses: number[] = [];
-      for (let i = 0; i < 40; i++) statuses.push((await env.app.inject({ url: '/api/tasks', headers: { authorization: 'Bearer guess' } })).statusCode);
+      for (let i = 0; i < 40; i++)
+        statuses.push((await env.app.inject({ url: '/api/tasks', headers: { authorization: 'Bearer guess' } })).statusCode);
       expect(statuses.slice(0, 30).every((s) => s === 401)).toBe(true);
       expect(statuses.slice(30).every((s) => s === 429)).toBe(true);
       const limited = await env.app.inject({ url: '/api/tasks' });

@@ -19,18 +19,30 @@ function claudeBinary(): string {
   const require = createRequire(import.meta.url);
   const candidates: string[] = [];
   try {
-    candidates.push(path.join(path.dirname(require.resolve(`@anthropic-ai/claude-code-${process.platform}-${process.arch}/package.json`)), 'claude'));
-  } catch { /* not this platform's package */ }
+    candidates.push(
+      path.join(path.dirname(require.resolve(`@anthropic-ai/claude-code-${process.platform}-${process.arch}/package.json`)), 'claude'),
+    );
+  } catch {
+    /* not this platform's package */
+  }
   try {
     candidates.push(path.join(path.dirname(require.resolve('@anthropic-ai/claude-code/package.json')), 'bin', 'claude.exe'));
-  } catch { /* not installed */ }
+  } catch {
+    /* not installed */
+  }
   // The wrapper's placeholder is a small script; the real binary is well over a megabyte.
   const found = candidates.find((c) => existsSync(c) && statSync(c).size > 1_000_000);
   if (!found) throw new Error(`the Claude Code CLI binary is not installed (looked at ${candidates.join(', ') || 'nothing'}); run npm ci`);
   return found;
 }
 
-interface Proc { pid: number; start: string; state: string; ppid: number; sid: number }
+interface Proc {
+  pid: number;
+  start: string;
+  state: string;
+  ppid: number;
+  sid: number;
+}
 
 function readProc(pid: number): Proc | null {
   try {
@@ -62,7 +74,13 @@ const cleanups: Array<() => Promise<void> | void> = [];
 const recorded: Proc[] = [];
 afterEach(async () => {
   // A failing run must not leak sleeps: kill whatever recorded process still runs (same start time only).
-  for (const p of recorded.splice(0)) if (alive(p)) try { process.kill(p.pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const p of recorded.splice(0))
+    if (alive(p))
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
@@ -97,9 +115,15 @@ function cliSpec(box: ReturnType<typeof sandbox>, base: string, prompt: string, 
   return {
     command: claudeBinary(),
     args: [
-      '-p', prompt, '--output-format', 'stream-json', '--verbose',
-      '--append-system-prompt', 'You are a Factory test agent.',
-      '--allowedTools', 'Bash,Read,Edit,Write',
+      '-p',
+      prompt,
+      '--output-format',
+      'stream-json',
+      '--verbose',
+      '--append-system-prompt',
+      'You are a Factory test agent.',
+      '--allowedTools',
+      'Bash,Read,Edit,Write',
     ],
     cwd: box.repo,
     env: {
@@ -176,7 +200,9 @@ async function expectAllGone(procs: Record<string, Proc>): Promise<void> {
   try {
     await until('every process the agent started to be gone', 5_000, () => survivors().length === 0);
   } catch {
-    const left = survivors().map(([n, p]) => `${n} (pid ${p.pid}, ${readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()})`);
+    const left = survivors().map(
+      ([n, p]) => `${n} (pid ${p.pid}, ${readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim()})`,
+    );
     expect(left, 'processes the agent started still run 5 s after runAgent returned').toEqual([]);
   }
 }
@@ -197,7 +223,17 @@ describe.skipIf(process.platform !== 'linux')('real Claude Code CLI against the 
     expect(main[0]!.stream).toBe(true);
     expect(main[0]!.headers['x-api-key']).toBe(DUMMY_KEY);
     expect(JSON.stringify((main[0]!.body as { messages: unknown }).messages)).toContain('Say hello.');
-    expect(main[0]!.events).toEqual(['message_start', 'ping', 'content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop']);
+    expect(main[0]!.events).toEqual([
+      'message_start',
+      'ping',
+      'content_block_start',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_delta',
+      'content_block_stop',
+      'message_delta',
+      'message_stop',
+    ]);
     expect(api.script).toHaveLength(0);
   });
 
@@ -205,7 +241,12 @@ describe.skipIf(process.platform !== 'linux')('real Claude Code CLI against the 
     const box = sandbox();
     const { api, base } = await startApi({
       script: [
-        { toolUse: { name: 'Bash', input: { command: 'echo tool-ran > marker.txt && git rev-parse --is-inside-work-tree', description: 'Write a marker' } } },
+        {
+          toolUse: {
+            name: 'Bash',
+            input: { command: 'echo tool-ran > marker.txt && git rev-parse --is-inside-work-tree', description: 'Write a marker' },
+          },
+        },
         { text: 'Wrote the marker.' },
       ],
     });
@@ -233,7 +274,14 @@ describe.skipIf(process.platform !== 'linux')('real Claude Code CLI against the 
     });
     const ac = new AbortController();
     let cliPid: number | null = null;
-    const run = runAgent(cliSpec(box, base, 'Start the helpers.', { signal: ac.signal, onStart: (pid) => { cliPid = pid; } }));
+    const run = runAgent(
+      cliSpec(box, base, 'Start the helpers.', {
+        signal: ac.signal,
+        onStart: (pid) => {
+          cliPid = pid;
+        },
+      }),
+    );
     let procs: Record<string, Proc>;
     try {
       procs = await waitForTools(box.pids, () => cliPid);
@@ -256,7 +304,14 @@ describe.skipIf(process.platform !== 'linux')('real Claude Code CLI against the 
     });
     const ac = new AbortController();
     let cliPid: number | null = null;
-    const run = runAgent(cliSpec(box, base, 'Start the helpers.', { signal: ac.signal, onStart: (pid) => { cliPid = pid; } }));
+    const run = runAgent(
+      cliSpec(box, base, 'Start the helpers.', {
+        signal: ac.signal,
+        onStart: (pid) => {
+          cliPid = pid;
+        },
+      }),
+    );
     let procs: Record<string, Proc>;
     try {
       procs = await waitForTools(box.pids, () => cliPid);

@@ -1,11 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import { inspectCompose } from '../src/docker/compose.js';
 
-const compose = (service: string) => `services:\n  web:\n    build: .\n${service.split('\n').map((l) => `    ${l}`).join('\n')}\n`;
+const compose = (service: string) =>
+  `services:\n  web:\n    build: .\n${service
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n')}\n`;
 
 describe('compose files agents may run', () => {
   it('accepts an ordinary service with named volumes and project-relative mounts', () => {
-    const info = inspectCompose(compose('expose: ["3000"]\nvolumes:\n  - data:/var/lib/data\n  - ./src:/app/src\n  - type: volume\n    source: cache\n    target: /cache'));
+    const info = inspectCompose(
+      compose(
+        'expose: ["3000"]\nvolumes:\n  - data:/var/lib/data\n  - ./src:/app/src\n  - type: volume\n    source: cache\n    target: /cache',
+      ),
+    );
     expect(info.services.get('web')).toMatchObject({ ports: false });
   });
 

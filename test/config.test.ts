@@ -30,7 +30,9 @@ describe('config', () => {
     expect(dflt.database).toMatchObject({ dialect: 'sqlite', url: expect.stringMatching(/\/d\/factory\.db$/) });
     expect(dflt.role).toBe('all');
     expect(load('database:\n  url: sqlite:./x.db\n').database.url).toMatch(/\/x\.db$/);
-    const pg = load('role: worker\npublic_url: http://api:8100\n', { FACTORY_DATABASE_URL: 'postgres://factory:Sup3r-secret@db:5432/factory' });
+    const pg = load('role: worker\npublic_url: http://api:8100\n', {
+      FACTORY_DATABASE_URL: 'postgres://factory:Sup3r-secret@db:5432/factory',
+    });
     expect(pg.database.dialect).toBe('postgres');
     expect(pg.database.describe).toBe('postgres://factory:***@db:5432/factory');
     expect(secretValues(pg)).toContain('Sup3r-secret');
@@ -48,8 +50,9 @@ describe('config', () => {
     const file = configFile('max_concurrent_agents: "lots"\n');
     expect(() => loadConfig({ configPath: file, env: {}, dotenv: false })).toThrow(ConfigError);
     expect(() => loadConfig({ configPath: file, env: {}, dotenv: false })).toThrow(/max_concurrent_agents/);
-    expect(() => loadConfig({ configPath: configFile('agent:\n  kill_grace_seconds: -1\n'), env: {}, dotenv: false }))
-      .toThrow(/agent\.kill_grace_seconds/);
+    expect(() => loadConfig({ configPath: configFile('agent:\n  kill_grace_seconds: -1\n'), env: {}, dotenv: false })).toThrow(
+      /agent\.kill_grace_seconds/,
+    );
     expect(() => loadConfig({ configPath: configFile('no_such_key: 1\n'), env: {}, dotenv: false })).toThrow(/no_such_key/);
     expect(() => loadConfig({ configPath: configFile('a: [\n'), env: {}, dotenv: false })).toThrow(/not valid YAML/);
     expect(() => loadConfig({ configPath: '/nonexistent/config.yml', env: {}, dotenv: false })).toThrow(/not found/);
@@ -71,7 +74,11 @@ describe('config', () => {
   it('has the code_review workflow built in, and lets config.yml redefine it', () => {
     const bare = loadConfig({ configPath: configFile('{}\n'), env: {}, dotenv: false });
     expect(bare.workflows.code_review?.steps.map((s) => s.agent)).toEqual(['coder', 'reviewer', 'coder_revision']);
-    const mine = loadConfig({ configPath: configFile('workflows:\n  code_review:\n    steps:\n      - agent: coder\n'), env: {}, dotenv: false });
+    const mine = loadConfig({
+      configPath: configFile('workflows:\n  code_review:\n    steps:\n      - agent: coder\n'),
+      env: {},
+      dotenv: false,
+    });
     expect(mine.workflows.code_review?.steps).toHaveLength(1);
   });
 

@@ -14,7 +14,12 @@ import { processConfig, startFactory } from './process-harness.js';
 
 const strays: number[] = [];
 afterEach(() => {
-  for (const pid of strays.splice(0)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const pid of strays.splice(0))
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
 });
 
 function pidsIn(file: string): number[] {
@@ -73,7 +78,11 @@ describe('agent containment', () => {
 
   it('a CLI killed with SIGKILL leaves nothing behind', async () => {
     let cli = 0;
-    const { pidFile, run } = startEscaping('escape how=both', { onStart: (pid) => { cli = pid; } });
+    const { pidFile, run } = startEscaping('escape how=both', {
+      onStart: (pid) => {
+        cli = pid;
+      },
+    });
     const pids = await waitForEscapees(pidFile, 2);
     process.kill(cli, 'SIGKILL');
     const result = await run;
@@ -96,10 +105,13 @@ describe('agent containment', () => {
     const other = spawn('sleep', ['30'], { env: { ...process.env, [RUN_MARK_VAR]: `${mark}x` }, stdio: 'ignore' });
     const ours = spawn('sleep', ['30'], { env: { ...process.env, [RUN_MARK_VAR]: mark }, stdio: 'ignore' });
     strays.push(other.pid!, ours.pid!);
-    const found = await waitFor(async () => {
-      const procs = await findRunProcesses(mark, null);
-      return procs.length ? procs : undefined;
-    }, { what: 'the marked process' });
+    const found = await waitFor(
+      async () => {
+        const procs = await findRunProcesses(mark, null);
+        return procs.length ? procs : undefined;
+      },
+      { what: 'the marked process' },
+    );
     expect(found.map((p) => p.pid)).toEqual([ours.pid]);
     // Same pid, other start time: as if the pid had been reused since it was recorded.
     expect(await signalProcesses([{ pid: ours.pid!, start: '1' }], 'SIGKILL')).toBe(0);
@@ -111,28 +123,39 @@ describe('agent containment', () => {
 });
 
 describe('after kill -9 of Factory', () => {
-  it('the next start ends the old run\'s escaped tools before the task runs again, and the task finishes once', async () => {
+  it("the next start ends the old run's escaped tools before the task runs again, and the task finishes once", async () => {
     const dir = tempDir();
     const pidFile = path.join(dir, 'pids');
     const log = path.join(dir, 'claude.jsonl');
     const env = { FAKE_CLAUDE_PIDFILE: pidFile, FAKE_CLAUDE_LOG: log, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') };
     const github = new FakeGitHub({ validToken: GITHUB_TOKEN });
     const config = processConfig(dir, {
-      memory: { enabled: false }, log_level: 'warn', agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env },
+      memory: { enabled: false },
+      log_level: 'warn',
+      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env },
     });
     (config.github as Record<string, unknown>).api_url = await github.start();
     const first = await startFactory(dir, config, { GITHUB_TOKEN });
-    const created = await first.api('POST', '/api/tasks?auto_run=true', { title: 'Escaping job', description: '[fake:escape how=both times=1]', repo: 'acme/web' });
+    const created = await first.api('POST', '/api/tasks?auto_run=true', {
+      title: 'Escaping job',
+      description: '[fake:escape how=both times=1]',
+      repo: 'acme/web',
+    });
     const pids = await waitForEscapees(pidFile, 2);
     first.child.kill('SIGKILL');
     await first.exited;
     for (const p of pids) expect(processGone(p), 'escapee outlived the killed server').toBe(false);
     const second = await startFactory(dir, config, { GITHUB_TOKEN });
     try {
-      const done = await waitFor(async () => {
-        const t = (await second.api('GET', `/api/tasks/${created.json.id}`)).json;
-        return ['in_review', 'failed'].includes(t.status) ? t : undefined;
-      }, { timeoutMs: 30_000, what: 'task finished after restart' }).catch((err) => { throw new Error(`${err.message}\n${second.output()}`); });
+      const done = await waitFor(
+        async () => {
+          const t = (await second.api('GET', `/api/tasks/${created.json.id}`)).json;
+          return ['in_review', 'failed'].includes(t.status) ? t : undefined;
+        },
+        { timeoutMs: 30_000, what: 'task finished after restart' },
+      ).catch((err) => {
+        throw new Error(`${err.message}\n${second.output()}`);
+      });
       expect(done).toMatchObject({ status: 'in_review', error: '', attempts: 2 });
       expect(github.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/pulls'))).toHaveLength(1);
       for (const p of pids) expect(processGone(p), `old escapee ${p} still runs`).toBe(true);

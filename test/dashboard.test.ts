@@ -11,7 +11,10 @@ import { createAgentEnv, type AgentEnv } from './agent-harness.js';
 import { ARTIFACTS, CHROMIUM, hasChromium, launchBrowser, SKIP, watchErrors } from './browser.js';
 
 // Callbacks passed to page.waitForFunction run in the browser; the project compiles without the DOM lib.
-declare const document: { querySelector(s: string): { textContent: string | null } | null; querySelectorAll(s: string): ArrayLike<unknown> };
+declare const document: {
+  querySelector(s: string): { textContent: string | null } | null;
+  querySelectorAll(s: string): ArrayLike<unknown>;
+};
 
 if (!hasChromium) console.warn(`dashboard browser tests skipped: ${CHROMIUM} not found`);
 const XSS = '<img src=x onerror="window.__pwned=1">';
@@ -19,7 +22,12 @@ const XSS = '<img src=x onerror="window.__pwned=1">';
 const fakeText = (s: string) => encodeURIComponent(s).replace(/_/g, '%5F');
 const shot = (name: string) => path.join(ARTIFACTS, `dashboard-${name}.png`);
 
-interface Instance { env: AgentEnv; app: FastifyInstance; base: string; close(): Promise<void> }
+interface Instance {
+  env: AgentEnv;
+  app: FastifyInstance;
+  base: string;
+  close(): Promise<void>;
+}
 
 async function start(env?: Record<string, string>): Promise<Instance> {
   const agentEnv = await createAgentEnv(env ? { env } : {});
@@ -29,7 +37,9 @@ async function start(env?: Record<string, string>): Promise<Instance> {
   await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return {
-    env: agentEnv, app, base,
+    env: agentEnv,
+    app,
+    base,
     async close() {
       const closing = app.close();
       app.server.closeAllConnections(); // the browser's idle keep-alive sockets and event streams
@@ -38,7 +48,6 @@ async function start(env?: Record<string, string>): Promise<Instance> {
     },
   };
 }
-
 
 const waitTaskPageStatus = (page: Page, status: string, timeout = 30_000) =>
   page.waitForFunction((s) => document.querySelector('#t-status')?.textContent === s, status, { timeout });
@@ -62,8 +71,12 @@ const RECORD_STATUSES = `(() => {
 
 describe('dashboard HTTP routes', () => {
   let inst: Instance;
-  beforeAll(async () => { inst = await start(); });
-  afterAll(async () => { await inst?.close(); });
+  beforeAll(async () => {
+    inst = await start();
+  });
+  afterAll(async () => {
+    await inst?.close();
+  });
 
   it('serves the page for / and its deep links with a strict CSP, and 404 for bad ids', async () => {
     for (const p of ['/', '/tasks/12', '/workflows/3', '/workflows', '/new']) {
@@ -118,17 +131,29 @@ describe('dashboard in headless Chromium', () => {
       const id = Number((await created.textContent())!.replace('#', ''));
       expect(id).toBeGreaterThan(0);
       ids.slow = id;
-      await page.waitForFunction((i) => document.querySelector(`#task-rows tr[data-id="${i}"] .c-status .pill`)?.textContent === 'in_progress', id, { timeout: 20_000 });
+      await page.waitForFunction(
+        (i) => document.querySelector(`#task-rows tr[data-id="${i}"] .c-status .pill`)?.textContent === 'in_progress',
+        id,
+        { timeout: 20_000 },
+      );
       await page.screenshot({ path: shot('list-running'), fullPage: true });
-      await page.waitForFunction((i) => document.querySelector(`#task-rows tr[data-id="${i}"] .c-status .pill`)?.textContent === 'in_review', id, { timeout: 30_000 });
-      const seen = await page.evaluate(`window.__seen[${id}]`) as string[];
+      await page.waitForFunction(
+        (i) => document.querySelector(`#task-rows tr[data-id="${i}"] .c-status .pill`)?.textContent === 'in_review',
+        id,
+        { timeout: 30_000 },
+      );
+      const seen = (await page.evaluate(`window.__seen[${id}]`)) as string[];
       expect(seen).toEqual(['queued', 'in_progress', 'in_review']);
       expect(await page.evaluate('window.__noReload')).toBe(1);
       // The row shows the rest of the task: repo, agent, cost, a duration and the PR link.
       const row = `#task-rows tr[data-id="${id}"]`;
       expect(await page.textContent(`${row} .c-repo`)).toBe('acme/web');
       expect(await page.textContent(`${row} .c-agent`)).toBe('coder');
-      await page.waitForFunction((r) => (document.querySelector(`${r} .c-cost`)?.textContent ?? '—') !== '—' && document.querySelector(`${r} .pr-link`) !== null, row, { timeout: 10_000 });
+      await page.waitForFunction(
+        (r) => (document.querySelector(`${r} .c-cost`)?.textContent ?? '—') !== '—' && document.querySelector(`${r} .pr-link`) !== null,
+        row,
+        { timeout: 10_000 },
+      );
       expect(await page.textContent(`${row} .c-duration`)).toMatch(/^\d+s$|^\d+m/);
       expect(await page.getAttribute(`${row} .pr-link`, 'href')).toMatch(/^https?:\/\//);
       // Filters: by status (server side) and by repository.
@@ -170,7 +195,7 @@ describe('dashboard in headless Chromium', () => {
       await waitTaskPageStatus(page, 'in_review', 30_000);
       await page.waitForSelector('#t-logs li.k-final', { timeout: 10_000 });
       // Stream-json is rendered readably, not as raw JSON.
-      const logText = await page.textContent('#t-logs') ?? '';
+      const logText = (await page.textContent('#t-logs')) ?? '';
       expect(logText).not.toContain('"type":"assistant"');
       expect(await page.locator('#t-logs li.k-tool .tag', { hasText: 'Edit' }).count()).toBeGreaterThan(0);
       expect(await page.textContent('#t-logs li.k-tool .txt')).toBe('FAKE_CHANGE.md');
@@ -186,7 +211,9 @@ describe('dashboard in headless Chromium', () => {
       // The agent runs with their outcome and cost.
       // The status pill follows the stream at once; the runs come with the task's re-read right after.
       await page.waitForSelector('#t-runs-box:not([hidden])', { timeout: 10_000 });
-      await page.waitForFunction(() => !/running/.test(document.querySelector('#t-runs li')?.textContent ?? 'running'), undefined, { timeout: 10_000 });
+      await page.waitForFunction(() => !/running/.test(document.querySelector('#t-runs li')?.textContent ?? 'running'), undefined, {
+        timeout: 10_000,
+      });
       expect(await page.textContent('#t-runs li')).toMatch(/^#1 run · success · \d+s · \$0\.0123$/);
       expect(await page.isHidden('#t-cancel')).toBe(true);
       expect(await page.evaluate('window.__noReload')).toBe(1);
@@ -198,7 +225,10 @@ describe('dashboard in headless Chromium', () => {
   });
 
   it.skipIf(!hasChromium)(`answers a clarification from the task page and the agent resumes${SKIP}`, async () => {
-    const t = await inst.env.createTask({ title: 'Pick a database', description: 'Store users [fake:clarify question=Which_db? options=sqlite,postgres]' });
+    const t = await inst.env.createTask({
+      title: 'Pick a database',
+      description: 'Store users [fake:clarify question=Which_db? options=sqlite,postgres]',
+    });
     ids.clarify = t.id;
     const { page, errors } = await open(`/tasks/${t.id}`);
     try {
@@ -245,7 +275,8 @@ describe('dashboard in headless Chromium', () => {
 
   it.skipIf(!hasChromium)(`shows a workflow's steps, iterations and review counts${SKIP}`, async () => {
     const res = await inst.env.app.inject({
-      method: 'POST', url: '/api/workflows/code_review',
+      method: 'POST',
+      url: '/api/workflows/code_review',
       payload: { title: 'Reviewed change', description: 'Cache it [fake:reviewer=review verdicts=reject,approve]', repo: 'acme/web' },
     });
     expect(res.statusCode).toBe(201);
@@ -259,7 +290,11 @@ describe('dashboard in headless Chromium', () => {
       await page.waitForSelector('#v-workflow:not([hidden])', { timeout: 10_000 });
       await page.waitForFunction(() => document.querySelector('#w-status')?.textContent === 'completed', undefined, { timeout: 60_000 });
       // The page follows the workflow live; wait for the final render of the timeline.
-      await page.waitForFunction(() => document.querySelectorAll('#w-timeline .iter').length === 2 && document.querySelectorAll('#w-timeline .review').length === 2, undefined, { timeout: 15_000 });
+      await page.waitForFunction(
+        () => document.querySelectorAll('#w-timeline .iter').length === 2 && document.querySelectorAll('#w-timeline .review').length === 2,
+        undefined,
+        { timeout: 15_000 },
+      );
       expect(await page.locator('#w-steps li.step').count()).toBe(3);
       expect(await page.locator('#w-steps li.step .agent').allTextContents()).toEqual(['coder', 'reviewer', 'coder_revision']);
       expect(await page.textContent('#w-steps li.step[data-index="2"] .pill')).toBe('skipped');
@@ -284,11 +319,18 @@ describe('dashboard in headless Chromium', () => {
   });
 
   it.skipIf(!hasChromium)(`renders agent text as text, never as markup${SKIP}`, async () => {
-    const t = await inst.env.createTask({ title: XSS, description: `[fake:message to=human type=error content=${fakeText(`agent says ${XSS}`)}]` });
+    const t = await inst.env.createTask({
+      title: XSS,
+      description: `[fake:message to=human type=error content=${fakeText(`agent says ${XSS}`)}]`,
+    });
     ids.xss = t.id;
     const { page, errors } = await open('/');
     try {
-      await page.waitForFunction((i) => document.querySelector(`#task-rows tr[data-id="${i}"] .c-task .title`)?.textContent !== undefined, t.id, { timeout: 10_000 });
+      await page.waitForFunction(
+        (i) => document.querySelector(`#task-rows tr[data-id="${i}"] .c-task .title`)?.textContent !== undefined,
+        t.id,
+        { timeout: 10_000 },
+      );
       expect(await page.textContent(`#task-rows tr[data-id="${t.id}"] .c-task .title`)).toBe(XSS);
       await page.click(`#task-rows tr[data-id="${t.id}"] a.task-link`);
       await waitTaskPageStatus(page, 'in_review', 30_000);
@@ -296,8 +338,12 @@ describe('dashboard in headless Chromium', () => {
       await msg.waitFor({ timeout: 10_000 });
       expect(await msg.textContent()).toBe(`agent says ${XSS}`);
       expect(await page.textContent('#t-title')).toBe(XSS);
-      await page.waitForFunction(() => (document.querySelector('#t-logs')?.textContent ?? '').includes('agent says <img'), undefined, { timeout: 10_000 });
-      await page.waitForFunction(() => document.querySelector('#t-details [data-key="completed"]')?.textContent !== '—', undefined, { timeout: 10_000 });
+      await page.waitForFunction(() => (document.querySelector('#t-logs')?.textContent ?? '').includes('agent says <img'), undefined, {
+        timeout: 10_000,
+      });
+      await page.waitForFunction(() => document.querySelector('#t-details [data-key="completed"]')?.textContent !== '—', undefined, {
+        timeout: 10_000,
+      });
       expect(await page.evaluate('window.__pwned')).toBeUndefined();
       expect(await page.locator('main img, main script').count()).toBe(0);
       await page.screenshot({ path: shot('escaping'), fullPage: true });
@@ -358,7 +404,9 @@ describe('dashboard with FACTORY_AUTH_TOKEN', () => {
     const unauthorised: string[] = [];
     let tokenGiven = false;
     page.on('request', (r) => urls.push(r.url()));
-    page.on('response', (r) => { if (r.status() === 401 && tokenGiven) unauthorised.push(r.url()); });
+    page.on('response', (r) => {
+      if (r.status() === 401 && tokenGiven) unauthorised.push(r.url());
+    });
     try {
       await page.goto(`${inst.base}/`);
       await page.waitForSelector('#auth:not([hidden])', { timeout: 10_000 });
@@ -376,7 +424,11 @@ describe('dashboard with FACTORY_AUTH_TOKEN', () => {
       await page.fill('#n-description', '[fake:success]');
       await page.click('#n-submit');
       const id = Number(((await (await page.waitForSelector('#notice a', { timeout: 10_000 })).textContent()) ?? '').replace('#', ''));
-      await page.waitForFunction((i) => document.querySelector(`#task-rows tr[data-id="${i}"] .c-status .pill`)?.textContent === 'in_review', id, { timeout: 30_000 });
+      await page.waitForFunction(
+        (i) => document.querySelector(`#task-rows tr[data-id="${i}"] .c-status .pill`)?.textContent === 'in_review',
+        id,
+        { timeout: 30_000 },
+      );
       await page.click(`#task-rows tr[data-id="${id}"] a.task-link`);
       await waitTaskPageStatus(page, 'in_review', 10_000);
       await page.waitForSelector('#t-logs li.k-final', { timeout: 10_000 });

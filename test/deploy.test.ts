@@ -11,7 +11,9 @@ const DEPLOY = path.join(ROOT, 'deploy');
 const UNITS = ['factory.service', 'factory-cleanup.service', 'factory-cleanup.timer'];
 const SCRIPTS = ['install.sh', 'cleanup-containers.sh'];
 const dirs: string[] = [];
-afterAll(() => { for (const d of dirs) removeDir(d); });
+afterAll(() => {
+  for (const d of dirs) removeDir(d);
+});
 
 function tmp(): string {
   const d = tempDir('factory-deploy-');
@@ -27,7 +29,11 @@ function which(cmd: string): string | undefined {
   }
 }
 
-interface Run { code: number; stdout: string; stderr: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 function run(cmd: string, args: string[], env: Record<string, string | undefined> = process.env, cwd = ROOT): Promise<Run> {
   return new Promise((resolve) => {
     execFile(cmd, args, { cwd, env, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
@@ -52,20 +58,23 @@ const systemdAnalyze = which('systemd-analyze');
 const isRoot = process.getuid?.() === 0;
 
 describe('systemd units', () => {
-  it.skipIf(!systemdAnalyze)(`pass systemd-analyze verify${systemdAnalyze ? '' : ' (skipped: systemd-analyze is not installed on this machine)'}`, async () => {
-    // Verify a copy: ExecStart must name an existing node binary, which is not /usr/bin/node everywhere.
-    const dir = tmp();
-    for (const u of UNITS) {
-      let text = readDeploy(u);
-      if (!existsSync('/usr/bin/node')) text = text.replaceAll('/usr/bin/node', process.execPath);
-      writeFileSync(path.join(dir, u), text);
-    }
-    const r = await run(systemdAnalyze!, ['verify', ...UNITS.map((u) => path.join(dir, u))]);
-    // verify exits 0 even for unknown keys or bad values; it only prints them. Nothing may mention our units.
-    const ours = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => UNITS.some((u) => l.includes(u)));
-    expect(ours, ours.join('\n')).toEqual([]);
-    expect(r.code, r.stderr).toBe(0);
-  });
+  it.skipIf(!systemdAnalyze)(
+    `pass systemd-analyze verify${systemdAnalyze ? '' : ' (skipped: systemd-analyze is not installed on this machine)'}`,
+    async () => {
+      // Verify a copy: ExecStart must name an existing node binary, which is not /usr/bin/node everywhere.
+      const dir = tmp();
+      for (const u of UNITS) {
+        let text = readDeploy(u);
+        if (!existsSync('/usr/bin/node')) text = text.replaceAll('/usr/bin/node', process.execPath);
+        writeFileSync(path.join(dir, u), text);
+      }
+      const r = await run(systemdAnalyze!, ['verify', ...UNITS.map((u) => path.join(dir, u))]);
+      // verify exits 0 even for unknown keys or bad values; it only prints them. Nothing may mention our units.
+      const ours = `${r.stdout}\n${r.stderr}`.split('\n').filter((l) => UNITS.some((u) => l.includes(u)));
+      expect(ours, ours.join('\n')).toEqual([]);
+      expect(r.code, r.stderr).toBe(0);
+    },
+  );
 
   it('factory.service has the settings operations depend on', () => {
     const s = unitSettings(readDeploy('factory.service'));
@@ -110,9 +119,16 @@ describe('shell scripts', () => {
 
 describe('install.sh', () => {
   const steps = [
-    'checking prerequisites', 'creating the service account', 'creating directories', 'copying the source',
-    'installing dependencies (npm ci)', 'building (npm run build)', 'creating .env', 'installing systemd units',
-    'linking the factory command', 'next steps',
+    'checking prerequisites',
+    'creating the service account',
+    'creating directories',
+    'copying the source',
+    'installing dependencies (npm ci)',
+    'building (npm run build)',
+    'creating .env',
+    'installing systemd units',
+    'linking the factory command',
+    'next steps',
   ];
 
   it('--dry-run prints every step and changes nothing', async () => {
@@ -120,12 +136,36 @@ describe('install.sh', () => {
     const prefix = path.join(dir, 'opt', 'factory');
     const systemd = path.join(dir, 'systemd');
     const bin = path.join(dir, 'bin');
-    const r = await run('bash', [path.join(DEPLOY, 'install.sh'), '--dry-run', '--prefix', prefix, '--user', 'factory-test-user', '--systemd-dir', systemd, '--bin-dir', bin]);
+    const r = await run('bash', [
+      path.join(DEPLOY, 'install.sh'),
+      '--dry-run',
+      '--prefix',
+      prefix,
+      '--user',
+      'factory-test-user',
+      '--systemd-dir',
+      systemd,
+      '--bin-dir',
+      bin,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     for (const s of steps) expect(r.stdout).toContain(`==> ${s}`);
-    for (const cmd of ['useradd --system', `mkdir -p ${prefix}`, 'npm ci', 'npm run build', `${prefix}/.env`, 'chmod 600',
-      `${systemd}/factory.service`, `${systemd}/factory-cleanup.timer`, 'systemctl daemon-reload', 'systemctl enable factory.service',
-      `ln -sfn ${prefix}/bin/factory.js ${bin}/factory`, 'factory-test-user', 'factory doctor', 'systemctl start factory']) {
+    for (const cmd of [
+      'useradd --system',
+      `mkdir -p ${prefix}`,
+      'npm ci',
+      'npm run build',
+      `${prefix}/.env`,
+      'chmod 600',
+      `${systemd}/factory.service`,
+      `${systemd}/factory-cleanup.timer`,
+      'systemctl daemon-reload',
+      'systemctl enable factory.service',
+      `ln -sfn ${prefix}/bin/factory.js ${bin}/factory`,
+      'factory-test-user',
+      'factory doctor',
+      'systemctl start factory',
+    ]) {
       expect(r.stdout).toContain(cmd);
     }
     expect(r.stdout).toContain('Dry run: nothing was changed.');
@@ -156,10 +196,24 @@ describe('install.sh', () => {
     const fakeBin = path.join(dir, 'fakebin');
     mkdirSync(fakeBin);
     const npmLog = path.join(dir, 'npm.log');
-    writeFileSync(path.join(fakeBin, 'npm'), `#!/bin/sh\necho "$*" >> "${npmLog}"\n[ "$1 $2" = "run build" ] && mkdir -p dist && echo built > dist/main.js\nexit 0\n`);
+    writeFileSync(
+      path.join(fakeBin, 'npm'),
+      `#!/bin/sh\necho "$*" >> "${npmLog}"\n[ "$1 $2" = "run build" ] && mkdir -p dist && echo built > dist/main.js\nexit 0\n`,
+    );
     chmodSync(path.join(fakeBin, 'npm'), 0o755);
     const env = { ...process.env, PATH: `${fakeBin}:${process.env.PATH}` };
-    const args = [path.join(DEPLOY, 'install.sh'), '--prefix', prefix, '--user', 'root', '--systemd-dir', systemd, '--bin-dir', bin, '--no-systemctl'];
+    const args = [
+      path.join(DEPLOY, 'install.sh'),
+      '--prefix',
+      prefix,
+      '--user',
+      'root',
+      '--systemd-dir',
+      systemd,
+      '--bin-dir',
+      bin,
+      '--no-systemctl',
+    ];
 
     const first = await run('bash', args, env);
     expect(first.code, first.stderr + first.stdout).toBe(0);
@@ -206,20 +260,23 @@ describe('cleanup-containers.sh', () => {
     const fake = path.join(dir, 'docker');
     const recent = new Date(Date.now() - 3600_000).toISOString();
     // old: created 2020; fresh: created an hour ago; relabelled: created now but labelled 2020 (label wins).
-    writeFileSync(fake, [
-      '#!/bin/bash',
-      `echo "$*" >> "${log}"`,
-      'case "$1" in',
-      '  info) exit 0 ;;',
-      '  ps) printf "old\\nfresh\\nrelabelled\\n" ;;',
-      '  inspect) case "${@: -1}" in',
-      '    old) echo "2020-01-01T00:00:00.123456789Z|<no value>|/task-1-web|1|test" ;;',
-      `    fresh) echo "${recent}|<no value>|/pr-2-web|2|preview" ;;`,
-      `    relabelled) echo "${recent}|1577836800000|/pr-3-web|3|preview" ;;`,
-      '  esac ;;',
-      '  rm) exit 0 ;;',
-      'esac',
-    ].join('\n'));
+    writeFileSync(
+      fake,
+      [
+        '#!/bin/bash',
+        `echo "$*" >> "${log}"`,
+        'case "$1" in',
+        '  info) exit 0 ;;',
+        '  ps) printf "old\\nfresh\\nrelabelled\\n" ;;',
+        '  inspect) case "${@: -1}" in',
+        '    old) echo "2020-01-01T00:00:00.123456789Z|<no value>|/task-1-web|1|test" ;;',
+        `    fresh) echo "${recent}|<no value>|/pr-2-web|2|preview" ;;`,
+        `    relabelled) echo "${recent}|1577836800000|/pr-3-web|3|preview" ;;`,
+        '  esac ;;',
+        '  rm) exit 0 ;;',
+        'esac',
+      ].join('\n'),
+    );
     chmodSync(fake, 0o755);
 
     const dry = await run('bash', [script, '--dry-run', '--max-age-hours', '24'], { ...process.env, DOCKER: fake });
@@ -229,7 +286,9 @@ describe('cleanup-containers.sh', () => {
 
     const r = await run('bash', [script, '--max-age-hours', '24'], { ...process.env, DOCKER: fake });
     expect(r.code, r.stderr).toBe(0);
-    const removed = readFileSync(log, 'utf8').split('\n').filter((l) => l.startsWith('rm '));
+    const removed = readFileSync(log, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('rm '));
     expect(removed).toEqual(['rm -f old', 'rm -f relabelled']);
     expect(readFileSync(log, 'utf8')).toContain('ps -a --filter label=factory.task-id');
     expect(r.stdout).toContain('removed 2, kept 1');
@@ -246,7 +305,14 @@ describe('nginx and Traefik examples', () => {
     const conf = readDeploy('nginx/factory.conf');
     for (const loc of ['/api/messages/stream/sse', '/api/events/stream']) {
       const block = new RegExp(`location ${loc.replace(/\//g, '\\/')} \\{([^}]*)\\}`).exec(conf)?.[1] ?? '';
-      for (const d of ['proxy_buffering off;', 'proxy_cache off;', 'proxy_read_timeout 24h;', 'proxy_http_version 1.1;', "proxy_set_header Connection '';", 'proxy_pass http://127.0.0.1:8100;']) {
+      for (const d of [
+        'proxy_buffering off;',
+        'proxy_cache off;',
+        'proxy_read_timeout 24h;',
+        'proxy_http_version 1.1;',
+        "proxy_set_header Connection '';",
+        'proxy_pass http://127.0.0.1:8100;',
+      ]) {
         expect(block, `${loc}: ${d}`).toContain(d);
       }
     }

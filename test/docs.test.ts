@@ -34,7 +34,13 @@ export function keyPaths(schema: z.ZodType, prefix = '', out: string[] = []): st
         keyPaths(v, p, out);
       }
       break;
-    case 'optional': case 'default': case 'prefault': case 'nullable': case 'nonoptional': case 'readonly': case 'catch':
+    case 'optional':
+    case 'default':
+    case 'prefault':
+    case 'nullable':
+    case 'nonoptional':
+    case 'readonly':
+    case 'catch':
       keyPaths(def.innerType!, prefix, out);
       break;
     case 'pipe':
@@ -67,8 +73,7 @@ export function envVarsOfConfig(source: string): { own: string[]; inherited: str
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 /** A key documented in backticks; any `<placeholder>` spelling is accepted for record keys. */
-const documented = (doc: string, key: string) =>
-  new RegExp('`' + escape(key).split(escape(PLACEHOLDER)).join('<[a-z_]+>') + '`').test(doc);
+const documented = (doc: string, key: string) => new RegExp('`' + escape(key).split(escape(PLACEHOLDER)).join('<[a-z_]+>') + '`').test(doc);
 
 const configDoc = path.join(ROOT, 'docs', 'configuration.md');
 const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : '');
@@ -79,7 +84,17 @@ describe('docs/configuration.md', () => {
 
   it('the schema walk finds the keys (sanity check of the test itself)', () => {
     expect(keys.length).toBeGreaterThan(60);
-    for (const k of ['server.port', 'agent.command', 'repos', 'repos.<name>.url', 'agent_templates', 'workflows', 'workflows.<name>.steps[].loop_to', 'plane.states', 'docker.network']) {
+    for (const k of [
+      'server.port',
+      'agent.command',
+      'repos',
+      'repos.<name>.url',
+      'agent_templates',
+      'workflows',
+      'workflows.<name>.steps[].loop_to',
+      'plane.states',
+      'docker.network',
+    ]) {
       expect(keys).toContain(k);
     }
     expect(documented('see `repos.<repo>.url`', 'repos.<name>.url')).toBe(true);
@@ -106,14 +121,28 @@ describe('docs/configuration.md', () => {
 
 describe('docs/', () => {
   it('has the six documents (architecture, configuration, operations, api, troubleshooting, differences)', () => {
-    for (const f of ['architecture.md', 'configuration.md', 'operations.md', 'api.md', 'troubleshooting.md', 'differences-from-upstream.md']) {
+    for (const f of [
+      'architecture.md',
+      'configuration.md',
+      'operations.md',
+      'api.md',
+      'troubleshooting.md',
+      'differences-from-upstream.md',
+    ]) {
       expect(existsSync(path.join(ROOT, 'docs', f)), f).toBe(true);
     }
   });
 
   it('relative links between docs and into the repository resolve', () => {
     const broken: string[] = [];
-    for (const f of ['architecture.md', 'configuration.md', 'operations.md', 'api.md', 'troubleshooting.md', 'differences-from-upstream.md']) {
+    for (const f of [
+      'architecture.md',
+      'configuration.md',
+      'operations.md',
+      'api.md',
+      'troubleshooting.md',
+      'differences-from-upstream.md',
+    ]) {
       const file = path.join(ROOT, 'docs', f);
       for (const m of read(file).matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
         const target = m[1]!;

@@ -14,7 +14,10 @@ const WRONG_TOKEN = 'ghp_wrongToken9876543210zyxwvu';
 const TG_TOKEN = '424242:doctor-telegram-secret-token';
 const AGENT_TYPES = ['coder', 'coder_revision', 'reviewer', 'researcher', 'devops'];
 
-interface Run { code: number; out: string }
+interface Run {
+  code: number;
+  out: string;
+}
 
 const dirs: string[] = [];
 /** Every output seen, so the last test can check that no secret ever leaked. */
@@ -52,16 +55,21 @@ function doctor(config: Record<string, unknown>, env: Record<string, string> = {
   const file = path.join(dir, 'config.yml');
   writeFileSync(file, stringify(config));
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, 'doctor'], {
-      cwd: dir,
-      timeout: 45_000,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: path.join(dir, 'home'), FACTORY_CONFIG: file, ...env },
-    }, (err, stdout, stderr) => {
-      const out = `${stdout}${stderr}`;
-      outputs.push(out);
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, out });
-    });
+    execFile(
+      process.execPath,
+      [BIN, 'doctor'],
+      {
+        cwd: dir,
+        timeout: 45_000,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: path.join(dir, 'home'), FACTORY_CONFIG: file, ...env },
+      },
+      (err, stdout, stderr) => {
+        const out = `${stdout}${stderr}`;
+        outputs.push(out);
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, out });
+      },
+    );
   });
 }
 

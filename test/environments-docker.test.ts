@@ -8,14 +8,15 @@ import { createAgentEnv, type AgentEnv } from './agent-harness.js';
 import { waitFor } from './helpers.js';
 
 function dockerReady(): { ok: boolean; reason: string } {
-  if (process.env.FACTORY_DOCKER_TESTS !== '1') return { ok: false, reason: 'set FACTORY_DOCKER_TESTS=1 to run it against the local Docker daemon' };
+  if (process.env.FACTORY_DOCKER_TESTS !== '1')
+    return { ok: false, reason: 'set FACTORY_DOCKER_TESTS=1 to run it against the local Docker daemon' };
   try {
     execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
     execFileSync('docker', ['compose', 'version'], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 20_000 });
     return { ok: true, reason: '' };
   } catch (err) {
     const e = err as { code?: string; stderr?: Buffer; message: string };
-    const why = e.code === 'ENOENT' ? 'docker is not installed' : (e.stderr?.toString().trim().split('\n')[0] || e.message);
+    const why = e.code === 'ENOENT' ? 'docker is not installed' : e.stderr?.toString().trim().split('\n')[0] || e.message;
     return { ok: false, reason: `docker info failed: ${why}` };
   }
 }
@@ -44,34 +45,58 @@ describe.skipIf(!ready.ok)(`real Docker daemon${ready.ok ? '' : ` (skipped: ${re
 
   beforeAll(async () => {
     docker('network', 'create', network);
-    env = await createAgentEnv({ overrides: { docker: { network, domain: 'preview.localhost', health_timeout_seconds: 120 }, shutdown: { grace_seconds: 0 } } });
+    env = await createAgentEnv({
+      overrides: { docker: { network, domain: 'preview.localhost', health_timeout_seconds: 120 }, shutdown: { grace_seconds: 0 } },
+    });
   });
   afterAll(async () => {
     await env?.stopAll();
-    try { docker('network', 'rm', network); } catch { /* still in use or already gone */ }
+    try {
+      docker('network', 'rm', network);
+    } catch {
+      /* still in use or already gone */
+    }
   });
 
   it('runs a compose service with our labels, no published port, on the shared network; removes it when the task ends', async () => {
-    const res = await env.app.inject({ method: 'POST', url: '/api/tasks?auto_run=true', payload: { repo: 'acme/web', title: 'real docker', description: '[fake:hang]' } });
+    const res = await env.app.inject({
+      method: 'POST',
+      url: '/api/tasks?auto_run=true',
+      payload: { repo: 'acme/web', title: 'real docker', description: '[fake:hang]' },
+    });
     const id = res.json().id as number;
-    const task = await waitFor(() => {
-      const t = env.services.tasks.get(id);
-      return t?.status === 'in_progress' && t.worktree_path ? t : undefined;
-    }, { timeoutMs: 20_000 });
+    const task = await waitFor(
+      () => {
+        const t = env.services.tasks.get(id);
+        return t?.status === 'in_progress' && t.worktree_path ? t : undefined;
+      },
+      { timeoutMs: 20_000 },
+    );
     writeFileSync(path.join(task.worktree_path, 'docker-compose.yml'), COMPOSE);
 
-    const up = await env.app.inject({ method: 'POST', url: `/api/tasks/${id}/environments`, payload: { compose: 'docker-compose.yml', service: 'web', port: 8080 } });
+    const up = await env.app.inject({
+      method: 'POST',
+      url: `/api/tasks/${id}/environments`,
+      payload: { compose: 'docker-compose.yml', service: 'web', port: 8080 },
+    });
     expect(up.statusCode, up.body).toBe(201);
     expect(up.json()).toMatchObject({ url: `https://task-${id}.preview.localhost`, status: 'running', health: 'healthy' });
 
     const cid = docker('ps', '-q', '--filter', `label=com.docker.compose.project=factory-task-${id}`);
     const info = JSON.parse(docker('inspect', cid))[0];
-    expect(info.Config.Labels).toMatchObject({ 'factory.task-id': String(id), 'factory.env-type': 'test', 'app.owner': 'agent', 'traefik.enable': 'true' });
+    expect(info.Config.Labels).toMatchObject({
+      'factory.task-id': String(id),
+      'factory.env-type': 'test',
+      'app.owner': 'agent',
+      'traefik.enable': 'true',
+    });
     expect(Object.keys(info.NetworkSettings.Networks)).toContain(network);
     expect(Object.values(info.HostConfig.PortBindings ?? {}).flat()).toEqual([]);
 
     await env.app.inject({ method: 'POST', url: `/api/tasks/${id}/cancel` });
-    await waitFor(() => docker('ps', '-aq', '--filter', `label=com.docker.compose.project=factory-task-${id}`) === '', { timeoutMs: 120_000, what: 'containers removed' });
+    await waitFor(() => docker('ps', '-aq', '--filter', `label=com.docker.compose.project=factory-task-${id}`) === '', {
+      timeoutMs: 120_000,
+      what: 'containers removed',
+    });
   });
 });
-

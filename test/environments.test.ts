@@ -40,9 +40,26 @@ const COMPOSE = `services:
     container_name: fixed-db
 `;
 
-interface DockerCall { argv: string[]; cwd: string; files: Record<string, string | null> }
-interface FakeContainer { id: string; service: string; project: string; labels: Record<string, string>; ports: string[]; networks: string[]; health: string | null; state: string; name: string }
-interface FakeState { projects: Record<string, { containers: FakeContainer[] }>; next_id?: number }
+interface DockerCall {
+  argv: string[];
+  cwd: string;
+  files: Record<string, string | null>;
+}
+interface FakeContainer {
+  id: string;
+  service: string;
+  project: string;
+  labels: Record<string, string>;
+  ports: string[];
+  networks: string[];
+  health: string | null;
+  state: string;
+  name: string;
+}
+interface FakeState {
+  projects: Record<string, { containers: FakeContainer[] }>;
+  next_id?: number;
+}
 
 const YAML_TAGS = ['!reset', '!override'].flatMap((tag) => [
   { tag, resolve: (v: string) => ({ tag, value: v }) },
@@ -55,10 +72,15 @@ function dockerFiles(dir: string) {
   const state = path.join(dir, 'docker-state.json');
   const control = path.join(dir, 'docker-control.json');
   return {
-    log, state, control,
+    log,
+    state,
+    control,
     overrides: (extra: Record<string, unknown> = {}) => ({
       docker: {
-        command: FAKE_DOCKER, domain: DOMAIN, cert_resolver: 'letsencrypt', health_timeout_seconds: 2,
+        command: FAKE_DOCKER,
+        domain: DOMAIN,
+        cert_resolver: 'letsencrypt',
+        health_timeout_seconds: 2,
         env: { FAKE_DOCKER_LOG: log, FAKE_DOCKER_STATE: state, FAKE_DOCKER_CONTROL: control },
         ...extra,
       },
@@ -75,15 +97,22 @@ const managerOf = (env: AgentEnv) => (env.wired as unknown as { environments: En
 /** A task whose fake agent runs until cancelled, once its worktree exists and the agent has started. */
 async function hungTask(env: AgentEnv, body: Record<string, unknown> = {}, token?: string) {
   const res = await env.app.inject({
-    method: 'POST', url: '/api/tasks?auto_run=true', headers: token ? { authorization: `Bearer ${token}` } : {},
+    method: 'POST',
+    url: '/api/tasks?auto_run=true',
+    headers: token ? { authorization: `Bearer ${token}` } : {},
     payload: { repo: 'acme/web', title: 'Environment task', description: 'Bring it up [fake:hang]', ...body },
   });
   expect(res.statusCode, res.body).toBe(201);
   const id = res.json().id as number;
-  return waitFor(() => {
-    const cur = env.services.tasks.get(id);
-    return cur?.status === 'in_progress' && cur.worktree_path && env.fakeLog().some((r) => r.env.FACTORY_TASK_ID === String(id)) ? cur : undefined;
-  }, { what: `task ${id} running`, timeoutMs: 20_000 });
+  return waitFor(
+    () => {
+      const cur = env.services.tasks.get(id);
+      return cur?.status === 'in_progress' && cur.worktree_path && env.fakeLog().some((r) => r.env.FACTORY_TASK_ID === String(id))
+        ? cur
+        : undefined;
+    },
+    { what: `task ${id} running`, timeoutMs: 20_000 },
+  );
 }
 
 function worktreeOf(env: AgentEnv, id: number): string {
@@ -98,10 +127,18 @@ function writeCompose(env: AgentEnv, id: number, text = COMPOSE, file = 'docker-
 }
 
 const upReq = (env: AgentEnv, id: number, payload: Record<string, unknown>) =>
-  env.app.inject({ method: 'POST', url: `/api/tasks/${id}/environments`, payload: { compose: 'docker-compose.yml', service: 'web', port: 3000, ...payload } });
+  env.app.inject({
+    method: 'POST',
+    url: `/api/tasks/${id}/environments`,
+    payload: { compose: 'docker-compose.yml', service: 'web', port: 3000, ...payload },
+  });
 
 async function cancel(env: AgentEnv, id: number, token?: string) {
-  const res = await env.app.inject({ method: 'POST', url: `/api/tasks/${id}/cancel`, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const res = await env.app.inject({
+    method: 'POST',
+    url: `/api/tasks/${id}/cancel`,
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
   expect(res.statusCode, res.body).toBe(200);
   await waitFor(() => env.services.tasks.get(id)?.status === 'cancelled', { what: `task ${id} cancelled` });
 }
@@ -125,7 +162,9 @@ describe('docker environments (fake docker)', () => {
       env: { TELEGRAM_BOT_TOKEN: TG_TOKEN },
       overrides: { telegram: { chat_id: '42', api_root: tgUrl }, ...d.overrides() },
     });
-    env.services.bus.on('task.preview', ({ task, url }) => { previews.push({ taskId: task.id, url }); });
+    env.services.bus.on('task.preview', ({ task, url }) => {
+      previews.push({ taskId: task.id, url });
+    });
   });
   afterAll(async () => {
     await env?.stopAll();
@@ -139,24 +178,50 @@ describe('docker environments (fake docker)', () => {
     expect(res.statusCode, res.body).toBe(201);
     const body = res.json();
     expect(body).toMatchObject({
-      task_id: t.id, env_type: 'test', project: `factory-task-${t.id}`, url: `https://task-${t.id}.${DOMAIN}`, status: 'running', health: 'healthy', service: 'web', port: 3000,
+      task_id: t.id,
+      env_type: 'test',
+      project: `factory-task-${t.id}`,
+      url: `https://task-${t.id}.${DOMAIN}`,
+      status: 'running',
+      health: 'healthy',
+      service: 'web',
+      port: 3000,
     });
 
     const upCall = d.calls().find((c) => c.argv.includes('up') && c.argv.includes(`factory-task-${t.id}`))!;
     expect(upCall.cwd).toBe(worktreeOf(env, t.id));
     const overridePath = upCall.argv[upCall.argv.lastIndexOf('-f') + 1]!;
-    expect(upCall.argv).toEqual(['compose', '-p', `factory-task-${t.id}`, '-f', composePath, '-f', overridePath, 'up', '-d', '--build', 'web']);
+    expect(upCall.argv).toEqual([
+      'compose',
+      '-p',
+      `factory-task-${t.id}`,
+      '-f',
+      composePath,
+      '-f',
+      overridePath,
+      'up',
+      '-d',
+      '--build',
+      'web',
+    ]);
     // the override never lands in the worktree (the agent's commits must not pick it up)
     expect(overridePath.startsWith(worktreeOf(env, t.id))).toBe(false);
     const overrideText = upCall.files[overridePath]!;
     expect(overrideText).toMatch(/web:[\s\S]*ports: !reset \[\]/);
     expect(overrideText).toMatch(/db:\n\s+ports: !reset \[\]\n\s+container_name: !reset null/);
-    const override = parseYaml(overrideText, { customTags: YAML_TAGS }) as { services: Record<string, { labels: Record<string, string>; networks: Record<string, unknown> }>; networks: Record<string, unknown> };
+    const override = parseYaml(overrideText, { customTags: YAML_TAGS }) as {
+      services: Record<string, { labels: Record<string, string>; networks: Record<string, unknown> }>;
+      networks: Record<string, unknown>;
+    };
     const labels = override.services.web!.labels;
     const router = `traefik.http.routers.factory-task-${t.id}`;
     expect(labels).toMatchObject({
-      'factory.task-id': String(t.id), 'factory.repo': 'acme/web', 'factory.env-type': 'test', 'factory.instance': managerOf(env).instanceId(),
-      'traefik.enable': 'true', 'traefik.docker.network': 'traefik',
+      'factory.task-id': String(t.id),
+      'factory.repo': 'acme/web',
+      'factory.env-type': 'test',
+      'factory.instance': managerOf(env).instanceId(),
+      'traefik.enable': 'true',
+      'traefik.docker.network': 'traefik',
       [`${router}.rule`]: `Host(\`task-${t.id}.${DOMAIN}\`)`,
       [`${router}.entrypoints`]: 'websecure',
       [`${router}.tls`]: 'true',
@@ -183,7 +248,11 @@ describe('docker environments (fake docker)', () => {
     expect(listed).toMatchObject({ env_type: 'test', url: body.url, status: 'running' });
     expect(listed.age_seconds).toBeGreaterThanOrEqual(0);
     const upstream = (await env.app.inject({ url: '/api/preview-environments' })).json();
-    expect(upstream.find((e: { task_id: string }) => e.task_id === String(t.id))).toMatchObject({ env_type: 'test', url: body.url, health: 'healthy' });
+    expect(upstream.find((e: { task_id: string }) => e.task_id === String(t.id))).toMatchObject({
+      env_type: 'test',
+      url: body.url,
+      health: 'healthy',
+    });
     // a test environment is not a preview
     expect(previews.filter((p) => p.taskId === t.id)).toEqual([]);
     expect(env.services.tasks.get(t.id)!.preview_url).toBe('');
@@ -192,7 +261,10 @@ describe('docker environments (fake docker)', () => {
     await waitFor(() => !d.read().projects[`factory-task-${t.id}`], { what: 'test environment torn down' });
     const down = d.calls().find((c) => c.argv.includes('down') && c.argv.includes(`factory-task-${t.id}`))!;
     expect(down.argv.slice(-3)).toEqual(['down', '-v', '--remove-orphans']);
-    await waitFor(async () => (await env.app.inject({ url: '/api/environments' })).json().every((e: { task_id: number }) => e.task_id !== t.id), { what: 'row closed' });
+    await waitFor(
+      async () => (await env.app.inject({ url: '/api/environments' })).json().every((e: { task_id: number }) => e.task_id !== t.id),
+      { what: 'row closed' },
+    );
     const history = (await env.app.inject({ url: `/api/environments?all=true&task_id=${t.id}` })).json();
     expect(history[0]).toMatchObject({ status: 'removed' });
     expect(history[0].removed_at).toBeTruthy();
@@ -203,12 +275,20 @@ describe('docker environments (fake docker)', () => {
     writeCompose(env, t.id);
     writeFileSync(path.join(path.dirname(worktreeOf(env, t.id)), 'outside.yml'), COMPOSE);
     const bad: Array<[Record<string, unknown>, string, RegExp?]> = [
-      [{ port: 0 }, 'port'], [{ port: 70000 }, 'port'], [{ port: 'http' }, 'port'], [{ port: 3.5 }, 'port'],
-      [{ service: '-web' }, 'service'], [{ service: 'a b' }, 'service'], [{ service: '' }, 'service'],
+      [{ port: 0 }, 'port'],
+      [{ port: 70000 }, 'port'],
+      [{ port: 'http' }, 'port'],
+      [{ port: 3.5 }, 'port'],
+      [{ service: '-web' }, 'service'],
+      [{ service: 'a b' }, 'service'],
+      [{ service: '' }, 'service'],
       [{ service: 'nope' }, 'service', /not defined in docker-compose\.yml \(services: web, db\)/],
-      [{ compose: '/etc/passwd' }, 'compose', /absolute/], [{ compose: '../outside.yml' }, 'compose', /\.\./],
-      [{ compose: 'sub/../../outside.yml' }, 'compose'], [{ compose: 'missing.yml' }, 'compose', /does not exist/],
-      [{ preview: 'yes' }, 'preview'], [{ health_path: 'health' }, 'health_path'],
+      [{ compose: '/etc/passwd' }, 'compose', /absolute/],
+      [{ compose: '../outside.yml' }, 'compose', /\.\./],
+      [{ compose: 'sub/../../outside.yml' }, 'compose'],
+      [{ compose: 'missing.yml' }, 'compose', /does not exist/],
+      [{ preview: 'yes' }, 'preview'],
+      [{ health_path: 'health' }, 'health_path'],
     ];
     for (const [payload, field, msg] of bad) {
       const res = await upReq(env, t.id, payload);
@@ -216,14 +296,24 @@ describe('docker environments (fake docker)', () => {
       expect(res.json().error.field, JSON.stringify(payload)).toBe(field);
       if (msg) expect(res.json().error.message).toMatch(msg);
     }
-    expect((await env.app.inject({ method: 'POST', url: `/api/tasks/${t.id}/environments`, payload: { compose: 'docker-compose.yml', port: 3000 } })).json().error.field).toBe('service');
+    expect(
+      (
+        await env.app.inject({
+          method: 'POST',
+          url: `/api/tasks/${t.id}/environments`,
+          payload: { compose: 'docker-compose.yml', port: 3000 },
+        })
+      ).json().error.field,
+    ).toBe('service');
     expect((await upReq(env, 999_999, {})).statusCode).toBe(404);
     const queued = await env.createTask({ title: 'not running' }, false);
     const res = await upReq(env, queued.id, {});
     expect(res.statusCode).toBe(409);
     expect(res.json().error.message).toMatch(/queued/);
     expect((await env.app.inject({ method: 'DELETE', url: '/api/environments/424242' })).statusCode).toBe(404);
-    expect((await env.app.inject({ method: 'DELETE', url: '/api/preview-environments/abc' })).json().detail).toBe('Container abc not found or not a Factory container');
+    expect((await env.app.inject({ method: 'DELETE', url: '/api/preview-environments/abc' })).json().detail).toBe(
+      'Container abc not found or not a Factory container',
+    );
     await cancel(env, t.id);
   });
 
@@ -261,7 +351,10 @@ describe('docker environments (fake docker)', () => {
 
   it('without a health check, waits for HTTP 2xx on the service port', async () => {
     let status = 503;
-    const server: Server = createServer((_req, res) => { res.statusCode = status; res.end('hi'); });
+    const server: Server = createServer((_req, res) => {
+      res.statusCode = status;
+      res.end('hi');
+    });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
     try {
@@ -269,13 +362,18 @@ describe('docker environments (fake docker)', () => {
       writeCompose(env, t.id, 'services:\n  api:\n    build: .\n');
       const slow = await upReq(env, t.id, { service: 'api', port, health_path: '/healthz' });
       expect(slow.statusCode).toBe(502);
-      expect(slow.json().error.message).toMatch(new RegExp(`not healthy within 2 s \\(last: http://127\\.0\\.0\\.1:${port}/healthz answered 503\\)`));
+      expect(slow.json().error.message).toMatch(
+        new RegExp(`not healthy within 2 s \\(last: http://127\\.0\\.0\\.1:${port}/healthz answered 503\\)`),
+      );
       status = 200;
       const ok = await upReq(env, t.id, { service: 'api', port });
       expect(ok.statusCode, ok.body).toBe(201);
       expect(ok.json()).toMatchObject({ health: 'http', status: 'running' });
       // the generated route points Traefik at the port the agent named
-      const upCall = d.calls().filter((c) => c.argv.includes('up') && c.argv.includes(`factory-task-${t.id}`)).at(-1)!;
+      const upCall = d
+        .calls()
+        .filter((c) => c.argv.includes('up') && c.argv.includes(`factory-task-${t.id}`))
+        .at(-1)!;
       expect(upCall.files[upCall.argv[upCall.argv.lastIndexOf('-f') + 1]!]).toContain(`loadbalancer.server.port: "${port}"`);
       // DELETE by our id (operator)
       const del = await env.app.inject({ method: 'DELETE', url: `/api/environments/${ok.json().id}` });
@@ -294,7 +392,11 @@ describe('docker environments (fake docker)', () => {
     writeCompose(env, a.id);
     const first = await upReq(env, a.id, { preview: true });
     expect(first.statusCode, first.body).toBe(201);
-    expect(first.json()).toMatchObject({ env_type: 'preview', project: `factory-preview-task-${a.id}`, url: `https://preview-task-${a.id}.${DOMAIN}` });
+    expect(first.json()).toMatchObject({
+      env_type: 'preview',
+      project: `factory-preview-task-${a.id}`,
+      url: `https://preview-task-${a.id}.${DOMAIN}`,
+    });
     expect((await upReq(env, a.id, { preview: true })).statusCode).toBe(201); // again: same URL, no second notice
     expect(previews.filter((p) => p.taskId === a.id)).toEqual([{ taskId: a.id, url: first.json().url }]);
     expect(env.services.tasks.get(a.id)!.preview_url).toBe(first.json().url);
@@ -317,8 +419,17 @@ describe('docker environments (fake docker)', () => {
     expect(pv.statusCode, pv.body).toBe(201);
     expect(pv.json()).toMatchObject({ project: `factory-pr-${n}`, url: `https://pr-${n}.${DOMAIN}`, pr_number: n });
     const upCall = d.calls().find((x) => x.argv.includes('up') && x.argv.includes(`factory-pr-${n}`))!;
-    const labels = (parseYaml(upCall.files[upCall.argv[upCall.argv.lastIndexOf('-f') + 1]!]!, { customTags: YAML_TAGS }) as { services: { web: { labels: Record<string, string> } } }).services.web.labels;
-    expect(labels).toMatchObject({ 'factory.env-type': 'preview', 'factory.pr-number': String(n), 'factory.task-id': String(c.id), [`traefik.http.routers.factory-pr-${n}.rule`]: `Host(\`pr-${n}.${DOMAIN}\`)` });
+    const labels = (
+      parseYaml(upCall.files[upCall.argv[upCall.argv.lastIndexOf('-f') + 1]!]!, { customTags: YAML_TAGS }) as {
+        services: { web: { labels: Record<string, string> } };
+      }
+    ).services.web.labels;
+    expect(labels).toMatchObject({
+      'factory.env-type': 'preview',
+      'factory.pr-number': String(n),
+      'factory.task-id': String(c.id),
+      [`traefik.http.routers.factory-pr-${n}.rule`]: `Host(\`pr-${n}.${DOMAIN}\`)`,
+    });
     const test = await upReq(env, c.id, {});
     expect(test.json().project).toBe(`factory-task-${c.id}`);
     expect(Object.keys(d.read().projects).sort()).toEqual([`factory-pr-${n}`, `factory-task-${c.id}`]);
@@ -432,10 +543,25 @@ describe('boot-time cleanup', () => {
     // Containers left behind by a crash: a finished task's, an unknown task's; one project removed by hand.
     const s = d.read();
     const orphan = (project: string, taskId: number | string, type = 'test', owner = instance): { containers: FakeContainer[] } => ({
-      containers: [{
-        id: `${project}-0123456789abcdef`.replace(/[^a-f0-9]/g, 'a').padEnd(64, '0'), name: `${project}-web-1`, service: 'web', project, ports: [], networks: ['traefik'], health: 'healthy', state: 'running',
-        labels: { 'factory.task-id': String(taskId), 'factory.env-type': type, 'factory.instance': owner, 'com.docker.compose.project': project, 'com.docker.compose.service': 'web' },
-      }],
+      containers: [
+        {
+          id: `${project}-0123456789abcdef`.replace(/[^a-f0-9]/g, 'a').padEnd(64, '0'),
+          name: `${project}-web-1`,
+          service: 'web',
+          project,
+          ports: [],
+          networks: ['traefik'],
+          health: 'healthy',
+          state: 'running',
+          labels: {
+            'factory.task-id': String(taskId),
+            'factory.env-type': type,
+            'factory.instance': owner,
+            'com.docker.compose.project': project,
+            'com.docker.compose.service': 'web',
+          },
+        },
+      ],
     });
     s.projects[`factory-task-${finishedId!}`] = orphan(`factory-task-${finishedId!}`, finishedId!);
     s.projects['factory-task-987654'] = orphan('factory-task-987654', 987654);
@@ -451,11 +577,19 @@ describe('boot-time cleanup', () => {
       // start() has run: the cleanup happened before the queue started
       const left = Object.keys(d.read().projects).sort();
       expect(left).toEqual(['factory-task-555555', `factory-task-${keptId!}`].sort());
-      const downs = d.calls().slice(before).filter((c) => c.argv.includes('down')).map((c) => c.argv[2]).sort();
+      const downs = d
+        .calls()
+        .slice(before)
+        .filter((c) => c.argv.includes('down'))
+        .map((c) => c.argv[2])
+        .sort();
       expect(downs).toEqual([`factory-pr-4242`, `factory-task-${finishedId!}`, 'factory-task-987654'].sort());
       const rows = (await env2.app.inject({ url: '/api/environments?all=true' })).json();
       expect(rows.find((r: { task_id: number }) => r.task_id === keptId!)).toMatchObject({ status: 'running', removed_at: null });
-      expect(rows.find((r: { task_id: number }) => r.task_id === vanishedId!)).toMatchObject({ status: 'removed', last_error: 'its containers were gone when Factory started' });
+      expect(rows.find((r: { task_id: number }) => r.task_id === vanishedId!)).toMatchObject({
+        status: 'removed',
+        last_error: 'its containers were gone when Factory started',
+      });
     } finally {
       await env2.stopAll();
       await github.stop();
@@ -475,13 +609,21 @@ describe('factory-env CLI and task tokens', () => {
     env = await createAgentEnv({ dir, env: { FACTORY_AUTH_TOKEN: MASTER }, overrides: d.overrides() });
     base = await env.app.listen({ port: 0, host: '127.0.0.1' });
   });
-  afterAll(async () => { await env?.stopAll(); });
+  afterAll(async () => {
+    await env?.stopAll();
+  });
 
   const cli = async (args: string[], o: { cwd: string; taskId: number | string; token?: string }) => {
     try {
       const r = await run(process.execPath, [CLI, ...args], {
         cwd: o.cwd,
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', FACTORY_API_URL: base, FACTORY_TASK_ID: String(o.taskId), ...(o.token ? { FACTORY_API_TOKEN: o.token } : {}) },
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '/tmp',
+          FACTORY_API_URL: base,
+          FACTORY_TASK_ID: String(o.taskId),
+          ...(o.token ? { FACTORY_API_TOKEN: o.token } : {}),
+        },
       });
       return { code: 0, stdout: r.stdout, stderr: r.stderr };
     } catch (err) {
@@ -499,7 +641,11 @@ describe('factory-env CLI and task tokens', () => {
     mkdirSync(sub, { recursive: true });
     const token = env.services.taskTokens.issue(t.id);
 
-    const up = await cli(['up', '--compose', '../docker-compose.yml', '--service', 'web', '--port', '3000'], { cwd: sub, taskId: t.id, token });
+    const up = await cli(['up', '--compose', '../docker-compose.yml', '--service', 'web', '--port', '3000'], {
+      cwd: sub,
+      taskId: t.id,
+      token,
+    });
     expect(up.stderr).toContain(`factory-task-${t.id} is up`);
     expect(up.code).toBe(0);
     expect(up.stdout).toBe(`https://task-${t.id}.${DOMAIN}\n`);
@@ -508,7 +654,9 @@ describe('factory-env CLI and task tokens', () => {
 
     const status = await cli(['status'], { cwd: sub, taskId: t.id, token });
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`^test +running +https://task-${t.id}\\.${DOMAIN.replace(/\./g, '\\.')} +web:3000 +factory-task-${t.id}`));
+    expect(status.stdout).toMatch(
+      new RegExp(`^test +running +https://task-${t.id}\\.${DOMAIN.replace(/\./g, '\\.')} +web:3000 +factory-task-${t.id}`),
+    );
 
     // the task token opens only its own task's environment routes
     const other = await hungTask(env, {}, MASTER);
@@ -523,7 +671,11 @@ describe('factory-env CLI and task tokens', () => {
     expect((await api('/api/preview-environments', MASTER)).statusCode).toBe(200);
 
     // errors from the server reach stderr with exit 1
-    const bad = await cli(['up', '--compose', 'nope.yml', '--service', 'web', '--port', '3000'], { cwd: worktreeOf(env, t.id), taskId: t.id, token });
+    const bad = await cli(['up', '--compose', 'nope.yml', '--service', 'web', '--port', '3000'], {
+      cwd: worktreeOf(env, t.id),
+      taskId: t.id,
+      token,
+    });
     expect(bad.code).toBe(1);
     expect(bad.stdout).toBe('');
     expect(bad.stderr).toMatch(/compose: nope\.yml does not exist in the task worktree \(HTTP 400\)/);
@@ -545,7 +697,9 @@ describe('factory-env CLI and task tokens', () => {
   });
 
   it('says where it must run when the environment is missing', async () => {
-    const r = await run(process.execPath, [CLI, 'status'], { env: { PATH: process.env.PATH ?? '' } }).catch((e: { code: number; stderr: string }) => e);
+    const r = await run(process.execPath, [CLI, 'status'], { env: { PATH: process.env.PATH ?? '' } }).catch(
+      (e: { code: number; stderr: string }) => e,
+    );
     expect((r as { code: number }).code).toBe(1);
     expect((r as { stderr: string }).stderr).toMatch(/FACTORY_API_URL is not set/);
   });
@@ -572,12 +726,20 @@ describe('environment units', () => {
   });
 
   it('parses docker ps labels, including values with commas', () => {
-    expect(parsePsLabels('a=1,traefik.http.routers.x.rule=Host(`a`) || Host(`b`),b=2')).toEqual({ a: '1', 'traefik.http.routers.x.rule': 'Host(`a`) || Host(`b`)', b: '2' });
+    expect(parsePsLabels('a=1,traefik.http.routers.x.rule=Host(`a`) || Host(`b`),b=2')).toEqual({
+      a: '1',
+      'traefik.http.routers.x.rule': 'Host(`a`) || Host(`b`)',
+      b: '2',
+    });
     expect(parsePsLabels('x=1,2,y=3')).toEqual({ x: '1,2', y: '3' });
   });
 
   it('reports a missing docker command as unavailable (503)', async () => {
     const cli = new DockerCli({ command: path.join(tempDir(), 'no-docker'), env: { PATH: process.env.PATH ?? '' }, cwd: tempDir() });
-    await expect(cli.ensureAvailable()).rejects.toMatchObject({ status: 503, code: 'docker_unavailable', message: expect.stringMatching(/Docker is not installed on the Factory host/) });
+    await expect(cli.ensureAvailable()).rejects.toMatchObject({
+      status: 503,
+      code: 'docker_unavailable',
+      message: expect.stringMatching(/Docker is not installed on the Factory host/),
+    });
   });
 });

@@ -6,12 +6,20 @@ import { execa } from 'execa';
 import { Api, TelegramApiError } from 'node-telegram-bot-api';
 import OpenAI from 'openai';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FAKE_CLAUDE_PATH, assistantTexts, claudeArgs, parseStreamJson, readFakeClaudeLog, resultEvent } from './fakes/claude-helpers.js';
 import {
-  FAKE_CLAUDE_PATH, assistantTexts, claudeArgs, parseStreamJson, readFakeClaudeLog, resultEvent,
-} from './fakes/claude-helpers.js';
-import {
-  FakeGitHub, FakeOpenAI, FakePlane, FakeServer, FakeTelegram, cosineSimilarity, embedText, issueEvent, planeStateId,
-  pollUntil, signGitHubWebhook, signPlaneWebhook,
+  FakeGitHub,
+  FakeOpenAI,
+  FakePlane,
+  FakeServer,
+  FakeTelegram,
+  cosineSimilarity,
+  embedText,
+  issueEvent,
+  planeStateId,
+  pollUntil,
+  signGitHubWebhook,
+  signPlaneWebhook,
 } from './fakes/http/index.js';
 
 let dir = '';
@@ -114,7 +122,9 @@ describe('fake claude CLI', () => {
     const first = await run('Build it [fake:clarify question=Which_DB?]');
     expect(first.exitCode).toBe(0);
     const res = resultEvent(first.stdout);
-    const q = String(res?.result).split('\n').find((l) => l.includes('clarification_needed'));
+    const q = String(res?.result)
+      .split('\n')
+      .find((l) => l.includes('clarification_needed'));
     expect(JSON.parse(q ?? '')).toEqual({ type: 'clarification_needed', question: 'Which DB?', options: ['postgres', 'sqlite'] });
     expect(existsSync(join(work, 'FAKE_CHANGE.md'))).toBe(false);
     const sid = String(res?.session_id);
@@ -146,24 +156,33 @@ describe('fake claude CLI', () => {
 
   it('message and handoff lines appear in assistant text', async () => {
     const m = parseStreamJson((await run('[fake:message to=coder type=question content=Why_so?]')).stdout);
-    const line = assistantTexts(m).join('\n').split('\n').find((l) => l.startsWith('{"type":"message"'));
+    const line = assistantTexts(m)
+      .join('\n')
+      .split('\n')
+      .find((l) => l.startsWith('{"type":"message"'));
     expect(JSON.parse(line ?? '')).toEqual({ type: 'message', to: 'coder', content: 'Why so?', message_type: 'question' });
     const h = resultEvent((await run('[fake:handoff]')).stdout);
-    const hl = String(h?.result).split('\n').find((l) => l.includes('handoff_output'));
+    const hl = String(h?.result)
+      .split('\n')
+      .find((l) => l.includes('handoff_output'));
     expect(JSON.parse(hl ?? '')).toMatchObject({ summary: 'Implemented X', files_changed: ['FAKE_CHANGE.md'] });
   });
 
   it('SIGTERM ends a hanging run with 143; ignore-sigterm survives it', async () => {
     const sub = execa(FAKE_CLAUDE_PATH, claudeArgs('[fake:hang]'), { cwd: work, env, reject: false });
     let out = '';
-    sub.stdout?.on('data', (c: Buffer) => { out += c.toString(); });
+    sub.stdout?.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
     await pollUntil(() => out.includes('"type":"assistant"'), 5000, 'first assistant line');
     sub.kill('SIGTERM');
     expect((await sub).exitCode).toBe(143);
 
     const stubborn = execa(FAKE_CLAUDE_PATH, claudeArgs('[fake:ignore-sigterm]'), { cwd: work, env, reject: false });
     let out2 = '';
-    stubborn.stdout?.on('data', (c: Buffer) => { out2 += c.toString(); });
+    stubborn.stdout?.on('data', (c: Buffer) => {
+      out2 += c.toString();
+    });
     await pollUntil(() => out2.includes('"type":"assistant"'), 5000, 'first assistant line');
     stubborn.kill('SIGTERM');
     const early = await Promise.race([stubborn.then(() => 'exited'), new Promise((r) => setTimeout(() => r('alive'), 300))]);
@@ -175,14 +194,25 @@ describe('fake claude CLI', () => {
   it('grandchild shares the process group and dies with a group kill', async () => {
     const pidFile = join(dir, 'grandchild.pid');
     const sub = execa(FAKE_CLAUDE_PATH, claudeArgs('[fake:grandchild]'), {
-      cwd: work, env: { ...env, FAKE_CLAUDE_PIDFILE: pidFile }, reject: false, detached: true,
+      cwd: work,
+      env: { ...env, FAKE_CLAUDE_PIDFILE: pidFile },
+      reject: false,
+      detached: true,
     });
-    const gpid = await pollUntil(() => {
-      const txt = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '';
-      return txt ? Number(txt) : undefined;
-    }, 5000, 'grandchild pid file');
+    const gpid = await pollUntil(
+      () => {
+        const txt = existsSync(pidFile) ? readFileSync(pidFile, 'utf8').trim() : '';
+        return txt ? Number(txt) : undefined;
+      },
+      5000,
+      'grandchild pid file',
+    );
     // The pid file is written just before the log record: wait for the record rather than race it.
-    const rec = await pollUntil(() => readFakeClaudeLog(env.FAKE_CLAUDE_LOG ?? '').find((r) => r.grandchild_pid !== undefined), 5000, 'log record');
+    const rec = await pollUntil(
+      () => readFakeClaudeLog(env.FAKE_CLAUDE_LOG ?? '').find((r) => r.grandchild_pid !== undefined),
+      5000,
+      'log record',
+    );
     expect(rec.grandchild_pid).toBe(gpid);
     expect(procState(gpid)).toMatch(/[RSD]/);
     process.kill(-(sub.pid ?? 0), 'SIGKILL');
@@ -220,7 +250,8 @@ describe('FakeGitHub', () => {
     const base = await gh.start();
     const call = (method: string, path: string, body?: unknown, token = 'ghp_good') =>
       fetch(`${base}${path}`, {
-        method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     try {
@@ -243,11 +274,18 @@ describe('FakeGitHub', () => {
       await call('PATCH', `/repos/acme/app/pulls/${c.number}`, { title: 'T2' });
       gh.setHeadSha(c.number, 'abc123');
       gh.setPrState(c.number, 'closed', true);
-      expect(await (await call('GET', `/repos/acme/app/pulls/${c.number}`)).json())
-        .toMatchObject({ title: 'T2', state: 'closed', merged: true, head: { sha: 'abc123' } });
+      expect(await (await call('GET', `/repos/acme/app/pulls/${c.number}`)).json()).toMatchObject({
+        title: 'T2',
+        state: 'closed',
+        merged: true,
+        head: { sha: 'abc123' },
+      });
 
       gh.setCheckRuns('abc123', [{ name: 'ci', conclusion: 'failure', output: { title: 'Tests failed', summary: 's', text: 't' } }]);
-      const checks = (await (await call('GET', '/repos/acme/app/commits/abc123/check-runs')).json()) as { total_count: number; check_runs: unknown[] };
+      const checks = (await (await call('GET', '/repos/acme/app/commits/abc123/check-runs')).json()) as {
+        total_count: number;
+        check_runs: unknown[];
+      };
       expect(checks.total_count).toBe(1);
       expect(checks.check_runs[0]).toMatchObject({ name: 'ci', status: 'completed', conclusion: 'failure' });
       expect(await (await call('GET', '/repos/acme/app/commits/abc123/status')).json()).toMatchObject({ state: 'pending', statuses: [] });
@@ -276,7 +314,8 @@ describe('FakePlane', () => {
     const prefix = `${base}/api/v1/workspaces/ws/projects/p1`;
     const call = (method: string, path: string, body?: unknown, key = 'plane-key') =>
       fetch(`${prefix}${path}`, {
-        method, headers: { 'x-api-key': key, 'content-type': 'application/json' },
+        method,
+        headers: { 'x-api-key': key, 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     try {
@@ -294,14 +333,20 @@ describe('FakePlane', () => {
       expect(await posted.json()).toMatchObject({ actor: 'bot-user', created_at: expect.stringMatching(/Z$/) });
       plane.addUserComment(item.id, '<p>human</p>');
       const page = (await (await call('GET', `/work-items/${item.id}/comments/`)).json()) as {
-        results: Array<{ comment_html: string; actor: string }>; next_page_results: boolean; total_results: number;
+        results: Array<{ comment_html: string; actor: string }>;
+        next_page_results: boolean;
+        total_results: number;
       };
       expect(page.results.map((c) => c.actor)).toEqual(['human-1', 'bot-user']);
       expect(page).toMatchObject({ next_page_results: false, total_results: 2 });
       expect(plane.comments(item.id).map((c) => c.comment_html)).toEqual(['<p>bot</p>', '<p>human</p>']);
 
       const payload = issueEvent({ id: item.id, stateName: 'Todo', labels: ['factory'] });
-      expect(payload).toMatchObject({ event: 'issue', action: 'updated', activity: { field: 'state_id', new_value: planeStateId('Todo') } });
+      expect(payload).toMatchObject({
+        event: 'issue',
+        action: 'updated',
+        activity: { field: 'state_id', new_value: planeStateId('Todo') },
+      });
       const signed = signPlaneWebhook('whsec', payload);
       expect(signed.body).toBe(JSON.stringify(payload));
       expect(signed.headers['x-plane-signature']).toBe(createHmac('sha256', 'whsec').update(signed.body).digest('hex'));
@@ -330,7 +375,11 @@ describe('FakeTelegram with node-telegram-bot-api', () => {
       const updates = await polling;
       expect(updates).toHaveLength(1);
       const u0 = updates[0];
-      expect(u0 && 'message' in u0 ? u0.message : undefined).toMatchObject({ text: 'use postgres', chat: { id: 42 }, reply_to_message: { message_id: sent.message_id } });
+      expect(u0 && 'message' in u0 ? u0.message : undefined).toMatchObject({
+        text: 'use postgres',
+        chat: { id: 42 },
+        reply_to_message: { message_id: sent.message_id },
+      });
       const next = await api.getUpdates({ offset: (updates[0]?.update_id ?? 0) + 1, timeout: 0 });
       expect(next).toEqual([]);
 

@@ -25,7 +25,10 @@ describe('the GitHub token never meets agent-writable git configuration', () => 
   /** A script that records its environment, arguments and stdin under leaks/<name>-<n>. */
   function spy(name: string, passStdin = false): string {
     const file = path.join(dir, `${name}.sh`);
-    writeFileSync(file, `#!/bin/sh\nout="${leaks()}/${name}-$$"\n{ env; echo "ARGS: $*"; } > "$out"\n${passStdin ? 'cat' : 'cat >> "$out"'}\nexit 0\n`);
+    writeFileSync(
+      file,
+      `#!/bin/sh\nout="${leaks()}/${name}-$$"\n{ env; echo "ARGS: $*"; } > "$out"\n${passStdin ? 'cat' : 'cat >> "$out"'}\nexit 0\n`,
+    );
     chmodSync(file, 0o755);
     return file;
   }
@@ -42,8 +45,12 @@ describe('the GitHub token never meets agent-writable git configuration', () => 
     const home = path.join(dir, 'home');
     mkdirSync(home);
     ws = new Workspace({
-      reposDir: path.join(dir, 'repos'), worktreesDir: path.join(dir, 'worktrees'), githubToken: TOKEN,
-      authorName: 'Factory', authorEmail: 'factory@localhost', baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home },
+      reposDir: path.join(dir, 'repos'),
+      worktreesDir: path.join(dir, 'worktrees'),
+      githubToken: TOKEN,
+      authorName: 'Factory',
+      authorEmail: 'factory@localhost',
+      baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home },
     });
   });
   afterAll(async () => {
@@ -79,7 +86,10 @@ describe('the GitHub token never meets agent-writable git configuration', () => 
     const included = path.join(dir, 'included.cfg');
     writeFileSync(included, `[http]\n\tproxy = ${listener.url}\n[url "${evil}"]\n\tinsteadOf = ${origin.url}\n`);
     agentGit('config', 'include.path', included);
-    writeFileSync(path.join(dir, 'home', '.gitconfig'), `[url "${evil}"]\n\tinsteadOf = ${origin.url}\n[http]\n\tproxy = ${listener.url}\n`);
+    writeFileSync(
+      path.join(dir, 'home', '.gitconfig'),
+      `[url "${evil}"]\n\tinsteadOf = ${origin.url}\n[http]\n\tproxy = ${listener.url}\n`,
+    );
     writeFileSync(path.join(wt.path, '.gitattributes'), '* filter=leak\n');
     writeFileSync(path.join(wt.path, 'CHANGE.md'), 'agent work\n');
 
@@ -107,7 +117,11 @@ describe('the GitHub token never meets agent-writable git configuration', () => 
       expect(text, f).not.toContain(basic);
     }
     // Hooks and fsmonitor never run as Factory at all.
-    expect(ran.filter((f) => /^(cache-)?(pre-push|post-checkout|pre-commit|post-commit|reference-transaction|fsmonitor|credential|ssh)-/.test(f))).toEqual([]);
+    expect(
+      ran.filter((f) =>
+        /^(cache-)?(pre-push|post-checkout|pre-commit|post-commit|reference-transaction|fsmonitor|credential|ssh)-/.test(f),
+      ),
+    ).toEqual([]);
     expect(existsSync(path.join(cache, 'config')) && readFileSync(path.join(cache, 'config'), 'utf8')).not.toContain(TOKEN);
   });
 

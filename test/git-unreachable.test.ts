@@ -28,10 +28,13 @@ describe('unreachable git host', () => {
     env = await createAgentEnv({ github, overrides: { github: { api_url: apiUrl, clone_base: `http://127.0.0.1:${port}` } } });
     stopGitHub = () => github.stop();
     const t = await env.createTask({ title: 'Through an outage', description: '[fake:success]' });
-    const waiting = await waitFor(async () => {
-      const task = await env!.getTask(t.id);
-      return task.error.startsWith('Waiting for the git host since') ? task : undefined;
-    }, { what: 'the task to wait for the git host' });
+    const waiting = await waitFor(
+      async () => {
+        const task = await env!.getTask(t.id);
+        return task.error.startsWith('Waiting for the git host since') ? task : undefined;
+      },
+      { what: 'the task to wait for the git host' },
+    );
     expect(waiting.status).toBe('queued');
     expect(waiting.attempts).toBe(0);
     expect(waiting.error).toMatch(/cannot reach the git host/);

@@ -14,8 +14,13 @@ describe('GitHub client retries', () => {
   beforeAll(async () => {
     client = new GitHubClient(await gh.start(), TOKEN, { timeoutMs: 2000, retry: { baseDelayMs: 10, maxWaitMs: 5000 } });
   });
-  afterAll(async () => { await gh.stop(); });
-  beforeEach(() => { gh.clearRequests(); gh.pulls.clear(); });
+  afterAll(async () => {
+    await gh.stop();
+  });
+  beforeEach(() => {
+    gh.clearRequests();
+    gh.pulls.clear();
+  });
 
   const posts = () => gh.requests.filter((r) => r.method === 'POST' && r.path === '/repos/acme/web/pulls');
 
@@ -64,7 +69,10 @@ describe('GitHub client retries', () => {
 describe('GitHub client without an answer', () => {
   it('retries a GET against a host that accepts and never answers, then fails with status 0', async () => {
     let connections = 0;
-    const silent = createServer((s) => { connections++; s.on('error', () => undefined); });
+    const silent = createServer((s) => {
+      connections++;
+      s.on('error', () => undefined);
+    });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const port = (silent.address() as { port: number }).port;
     const client = new GitHubClient(`http://127.0.0.1:${port}`, TOKEN, { timeoutMs: 200, retry: { baseDelayMs: 10, maxAttempts: 3 } });

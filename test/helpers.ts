@@ -46,7 +46,7 @@ export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv>
   let pgDb: TestDatabase | undefined;
   if (process.env.FACTORY_TEST_DIALECT === 'postgres' && !(opts.overrides && 'database' in opts.overrides)) {
     const reused = opts.dir ? dirDatabases.get(opts.dir) : undefined;
-    const db = reused ?? await freshDatabase();
+    const db = reused ?? (await freshDatabase());
     if (opts.dir) dirDatabases.set(opts.dir, db);
     else pgDb = db;
     opts = { ...opts, overrides: { ...opts.overrides, database: { url: db.url } } };
@@ -54,19 +54,28 @@ export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv>
   const config = loadConfig({
     configPath: path.join(ROOT, 'config.yml'),
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', TMPDIR: process.env.TMPDIR ?? '/tmp', ...opts.env },
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: process.env.HOME ?? '/root',
+      TMPDIR: process.env.TMPDIR ?? '/tmp',
+      ...opts.env,
+    },
     dotenv: false,
     overrides: { data_dir: path.join(dir, 'data'), log_level: 'silent', queue: { poll_interval_ms: 50 }, ...opts.overrides },
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const services = createServices(config, logger, opts);
-  const wired = opts.wire ?? !opts.executor ? await wireFactory(services, opts.wireOptions) : undefined;
+  const wired = (opts.wire ?? !opts.executor) ? await wireFactory(services, opts.wireOptions) : undefined;
   const app = await buildApp(services, { plugins: wired?.routes ?? [] });
   await app.ready();
   if (opts.start !== false) await services.start();
   let closed = false;
   return {
-    dir, config, services, app, wired,
+    dir,
+    config,
+    services,
+    app,
+    wired,
     async close() {
       if (closed) return;
       closed = true;
@@ -78,7 +87,10 @@ export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv>
 }
 
 /** Polls `fn` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(fn: () => T | Promise<T>, opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {}): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  fn: () => T | Promise<T>,
+  opts: { timeoutMs?: number; intervalMs?: number; what?: string } = {},
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + (opts.timeoutMs ?? 15_000);
   let last: T | undefined;
   while (Date.now() < deadline) {
@@ -117,10 +129,20 @@ export function gatedExecutor() {
   return {
     executor,
     started,
-    get concurrent() { return concurrent; },
-    get maxSeen() { return maxSeen; },
-    release(id: number) { gates.get(id)?.(); },
-    releaseAll() { for (const g of [...gates.values()]) g(); },
-    isWaiting(id: number) { return gates.has(id); },
+    get concurrent() {
+      return concurrent;
+    },
+    get maxSeen() {
+      return maxSeen;
+    },
+    release(id: number) {
+      gates.get(id)?.();
+    },
+    releaseAll() {
+      for (const g of [...gates.values()]) g();
+    },
+    isWaiting(id: number) {
+      return gates.has(id);
+    },
   };
 }

@@ -8,13 +8,23 @@ import { createTestEnv, gatedExecutor, waitFor } from './helpers.js';
 describe('event-loop monitor', () => {
   it('logs a blocked turn and shows the delay', async () => {
     const lines: string[] = [];
-    const logger = pino({ level: 'warn' }, new Writable({ write(c, _e, cb) { lines.push(String(c)); cb(); } }));
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(c, _e, cb) {
+          lines.push(String(c));
+          cb();
+        },
+      }),
+    );
     const monitor = new LoopMonitor(logger, 200);
     monitor.start();
     try {
       await waitFor(() => monitor.health() !== null, { what: 'the first loop samples' });
       const until = Date.now() + 400;
-      while (Date.now() < until) { /* a synchronous block, on purpose */ }
+      while (Date.now() < until) {
+        /* a synchronous block, on purpose */
+      }
       await waitFor(() => lines.some((l) => l.includes('event loop blocked')), { what: 'the warning' });
       const h = monitor.health()!;
       expect(h.max_ms).toBeGreaterThanOrEqual(300);

@@ -38,13 +38,25 @@ function switchable(store: MemoryStore): MemoryStore & { down: boolean; addCalls
 function executorHooks(): { executor: TaskExecutor; finishRun(r: RunReport): Promise<void> } {
   const listeners: RunListener[] = [];
   const executor = { addPromptSource: () => {}, onRun: (fn: RunListener) => void listeners.push(fn) } as unknown as TaskExecutor;
-  return { executor, finishRun: async (r) => { for (const l of listeners) await l(r); } };
+  return {
+    executor,
+    finishRun: async (r) => {
+      for (const l of listeners) await l(r);
+    },
+  };
 }
 
 function report(taskId: number, runId: number, learnings: string[]): RunReport {
   return {
     task: { id: taskId, repo: 'acme/web', agent_type: 'coder', title: `Task ${taskId}` },
-    run: { error: '' }, runId, protocol: [], handoff: undefined, learnings, finalText: 'done', changedFiles: [], status: 'in_review',
+    run: { error: '' },
+    runId,
+    protocol: [],
+    handoff: undefined,
+    learnings,
+    finalText: 'done',
+    changedFiles: [],
+    status: 'in_review',
   } as unknown as RunReport;
 }
 
@@ -72,7 +84,11 @@ describe('memory writes go through the outbox', () => {
       memory.down = false;
       await waitFor(() => outbox.pending(MEMORY_CHANNEL) === 0, { what: 'the queued memories stored' });
       const stored = await real.search({ repo: 'acme/web', limit: 50 });
-      expect(stored.map((m) => [m.task_id, m.kind]).sort()).toEqual([[1, 'learning'], [1, 'outcome'], [2, 'outcome']]);
+      expect(stored.map((m) => [m.task_id, m.kind]).sort()).toEqual([
+        [1, 'learning'],
+        [1, 'outcome'],
+        [2, 'outcome'],
+      ]);
       expect(stored.find((m) => m.kind === 'learning')!.content).toBe('The zebra suite needs NODE_ENV=test');
     } finally {
       await outbox.stop();
@@ -87,10 +103,21 @@ describe('memory store reconnects', () => {
     let connections = 0;
     const sockets = new Set<Socket>();
     // Accepts and drops every connection: the client sees a server that is there but not working.
-    const tcp = createTcpServer((s) => { connections += 1; sockets.add(s); s.destroy(); });
+    const tcp = createTcpServer((s) => {
+      connections += 1;
+      sockets.add(s);
+      s.destroy();
+    });
     await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
     const { port } = tcp.address() as { port: number };
-    const store = createSurrealMemory({ url: `http://127.0.0.1:${port}`, ...NS, dataDir: tempDir(), connectTimeoutMs: 500, reconnectBaseMs: 1000, logger: quiet });
+    const store = createSurrealMemory({
+      url: `http://127.0.0.1:${port}`,
+      ...NS,
+      dataDir: tempDir(),
+      connectTimeoutMs: 500,
+      reconnectBaseMs: 1000,
+      logger: quiet,
+    });
     try {
       await store.init();
       expect(store.health().status).toBe('degraded');
@@ -100,7 +127,13 @@ describe('memory store reconnects', () => {
       for (let i = 0; i < 5; i++) await store.recall({ repo: 'r', text: 'x' });
       expect(connections).toBe(afterBoot);
       // After it, the next call tries again.
-      await waitFor(async () => { await store.search({ q: 'zebra' }); return connections > afterBoot; }, { what: 'a reconnect attempt', timeoutMs: 8000 });
+      await waitFor(
+        async () => {
+          await store.search({ q: 'zebra' });
+          return connections > afterBoot;
+        },
+        { what: 'a reconnect attempt', timeoutMs: 8000 },
+      );
       expect(store.health().status).toBe('degraded');
     } finally {
       await store.close();

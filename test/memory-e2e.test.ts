@@ -5,25 +5,52 @@ import { tempDir, waitFor } from './helpers.js';
 
 describe('agent memory in tasks', () => {
   let env: AgentEnv;
-  beforeAll(async () => { env = await createAgentEnv(); });
-  afterAll(async () => { await env.stopAll(); });
+  beforeAll(async () => {
+    env = await createAgentEnv();
+  });
+  afterAll(async () => {
+    await env.stopAll();
+  });
 
   it('recalls relevant memories into the prompt and stores what the run learned', async () => {
     const memory = env.wired!.memory;
-    await memory.add({ repo: 'acme/web', task_id: null, agent_type: 'coder', kind: 'gotcha', title: 'Use npm ci for the test suite', content: 'npm install rewrites the lockfile and the suite fails; run npm ci first.' });
-    for (let i = 0; i < 20; i++) await memory.add({ repo: 'acme/web', task_id: null, agent_type: 'coder', kind: 'learning', title: `Decoy ${i}`, content: `Colour palette number ${i} lives in theme.css` });
-    const t = await env.createTask({ title: 'Fix the failing test suite', description: 'The suite fails after npm install [fake:success learn=Migrations_live_in_db/migrations]' });
+    await memory.add({
+      repo: 'acme/web',
+      task_id: null,
+      agent_type: 'coder',
+      kind: 'gotcha',
+      title: 'Use npm ci for the test suite',
+      content: 'npm install rewrites the lockfile and the suite fails; run npm ci first.',
+    });
+    for (let i = 0; i < 20; i++)
+      await memory.add({
+        repo: 'acme/web',
+        task_id: null,
+        agent_type: 'coder',
+        kind: 'learning',
+        title: `Decoy ${i}`,
+        content: `Colour palette number ${i} lives in theme.css`,
+      });
+    const t = await env.createTask({
+      title: 'Fix the failing test suite',
+      description: 'The suite fails after npm install [fake:success learn=Migrations_live_in_db/migrations]',
+    });
     const done = await env.waitStatus(t.id, ['in_review', 'failed']);
     expect(done.status).toBe('in_review');
     const prompt = env.fakeLog().find((r) => r.env.FACTORY_TASK_ID === String(t.id))!.prompt;
     expect(prompt).toContain('Relevant memories from earlier tasks');
     expect(prompt).toContain('Use npm ci for the test suite');
     expect(prompt).not.toContain('Decoy 7');
-    const stored = await waitFor(async () => {
-      const r = (await env.app.inject({ url: '/api/memory?repo=acme/web&q=migrations' })).json();
-      // Stored through the outbox, after the run: the outcome (which may quote the learning) can come first.
-      return r.memories.find((m: { kind: string; content: string }) => m.kind === 'learning' && m.content.includes('Migrations live in db/migrations'));
-    }, { what: 'learning stored' });
+    const stored = await waitFor(
+      async () => {
+        const r = (await env.app.inject({ url: '/api/memory?repo=acme/web&q=migrations' })).json();
+        // Stored through the outbox, after the run: the outcome (which may quote the learning) can come first.
+        return r.memories.find(
+          (m: { kind: string; content: string }) => m.kind === 'learning' && m.content.includes('Migrations live in db/migrations'),
+        );
+      },
+      { what: 'learning stored' },
+    );
     expect(stored).toMatchObject({ kind: 'learning', task_id: t.id, repo: 'acme/web' });
     const outcome = (await env.app.inject({ url: '/api/memory?repo=acme/web&q=failing test suite' })).json().memories;
     expect(outcome.some((m: { kind: string; task_id: number }) => m.kind === 'outcome' && m.task_id === t.id)).toBe(true);
@@ -48,13 +75,29 @@ describe('the service as a process', () => {
     // Debug logging and secrets in the environment: none of the secrets may reach the log output.
     const config = processConfig(dir, { log_level: 'debug' });
     // (Only secrets whose services stay unconfigured or point at loopback: no test talks to the internet.)
-    const secrets = { GITHUB_TOKEN: 'ghp_SECRETVALUE_0123456789', PLANE_API_KEY: 'plane_api_SECRET_0123', PLANE_WEBHOOK_SECRET: 'SECRET-plane-hook', SURREALDB_PASS: 'SECRET-surreal-pass' };
+    const secrets = {
+      GITHUB_TOKEN: 'ghp_SECRETVALUE_0123456789',
+      PLANE_API_KEY: 'plane_api_SECRET_0123',
+      PLANE_WEBHOOK_SECRET: 'SECRET-plane-hook',
+      SURREALDB_PASS: 'SECRET-surreal-pass',
+    };
     const first = await startFactory(dir, config, secrets);
     try {
       expect((await first.api('GET', '/health')).json).toMatchObject({ status: 'ok', db: 'ok' });
-      const created = await first.api('POST', '/api/tasks?auto_run=true', { title: 'Research caching', description: '[fake:noop learn=Redis_is_already_a_dependency]', repo: 'acme/web', agent_type: 'researcher' });
+      const created = await first.api('POST', '/api/tasks?auto_run=true', {
+        title: 'Research caching',
+        description: '[fake:noop learn=Redis_is_already_a_dependency]',
+        repo: 'acme/web',
+        agent_type: 'researcher',
+      });
       expect(created.status).toBe(201);
-      const final = await waitFor(async () => { const t = (await first.api('GET', `/api/tasks/${created.json.id}`)).json; return ['done', 'failed', 'in_review'].includes(t.status) ? t : undefined; }, { what: 'task finished', timeoutMs: 30_000 });
+      const final = await waitFor(
+        async () => {
+          const t = (await first.api('GET', `/api/tasks/${created.json.id}`)).json;
+          return ['done', 'failed', 'in_review'].includes(t.status) ? t : undefined;
+        },
+        { what: 'task finished', timeoutMs: 30_000 },
+      );
       expect(final.error).toBe('');
       expect(final.status).toBe('done');
       await waitFor(async () => (await first.api('GET', '/api/memory?q=redis')).json.memories.length > 0, { what: 'memory stored' });

@@ -30,7 +30,13 @@ function captureLogger(): { logger: Logger; text: () => string } {
 const quiet = (): Logger => pino({ level: 'silent' });
 
 const mem = (repo: string, title: string, content: string, extra: Partial<NewMemory> = {}): NewMemory => ({
-  repo, task_id: 1, agent_type: 'coder', kind: 'learning', title, content, ...extra,
+  repo,
+  task_id: 1,
+  agent_type: 'coder',
+  kind: 'learning',
+  title,
+  content,
+  ...extra,
 });
 
 // Deterministic decoys: words drawn from a vocabulary that shares nothing with the test queries.
@@ -70,10 +76,19 @@ describe('memory store on mem:// (full text only)', () => {
     await seed(store, decoys(60, ['acme/api', 'acme/web', 'other/lib']));
     await seed(store, [mem('acme/api', 'Port forwarding for the docker image', 'Expose the port in the compose file.')]);
     target = (await store.add(
-      mem('acme/api', 'Flaky CI from port collisions', 'Integration tests failed at random because two suites bound the same port; give each worker its own port range.', { kind: 'gotcha', tags: ['ci'] }),
+      mem(
+        'acme/api',
+        'Flaky CI from port collisions',
+        'Integration tests failed at random because two suites bound the same port; give each worker its own port range.',
+        { kind: 'gotcha', tags: ['ci'] },
+      ),
     ))!;
-    pnpmHere = (await store.add(mem('acme/api', 'Use pnpm workspaces', 'npm install rewrites the pnpm lockfile; always run pnpm install.')))!;
-    pnpmThere = (await store.add(mem('other/repo', 'Use pnpm workspaces', 'npm install rewrites the pnpm lockfile; always run pnpm install.')))!;
+    pnpmHere = (await store.add(
+      mem('acme/api', 'Use pnpm workspaces', 'npm install rewrites the pnpm lockfile; always run pnpm install.'),
+    ))!;
+    pnpmThere = (await store.add(
+      mem('other/repo', 'Use pnpm workspaces', 'npm install rewrites the pnpm lockfile; always run pnpm install.'),
+    ))!;
   });
   afterAll(() => store.close());
 
@@ -149,8 +164,15 @@ describe('memory store on mem:// (full text only)', () => {
 
 describe('formatMemoriesForPrompt', () => {
   const rec = (i: number, content: string): MemoryRecord => ({
-    id: `memory:m${i}`, repo: 'acme/api', task_id: i, agent_type: 'coder', kind: 'learning', title: `Title ${i}`,
-    content, tags: [], created_at: '2025-01-01T00:00:00.000Z',
+    id: `memory:m${i}`,
+    repo: 'acme/api',
+    task_id: i,
+    agent_type: 'coder',
+    kind: 'learning',
+    title: `Title ${i}`,
+    content,
+    tags: [],
+    created_at: '2025-01-01T00:00:00.000Z',
   });
 
   it('renders one bullet per memory and nothing for no memories', () => {
@@ -230,7 +252,11 @@ describe('memory with embeddings (fake OpenAI server)', () => {
     ...decoys(50, ['acme/api', 'other/lib']),
     mem('other/lib', 'Feature flag rollout checklist', 'Ship behind a flag, watch the error dashboards, then ramp up.'),
   ];
-  const synonym = mem('acme/api', 'Database migrations need a lock timeout', 'Set lock_timeout before running schema migrations so a blocked ALTER fails fast.');
+  const synonym = mem(
+    'acme/api',
+    'Database migrations need a lock timeout',
+    'Set lock_timeout before running schema migrations so a blocked ALTER fails fast.',
+  );
   const query = { repo: 'acme/api', text: 'postgres stalls during rollout' };
   let fake: Awaited<ReturnType<typeof startFakeEmbeddings>>;
   let plain: MemoryStore;
@@ -282,7 +308,13 @@ describe('memory connection failures', () => {
     const logs = captureLogger();
     const started = Date.now();
     const store = createSurrealMemory({
-      url: 'ws://127.0.0.1:1/rpc', user: 'root', pass: 'hunter2-secret', ...NS, dataDir: tempDir(), connectTimeoutMs: 2000, logger: logs.logger,
+      url: 'ws://127.0.0.1:1/rpc',
+      user: 'root',
+      pass: 'hunter2-secret',
+      ...NS,
+      dataDir: tempDir(),
+      connectTimeoutMs: 2000,
+      logger: logs.logger,
     });
     await store.init();
     expect(store.health()).toMatchObject({ status: 'degraded', backend: 'remote', vectors: false, error: expect.any(String) });
@@ -303,7 +335,13 @@ describe('memory connection failures', () => {
     const { port } = tcp.address() as { port: number };
     try {
       const started = Date.now();
-      const store = createSurrealMemory({ url: `http://127.0.0.1:${port}`, ...NS, dataDir: tempDir(), connectTimeoutMs: 300, logger: quiet() });
+      const store = createSurrealMemory({
+        url: `http://127.0.0.1:${port}`,
+        ...NS,
+        dataDir: tempDir(),
+        connectTimeoutMs: 300,
+        logger: quiet(),
+      });
       await store.init();
       expect(Date.now() - started).toBeLessThan(2000);
       expect(store.health()).toMatchObject({ status: 'degraded', error: expect.stringContaining('timed out') });
@@ -369,7 +407,9 @@ describe('embedded surrealkv store', () => {
   it('drops stored vectors when the embedding model changes', async () => {
     const dataDir = tempDir();
     const fixed = (model: string, dimensions: number) => ({
-      model, dimensions, embed: async (texts: string[]) => texts.map(() => Array.from({ length: dimensions }, (_, i) => (i === 0 ? 1 : 0))),
+      model,
+      dimensions,
+      embed: async (texts: string[]) => texts.map(() => Array.from({ length: dimensions }, (_, i) => (i === 0 ? 1 : 0))),
     });
     const first = createSurrealMemory({ ...NS, dataDir, embeddings: fixed('model-a', 3), logger: quiet() });
     await first.init();
@@ -389,7 +429,10 @@ describe('embedded surrealkv store', () => {
 
   it('persists on disk for another process, which reports a held lock as degraded', async () => {
     const dataDir = tempDir();
-    const written = (await inChild(dataDir, `return (await store.add({ repo: 'acme/api', task_id: 7, agent_type: 'coder', kind: 'decision', title: 'Written by a child', content: 'the wombat was here' })).id;`)) as string;
+    const written = (await inChild(
+      dataDir,
+      `return (await store.add({ repo: 'acme/api', task_id: 7, agent_type: 'coder', kind: 'decision', title: 'Written by a child', content: 'the wombat was here' })).id;`,
+    )) as string;
     expect(written).toMatch(/^memory:/);
     const store = createSurrealMemory({ ...NS, dataDir, logger: quiet() });
     await store.init();

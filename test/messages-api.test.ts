@@ -34,8 +34,26 @@ describe('messages API', () => {
     const res = await post({ sender: 'alice', message: 'hello board', extra: 'ignored' });
     expect(res.statusCode).toBe(201);
     const m = res.json();
-    expect(Object.keys(m)).toEqual(['id', 'sender', 'recipient', 'task_id', 'workflow_id', 'message', 'message_type', 'reply_to', 'created_at']);
-    expect(m).toMatchObject({ sender: 'alice', recipient: null, task_id: null, workflow_id: null, message: 'hello board', message_type: 'info', reply_to: null });
+    expect(Object.keys(m)).toEqual([
+      'id',
+      'sender',
+      'recipient',
+      'task_id',
+      'workflow_id',
+      'message',
+      'message_type',
+      'reply_to',
+      'created_at',
+    ]);
+    expect(m).toMatchObject({
+      sender: 'alice',
+      recipient: null,
+      task_id: null,
+      workflow_id: null,
+      message: 'hello board',
+      message_type: 'info',
+      reply_to: null,
+    });
     expect(m.created_at).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
     const got = await get(`/api/messages/${m.id}`);
     expect(got.statusCode).toBe(200);
@@ -67,7 +85,12 @@ describe('messages API', () => {
     }
     expect((await post({ sender: 'a', message: 'x'.repeat(5001) })).json().error.code).toBe('payload_too_large');
     // Not JSON at all
-    const bad = await app.inject({ method: 'POST', url: '/api/messages', headers: { 'content-type': 'application/json' }, payload: '{nope' });
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/api/messages',
+      headers: { 'content-type': 'application/json' },
+      payload: '{nope',
+    });
     expect(bad.statusCode).toBe(400);
     expect((await get('/api/messages?limit=500')).json().length).toBe(before);
   });
@@ -84,10 +107,18 @@ describe('messages API', () => {
   });
 
   it('filters by task, type, sender/from, recipient/to, cursors and time; newest first', async () => {
-    const a = (await post({ sender: 'coder', recipient: 'reviewer', message: 'ready for review', message_type: 'handoff', task_id: taskId })).json();
-    const b = (await post({ sender: 'reviewer', recipient: 'coder', message: 'why this cache?', message_type: 'question', task_id: taskId })).json();
+    const a = (
+      await post({ sender: 'coder', recipient: 'reviewer', message: 'ready for review', message_type: 'handoff', task_id: taskId })
+    ).json();
+    const b = (
+      await post({ sender: 'reviewer', recipient: 'coder', message: 'why this cache?', message_type: 'question', task_id: taskId })
+    ).json();
     const c = (await post({ sender: 'orchestrator', message: 'unrelated', message_type: 'status' })).json();
-    const ids = (url: string) => get(url).then((r) => { expect(r.statusCode, url).toBe(200); return (r.json() as Array<{ id: number }>).map((m) => m.id); });
+    const ids = (url: string) =>
+      get(url).then((r) => {
+        expect(r.statusCode, url).toBe(200);
+        return (r.json() as Array<{ id: number }>).map((m) => m.id);
+      });
 
     expect(await ids(`/api/messages?task_id=${taskId}`)).toEqual([b.id, a.id]);
     expect(await ids(`/api/messages?task_id=${taskId}&message_type=question`)).toEqual([b.id]);
@@ -102,8 +133,15 @@ describe('messages API', () => {
     expect(await ids('/api/messages?before=2000-01-01T00:00:00Z')).toEqual([]);
     expect(await ids('/api/messages?task_id=&message_type=')).toContain(c.id); // blank = unset
 
-    for (const [q, field] of [['message_type=shout', 'message_type'], ['limit=0', 'limit'], ['limit=501', 'limit'], ['offset=-1', 'offset'],
-      ['task_id=x', 'task_id'], ['since=yesterday', 'since'], ['before_id=0', 'before_id']]) {
+    for (const [q, field] of [
+      ['message_type=shout', 'message_type'],
+      ['limit=0', 'limit'],
+      ['limit=501', 'limit'],
+      ['offset=-1', 'offset'],
+      ['task_id=x', 'task_id'],
+      ['since=yesterday', 'since'],
+      ['before_id=0', 'before_id'],
+    ]) {
       const r = await get(`/api/messages?${q}`);
       expect(r.statusCode, q).toBe(400);
       expect(r.json().error.field).toBe(field);
@@ -111,15 +149,22 @@ describe('messages API', () => {
   });
 
   it('matches agent senders by their upstream task-<id> name too', async () => {
-    const m = board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { type: 'message', to: 'reviewer', content: 'agent note', message_type: 'info' });
+    const m = board.board.postFromAgent(
+      { id: taskId, agent_type: 'coder' },
+      { type: 'message', to: 'reviewer', content: 'agent note', message_type: 'info' },
+    );
     expect(m).toMatchObject({ sender: `task-${taskId}:coder`, recipient: 'reviewer', task_id: taskId, message: 'agent note' });
     const ids = (await get(`/api/messages?sender=task-${taskId}`)).json().map((x: { id: number }) => x.id);
     expect(ids).toEqual([m!.id]);
     // Invalid agent objects are dropped without throwing; an unknown type is kept as info.
     expect(board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { type: 'message', content: '' })).toBeNull();
     expect(board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, 'nope')).toBeNull();
-    expect(board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { content: 'x', message_type: 'shout' })?.message_type).toBe('info');
-    expect(board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { content: 'y'.repeat(9000) })?.message.length).toBeLessThanOrEqual(5000);
+    expect(board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { content: 'x', message_type: 'shout' })?.message_type).toBe(
+      'info',
+    );
+    expect(
+      board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { content: 'y'.repeat(9000) })?.message.length,
+    ).toBeLessThanOrEqual(5000);
   });
 
   it('searches with FTS, combined with other filters, and never errors on FTS syntax', async () => {
@@ -135,7 +180,24 @@ describe('messages API', () => {
     expect(await ids('auth')).toEqual([y.id, x.id]); // prefix match, like upstream's substring search
     expect(await ids('authentication', `&task_id=${taskId}`)).toEqual([x.id]);
     expect(await ids('JWT rs256')).toEqual([x.id]);
-    for (const nasty of ['"', '*', 'OR', '(', ')', 'AND NOT', 'NEAR(a b)', '"unbalanced', 'jwt OR', 'col:jwt', '^jwt', '-', '\\', "'; DROP TABLE messages; --", '💥', '%_']) {
+    for (const nasty of [
+      '"',
+      '*',
+      'OR',
+      '(',
+      ')',
+      'AND NOT',
+      'NEAR(a b)',
+      '"unbalanced',
+      'jwt OR',
+      'col:jwt',
+      '^jwt',
+      '-',
+      '\\',
+      "'; DROP TABLE messages; --",
+      '💥',
+      '%_',
+    ]) {
       const r = await search(nasty);
       expect(r.statusCode, nasty).toBe(200);
       expect(Array.isArray(r.json())).toBe(true);
@@ -182,7 +244,11 @@ describe('messages API', () => {
 
 describe('messages API with an auth token', () => {
   it('requires the bearer token on every /api route but not on the page', async () => {
-    const env = await createTestEnv({ wire: false, executor: async () => ({ status: 'done' }), env: { FACTORY_AUTH_TOKEN: 'sekrit-token-123' } });
+    const env = await createTestEnv({
+      wire: false,
+      executor: async () => ({ status: 'done' }),
+      env: { FACTORY_AUTH_TOKEN: 'sekrit-token-123' },
+    });
     const board = createBoard(env.services);
     const app = await buildApp(env.services, { plugins: board.routes });
     try {

@@ -11,22 +11,40 @@ import { ARTIFACTS, CHROMIUM, hasChromium, launchBrowser, SKIP, watchErrors } fr
 
 // These callbacks run inside the browser; the project compiles without the DOM lib.
 declare const window: { innerWidth: number; __pwned?: number };
-declare const document: { documentElement: { scrollWidth: number }; querySelectorAll(s: string): ArrayLike<{ classList: { contains(c: string): boolean } }>; querySelector(s: string): unknown };
+declare const document: {
+  documentElement: { scrollWidth: number };
+  querySelectorAll(s: string): ArrayLike<{ classList: { contains(c: string): boolean } }>;
+  querySelector(s: string): unknown;
+};
 declare const sessionStorage: { getItem(k: string): string | null };
 
 if (!hasChromium) console.warn(`messages-page tests skipped: ${CHROMIUM} not found`);
 const XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">';
 
-interface Instance { env: TestEnv; board: Board; app: FastifyInstance; base: string; close(): Promise<void> }
+interface Instance {
+  env: TestEnv;
+  board: Board;
+  app: FastifyInstance;
+  base: string;
+  close(): Promise<void>;
+}
 
 async function start(env: Record<string, string> = {}): Promise<Instance> {
-  const testEnv = await createTestEnv({ wire: false, executor: async () => ({ status: 'done' }), env, overrides: { message_board: { telegram_forward: false } } });
+  const testEnv = await createTestEnv({
+    wire: false,
+    executor: async () => ({ status: 'done' }),
+    env,
+    overrides: { message_board: { telegram_forward: false } },
+  });
   const board = createBoard(testEnv.services, { sse: { heartbeatMs: 1000 } });
   const app = await buildApp(testEnv.services, { plugins: board.routes });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return {
-    env: testEnv, board, app, base,
+    env: testEnv,
+    board,
+    app,
+    base,
     async close() {
       const closing = app.close();
       app.server.closeAllConnections(); // the browser's idle keep-alive sockets
@@ -35,7 +53,6 @@ async function start(env: Record<string, string> = {}): Promise<Instance> {
     },
   };
 }
-
 
 describe('messages page in headless Chromium', () => {
   let browser: Browser;
@@ -54,7 +71,11 @@ describe('messages page in headless Chromium', () => {
     const page = await browser.newPage({ viewport: { width: 1100, height: 800 } });
     const errors = watchErrors(page);
     const post = async (body: Record<string, unknown>) => {
-      const res = await fetch(`${inst.base}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      const res = await fetch(`${inst.base}/api/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
       expect(res.status).toBe(201);
       return res.json() as Promise<{ id: number }>;
     };
@@ -89,7 +110,10 @@ describe('messages page in headless Chromium', () => {
 
       // Reconnect: the server drops every stream; a message posted meanwhile still arrives, via Last-Event-ID.
       const lastEventIds: string[] = [];
-      page.on('request', (r) => { const h = r.headers()['last-event-id']; if (h) lastEventIds.push(h); });
+      page.on('request', (r) => {
+        const h = r.headers()['last-event-id'];
+        if (h) lastEventIds.push(h);
+      });
       inst.board.sse.closeAll();
       const missed = await post({ sender: 'coder', message: 'posted while disconnected', message_type: 'info' });
       await page.waitForSelector(`#messages [data-id="${missed.id}"]`, { timeout: 15_000 });
@@ -98,7 +122,13 @@ describe('messages page in headless Chromium', () => {
 
       // Filters go to the API: only errors are left, and a live info message is not shown.
       await page.selectOption('#f-type', 'error');
-      await page.waitForFunction(() => Array.from(document.querySelectorAll('#messages .msg')).every((n) => n.classList.contains('type-error')) && document.querySelectorAll('#messages .msg').length > 0, undefined, { timeout: 10_000 });
+      await page.waitForFunction(
+        () =>
+          Array.from(document.querySelectorAll('#messages .msg')).every((n) => n.classList.contains('type-error')) &&
+          document.querySelectorAll('#messages .msg').length > 0,
+        undefined,
+        { timeout: 10_000 },
+      );
       await page.waitForSelector('#status[data-state="live"]', { timeout: 10_000 });
       await post({ sender: 'x', message: 'info after filtering', message_type: 'info' });
       const err2 = await post({ sender: 'x', message: 'error after filtering', message_type: 'error' });
@@ -107,7 +137,11 @@ describe('messages page in headless Chromium', () => {
       // Search (FTS on the server) with characters that are FTS syntax.
       await page.fill('#f-search', 'after "filtering" (');
       await page.click('#filters button[type="submit"]');
-      await page.waitForFunction((id) => document.querySelectorAll('#messages .msg').length === 1 && document.querySelector(`#messages [data-id="${id}"]`) !== null, err2.id, { timeout: 10_000 });
+      await page.waitForFunction(
+        (id) => document.querySelectorAll('#messages .msg').length === 1 && document.querySelector(`#messages [data-id="${id}"]`) !== null,
+        err2.id,
+        { timeout: 10_000 },
+      );
 
       // Phone width: nothing overflows sideways.
       await page.setViewportSize({ width: 375, height: 740 });
@@ -128,7 +162,10 @@ describe('messages page in headless Chromium', () => {
     const errors = watchErrors(page, [/status of 401/]);
     const urls: string[] = [];
     const authHeaders: string[] = [];
-    page.on('request', (r) => { urls.push(r.url()); if (r.url().includes('/api/')) authHeaders.push(r.headers().authorization ?? ''); });
+    page.on('request', (r) => {
+      urls.push(r.url());
+      if (r.url().includes('/api/')) authHeaders.push(r.headers().authorization ?? '');
+    });
     try {
       await page.goto(`${inst.base}/messages`);
       await page.waitForSelector('#auth:not([hidden])', { timeout: 10_000 });
@@ -136,10 +173,11 @@ describe('messages page in headless Chromium', () => {
       await page.click('#auth-form button[type="submit"]');
       await page.waitForSelector('#status[data-state="live"]', { timeout: 10_000 });
       const res = await fetch(`${inst.base}/api/messages`, {
-        method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
         body: JSON.stringify({ sender: 'human', message: 'authorised hello' }),
       });
-      const m = await res.json() as { id: number };
+      const m = (await res.json()) as { id: number };
       await page.waitForSelector(`#messages [data-id="${m.id}"]`, { timeout: 10_000 });
       expect(await page.isHidden('#auth')).toBe(true);
       expect(urls.some((u) => u.includes(token))).toBe(false);

@@ -14,7 +14,7 @@ import { EventsRepo } from '../src/db/repositories/events.js';
 import { KvRepo } from '../src/db/repositories/kv.js';
 import { LogsRepo, type NewLog } from '../src/db/repositories/logs.js';
 import { MessagesRepo } from '../src/db/repositories/messages.js';
-import { DEAD_AT, OutboxRepo } from '../src/db/repositories/outbox.js';
+import { OutboxRepo } from '../src/db/repositories/outbox.js';
 import { PrWatchRepo } from '../src/db/repositories/pr-watch.js';
 import { RunsRepo } from '../src/db/repositories/runs.js';
 import { SeenRepo } from '../src/db/repositories/seen.js';
@@ -29,7 +29,12 @@ const PASSWORD = 'S3cretPw!';
 const LOG_LINES = 2_345; // more than two default batches
 const LEASE_MS = 4_102_444_800_123; // 2100-01-01, epoch ms
 
-interface Run { code: number; stdout: string; stderr: string; out: string }
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  out: string;
+}
 
 const dirs: string[] = [];
 const dbs: TestDatabase[] = [];
@@ -50,14 +55,24 @@ function workDir(): string {
 
 function factory(dir: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], {
-      cwd: dir,
-      timeout: 120_000,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: path.join(dir, 'home'), FACTORY_CONFIG: path.join(dir, 'config.yml'), ...env },
-    }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr), out: `${stdout}${stderr}` });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      {
+        cwd: dir,
+        timeout: 120_000,
+        env: {
+          PATH: process.env.PATH ?? '/usr/bin:/bin',
+          HOME: path.join(dir, 'home'),
+          FACTORY_CONFIG: path.join(dir, 'config.yml'),
+          ...env,
+        },
+      },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr), out: `${stdout}${stderr}` });
+      },
+    );
   });
 }
 
@@ -69,41 +84,109 @@ function seed(file: string): void {
     const workflows = new WorkflowsRepo(db);
     const messages = new MessagesRepo(db);
     const wf = workflows.create({
-      name: 'code_review', title: 'Überprüfung „Login“ 🚀', description: "it's \"quoted\"\nand\ttabbed", repo: 'acme/app',
-      max_iterations: 3, plane_issue_id: '', definition: JSON.stringify({ steps: ['coder', 'reviewer'], note: 'ß→∑ 中文' }),
-      steps: [{ agent: 'coder', output: 'code' }, { agent: 'reviewer', input: 'code', condition: "output contains 'APPROVED'", loop_to: 'coder' }],
+      name: 'code_review',
+      title: 'Überprüfung „Login“ 🚀',
+      description: 'it\'s "quoted"\nand\ttabbed',
+      repo: 'acme/app',
+      max_iterations: 3,
+      plane_issue_id: '',
+      definition: JSON.stringify({ steps: ['coder', 'reviewer'], note: 'ß→∑ 中文' }),
+      steps: [
+        { agent: 'coder', output: 'code' },
+        { agent: 'reviewer', input: 'code', condition: "output contains 'APPROVED'", loop_to: 'coder' },
+      ],
     });
     workflows.update(wf.id, { outputs: JSON.stringify({ code: 'line1\nline2 \\ backslash' }), result: 'approved' });
-    const t1 = tasks.create({ title: 'Fix "login" — naïve façade 👩‍💻', description: "Robert'); DROP TABLE tasks;--\n\nsecond paragraph", repo: 'acme/app', run: true });
-    const t2 = tasks.create({ title: 'step 1', workflow_id: wf.id, workflow_step: 0, parent_task_id: t1.id, plane_sequence_id: 42, pr_number: 7 });
+    const t1 = tasks.create({
+      title: 'Fix "login" — naïve façade 👩‍💻',
+      description: "Robert'); DROP TABLE tasks;--\n\nsecond paragraph",
+      repo: 'acme/app',
+      run: true,
+    });
+    const t2 = tasks.create({
+      title: 'step 1',
+      workflow_id: wf.id,
+      workflow_step: 0,
+      parent_task_id: t1.id,
+      plane_sequence_id: 42,
+      pr_number: 7,
+    });
     const t3 = tasks.create({ title: 'no description', agent_type: 'reviewer', base_branch: 'main' });
     // A parent with a higher id than its child: the copy must set it after both rows exist.
     tasks.setParent(t1.id, t3.id);
     tasks.transition(t1.id, ['queued'], 'in_progress', {
-      lease_owner: 'host-a:1234', lease_expires_at: LEASE_MS, cost_usd: 0.123456789, input_tokens: 9_007_199_254_740,
-      clarification_context: '', session_id: 'sess-ünïcode', attempts: 1,
+      lease_owner: 'host-a:1234',
+      lease_expires_at: LEASE_MS,
+      cost_usd: 0.123456789,
+      input_tokens: 9_007_199_254_740,
+      clarification_context: '',
+      session_id: 'sess-ünïcode',
+      attempts: 1,
     });
-    tasks.transition(t3.id, ['queued'], 'done', { result_summary: 'ok\r\nwindows line', completed_at: new Date().toISOString(), pr_state: 'merged', ci_conclusion: 'success' });
+    tasks.transition(t3.id, ['queued'], 'done', {
+      result_summary: 'ok\r\nwindows line',
+      completed_at: new Date().toISOString(),
+      pr_state: 'merged',
+      ci_conclusion: 'success',
+    });
     for (let i = 0; i < 5; i++) tasks.create({ title: `filler ${i}`, description: i % 2 ? '' : 'x'.repeat(10_000) });
     workflows.updateStep(wf.id, 0, { task_id: t2.id, status: 'running', started_at: new Date().toISOString() });
 
     const logs: NewLog[] = [];
     for (let i = 0; i < LOG_LINES; i++) {
-      logs.push({ task_id: i % 3 === 0 ? t1.id : t2.id, ts: new Date(1_700_000_000_000 + i).toISOString(), stream: i % 7 === 0 ? 'stderr' : 'stdout', line: `line ${i} ${'é'.repeat(i % 5)} "q" 'q'` });
+      logs.push({
+        task_id: i % 3 === 0 ? t1.id : t2.id,
+        ts: new Date(1_700_000_000_000 + i).toISOString(),
+        stream: i % 7 === 0 ? 'stderr' : 'stdout',
+        line: `line ${i} ${'é'.repeat(i % 5)} "q" 'q'`,
+      });
     }
     logs.push({ task_id: t1.id, ts: new Date().toISOString(), stream: 'system', line: 'binary\u0000output' });
     new LogsRepo(db).appendMany(logs);
 
     const runs = new RunsRepo(db);
     const r1 = runs.start(t1.id, 1, 'run', 'host-ä');
-    runs.update(r1.id, { ended_at: new Date().toISOString(), outcome: 'failed', error: 'usage limit\nreset at 5pm', pid: 4_194_303, cost_usd: 1.5, duration_ms: 86_400_000 });
+    runs.update(r1.id, {
+      ended_at: new Date().toISOString(),
+      outcome: 'failed',
+      error: 'usage limit\nreset at 5pm',
+      pid: 4_194_303,
+      cost_usd: 1.5,
+      duration_ms: 86_400_000,
+    });
     runs.start(t1.id, 2, 'resume');
 
-    const m1 = messages.create({ sender: 'task-1:coder', recipient: 'user', task_id: t1.id, message: 'Authentifizierung fehlgeschlagen: token "abc" expired', message_type: 'question' });
-    const m2 = messages.create({ sender: 'user', recipient: 'task-1:coder', task_id: t1.id, message: 'Use the refresh token\nthen retry', reply_to: m1.id });
-    messages.create({ sender: 'task-1:coder', recipient: null, workflow_id: wf.id, message: 'Done 👍', message_type: 'status', reply_to: m2.id });
+    const m1 = messages.create({
+      sender: 'task-1:coder',
+      recipient: 'user',
+      task_id: t1.id,
+      message: 'Authentifizierung fehlgeschlagen: token "abc" expired',
+      message_type: 'question',
+    });
+    const m2 = messages.create({
+      sender: 'user',
+      recipient: 'task-1:coder',
+      task_id: t1.id,
+      message: 'Use the refresh token\nthen retry',
+      reply_to: m1.id,
+    });
+    messages.create({
+      sender: 'task-1:coder',
+      recipient: null,
+      workflow_id: wf.id,
+      message: 'Done 👍',
+      message_type: 'status',
+      reply_to: m2.id,
+    });
     messages.create({ sender: 'system', message: "it's fine", message_type: 'error' });
-    new HandoffsRepo(db).create({ from_task_id: t2.id, to_task_id: null, workflow_id: wf.id, output_type: 'code', content: 'diff --git a/x b/x\n+ü', summary: '' });
+    new HandoffsRepo(db).create({
+      from_task_id: t2.id,
+      to_task_id: null,
+      workflow_id: wf.id,
+      output_type: 'code',
+      content: 'diff --git a/x b/x\n+ü',
+      summary: '',
+    });
 
     const events = new EventsRepo(db);
     for (let i = 0; i < 5; i++) events.append('task.updated', i === 4 ? null : t1.id, { i, text: 'ünïcode "json"' });
@@ -121,8 +204,19 @@ function seed(file: string): void {
     new PrWatchRepo(db).upsert(t1.id, 'acme', 'app', 7);
     new WorkersRepo(db).heartbeat({ id: 'host-a:1234', host: 'host-a', pid: 1234, role: 'all', max_concurrent: 2, running: [t1.id] });
     new EnvironmentsRepo(db).upsertLive({
-      task_id: t1.id, repo: 'acme/app', project: `factory-task-${t1.id}`, env_type: 'preview', service: 'web', port: 41_234,
-      host: '127.0.0.1', url: 'http://127.0.0.1:41234', pr_number: null, compose_file: 'docker-compose.yml', override_file: '/tmp/o.yml', worktree: '/tmp/wt', machine: 'host-a',
+      task_id: t1.id,
+      repo: 'acme/app',
+      project: `factory-task-${t1.id}`,
+      env_type: 'preview',
+      service: 'web',
+      port: 41_234,
+      host: '127.0.0.1',
+      url: 'http://127.0.0.1:41234',
+      pr_number: null,
+      compose_file: 'docker-compose.yml',
+      override_file: '/tmp/o.yml',
+      worktree: '/tmp/wt',
+      machine: 'host-a',
     });
   } finally {
     db.close();
@@ -131,8 +225,14 @@ function seed(file: string): void {
 
 /** The data tables of an SQLite file, as migrate-db sees them. */
 function sqliteTables(raw: Database.Database): string[] {
-  return (raw.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
-    AND name NOT LIKE 'messages_fts%' AND name <> 'schema_migrations' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
+  return (
+    raw
+      .prepare(
+        `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+    AND name NOT LIKE 'messages_fts%' AND name <> 'schema_migrations' ORDER BY name`,
+      )
+      .all() as { name: string }[]
+  ).map((r) => r.name);
 }
 
 const orderBy = (table: string) => (['kv', 'external_seen'].includes(table) ? 'key' : table === 'pr_watch' ? 'task_id' : 'id');
@@ -151,7 +251,9 @@ function expectSameRows(table: string, want: Record<string, unknown>[], got: Rec
   want.forEach((row, i) => {
     for (const [col, v] of Object.entries(row)) {
       expect(got[i]!, `${table} row ${i}: column ${col} missing`).toHaveProperty(col);
-      expect(norm(got[i]![col], nul), `${table} row ${i} (id ${String(row.id ?? row.key ?? row.task_id)}), column ${col}`).toEqual(norm(v, nul));
+      expect(norm(got[i]![col], nul), `${table} row ${i} (id ${String(row.id ?? row.key ?? row.task_id)}), column ${col}`).toEqual(
+        norm(v, nul),
+      );
     }
   });
 }
@@ -189,7 +291,24 @@ describe('factory migrate-db', () => {
     const raw = new Database(sourceFile, { readonly: true });
     try {
       const tables = sqliteTables(raw);
-      expect(tables).toEqual(expect.arrayContaining(['tasks', 'task_logs', 'task_runs', 'messages', 'workflows', 'workflow_steps', 'handoffs', 'events', 'outbox', 'kv', 'external_seen', 'pr_watch', 'workers', 'environments']));
+      expect(tables).toEqual(
+        expect.arrayContaining([
+          'tasks',
+          'task_logs',
+          'task_runs',
+          'messages',
+          'workflows',
+          'workflow_steps',
+          'handoffs',
+          'events',
+          'outbox',
+          'kv',
+          'external_seen',
+          'pr_watch',
+          'workers',
+          'environments',
+        ]),
+      );
       for (const t of tables) {
         const want = raw.prepare(`SELECT * FROM ${t} ORDER BY ${orderBy(t)}`).all() as Record<string, unknown>[];
         expect(want.length, `${t} has test data`).toBeGreaterThan(0);
@@ -211,7 +330,9 @@ describe('factory migrate-db', () => {
         const messages = new MessagesRepo(db);
         expect(messages.create({ sender: 'user', message: 'new one', reply_to: 1 }).id).toBe(maxMessage + 1);
         // Full-text search works on the copied rows (PostgreSQL's expression index, not FTS5).
-        expect(messages.list({ search: 'Authentifizierung' }).map((m) => m.message)).toEqual(['Authentifizierung fehlgeschlagen: token "abc" expired']);
+        expect(messages.list({ search: 'Authentifizierung' }).map((m) => m.message)).toEqual([
+          'Authentifizierung fehlgeschlagen: token "abc" expired',
+        ]);
         expect(messages.list({ search: 'refresh tok' }).map((m) => m.reply_to)).toEqual([1]);
         expect(messages.thread(1).map((m) => m.id)).toEqual([1, 2, 3, maxMessage + 1]);
       } finally {
@@ -308,7 +429,8 @@ describe('factory migrate-db', () => {
         expectSameRows(t, want, got, true);
       }
       // The id high-water mark travelled both ways.
-      const seq = (db: Database.Database) => (db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'events'`).get() as { seq: number }).seq;
+      const seq = (db: Database.Database) =>
+        (db.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'events'`).get() as { seq: number }).seq;
       expect(seq(b)).toBe(seq(a));
     } finally {
       a.close();

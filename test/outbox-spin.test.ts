@@ -13,7 +13,10 @@ describe('outbox with a blocked order key', () => {
     const repo = new OutboxRepo(db);
     let dueCalls = 0;
     const due = repo.due.bind(repo);
-    repo.due = (...args) => { dueCalls++; return due(...args); };
+    repo.due = (...args) => {
+      dueCalls++;
+      return due(...args);
+    };
     const worker = new OutboxWorker(repo, pino({ level: 'silent' }), { idleMs: 30_000 });
     let rateLimited = true;
     const delivered: string[] = [];

@@ -7,10 +7,16 @@ import { OutboxRepo } from '../src/db/repositories/outbox.js';
 import { OutboxWorker } from '../src/integrations/outbox.js';
 import { tempDir, waitFor } from './helpers.js';
 
-function stuckHandler(): { started: number[]; release(): void; handler: (p: unknown, ctx: { id: number; signal: AbortSignal }) => Promise<void> } {
+function stuckHandler(): {
+  started: number[];
+  release(): void;
+  handler: (p: unknown, ctx: { id: number; signal: AbortSignal }) => Promise<void>;
+} {
   const started: number[] = [];
   let release = (): void => {};
-  const gate = new Promise<void>((r) => { release = r; });
+  const gate = new Promise<void>((r) => {
+    release = r;
+  });
   return {
     started,
     release: () => release(),
@@ -29,7 +35,9 @@ describe('outbox with a delivery that never answers', () => {
     const stuck = stuckHandler();
     const plane: string[] = [];
     worker.register('telegram', stuck.handler);
-    worker.register('plane', async (p: { n: string }) => { plane.push(p.n); });
+    worker.register('plane', async (p: { n: string }) => {
+      plane.push(p.n);
+    });
     worker.start();
     try {
       const head = worker.enqueue('telegram', { text: 'first' }, { orderKey: 'chat:1' });

@@ -11,10 +11,13 @@ describe('translateParams', () => {
     const named = translateParams('UPDATE t SET a = @a, b = @b WHERE id = @id AND a <> @a');
     expect(named.text).toBe('UPDATE t SET a = $1, b = $2 WHERE id = $3 AND a <> $1');
     expect(named.names).toEqual(['a', 'b', 'id']);
-    expect(translateParams("SELECT 'what? @x', \"col?\" FROM t -- really? @y\nWHERE a = ?").text)
-      .toBe("SELECT 'what? @x', \"col?\" FROM t -- really? @y\nWHERE a = $1");
+    expect(translateParams('SELECT \'what? @x\', "col?" FROM t -- really? @y\nWHERE a = ?').text).toBe(
+      'SELECT \'what? @x\', "col?" FROM t -- really? @y\nWHERE a = $1',
+    );
     expect(translateParams("SELECT 'it''s ?' , ?").text).toBe("SELECT 'it''s ?' , $1");
-    expect(translateParams("SELECT to_tsvector('simple', m) @@ to_tsquery('simple', ?)").text).toBe("SELECT to_tsvector('simple', m) @@ to_tsquery('simple', $1)");
+    expect(translateParams("SELECT to_tsvector('simple', m) @@ to_tsquery('simple', ?)").text).toBe(
+      "SELECT to_tsvector('simple', m) @@ to_tsquery('simple', $1)",
+    );
     expect(() => translateParams('SELECT ? , @a')).toThrow(/not both/);
   });
 });
@@ -61,11 +64,21 @@ describe.skipIf(!hasPg)(`PgSyncDb on a real server${PG_SKIP_NOTE}`, () => {
   it('rolls a transaction back on error, and nested ones to their savepoint', () => {
     db.exec('CREATE TABLE tx_t (v INTEGER PRIMARY KEY)');
     const insert = db.prepare('INSERT INTO tx_t (v) VALUES (?)');
-    expect(() => db.transaction(() => { insert.run(1); insert.run(1); })()).toThrow(PgError);
+    expect(() =>
+      db.transaction(() => {
+        insert.run(1);
+        insert.run(1);
+      })(),
+    ).toThrow(PgError);
     expect(db.prepare('SELECT COUNT(*) AS n FROM tx_t').get()).toEqual({ n: 0 });
     db.transaction(() => {
       insert.run(2);
-      expect(() => db.transaction(() => { insert.run(3); throw new Error('inner'); })()).toThrow('inner');
+      expect(() =>
+        db.transaction(() => {
+          insert.run(3);
+          throw new Error('inner');
+        })(),
+      ).toThrow('inner');
       insert.run(4);
     })();
     expect((db.prepare('SELECT v FROM tx_t ORDER BY v').all() as { v: number }[]).map((r) => r.v)).toEqual([2, 4]);
@@ -82,12 +95,27 @@ describe.skipIf(!hasPg)(`PgSyncDb on a real server${PG_SKIP_NOTE}`, () => {
         other.prepare('SELECT pg_terminate_backend(?)').get(pid);
       };
       // The connection dies in the middle: the rest must not run on a fresh connection outside the transaction.
-      expect(() => db.transaction(() => { insert.run(1); killMine(); insert.run(2); insert.run(3); })()).toThrow(/lost during a transaction|terminat/);
+      expect(() =>
+        db.transaction(() => {
+          insert.run(1);
+          killMine();
+          insert.run(2);
+          insert.run(3);
+        })(),
+      ).toThrow(/lost during a transaction|terminat/);
       expect(count()).toBe(0);
       // It dies just before COMMIT: the commit fails, nothing is kept, and later transactions still work.
-      expect(() => db.transaction(() => { insert.run(4); killMine(); })()).toThrow();
+      expect(() =>
+        db.transaction(() => {
+          insert.run(4);
+          killMine();
+        })(),
+      ).toThrow();
       expect(count()).toBe(0);
-      db.transaction(() => { insert.run(5); db.transaction(() => insert.run(6))(); })();
+      db.transaction(() => {
+        insert.run(5);
+        db.transaction(() => insert.run(6))();
+      })();
       expect((db.prepare('SELECT v FROM tx_lost ORDER BY v').all() as { v: number }[]).map((r) => r.v)).toEqual([5, 6]);
     } finally {
       other.close();
@@ -102,10 +130,14 @@ describe.skipIf(!hasPg)(`PgSyncDb on a real server${PG_SKIP_NOTE}`, () => {
 
   it('reports server errors with their SQLSTATE and keeps working afterwards', () => {
     let err: PgError | undefined;
-    try { db.prepare('SELECT * FROM no_such_table').all(); } catch (e) { err = e as PgError; }
+    try {
+      db.prepare('SELECT * FROM no_such_table').all();
+    } catch (e) {
+      err = e as PgError;
+    }
     expect(err).toBeInstanceOf(PgError);
     expect(err!.code).toBe('42P01');
-    expect(db.prepare('SELECT ? AS v', ).get(5)).toEqual({ v: '5' });
+    expect(db.prepare('SELECT ? AS v').get(5)).toEqual({ v: '5' });
     expect(() => db.prepare('SELECT @a AS v').get({})).toThrow(/Missing named parameter "a"/);
     expect(() => db.prepare('SELECT ? AS v').get()).toThrow(/Too few/);
   });

@@ -9,8 +9,12 @@ const SECRET = 'plane-webhook-secret-123';
 const PLANE_KEY = 'plane_api_key_abcdef';
 const TG_TOKEN = '123456:TEST-TOKEN';
 const STATES = {
-  queued: planeStateId('Todo'), in_progress: planeStateId('In Progress'), in_review: planeStateId('In Review'),
-  done: planeStateId('Done'), failed: planeStateId('Backlog'), cancelled: planeStateId('Cancelled'),
+  queued: planeStateId('Todo'),
+  in_progress: planeStateId('In Progress'),
+  in_review: planeStateId('In Review'),
+  done: planeStateId('Done'),
+  failed: planeStateId('Backlog'),
+  cancelled: planeStateId('Cancelled'),
 };
 
 describe('clarification, Plane and Telegram', () => {
@@ -26,7 +30,15 @@ describe('clarification, Plane and Telegram', () => {
     env = await createAgentEnv({
       env: { PLANE_API_KEY: PLANE_KEY, PLANE_WEBHOOK_SECRET: SECRET, TELEGRAM_BOT_TOKEN: TG_TOKEN },
       overrides: {
-        plane: { base_url: planeUrl, workspace_slug: 'ws', project_id: 'project-1', default_repo: 'acme/web', states: STATES, poll_interval_seconds: 3600, allowed_members: ['human-1'] },
+        plane: {
+          base_url: planeUrl,
+          workspace_slug: 'ws',
+          project_id: 'project-1',
+          default_repo: 'acme/web',
+          states: STATES,
+          poll_interval_seconds: 3600,
+          allowed_members: ['human-1'],
+        },
         telegram: { chat_id: '42', api_root: tgUrl, allowed_user_ids: [1, 7] },
         message_board: { forward_types: ['error', 'handoff'] },
       },
@@ -79,7 +91,13 @@ describe('clarification, Plane and Telegram', () => {
     await env.waitStatus(t.id, 'waiting_for_input');
     const r1 = await env.app.inject({ method: 'POST', url: `/api/tasks/${t.id}/resume`, payload: { response: 'first answer' } });
     expect(r1.statusCode).toBe(200);
-    await waitFor(async () => { const x = await env.getTask(t.id); return x.status === 'waiting_for_input' && JSON.parse(x.clarification_context).history.length === 2; }, { what: 'second question' });
+    await waitFor(
+      async () => {
+        const x = await env.getTask(t.id);
+        return x.status === 'waiting_for_input' && JSON.parse(x.clarification_context).history.length === 2;
+      },
+      { what: 'second question' },
+    );
     expect((await env.app.inject({ method: 'POST', url: `/api/tasks/${t.id}/resume`, payload: {} })).statusCode).toBe(400);
     await env.app.inject({ method: 'POST', url: `/api/tasks/${t.id}/answer`, payload: { answer: 'second answer' } });
     const done = await env.waitStatus(t.id, ['in_review', 'failed']);
@@ -91,24 +109,39 @@ describe('clarification, Plane and Telegram', () => {
 
   it('creates one task from a signed Plane webhook, even when delivered three times, and answers from a Plane comment', async () => {
     const issue = plane.addIssue({ name: 'From Plane', stateName: 'Todo' });
-    const payload = issueEvent({ id: issue.id, name: 'From Plane', description_html: '<p>Build it &amp; ship <b>[fake:clarify]</b></p>', stateName: 'Todo', labels: ['repo:acme/web', 'coder'], sequence_id: 7 });
+    const payload = issueEvent({
+      id: issue.id,
+      name: 'From Plane',
+      description_html: '<p>Build it &amp; ship <b>[fake:clarify]</b></p>',
+      stateName: 'Todo',
+      labels: ['repo:acme/web', 'coder'],
+      sequence_id: 7,
+    });
     const results = [];
     for (let i = 0; i < 3; i++) results.push((await webhook(payload)).json());
     expect(results[0]).toMatchObject({ status: 'task_created' });
     expect(results.slice(1).map((r) => r.status)).toEqual(['already_exists', 'already_exists']);
-    const tasks = (await env.app.inject({ url: '/api/tasks?limit=500' })).json().filter((t: { plane_issue_id: string }) => t.plane_issue_id === issue.id);
+    const tasks = (await env.app.inject({ url: '/api/tasks?limit=500' }))
+      .json()
+      .filter((t: { plane_issue_id: string }) => t.plane_issue_id === issue.id);
     expect(tasks).toHaveLength(1);
     const id = tasks[0].id;
     expect(tasks[0]).toMatchObject({ repo: 'acme/web', agent_type: 'coder', plane_sequence_id: 7 });
     expect(tasks[0].description).toBe('Build it & ship [fake:clarify]');
     await env.waitStatus(id, 'waiting_for_input');
     // The issue text reached the agent fenced as outside data.
-    expect(calls(id)[0]!.prompt).toContain('<untrusted-data source="Plane issue description">\nBuild it & ship [fake:clarify]\n</untrusted-data>');
+    expect(calls(id)[0]!.prompt).toContain(
+      '<untrusted-data source="Plane issue description">\nBuild it & ship [fake:clarify]\n</untrusted-data>',
+    );
     await waitFor(() => plane.comments(issue.id).some((c) => c.comment_html.includes('needs an answer')), { what: 'question on plane' });
     // our own comment coming back through the webhook is not an answer
     const own = plane.comments(issue.id).find((c) => c.comment_html.includes('needs an answer'))!;
-    expect((await webhook(commentEvent({ issueId: issue.id, id: own.id, comment_html: own.comment_html, actor: 'bot-user' }))).json().status).toBe('ignored');
-    const reply = await webhook(commentEvent({ issueId: issue.id, comment_html: '<p>use <i>sqlite</i></p>' }), { path: '/api/webhooks/plane' });
+    expect(
+      (await webhook(commentEvent({ issueId: issue.id, id: own.id, comment_html: own.comment_html, actor: 'bot-user' }))).json().status,
+    ).toBe('ignored');
+    const reply = await webhook(commentEvent({ issueId: issue.id, comment_html: '<p>use <i>sqlite</i></p>' }), {
+      path: '/api/webhooks/plane',
+    });
     expect(reply.json()).toEqual({ status: 'resumed', task_id: id });
     const done = await env.waitStatus(id, ['in_review', 'failed']);
     expect(done.status).toBe('in_review');
@@ -120,12 +153,27 @@ describe('clarification, Plane and Telegram', () => {
   });
 
   it('reads Plane Cloud (v2) payloads, resolving label ids to names through the API', async () => {
-    plane.labels.push({ id: planeLabelId('repo:acme/web'), name: 'repo:acme/web', color: '#000000' }, { id: planeLabelId('researcher'), name: 'researcher', color: '#000000' });
+    plane.labels.push(
+      { id: planeLabelId('repo:acme/web'), name: 'repo:acme/web', color: '#000000' },
+      { id: planeLabelId('researcher'), name: 'researcher', color: '#000000' },
+    );
     const issue = plane.addIssue({ name: 'Cloud issue', stateName: 'Todo' });
     const payload = {
-      version: 'v2', event: 'workitem.updated', delivery_id: 'd-1', entity_id: issue.id, entity_type: 'workitem',
-      data: { id: issue.id, name: 'Cloud issue', description_html: '<p>[fake:noop]</p>', sequence_id: 9, state_id: STATES.queued,
-        label_ids: [planeLabelId('repo:acme/web'), planeLabelId('researcher')], updated_at: new Date().toISOString(), updated_by: 'human-1' },
+      version: 'v2',
+      event: 'workitem.updated',
+      delivery_id: 'd-1',
+      entity_id: issue.id,
+      entity_type: 'workitem',
+      data: {
+        id: issue.id,
+        name: 'Cloud issue',
+        description_html: '<p>[fake:noop]</p>',
+        sequence_id: 9,
+        state_id: STATES.queued,
+        label_ids: [planeLabelId('repo:acme/web'), planeLabelId('researcher')],
+        updated_at: new Date().toISOString(),
+        updated_by: 'human-1',
+      },
       previous_attributes: { state_id: planeStateId('Backlog') },
     };
     const res = (await webhook(payload)).json();
@@ -137,7 +185,9 @@ describe('clarification, Plane and Telegram', () => {
 
   it('picks up an answer from Plane comments by polling when the webhook was missed', async () => {
     const issue = plane.addIssue({ name: 'Polled', stateName: 'Todo' });
-    const created = (await webhook(issueEvent({ id: issue.id, name: 'Polled', description_html: '<p>[fake:clarify]</p>', stateName: 'Todo' }))).json();
+    const created = (
+      await webhook(issueEvent({ id: issue.id, name: 'Polled', description_html: '<p>[fake:clarify]</p>', stateName: 'Todo' }))
+    ).json();
     await env.waitStatus(created.task_id, 'waiting_for_input');
     plane.addUserComment(issue.id, '<p>go with redis</p>');
     await env.wired!.plane.pollWaiting();
@@ -146,7 +196,9 @@ describe('clarification, Plane and Telegram', () => {
     expect(calls(created.task_id).at(-1)!.prompt).toContain('go with redis');
     // the same comment arriving later by webhook does nothing
     const again = plane.comments(issue.id).find((c) => c.comment_html.includes('redis'))!;
-    expect((await webhook(commentEvent({ issueId: issue.id, id: again.id, comment_html: again.comment_html }))).json().status).toBe('ignored');
+    expect((await webhook(commentEvent({ issueId: issue.id, id: again.id, comment_html: again.comment_html }))).json().status).toBe(
+      'ignored',
+    );
   });
 
   it('takes an answer from a Telegram reply to the question', async () => {
@@ -177,11 +229,24 @@ describe('clarification, Plane and Telegram', () => {
     const payload = issueEvent({ name: 'Evil', stateName: 'Todo' });
     const bad = await webhook(payload, { secret: 'wrong-secret' });
     expect(bad.statusCode).toBe(401);
-    const unsigned = await env.app.inject({ method: 'POST', url: '/webhooks/plane', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(payload) });
+    const unsigned = await env.app.inject({
+      method: 'POST',
+      url: '/webhooks/plane',
+      headers: { 'content-type': 'application/json' },
+      payload: JSON.stringify(payload),
+    });
     expect(unsigned.statusCode).toBe(401);
     const body = '{"event": "issue", "data":';
     const signed = signPlaneWebhook(SECRET, {});
-    const malformed = await env.app.inject({ method: 'POST', url: '/webhooks/plane', headers: { ...signed.headers, 'x-plane-signature': (await import('node:crypto')).createHmac('sha256', SECRET).update(body).digest('hex') }, payload: body });
+    const malformed = await env.app.inject({
+      method: 'POST',
+      url: '/webhooks/plane',
+      headers: {
+        ...signed.headers,
+        'x-plane-signature': (await import('node:crypto')).createHmac('sha256', SECRET).update(body).digest('hex'),
+      },
+      payload: body,
+    });
     expect(malformed.statusCode).toBe(400);
     expect((await webhook({ event: 'issue' })).statusCode).toBe(400);
     expect((await webhook({ event: 'cycle', data: {} })).json()).toMatchObject({ status: 'ignored' });
@@ -192,10 +257,14 @@ describe('clarification, Plane and Telegram', () => {
     plane.setDown(true);
     tg.setDown(true);
     const issue = plane.addIssue({ name: 'Outage', stateName: 'Todo' });
-    const created = (await webhook(issueEvent({ id: issue.id, name: 'Outage', description_html: '<p>[fake:success]</p>', stateName: 'Todo' }))).json();
+    const created = (
+      await webhook(issueEvent({ id: issue.id, name: 'Outage', description_html: '<p>[fake:success]</p>', stateName: 'Todo' }))
+    ).json();
     const done = await env.waitStatus(created.task_id, ['in_review', 'failed']);
     expect(done.status).toBe('in_review');
-    await waitFor(() => plane.requests.filter((r) => r.failed).length >= 2 && tg.requests.some((r) => r.failed), { what: 'failed attempts during outage' });
+    await waitFor(() => plane.requests.filter((r) => r.failed).length >= 2 && tg.requests.some((r) => r.failed), {
+      what: 'failed attempts during outage',
+    });
     expect(plane.stateHistory(issue.id)).toEqual([]);
     plane.setDown(false);
     tg.setDown(false);
@@ -210,7 +279,17 @@ describe('clarification, Plane and Telegram', () => {
   it('refuses triggers from senders off the allowlists, visibly', async () => {
     const before = (await env.app.inject({ url: '/api/tasks?limit=500' })).json().length;
     const issue = plane.addIssue({ name: 'From a stranger' });
-    const refused = (await webhook(issueEvent({ id: issue.id, name: 'From a stranger', description_html: '<p>[fake:success]</p>', stateName: 'Todo', actorId: 'stranger-9' }))).json();
+    const refused = (
+      await webhook(
+        issueEvent({
+          id: issue.id,
+          name: 'From a stranger',
+          description_html: '<p>[fake:success]</p>',
+          stateName: 'Todo',
+          actorId: 'stranger-9',
+        }),
+      )
+    ).json();
     expect(refused).toMatchObject({ status: 'ignored', reason: expect.stringContaining('plane.allowed_members') });
     expect((await env.app.inject({ url: '/api/tasks?limit=500' })).json()).toHaveLength(before);
 
@@ -218,12 +297,23 @@ describe('clarification, Plane and Telegram', () => {
     await env.waitStatus(t.id, 'waiting_for_input');
     const q = await tg.waitForSent((m) => m.text.includes('Who are you?'));
     tg.pushReply(q.message_id, 'let me in', { id: 666, username: 'mallory' }, 42);
-    const comment = (await webhook(commentEvent({ issueId: await waitFor(async () => (await env.getTask(t.id)).plane_issue_id, { what: 'plane issue' }), comment_html: '<p>do it</p>', actor: 'stranger-9' }))).json();
+    const comment = (
+      await webhook(
+        commentEvent({
+          issueId: await waitFor(async () => (await env.getTask(t.id)).plane_issue_id, { what: 'plane issue' }),
+          comment_html: '<p>do it</p>',
+          actor: 'stranger-9',
+        }),
+      )
+    ).json();
     expect(comment).toMatchObject({ status: 'ignored' });
-    const health = await waitFor(async () => {
-      const h = (await env.app.inject({ url: '/health' })).json();
-      return h.triggers.refused.telegram >= 1 ? h : undefined;
-    }, { what: 'the Telegram refusal' });
+    const health = await waitFor(
+      async () => {
+        const h = (await env.app.inject({ url: '/health' })).json();
+        return h.triggers.refused.telegram >= 1 ? h : undefined;
+      },
+      { what: 'the Telegram refusal' },
+    );
     expect(health.triggers.refused.plane).toBeGreaterThanOrEqual(1);
     expect((await env.getTask(t.id)).status).toBe('waiting_for_input'); // nobody answered it
     const board = (await env.app.inject({ url: '/api/messages?message_type=error&limit=100' })).json() as Array<{ message: string }>;
@@ -239,13 +329,29 @@ describe('Plane issue creation', () => {
     const planeUrl = await plane.start();
     const env = await createAgentEnv({
       env: { PLANE_API_KEY: PLANE_KEY, PLANE_WEBHOOK_SECRET: SECRET },
-      overrides: { plane: { base_url: planeUrl, workspace_slug: 'ws', project_id: 'project-1', default_repo: 'acme/web', states: STATES, poll_interval_seconds: 3600, allowed_members: ['human-1'] } },
+      overrides: {
+        plane: {
+          base_url: planeUrl,
+          workspace_slug: 'ws',
+          project_id: 'project-1',
+          default_repo: 'acme/web',
+          states: STATES,
+          poll_interval_seconds: 3600,
+          allowed_members: ['human-1'],
+        },
+      },
     });
     try {
       plane.createWithoutId = 1;
-      const res = await env.app.inject({ method: 'POST', url: '/api/tasks', payload: { title: 'Link me to Plane', description: 'x', repo: 'acme/web' } });
+      const res = await env.app.inject({
+        method: 'POST',
+        url: '/api/tasks',
+        payload: { title: 'Link me to Plane', description: 'x', repo: 'acme/web' },
+      });
       const id = res.json().id as number;
-      const linked = await waitFor(async () => (await env.getTask(id)).plane_issue_id || undefined, { what: 'task linked to a Plane issue' });
+      const linked = await waitFor(async () => (await env.getTask(id)).plane_issue_id || undefined, {
+        what: 'task linked to a Plane issue',
+      });
       const creates = plane.requests.filter((r) => r.method === 'POST' && /\/(work-items|issues)\/$/.test(r.path));
       expect(creates).toHaveLength(2);
       expect(plane.issues.size).toBe(1);

@@ -9,8 +9,12 @@ import path from 'node:path';
 
 describe('deferred pull request', () => {
   let env: AgentEnv;
-  beforeAll(async () => { env = await createAgentEnv(); });
-  afterAll(async () => { await env.stopAll(); });
+  beforeAll(async () => {
+    env = await createAgentEnv();
+  });
+  afterAll(async () => {
+    await env.stopAll();
+  });
 
   it('keeps the pushed work while GitHub is down and opens the PR once it is back', async () => {
     env.github.setDown(true);
@@ -23,7 +27,13 @@ describe('deferred pull request', () => {
     expect(gitOut(origin, 'branch', '--list', waiting.branch_name)).toContain(waiting.branch_name);
 
     env.github.setDown(false);
-    const opened = await waitFor(async () => { const t = await env.getTask(task.id); return t.pr_number ? t : undefined; }, { timeoutMs: 20_000, what: 'deferred PR opened' });
+    const opened = await waitFor(
+      async () => {
+        const t = await env.getTask(task.id);
+        return t.pr_number ? t : undefined;
+      },
+      { timeoutMs: 20_000, what: 'deferred PR opened' },
+    );
     expect(opened).toMatchObject({ status: 'in_review', error: '' });
     expect(opened.pr_url).toContain('/pull/');
     const created = env.github.requests.filter((r) => r.method === 'POST' && r.path === '/repos/acme/web/pulls' && !r.failed);

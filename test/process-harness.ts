@@ -51,7 +51,12 @@ export interface StartOptions {
  * Writes <dir>/config.yml from `config` and starts `tsx src/main.ts` on a free port. A process that
  * does not come up is killed before the error is thrown.
  */
-export async function startFactory(dir: string, config: Record<string, unknown>, env: Record<string, string> = {}, opts: StartOptions = {}): Promise<FactoryProcess> {
+export async function startFactory(
+  dir: string,
+  config: Record<string, unknown>,
+  env: Record<string, string> = {},
+  opts: StartOptions = {},
+): Promise<FactoryProcess> {
   const port = await freePort();
   const configPath = path.join(dir, 'config.yml');
   mkdirSync(dir, { recursive: true });
@@ -59,26 +64,49 @@ export async function startFactory(dir: string, config: Record<string, unknown>,
   let out = '';
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', TMPDIR: process.env.TMPDIR ?? '/tmp', FACTORY_CONFIG: configPath, ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/root',
+      TMPDIR: process.env.TMPDIR ?? '/tmp',
+      FACTORY_CONFIG: configPath,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   opts.onSpawn?.(child);
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-  child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, sig) => resolve(code ?? sig ?? -1)));
   const url = `http://127.0.0.1:${port}`;
   const api = async (method: string, p: string, body?: unknown) => {
-    const res = await fetch(url + p, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+    const res = await fetch(url + p, {
+      method,
+      headers: body ? { 'content-type': 'application/json' } : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
     const text = await res.text();
     return { status: res.status, json: text ? JSON.parse(text) : undefined };
   };
   let exitedEarly = false;
-  void exited.then(() => { exitedEarly = true; });
+  void exited.then(() => {
+    exitedEarly = true;
+  });
   try {
-    await waitFor(async () => {
-      if (exitedEarly) throw new Error(`factory exited during start:\n${out}`);
-      try { return (await fetch(`${url}/health`)).ok; } catch { return false; }
-    }, { timeoutMs: opts.timeoutMs ?? 30_000, what: 'factory /health' });
+    await waitFor(
+      async () => {
+        if (exitedEarly) throw new Error(`factory exited during start:\n${out}`);
+        try {
+          return (await fetch(`${url}/health`)).ok;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: opts.timeoutMs ?? 30_000, what: 'factory /health' },
+    );
   } catch (err) {
     if (!exitedEarly) child.kill('SIGKILL');
     throw err;

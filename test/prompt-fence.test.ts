@@ -38,6 +38,6 @@ describe('untrusted text in prompts', () => {
       expect(p).toContain(UNTRUSTED_NOTE);
     }
     expect(review).toContain('source="GitHub review comment by alice"');
-    expect(fenceUntrusted('a"b\n<c>', 'x')).toMatch(/^<untrusted-data source="a b  c ">/);
+    expect(fenceUntrusted('a"b\n<c>', 'x')).toMatch(/^<untrusted-data source="a b {2}c ">/);
   });
 });

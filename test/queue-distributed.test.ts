@@ -8,12 +8,18 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
   let env: TestEnv;
   let gate: ReturnType<typeof gatedExecutor>;
   const lapsed = async (id: number, owner: string, extra = '') =>
-    db.query(`UPDATE tasks SET status = 'in_progress', lease_owner = $1, lease_expires_at = 1, attempts = 1${extra} WHERE id = $2`, [owner, id]);
+    db.query(`UPDATE tasks SET status = 'in_progress', lease_owner = $1, lease_expires_at = 1, attempts = 1${extra} WHERE id = $2`, [
+      owner,
+      id,
+    ]);
 
   beforeAll(async () => {
     db = await freshDatabase();
     gate = gatedExecutor();
-    env = await createTestEnv({ executor: gate.executor, overrides: { database: { url: db.url }, queue: { lease_seconds: 2, poll_interval_ms: 50 } } });
+    env = await createTestEnv({
+      executor: gate.executor,
+      overrides: { database: { url: db.url }, queue: { lease_seconds: 2, poll_interval_ms: 50 } },
+    });
   });
   afterAll(async () => {
     gate?.releaseAll();
@@ -52,7 +58,9 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
     const s = env.services;
     const repo = s.repos.tasks;
     const renew = repo.renewLease;
-    repo.renewLease = () => { throw new Error('database unreachable'); };
+    repo.renewLease = () => {
+      throw new Error('database unreachable');
+    };
     try {
       const t = s.tasks.create({ title: 'cut off', repo: 'acme/web', run: true });
       s.scheduler.notify();
@@ -85,7 +93,10 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
   it('a cancel for a task running in another process flags it and waits; a queued one is cancelled at once', async () => {
     const s = env.services;
     const remote = s.tasks.create({ title: 'elsewhere', repo: 'acme/web' }).id;
-    await db.query(`UPDATE tasks SET status = 'in_progress', lease_owner = 'other:2:bbbbbb', lease_expires_at = $1, attempts = 1 WHERE id = $2`, [Date.now() + 60_000, remote]);
+    await db.query(
+      `UPDATE tasks SET status = 'in_progress', lease_owner = 'other:2:bbbbbb', lease_expires_at = $1, attempts = 1 WHERE id = $2`,
+      [Date.now() + 60_000, remote],
+    );
     const pending = s.scheduler.cancel(remote, 5_000);
     // The other process stops it and records the cancel (here: by hand).
     await waitFor(() => s.repos.tasks.get(remote)?.cancel_requested === 1, { what: 'the cancel flag' });

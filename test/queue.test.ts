@@ -125,11 +125,18 @@ describe('durable queue', () => {
   });
 
   it('an executor that throws fails the task with its message', async () => {
-    const env = await createTestEnv({ executor: async () => { throw new Error('boom'); } });
+    const env = await createTestEnv({
+      executor: async () => {
+        throw new Error('boom');
+      },
+    });
     try {
       const [id] = mk(env, 1);
       env.services.scheduler.notify();
-      const t = await waitFor(() => { const r = env.services.tasks.get(id!)!; return r.status === 'failed' ? r : undefined; });
+      const t = await waitFor(() => {
+        const r = env.services.tasks.get(id!)!;
+        return r.status === 'failed' ? r : undefined;
+      });
       expect(t.error).toBe('boom');
       expect(t.completed_at).not.toBeNull();
     } finally {

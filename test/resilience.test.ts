@@ -11,7 +11,9 @@ describe('budgets, usage limits, stalls and queue control', () => {
   beforeAll(async () => {
     env = await createAgentEnv({ overrides: { budgets: { task_usd: 1 }, max_concurrent_agents: 2 } });
   });
-  afterAll(async () => { await env.stopAll(); });
+  afterAll(async () => {
+    await env.stopAll();
+  });
 
   it('stops a task that exceeds its budget with a clear error', async () => {
     const t = await env.createTask({ title: 'Expensive', description: '[fake:budget cost=5]' });
@@ -32,7 +34,13 @@ describe('budgets, usage limits, stalls and queue control', () => {
   it('pauses the queue at a usage limit and resumes the task with its session afterwards', async () => {
     const reset = Math.floor(Date.now() / 1000) + 2;
     const t = await env.createTask({ title: 'Limited', description: `[fake:usage-limit reset=${reset}]` });
-    const paused = await waitFor(async () => { const q = (await env.app.inject({ url: '/api/queue' })).json(); return q.paused ? q : undefined; }, { what: 'queue paused' });
+    const paused = await waitFor(
+      async () => {
+        const q = (await env.app.inject({ url: '/api/queue' })).json();
+        return q.paused ? q : undefined;
+      },
+      { what: 'queue paused' },
+    );
     expect(paused.reason).toMatch(/usage limit/);
     expect(Date.parse(paused.until)).toBe(reset * 1000);
     const waiting = await env.getTask(t.id);
@@ -66,8 +74,12 @@ describe('budgets, usage limits, stalls and queue control', () => {
     expect((await env.getTask(t.id)).status).toBe('queued');
     await env.app.inject({ method: 'POST', url: '/api/queue/resume' });
     expect((await env.waitStatus(t.id, ['done', 'failed'])).status).toBe('done');
-    expect((await env.app.inject({ method: 'POST', url: '/api/queue/pause', payload: { until: '2001-01-01T00:00:00Z' } })).statusCode).toBe(400);
-    expect((await env.app.inject({ method: 'POST', url: '/api/queue/pause', payload: { minutes: 'ten' } })).json().error.field).toBe('minutes');
+    expect((await env.app.inject({ method: 'POST', url: '/api/queue/pause', payload: { until: '2001-01-01T00:00:00Z' } })).statusCode).toBe(
+      400,
+    );
+    expect((await env.app.inject({ method: 'POST', url: '/api/queue/pause', payload: { minutes: 'ten' } })).json().error.field).toBe(
+      'minutes',
+    );
   });
 
   it('reports cost and usage per day, repo and agent type', async () => {
@@ -88,7 +100,10 @@ describe('daily budget', () => {
       const first = await env.createTask({ title: 'First of the day' });
       expect((await env.waitStatus(first.id, ['in_review', 'failed'])).status).toBe('in_review');
       const second = await env.createTask({ title: 'Over budget' });
-      const q = await waitFor(async () => { const s = (await env.app.inject({ url: '/api/queue' })).json(); return s.daily_spent_usd >= 0.01 ? s : undefined; });
+      const q = await waitFor(async () => {
+        const s = (await env.app.inject({ url: '/api/queue' })).json();
+        return s.daily_spent_usd >= 0.01 ? s : undefined;
+      });
       expect(q.daily_budget_usd).toBe(0.01);
       const passes = env.services.scheduler.passes;
       await waitFor(() => env.services.scheduler.passes >= passes + 3, { what: 'scheduler passes' });
@@ -105,8 +120,16 @@ describe('crash-safe resume', () => {
     const dir = tempDir();
     const config = processConfig(dir, { memory: { enabled: false }, log_level: 'warn', shutdown: { grace_seconds: 1 } });
     const first = await startFactory(dir, config);
-    const created = await first.api('POST', '/api/tasks?auto_run=true', { title: 'Quiet job', description: '[fake:hang]', repo: 'acme/web' });
-    const agent = await waitFor(async () => (await first.api('GET', '/api/agents')).json.find((a: { task_id: number; pid: number | null }) => a.task_id === created.json.id && a.pid));
+    const created = await first.api('POST', '/api/tasks?auto_run=true', {
+      title: 'Quiet job',
+      description: '[fake:hang]',
+      repo: 'acme/web',
+    });
+    const agent = await waitFor(async () =>
+      (await first.api('GET', '/api/agents')).json.find(
+        (a: { task_id: number; pid: number | null }) => a.task_id === created.json.id && a.pid,
+      ),
+    );
     await waitFor(async () => (await first.api('GET', `/api/tasks/${created.json.id}`)).json.session_id, { what: 'session recorded' });
     first.child.kill('SIGKILL');
     await first.exited;
@@ -116,7 +139,10 @@ describe('crash-safe resume', () => {
     try {
       await waitFor(() => processGone(agent.pid), { what: 'orphaned agent killed' });
       await waitFor(() => second.output().includes('killed an agent left running by a previous Factory process'), { what: 'reap logged' });
-      const resumed = await waitFor(async () => (await second.api('GET', '/api/agents')).json.find((a: { task_id: number }) => a.task_id === created.json.id), { what: 'task running again' });
+      const resumed = await waitFor(
+        async () => (await second.api('GET', '/api/agents')).json.find((a: { task_id: number }) => a.task_id === created.json.id),
+        { what: 'task running again' },
+      );
       expect(resumed.attempt).toBe(2);
     } finally {
       second.child.kill('SIGTERM');
@@ -133,7 +159,12 @@ describe('crash-safe resume', () => {
     const claudeLog = path.join(dir, 'claude.jsonl');
     const config = {
       github: { clone_base: origins, api_url: apiUrl },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') } },
+      agent: {
+        command: FAKE_CLAUDE_PATH,
+        kill_grace_seconds: 1,
+        sandbox: 'off',
+        env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') },
+      },
       default_org: 'acme',
       memory: { enabled: false },
       log_level: 'warn',
@@ -142,15 +173,31 @@ describe('crash-safe resume', () => {
     const first = await startFactory(dir, config, env);
     let taskId = 0;
     try {
-      const created = await first.api('POST', '/api/tasks?auto_run=true', { title: 'Long job', description: '[fake:slow ms=100 lines=30]', repo: 'acme/web' });
+      const created = await first.api('POST', '/api/tasks?auto_run=true', {
+        title: 'Long job',
+        description: '[fake:slow ms=100 lines=30]',
+        repo: 'acme/web',
+      });
       taskId = created.json.id;
       // the agent has edited its file and is mid-way through its output
-      await waitFor(async () => (await first.api('GET', `/api/tasks/${taskId}/logs?limit=1000`)).json.logs.filter((l: { stream: string }) => l.stream === 'stdout').length >= 6, { what: 'agent mid-task' });
+      await waitFor(
+        async () =>
+          (await first.api('GET', `/api/tasks/${taskId}/logs?limit=1000`)).json.logs.filter(
+            (l: { stream: string }) => l.stream === 'stdout',
+          ).length >= 6,
+        { what: 'agent mid-task' },
+      );
       first.child.kill('SIGKILL');
       await first.exited;
       const second = await startFactory(dir, config, env);
       try {
-        const done = await waitFor(async () => { const t = (await second.api('GET', `/api/tasks/${taskId}`)).json; return ['in_review', 'failed'].includes(t.status) ? t : undefined; }, { what: 'resumed task finished', timeoutMs: 30_000 });
+        const done = await waitFor(
+          async () => {
+            const t = (await second.api('GET', `/api/tasks/${taskId}`)).json;
+            return ['in_review', 'failed'].includes(t.status) ? t : undefined;
+          },
+          { what: 'resumed task finished', timeoutMs: 30_000 },
+        );
         expect(done.error).toBe('');
         expect(done.status).toBe('in_review');
         expect(done.attempts).toBe(2);
@@ -182,19 +229,43 @@ describe('crash-safe resume', () => {
     const claudeLog = path.join(dir, 'claude.jsonl');
     const config = processConfig(dir, {
       github: { clone_base: path.join(dir, 'origins'), api_url: apiUrl },
-      agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') } },
-      memory: { enabled: false }, log_level: 'warn',
+      agent: {
+        command: FAKE_CLAUDE_PATH,
+        kill_grace_seconds: 1,
+        sandbox: 'off',
+        env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') },
+      },
+      memory: { enabled: false },
+      log_level: 'warn',
     });
     const first = await startFactory(dir, config, { GITHUB_TOKEN });
     let second: Awaited<ReturnType<typeof startFactory>> | undefined;
     try {
-      const wf = (await first.api('POST', '/api/workflows/code_review', { title: 'Survive a crash', description: '[fake:coder=slow ms=100 lines=30] [fake:reviewer=review verdicts=approve]', repo: 'acme/web' })).json;
+      const wf = (
+        await first.api('POST', '/api/workflows/code_review', {
+          title: 'Survive a crash',
+          description: '[fake:coder=slow ms=100 lines=30] [fake:reviewer=review verdicts=approve]',
+          repo: 'acme/web',
+        })
+      ).json;
       await waitFor(() => readFakeClaudeLog(claudeLog).some((r) => r.env.FACTORY_AGENT_TYPE === 'coder'), { what: 'coder started' });
-      await waitFor(async () => (await first.api('GET', `/api/tasks?limit=5`)).json.some((t: { session_id: string; workflow_id: number }) => t.workflow_id === wf.id && t.session_id), { what: 'session recorded' });
+      await waitFor(
+        async () =>
+          (await first.api('GET', `/api/tasks?limit=5`)).json.some(
+            (t: { session_id: string; workflow_id: number }) => t.workflow_id === wf.id && t.session_id,
+          ),
+        { what: 'session recorded' },
+      );
       first.child.kill('SIGKILL');
       await first.exited;
       second = await startFactory(dir, config, { GITHUB_TOKEN });
-      const done = await waitFor(async () => { const w = (await second!.api('GET', `/api/workflows/${wf.id}`)).json; return ['completed', 'failed', 'cancelled'].includes(w.status) ? w : undefined; }, { what: 'workflow finished', timeoutMs: 40_000 });
+      const done = await waitFor(
+        async () => {
+          const w = (await second!.api('GET', `/api/workflows/${wf.id}`)).json;
+          return ['completed', 'failed', 'cancelled'].includes(w.status) ? w : undefined;
+        },
+        { what: 'workflow finished', timeoutMs: 40_000 },
+      );
       expect(done.error).toBe('');
       expect(done.status).toBe('completed');
       expect(done.result).toBe('approved');
@@ -204,7 +275,10 @@ describe('crash-safe resume', () => {
       expect(github.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/pulls'))).toHaveLength(1);
     } finally {
       if (first.child.exitCode === null && first.child.signalCode === null) first.child.kill('SIGKILL');
-      if (second) { second.child.kill('SIGTERM'); await second.exited; }
+      if (second) {
+        second.child.kill('SIGTERM');
+        await second.exited;
+      }
       await github.stop();
     }
   });

@@ -8,8 +8,12 @@ const usable = (await probeSandbox()) === null;
 
 describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('a task with a sandboxed agent', () => {
   let env: AgentEnv;
-  beforeAll(async () => { env = await createAgentEnv({ sandbox: true }); });
-  afterAll(async () => { await env?.stopAll(); });
+  beforeAll(async () => {
+    env = await createAgentEnv({ sandbox: true });
+  });
+  afterAll(async () => {
+    await env?.stopAll();
+  });
 
   it('runs sandboxed end to end and says so on /health', async () => {
     const health = (await env.app.inject({ url: '/health' })).json();

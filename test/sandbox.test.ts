@@ -24,13 +24,16 @@ function listen(handler: (path: string) => string): Promise<{ server: Server; po
 
 /** Host processes whose command line holds `marker` (processes inside the sandbox included). */
 function processesWith(marker: string): number[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(marker);
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(marker);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 // Skipped only outside CI (.ci/run sets FACTORY_CI_SANDBOX and installs the packages).
@@ -50,7 +53,12 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
     root = mkdtempSync('/var/tmp/factory-sbx-');
     writeFileSync(path.join(root, '.env'), 'GITHUB_TOKEN=ghp_fromdotenv_should_never_be_read\n');
     writeFileSync(path.join(root, 'config.yml'), 'agent:\n  sandbox: on\n');
-    config = loadConfig({ configPath: path.join(root, 'config.yml'), cwd: root, env: { PATH: process.env.PATH ?? '', HOME: path.join(root, 'home') }, dotenv: false });
+    config = loadConfig({
+      configPath: path.join(root, 'config.yml'),
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: path.join(root, 'home') },
+      dotenv: false,
+    });
     mkdirSync(path.join(root, 'home', '.ssh'), { recursive: true });
     writeFileSync(path.join(root, 'home', '.ssh', 'id_ed25519'), 'PRIVATE KEY OF THE OPERATOR\n');
     mkdirSync(config.data_dir, { recursive: true });
@@ -58,7 +66,14 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
     const origins = path.join(root, 'origins');
     makeOrigin(origins, 'acme', 'web');
     const spec = parseRepoSpec('acme/web', { repos: {}, defaultOrg: '', cloneBase: origins });
-    const ws = new Workspace({ reposDir: config.repos_dir, worktreesDir: config.worktrees_dir, githubToken: '', authorName: 'F', authorEmail: 'f@x', baseEnv: { PATH: process.env.PATH ?? '', HOME: root } });
+    const ws = new Workspace({
+      reposDir: config.repos_dir,
+      worktreesDir: config.worktrees_dir,
+      githubToken: '',
+      authorName: 'F',
+      authorEmail: 'f@x',
+      baseEnv: { PATH: process.env.PATH ?? '', HOME: root },
+    });
     await ws.sync(spec);
     wt1 = (await ws.prepare(spec, 'task-1', 'factory/1', 'main')).path;
     wt2 = (await ws.prepare(spec, 'task-2', 'factory/2', 'main')).path;
@@ -78,13 +93,38 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
     const out = path.join(wt1, `probe-${Date.now()}-${Math.random().toString(16).slice(2)}.jsonl`);
     const refused: string[] = [];
     const run = await sandbox.prepare(process.execPath, [PROBE], {
-      taskId: 1, worktree: wt1, cache, allow: [`127.0.0.1:${allowed.port}`],
-      env: { PATH: process.env.PATH ?? '', HOME: path.join(root, 'home'), PROBE_PLAN: JSON.stringify(plan), PROBE_OUT: out, FACTORY_API_URL: `http://127.0.0.1:${api.port}` },
+      taskId: 1,
+      worktree: wt1,
+      cache,
+      allow: [`127.0.0.1:${allowed.port}`],
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: path.join(root, 'home'),
+        PROBE_PLAN: JSON.stringify(plan),
+        PROBE_OUT: out,
+        FACTORY_API_URL: `http://127.0.0.1:${api.port}`,
+      },
       onRefused: (d) => refused.push(d),
     });
     try {
-      const res = await runAgent({ command: run.command, args: run.args, cwd: wt1, env: run.env, totalTimeoutMs: 60_000, idleTimeoutMs: opts.idleTimeoutMs ?? 60_000, killGraceMs: 500, signal: opts.signal, onStart: opts.onStart });
-      const lines = existsSync(out) ? readFileSync(out, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+      const res = await runAgent({
+        command: run.command,
+        args: run.args,
+        cwd: wt1,
+        env: run.env,
+        totalTimeoutMs: 60_000,
+        idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
+        killGraceMs: 500,
+        signal: opts.signal,
+        onStart: opts.onStart,
+      });
+      const lines = existsSync(out)
+        ? readFileSync(out, 'utf8')
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l))
+        : [];
       return { res, lines, refused };
     } finally {
       await run.dispose();
@@ -104,7 +144,7 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
       ['write', path.join(wt1, 'OWN.md')],
       ['read', path.join(wt1, 'README.md')],
     ]);
-    expect(res.outcome).toBe("crashed"); // the probe prints no result event; it ran to its end
+    expect(res.outcome).toBe('crashed'); // the probe prints no result event; it ran to its end
     const byPath = (op: string, p: string) => lines.find((l) => l.op === op && l.path === p);
     expect(byPath('read', path.join(root, '.env'))?.content ?? '').not.toContain('ghp_');
     expect(byPath('read', path.join(config.data_dir, 'factory.db'))?.ok).toBe(false);
@@ -164,7 +204,7 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
 });
 
 describe('sandbox API relay target', () => {
-  it('relays plain HTTP as given and an https public URL to Factory\'s own port', () => {
+  it("relays plain HTTP as given and an https public URL to Factory's own port", () => {
     expect(sandboxApiTarget('http://127.0.0.1:8100', 8100)).toEqual({ host: '127.0.0.1', port: 8100 });
     expect(sandboxApiTarget('https://factory.example.com', 8100)).toEqual({ host: '127.0.0.1', port: 8100 });
     expect(sandboxApiTarget('not a url', 8100)).toBeNull();

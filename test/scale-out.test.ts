@@ -11,16 +11,32 @@ import { removeDir, tempDir, waitFor } from './helpers.js';
 import { freshDatabase, hasPg, PG_SKIP_NOTE, type TestDatabase } from './pg.js';
 import { SseClient } from './sse-client.js';
 
-interface Span { pid: number; task: string; worker: string; start: number; end: number }
+interface Span {
+  pid: number;
+  task: string;
+  worker: string;
+  start: number;
+  end: number;
+}
 
 /** The largest number of spans open at one instant. */
 function maxOverlap(spans: Span[]): number {
-  const points = spans.flatMap((s) => [[s.start, 1], [s.end, -1]] as const)
+  const points = spans
+    .flatMap(
+      (s) =>
+        [
+          [s.start, 1],
+          [s.end, -1],
+        ] as const,
+    )
     // At equal times an end comes before a start: back-to-back runs do not overlap.
     .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let open = 0;
   let max = 0;
-  for (const [, d] of points) { open += d; max = Math.max(max, open); }
+  for (const [, d] of points) {
+    open += d;
+    max = Math.max(max, open);
+  }
   return max;
 }
 
@@ -39,25 +55,37 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
   const claudeLog = () => path.join(dir, 'claude.jsonl');
   const spans = (): Span[] => readJsonLines<Span>(spansFile());
   /** The task once it has ended (in review, failed or cancelled). */
-  const finished = (id: number, what: string, timeoutMs: number) => waitFor(async () => {
-    const t = (await api.api('GET', `/api/tasks/${id}`)).json;
-    return ['in_review', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
-  }, { what, timeoutMs, intervalMs: 250 });
+  const finished = (id: number, what: string, timeoutMs: number) =>
+    waitFor(
+      async () => {
+        const t = (await api.api('GET', `/api/tasks/${id}`)).json;
+        return ['in_review', 'failed', 'cancelled'].includes(t.status) ? t : undefined;
+      },
+      { what, timeoutMs, intervalMs: 250 },
+    );
   /** Until the task's log says a WIP checkpoint (with the agent's first edit) was pushed. */
-  const checkpointPushed = (id: number) => waitFor(async () => {
-    const logs = (await api.api('GET', `/api/tasks/${id}/logs?limit=1000`)).json.logs as Array<{ message: string }>;
-    return logs.some((l) => l.message.includes('pushed WIP checkpoint'));
-  }, { what: 'a WIP checkpoint', timeoutMs: 30_000 });
+  const checkpointPushed = (id: number) =>
+    waitFor(
+      async () => {
+        const logs = (await api.api('GET', `/api/tasks/${id}/logs?limit=1000`)).json.logs as Array<{ message: string }>;
+        return logs.some((l) => l.message.includes('pushed WIP checkpoint'));
+      },
+      { what: 'a WIP checkpoint', timeoutMs: 30_000 },
+    );
 
   const startWorker = async (name: string, agent: Record<string, unknown> = {}) => {
     const wdir = path.join(dir, name);
-    workers[name] = await startFactory(wdir, {
-      ...base,
-      role: 'worker',
-      public_url: api.url,
-      max_concurrent_agents: PER_WORKER,
-      agent: { ...(base.agent as object), ...agent, env: { ...((base.agent as { env: object }).env), FAKE_WORKER: name } },
-    }, env);
+    workers[name] = await startFactory(
+      wdir,
+      {
+        ...base,
+        role: 'worker',
+        public_url: api.url,
+        max_concurrent_agents: PER_WORKER,
+        agent: { ...(base.agent as object), ...agent, env: { ...(base.agent as { env: object }).env, FAKE_WORKER: name } },
+      },
+      env,
+    );
   };
 
   beforeAll(async () => {
@@ -72,7 +100,10 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
       github: { clone_base: origins, api_url: githubUrl },
       agent: {
         // Unsandboxed: the test reads the fake agent's files under /tmp and kills its processes by pid.
-        command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, checkpoint_seconds: 1, sandbox: 'off',
+        command: FAKE_CLAUDE_PATH,
+        kill_grace_seconds: 1,
+        checkpoint_seconds: 1,
+        sandbox: 'off',
         env: { FAKE_CLAUDE_LOG: claudeLog(), FAKE_CLAUDE_SPANS: spansFile(), FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') },
       },
       queue: { lease_seconds: 3, poll_interval_ms: 200, global_max_concurrent: GLOBAL },
@@ -100,10 +131,20 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
   }, 60_000);
 
   it('lists the API and both workers with their heartbeats', async () => {
-    const list = await waitFor(async () => {
-      const r = (await api.api('GET', '/api/workers')).json as Array<{ role: string; alive: boolean; host: string; pid: number; last_heartbeat: string; running_tasks: number[] }>;
-      return r.filter((w) => w.alive).length === 3 ? r : undefined;
-    }, { what: 'three live processes in /api/workers' });
+    const list = await waitFor(
+      async () => {
+        const r = (await api.api('GET', '/api/workers')).json as Array<{
+          role: string;
+          alive: boolean;
+          host: string;
+          pid: number;
+          last_heartbeat: string;
+          running_tasks: number[];
+        }>;
+        return r.filter((w) => w.alive).length === 3 ? r : undefined;
+      },
+      { what: 'three live processes in /api/workers' },
+    );
     expect(list.map((w) => w.role).sort()).toEqual(['api', 'worker', 'worker']);
     for (const w of list) {
       expect(w.pid).toBeGreaterThan(0);
@@ -121,21 +162,31 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     try {
       const ids: number[] = [];
       for (let i = 0; i < 50; i++) {
-        const r = await api.api('POST', '/api/tasks?auto_run=true', { title: `Job ${i}`, description: '[fake:slow ms=150 lines=6]', repo: 'acme/web' });
+        const r = await api.api('POST', '/api/tasks?auto_run=true', {
+          title: `Job ${i}`,
+          description: '[fake:slow ms=150 lines=6]',
+          repo: 'acme/web',
+        });
         expect(r.status).toBe(201);
         ids.push(r.json.id);
       }
-      const done = await waitFor(async () => {
-        const all = (await api.api('GET', '/api/tasks?limit=200')).json as Array<{ id: number; status: string }>;
-        const mine = all.filter((t) => ids.includes(t.id));
-        return mine.every((t) => ['in_review', 'failed', 'done'].includes(t.status)) ? mine : undefined;
-      }, { what: '50 tasks finished', timeoutMs: 240_000, intervalMs: 250 });
+      const done = await waitFor(
+        async () => {
+          const all = (await api.api('GET', '/api/tasks?limit=200')).json as Array<{ id: number; status: string }>;
+          const mine = all.filter((t) => ids.includes(t.id));
+          return mine.every((t) => ['in_review', 'failed', 'done'].includes(t.status)) ? mine : undefined;
+        },
+        { what: '50 tasks finished', timeoutMs: 240_000, intervalMs: 250 },
+      );
       expect(done.filter((t) => t.status !== 'in_review')).toEqual([]);
 
       // Exactly once: one agent run per task, one attempt each, one PR each.
       const rows = await db.query<{ id: number; attempts: number }>('SELECT id, attempts FROM tasks WHERE id = ANY($1)', [ids]);
       expect(rows.every((r) => Number(r.attempts) === 1)).toBe(true);
-      const runs = await db.query<{ task_id: number; n: number }>('SELECT task_id, COUNT(*)::int AS n FROM task_runs WHERE task_id = ANY($1) GROUP BY task_id', [ids]);
+      const runs = await db.query<{ task_id: number; n: number }>(
+        'SELECT task_id, COUNT(*)::int AS n FROM task_runs WHERE task_id = ANY($1) GROUP BY task_id',
+        [ids],
+      );
       expect(runs).toHaveLength(50);
       expect(runs.every((r) => r.n === 1)).toBe(true);
       const calls = readFakeClaudeLog(claudeLog()).filter((c) => ids.includes(Number(c.env.FACTORY_TASK_ID)));
@@ -163,10 +214,14 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
       expect(maxOverlap(mySpans)).toBeGreaterThan(PER_WORKER);
 
       // The API's stream carried every status change made by either worker, ids strictly increasing.
-      const events = await sse.waitFor((c) => {
-        const evs = c.of('task_status').map((e) => JSON.parse(e.data) as { id: number; status: string });
-        return ids.every((id) => evs.some((e) => e.id === id && e.status === 'in_review')) ? evs : undefined;
-      }, 'in_review of all 50 tasks on the API stream', 30_000);
+      const events = await sse.waitFor(
+        (c) => {
+          const evs = c.of('task_status').map((e) => JSON.parse(e.data) as { id: number; status: string });
+          return ids.every((id) => evs.some((e) => e.id === id && e.status === 'in_review')) ? evs : undefined;
+        },
+        'in_review of all 50 tasks on the API stream',
+        30_000,
+      );
       const mine = events.filter((e) => ids.includes(e.id));
       for (const id of ids) expect(mine.filter((e) => e.id === id).map((e) => e.status)).toEqual(['queued', 'in_progress', 'in_review']);
       const seq = sse.of('task_status').map((e) => Number(e.id));
@@ -177,7 +232,10 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
       const mid = seq[Math.floor(seq.length / 2)]!;
       const replay = await new SseClient(`${api.url}/api/events/stream?types=task_status`, { 'Last-Event-ID': String(mid) }).open();
       try {
-        const got = await replay.waitFor((c) => (c.of('task_status').length >= seq.filter((x) => x > mid).length ? c.of('task_status') : undefined), 'replayed events');
+        const got = await replay.waitFor(
+          (c) => (c.of('task_status').length >= seq.filter((x) => x > mid).length ? c.of('task_status') : undefined),
+          'replayed events',
+        );
         expect(got.map((e) => Number(e.id)).slice(0, seq.filter((x) => x > mid).length)).toEqual(seq.filter((x) => x > mid));
       } finally {
         replay.close();
@@ -188,12 +246,19 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
   }, 300_000);
 
   it('the API lists agents running on the workers and cancels one of them', async () => {
-    const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Cancel me remotely', description: '[fake:hang]', repo: 'acme/web' });
+    const created = await api.api('POST', '/api/tasks?auto_run=true', {
+      title: 'Cancel me remotely',
+      description: '[fake:hang]',
+      repo: 'acme/web',
+    });
     const id = created.json.id as number;
-    const agent = await waitFor(async () => {
-      const list = (await api.api('GET', '/api/agents')).json as Array<{ task_id: number; pid: number | null; worker_id: string }>;
-      return list.find((a) => a.task_id === id && a.pid);
-    }, { what: 'the agent listed by the API' });
+    const agent = await waitFor(
+      async () => {
+        const list = (await api.api('GET', '/api/agents')).json as Array<{ task_id: number; pid: number | null; worker_id: string }>;
+        return list.find((a) => a.task_id === id && a.pid);
+      },
+      { what: 'the agent listed by the API' },
+    );
     const holder = Object.values(workers).find((w) => agent.worker_id.includes(`:${w.child.pid}:`));
     expect(holder).toBeDefined();
     const res = await api.api('POST', `/api/tasks/${id}/cancel`);
@@ -205,12 +270,19 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
   }, 60_000);
 
   it('a worker whose lease was taken over stops its copy of the agent and records nothing', async () => {
-    const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Lease stolen', description: '[fake:slow ms=150 lines=40]', repo: 'acme/web' });
+    const created = await api.api('POST', '/api/tasks?auto_run=true', {
+      title: 'Lease stolen',
+      description: '[fake:slow ms=150 lines=40]',
+      repo: 'acme/web',
+    });
     const id = created.json.id as number;
-    const agent = await waitFor(async () => {
-      const list = (await api.api('GET', '/api/agents')).json as Array<{ task_id: number; pid: number | null }>;
-      return list.find((a) => a.task_id === id && a.pid);
-    }, { what: 'the agent running' });
+    const agent = await waitFor(
+      async () => {
+        const list = (await api.api('GET', '/api/agents')).json as Array<{ task_id: number; pid: number | null }>;
+        return list.find((a) => a.task_id === id && a.pid);
+      },
+      { what: 'the agent running' },
+    );
     // As if another worker had found the lease lapsed and taken it (its lease lapses in turn: nobody renews it).
     await db.query(`UPDATE tasks SET lease_owner = 'elsewhere:1:000000', lease_expires_at = $1 WHERE id = $2`, [Date.now() + 2000, id]);
     await waitFor(() => processGone(agent.pid!), { what: 'the agent stopped', timeoutMs: 20_000 });
@@ -226,15 +298,22 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
 
   it('kill -9 of a worker mid-task: the other worker takes the task over from its checkpoint and opens one PR', async () => {
     const pullsBefore = github.requests.filter((r) => r.method === 'POST' && r.path.endsWith('/pulls')).length;
-    const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Survives a dead worker', description: '[fake:slow ms=150 lines=60]', repo: 'acme/web' });
+    const created = await api.api('POST', '/api/tasks?auto_run=true', {
+      title: 'Survives a dead worker',
+      description: '[fake:slow ms=150 lines=60]',
+      repo: 'acme/web',
+    });
     const id = created.json.id as number;
     // Running, and a checkpoint with the agent's first edit has been pushed.
     await checkpointPushed(id);
     const list = (await api.api('GET', '/api/workers')).json as Array<{ pid: number; running_tasks: number[] }>;
-    const holder = await waitFor(async () => {
-      const l = (await api.api('GET', '/api/workers')).json as Array<{ pid: number; running_tasks: number[] }>;
-      return l.find((w) => w.running_tasks.includes(id));
-    }, { what: 'the worker running the task' });
+    const holder = await waitFor(
+      async () => {
+        const l = (await api.api('GET', '/api/workers')).json as Array<{ pid: number; running_tasks: number[] }>;
+        return l.find((w) => w.running_tasks.includes(id));
+      },
+      { what: 'the worker running the task' },
+    );
     expect(list.length).toBeGreaterThanOrEqual(3);
     const victimName = Object.entries(workers).find(([, p]) => p.child.pid === holder.pid)![0];
     const survivorName = victimName === 'w1' ? 'w2' : 'w1';
@@ -266,7 +345,11 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
   it('with a shared Claude session store, the worker taking a task over resumes its session', async () => {
     // One worker is left after the previous test; the task can only start there.
     const [firstName, first] = Object.entries(workers).find(([, p]) => p.child.exitCode === null && p.child.signalCode === null)!;
-    const created = await api.api('POST', '/api/tasks?auto_run=true', { title: 'Resume elsewhere', description: '[fake:slow ms=150 lines=60]', repo: 'acme/web' });
+    const created = await api.api('POST', '/api/tasks?auto_run=true', {
+      title: 'Resume elsewhere',
+      description: '[fake:slow ms=150 lines=60]',
+      repo: 'acme/web',
+    });
     const id = created.json.id as number;
     await checkpointPushed(id);
     await startWorker('w3', { shared_session_store: true });

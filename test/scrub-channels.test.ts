@@ -9,7 +9,8 @@ import { createLogger } from '../src/logger.js';
 import { scrub } from '../src/secrets.js';
 
 const TELEGRAM_TOKEN = '7712345678:AAFakeTelegramBotTokenForTests_0123';
-const PEM = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----';
+const PEM =
+  '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n-----END OPENSSH PRIVATE KEY-----';
 /** Shapes nobody configured: an agent may print a token it found in the repository or the machine. */
 const UNCONFIGURED = [
   'ghp_0123456789abcdefghijABCDEFGHIJ012345',
@@ -49,8 +50,15 @@ describe('one scrubber on every way out', () => {
   });
 
   it('keeps planted secrets out of the API, the database, GitHub and Telegram', async () => {
-    const pr = await env.createTask({ title: 'Leaky PR', description: `[fake:success result=${arg(leakText)} learn=${arg(`Remember ${UNCONFIGURED[0]} and ${GITHUB_TOKEN}`)}]` });
-    const done = await env.createTask({ title: 'Leaky look', agent_type: 'researcher', description: `[fake:noop result=${arg(leakText)}]` });
+    const pr = await env.createTask({
+      title: 'Leaky PR',
+      description: `[fake:success result=${arg(leakText)} learn=${arg(`Remember ${UNCONFIGURED[0]} and ${GITHUB_TOKEN}`)}]`,
+    });
+    const done = await env.createTask({
+      title: 'Leaky look',
+      agent_type: 'researcher',
+      description: `[fake:noop result=${arg(leakText)}]`,
+    });
     expect((await env.waitStatus(pr.id, ['in_review', 'failed'])).status).toBe('in_review');
     expect((await env.waitStatus(done.id, ['done', 'failed'])).status).toBe('done');
     await telegram.waitForSent((s) => s.text.includes('Done:') && s.text.includes('Leaked'));
@@ -83,7 +91,12 @@ describe('one scrubber on every way out', () => {
 
   it('scrubs fields of log objects, not only message strings', async () => {
     const lines: string[] = [];
-    const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
     const logger = createLogger({ level: 'info', pretty: false }, sink);
     logger.info({ summary: leakText, nested: { url: `https://x:${UNCONFIGURED[3]}@example.com/` } }, `message with ${GITHUB_TOKEN}`);
     await waitFor(() => lines.length > 0, { what: 'a log line' });

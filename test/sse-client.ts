@@ -1,7 +1,11 @@
 // A fetch-based SSE client for tests: records every event and comment of one stream.
 import { waitFor } from './helpers.js';
 
-export interface SseEvent { id?: string; event: string; data: string }
+export interface SseEvent {
+  id?: string;
+  event: string;
+  data: string;
+}
 
 export class SseClient {
   readonly events: SseEvent[] = [];
@@ -11,7 +15,10 @@ export class SseClient {
   ended = false;
   private readonly ctrl = new AbortController();
 
-  constructor(readonly url: string, private readonly reqHeaders: Record<string, string> = {}) {}
+  constructor(
+    readonly url: string,
+    private readonly reqHeaders: Record<string, string> = {},
+  ) {}
 
   async open(): Promise<this> {
     const res = await fetch(this.url, { headers: this.reqHeaders, signal: this.ctrl.signal });

@@ -133,7 +133,9 @@ describe('SSE stream', () => {
     expect(byType.messages().map((e) => e.id)).toEqual([b.id, end.id]);
     expect(all.messages().map((e) => e.id)).toEqual([a.id, b.id, end.id]);
     expect(all.of('task_status').map((e) => JSON.parse(e.data).id)).toEqual([t3, t2]);
-    expect(statusOnly.events.filter((e) => e.event !== 'connected').map((e) => [e.event, JSON.parse(e.data).status])).toEqual([['task_status', 'cancelled']]);
+    expect(statusOnly.events.filter((e) => e.event !== 'connected').map((e) => [e.event, JSON.parse(e.data).status])).toEqual([
+      ['task_status', 'cancelled'],
+    ]);
     expect(byTask.of('task_status')).toEqual([]); // the upstream path only carries messages
     // Bad filter values are 400s, not silent empty streams.
     expect((await fetch(`${base}/api/messages/stream/sse?message_type=shout`)).status).toBe(400);

@@ -21,15 +21,26 @@ describe('start order', () => {
     const port = (blocker.address() as { port: number }).port;
     const claudeLog = path.join(dir, 'claude-log.jsonl');
     const base = processConfig(dir);
-    const config = { ...base, data_dir: path.join(dir, 'data'), server: { port }, agent: { ...(base.agent as object), env: { FAKE_CLAUDE_LOG: claudeLog } } };
+    const config = {
+      ...base,
+      data_dir: path.join(dir, 'data'),
+      server: { port },
+      agent: { ...(base.agent as object), env: { FAKE_CLAUDE_LOG: claudeLog } },
+    };
     const configPath = path.join(dir, 'config.yml');
     writeFileSync(configPath, stringify(config));
     let out = '';
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
-      cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', FACTORY_CONFIG: configPath }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', FACTORY_CONFIG: configPath },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
-    child.stderr!.on('data', (c: Buffer) => { out += c.toString(); });
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    child.stderr!.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
     blocker.close();
     expect(code, out).not.toBe(0);

@@ -18,7 +18,17 @@ describe('tasks API', () => {
     const res = await post('/api/tasks', { title: 'Add auth', description: 'JWT', repo: 'acme/web', extra: 'ignored' });
     expect(res.statusCode).toBe(201);
     const t = res.json();
-    expect(t).toMatchObject({ title: 'Add auth', description: 'JWT', repo: 'acme/web', agent_type: 'coder', status: 'queued', plane_issue_id: '', pr_url: '', run_requested: false, last_output: null });
+    expect(t).toMatchObject({
+      title: 'Add auth',
+      description: 'JWT',
+      repo: 'acme/web',
+      agent_type: 'coder',
+      status: 'queued',
+      plane_issue_id: '',
+      pr_url: '',
+      run_requested: false,
+      last_output: null,
+    });
     expect(t.created_at).toMatch(/Z$/);
     const got = await env.app.inject({ url: `/api/tasks/${t.id}` });
     expect(got.statusCode).toBe(200);
@@ -59,7 +69,12 @@ describe('tasks API', () => {
   });
 
   it('answers invalid JSON, non-JSON and oversized bodies with 4xx JSON', async () => {
-    const bad = await env.app.inject({ method: 'POST', url: '/api/tasks', headers: { 'content-type': 'application/json' }, payload: '{"title":' });
+    const bad = await env.app.inject({
+      method: 'POST',
+      url: '/api/tasks',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"title":',
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.code).toBe('invalid_json');
     const text = await env.app.inject({ method: 'POST', url: '/api/tasks', headers: { 'content-type': 'text/csv' }, payload: 'a,b' });
@@ -73,7 +88,10 @@ describe('tasks API', () => {
   });
 
   it('404s and 400s on ids and routes', async () => {
-    expect((await env.app.inject({ url: '/api/tasks/999999' })).json()).toMatchObject({ error: { code: 'not_found' }, detail: 'Task not found' });
+    expect((await env.app.inject({ url: '/api/tasks/999999' })).json()).toMatchObject({
+      error: { code: 'not_found' },
+      detail: 'Task not found',
+    });
     const nonInt = await env.app.inject({ url: '/api/tasks/abc' });
     expect(nonInt.statusCode).toBe(400);
     expect(nonInt.json().error.field).toBe('id');
@@ -110,7 +128,11 @@ describe('tasks API', () => {
     await waitFor(() => gate.isWaiting(t.id), { what: 'executor start' });
     expect((await env.app.inject({ url: `/api/tasks/${t.id}` })).json().status).toBe('in_progress');
     const agents = (await env.app.inject({ url: '/api/agents' })).json();
-    expect(agents.find((a: { task_id: number }) => a.task_id === t.id)).toMatchObject({ status: 'running', agent_type: 'coder', repo: 'acme/web' });
+    expect(agents.find((a: { task_id: number }) => a.task_id === t.id)).toMatchObject({
+      status: 'running',
+      agent_type: 'coder',
+      repo: 'acme/web',
+    });
     const again = await post(`/api/tasks/${t.id}/run`);
     expect(again.statusCode).toBe(409);
     expect(again.json().detail).toBe('Task is in_progress, must be queued');
@@ -142,9 +164,14 @@ describe('tasks API', () => {
   it('returns logs oldest first, paged by id or time', async () => {
     const t = (await post('/api/tasks', { title: 'logs', repo: 'acme/web' })).json();
     const base = Date.parse('2026-01-01T00:00:00Z');
-    env.services.repos.logs.appendMany(Array.from({ length: 5 }, (_, i) => ({
-      task_id: t.id, ts: new Date(base + i * 1000).toISOString(), stream: 'stdout' as const, line: `line ${i}`,
-    })));
+    env.services.repos.logs.appendMany(
+      Array.from({ length: 5 }, (_, i) => ({
+        task_id: t.id,
+        ts: new Date(base + i * 1000).toISOString(),
+        stream: 'stdout' as const,
+        line: `line ${i}`,
+      })),
+    );
     const tail = (await env.app.inject({ url: `/api/tasks/${t.id}/logs?limit=2` })).json();
     expect(tail.logs.map((l: { message: string }) => l.message)).toEqual(['line 3', 'line 4']);
     const first = (await env.app.inject({ url: `/api/tasks/${t.id}/logs?since=0&limit=2` })).json();
@@ -167,7 +194,11 @@ describe('tasks API', () => {
     expect(a.summary.total_tasks).toBeGreaterThan(0);
     expect(a.status_breakdown.done).toBeGreaterThanOrEqual(1);
     expect(a.daily_trends.at(-1).created).toBe(a.summary.total_tasks);
-    expect((await env.app.inject({ url: '/api/settings' })).json()).toEqual({ plane_base_url: '', plane_workspace_slug: '', plane_project_id: '' });
+    expect((await env.app.inject({ url: '/api/settings' })).json()).toEqual({
+      plane_base_url: '',
+      plane_workspace_slug: '',
+      plane_project_id: '',
+    });
   });
 
   it('deletes the logs of tasks that ended longer ago than retention.task_logs_days', async () => {

@@ -47,7 +47,12 @@ describe('Telegram forwarding of board messages', () => {
   it('forwards the configured types only, as escaped HTML without link previews', async () => {
     await post({ sender: 'coder', message: 'just info [info-1]', message_type: 'info' });
     await post({ sender: 'coder', message: 'status [status-1]', message_type: 'status' });
-    const q = await post({ sender: 'task-1:coder', recipient: 'human', message: 'Use <b>Redis</b> & "memcached"? [q-1]', message_type: 'question' });
+    const q = await post({
+      sender: 'task-1:coder',
+      recipient: 'human',
+      message: 'Use <b>Redis</b> & "memcached"? [q-1]',
+      message_type: 'question',
+    });
     await post({ sender: 'coder', message: 'boom [err-1]', message_type: 'error' });
     await fake.waitForSent((s) => s.text.includes('[err-1]'));
     expect(sentWith('[info-1]')).toEqual([]);
@@ -86,7 +91,10 @@ describe('Telegram forwarding of board messages', () => {
     await waitFor(() => fake.requests.filter((r) => r.failed).length >= failedBefore + 3, { what: 'several failed attempts' });
     expect(sentWith('[down-1]')).toEqual([]);
     expect(board.outbox.pending()).toBe(2);
-    const row = env.services.db.prepare("SELECT attempts, last_error FROM outbox WHERE payload LIKE '%[down-1]%'").get() as { attempts: number; last_error: string };
+    const row = env.services.db.prepare("SELECT attempts, last_error FROM outbox WHERE payload LIKE '%[down-1]%'").get() as {
+      attempts: number;
+      last_error: string;
+    };
     expect(row.attempts).toBeGreaterThan(0);
     expect(row.last_error).toContain('500');
     expect(row.last_error).not.toContain(fake.token);

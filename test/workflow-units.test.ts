@@ -4,7 +4,11 @@ import { parseReview, issueCounts } from '../src/workflows/review.js';
 import { buildHandoff, handoffSection, HANDOFF_LIMITS } from '../src/workflows/handoff.js';
 import { extractProtocolObjects } from '../src/agents/protocol.js';
 
-const reject = JSON.stringify({ approved: false, summary: 'Needs work', issues: [{ severity: 'major', description: 'No tests', file: 'a.ts', line: 3 }] });
+const reject = JSON.stringify({
+  approved: false,
+  summary: 'Needs work',
+  issues: [{ severity: 'major', description: 'No tests', file: 'a.ts', line: 3 }],
+});
 const approve = JSON.stringify({ approved: true, summary: 'Fine', issues: [{ severity: 'nit', description: 'Typo' }] });
 
 describe('review parsing', () => {
@@ -17,7 +21,9 @@ describe('review parsing', () => {
     expect(parseReview(`first ${reject} then ${approve}`).approved).toBe(true);
   });
   it('does not accept an approval that lists blocking issues', () => {
-    const r = parseReview(JSON.stringify({ approved: true, summary: 'ok', issues: [{ severity: 'blocker', description: 'Breaks build' }] }));
+    const r = parseReview(
+      JSON.stringify({ approved: true, summary: 'ok', issues: [{ severity: 'blocker', description: 'Breaks build' }] }),
+    );
     expect(r.approved).toBe(false);
   });
   it('falls back to a conservative reading for malformed or missing verdicts', () => {
@@ -29,7 +35,12 @@ describe('review parsing', () => {
     }
   });
   it('maps unknown severities and drops empty issues', () => {
-    const r = parseReview(JSON.stringify({ approved: false, issues: [{ severity: 'critical', description: 'x' }, { severity: 'low', description: 'y' }, { severity: 'major' }] }));
+    const r = parseReview(
+      JSON.stringify({
+        approved: false,
+        issues: [{ severity: 'critical', description: 'x' }, { severity: 'low', description: 'y' }, { severity: 'major' }],
+      }),
+    );
     expect(r.issues.map((i) => i.severity)).toEqual(['blocker', 'minor']);
   });
 });
@@ -49,10 +60,14 @@ describe('conditions', () => {
 });
 
 describe('workflow definitions', () => {
-  const good = { max_iterations: 3, steps: [
-    { agent: 'coder', output: 'code' }, { agent: 'reviewer', input: 'code', output: 'review' },
-    { agent: 'coder_revision', input: 'review', output: 'rev', condition: 'has_issues', loop_to: 'review' },
-  ] };
+  const good = {
+    max_iterations: 3,
+    steps: [
+      { agent: 'coder', output: 'code' },
+      { agent: 'reviewer', input: 'code', output: 'review' },
+      { agent: 'coder_revision', input: 'review', output: 'rev', condition: 'has_issues', loop_to: 'review' },
+    ],
+  };
   it('accepts the code_review shape and resolves loop_to by output key', () => {
     expect(() => validateWorkflow('code_review', good)).not.toThrow();
     expect(loopTarget(good, 'review')).toBe(1);
@@ -74,7 +89,8 @@ describe('workflow definitions', () => {
 
 describe('handoffs', () => {
   it('extracts handoff_output lines from agent text', () => {
-    const text = 'Done.\n{"type":"handoff_output","summary":"Did X","details":"Because Y","files_changed":["a.ts"],"next_steps":"Review","learnings":["npm test works"]}\n';
+    const text =
+      'Done.\n{"type":"handoff_output","summary":"Did X","details":"Because Y","files_changed":["a.ts"],"next_steps":"Review","learnings":["npm test works"]}\n';
     const [obj] = extractProtocolObjects(text);
     const h = buildHandoff('coder', obj, text, []);
     expect(h.output_type).toBe('code_diff');

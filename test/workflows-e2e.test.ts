@@ -7,30 +7,45 @@ import { GITHUB_TOKEN } from './agent-harness.js';
 import { tempDir, waitFor } from './helpers.js';
 
 async function waitWorkflow(env: AgentEnv, id: number, status: string[], timeoutMs = 60_000) {
-  return waitFor(async () => {
-    const wf = (await env.app.inject({ url: `/api/workflows/${id}` })).json();
-    return status.includes(wf.status) ? wf : undefined;
-  }, { timeoutMs, what: `workflow ${id} ${status.join('|')}` });
+  return waitFor(
+    async () => {
+      const wf = (await env.app.inject({ url: `/api/workflows/${id}` })).json();
+      return status.includes(wf.status) ? wf : undefined;
+    },
+    { timeoutMs, what: `workflow ${id} ${status.join('|')}` },
+  );
 }
 
 const pullsPosted = (env: AgentEnv) => env.github.requests.filter((r) => r.method === 'POST' && /\/pulls$/.test(r.path));
 
 describe('workflows end to end', () => {
   let env: AgentEnv;
-  beforeAll(async () => { env = await createAgentEnv({ overrides: { max_concurrent_agents: 2 } }); });
-  afterAll(async () => { await env.stopAll(); });
+  beforeAll(async () => {
+    env = await createAgentEnv({ overrides: { max_concurrent_agents: 2 } });
+  });
+  afterAll(async () => {
+    await env.stopAll();
+  });
 
   it('loops coder → reviewer → revision until approved, then opens one PR', async () => {
     const before = pullsPosted(env).length;
-    const res = await env.app.inject({ method: 'POST', url: '/api/workflows/code_review', payload: {
-      title: 'Add caching', description: 'Cache responses [fake:reviewer=review verdicts=reject,reject,approve]', repo: 'acme/web',
-    } });
+    const res = await env.app.inject({
+      method: 'POST',
+      url: '/api/workflows/code_review',
+      payload: {
+        title: 'Add caching',
+        description: 'Cache responses [fake:reviewer=review verdicts=reject,reject,approve]',
+        repo: 'acme/web',
+      },
+    });
     expect(res.statusCode).toBe(201);
     const wf = await waitWorkflow(env, res.json().id, ['completed', 'failed', 'cancelled']);
     expect(wf.error).toBe('');
     expect(wf.status).toBe('completed');
     expect(wf.result).toBe('approved');
-    const tasks = (await env.app.inject({ url: `/api/tasks?limit=100` })).json().filter((t: { workflow_id: number }) => t.workflow_id === wf.id);
+    const tasks = (await env.app.inject({ url: `/api/tasks?limit=100` }))
+      .json()
+      .filter((t: { workflow_id: number }) => t.workflow_id === wf.id);
     const types = tasks.map((t: { agent_type: string }) => t.agent_type).reverse();
     expect(types).toEqual(['coder', 'reviewer', 'coder_revision', 'reviewer', 'coder_revision', 'reviewer']);
     expect(tasks.every((t: { status: string }) => t.status === 'done')).toBe(true);
@@ -57,9 +72,16 @@ describe('workflows end to end', () => {
   });
 
   it('stops at max_iterations with a clear final state when the review always rejects', async () => {
-    const res = await env.app.inject({ method: 'POST', url: '/api/workflows', payload: {
-      workflow_name: 'code_review', title: 'Never good enough', description: '[fake:reviewer=review verdicts=reject]', repo: 'acme/web',
-    } });
+    const res = await env.app.inject({
+      method: 'POST',
+      url: '/api/workflows',
+      payload: {
+        workflow_name: 'code_review',
+        title: 'Never good enough',
+        description: '[fake:reviewer=review verdicts=reject]',
+        repo: 'acme/web',
+      },
+    });
     const wf = await waitWorkflow(env, res.json().id, ['completed', 'failed', 'cancelled']);
     expect(wf.status).toBe('completed');
     expect(wf.result).toBe('max_iterations');
@@ -71,12 +93,19 @@ describe('workflows end to end', () => {
   });
 
   it('cancelling a workflow kills the running agent', async () => {
-    const res = await env.app.inject({ method: 'POST', url: '/api/workflows/code_review', payload: { title: 'Hang', description: '[fake:coder=hang]', repo: 'acme/web' } });
+    const res = await env.app.inject({
+      method: 'POST',
+      url: '/api/workflows/code_review',
+      payload: { title: 'Hang', description: '[fake:coder=hang]', repo: 'acme/web' },
+    });
     const id = res.json().id;
-    const agent = await waitFor(async () => {
-      const agents = (await env.app.inject({ url: '/api/agents' })).json();
-      return agents.find((a: { task_title: string; pid: number | null }) => a.task_title.includes('Hang') && a.pid);
-    }, { what: 'agent running' });
+    const agent = await waitFor(
+      async () => {
+        const agents = (await env.app.inject({ url: '/api/agents' })).json();
+        return agents.find((a: { task_title: string; pid: number | null }) => a.task_title.includes('Hang') && a.pid);
+      },
+      { what: 'agent running' },
+    );
     const cancel = await env.app.inject({ method: 'POST', url: `/api/workflows/${id}/cancel` });
     expect(cancel.statusCode).toBe(200);
     expect(cancel.json().status).toBe('cancelled');
@@ -85,16 +114,24 @@ describe('workflows end to end', () => {
     expect((await env.app.inject({ method: 'POST', url: `/api/workflows/${id}/cancel` })).statusCode).toBe(409);
   });
 
-  it('delivers a message one agent addressed to another into that agent\'s prompt', async () => {
-    const res = await env.app.inject({ method: 'POST', url: '/api/workflows/code_review', payload: {
-      title: 'Talk to the reviewer', repo: 'acme/web',
-      description: '[fake:coder=message to=reviewer type=question content=Is_a_60s_cache_TTL_ok?] [fake:reviewer=review verdicts=approve]',
-    } });
+  it("delivers a message one agent addressed to another into that agent's prompt", async () => {
+    const res = await env.app.inject({
+      method: 'POST',
+      url: '/api/workflows/code_review',
+      payload: {
+        title: 'Talk to the reviewer',
+        repo: 'acme/web',
+        description:
+          '[fake:coder=message to=reviewer type=question content=Is_a_60s_cache_TTL_ok?] [fake:reviewer=review verdicts=approve]',
+      },
+    });
     const wf = await waitWorkflow(env, res.json().id, ['completed', 'failed', 'cancelled']);
     expect(wf.status).toBe('completed');
     const board = (await env.app.inject({ url: `/api/messages?workflow_id=${wf.id}&message_type=question` })).json();
     expect(board.find((m: { recipient: string }) => m.recipient === 'reviewer').message).toBe('Is a 60s cache TTL ok?');
-    const reviewer = env.fakeLog().filter((r) => r.env.FACTORY_WORKFLOW_ID === String(wf.id) && r.env.FACTORY_AGENT_TYPE === 'reviewer')[0]!;
+    const reviewer = env
+      .fakeLog()
+      .filter((r) => r.env.FACTORY_WORKFLOW_ID === String(wf.id) && r.env.FACTORY_AGENT_TYPE === 'reviewer')[0]!;
     expect(reviewer.prompt).toContain('Messages addressed to you (reviewer)');
     expect(reviewer.prompt).toContain('Is a 60s cache TTL ok?');
   });
@@ -104,10 +141,18 @@ describe('workflows end to end', () => {
     const unknown = await post('/api/workflows', { workflow_name: 'nope', title: 'x', repo: 'acme/web' });
     expect(unknown.statusCode).toBe(400);
     expect(unknown.json().detail).toBe("Unknown workflow: 'nope'. Available: code_review");
-    const bad = await post('/api/workflows', { workflow_name: 'mine', title: 'x', repo: 'acme/web', definition: { steps: [{ agent: 'coder', loop_to: 'x' }] } });
+    const bad = await post('/api/workflows', {
+      workflow_name: 'mine',
+      title: 'x',
+      repo: 'acme/web',
+      definition: { steps: [{ agent: 'coder', loop_to: 'x' }] },
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.field).toBe('definition');
-    expect((await post('/api/workflows', { workflow_name: 'mine', title: 'x', repo: 'acme/web', definition: { steps: [{ agent: 'wizard' }] } })).statusCode).toBe(400);
+    expect(
+      (await post('/api/workflows', { workflow_name: 'mine', title: 'x', repo: 'acme/web', definition: { steps: [{ agent: 'wizard' }] } }))
+        .statusCode,
+    ).toBe(400);
     expect((await post('/api/workflows/code_review', { repo: 'acme/web' })).json().error.field).toBe('title');
     expect((await env.app.inject({ url: '/api/workflows/999' })).statusCode).toBe(404);
     expect((await env.app.inject({ url: '/api/workflows?status=weird' })).statusCode).toBe(400);
@@ -154,15 +199,24 @@ describe('workflow restart', () => {
     const github = new FakeGitHub({ validToken: GITHUB_TOKEN });
     await github.start();
     const a = await createAgentEnv({ dir, github, overrides: { shutdown: { grace_seconds: 0 } } });
-    const res = await a.app.inject({ method: 'POST', url: '/api/workflows/code_review', payload: {
-      title: 'Survive', description: '[fake:coder=slow ms=100 lines=40] [fake:reviewer=review verdicts=approve]', repo: 'acme/web',
-    } });
+    const res = await a.app.inject({
+      method: 'POST',
+      url: '/api/workflows/code_review',
+      payload: {
+        title: 'Survive',
+        description: '[fake:coder=slow ms=100 lines=40] [fake:reviewer=review verdicts=approve]',
+        repo: 'acme/web',
+      },
+    });
     const id = res.json().id;
     // wait until the agent itself is at work (it has printed output), then stop the server
-    await waitFor(async () => {
-      const t = (await a.app.inject({ url: '/api/tasks?limit=5' })).json().find((x: { workflow_id: number }) => x.workflow_id === id);
-      return t && a.services.repos.logs.list(t.id, { limit: 1000 }).filter((l) => l.stream === 'stdout').length >= 3;
-    }, { what: 'coder output' });
+    await waitFor(
+      async () => {
+        const t = (await a.app.inject({ url: '/api/tasks?limit=5' })).json().find((x: { workflow_id: number }) => x.workflow_id === id);
+        return t && a.services.repos.logs.list(t.id, { limit: 1000 }).filter((l) => l.stream === 'stdout').length >= 3;
+      },
+      { what: 'coder output' },
+    );
     await a.stopAll();
     const b = await createAgentEnv({ dir, github });
     try {

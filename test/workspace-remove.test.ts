@@ -12,8 +12,12 @@ function setup() {
   const origins = path.join(dir, 'origins');
   makeOrigin(origins, 'acme', 'web');
   const ws = new Workspace({
-    reposDir: path.join(dir, 'repos'), worktreesDir: path.join(dir, 'worktrees'), githubToken: '',
-    authorName: 'Factory', authorEmail: 'factory@localhost', baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+    reposDir: path.join(dir, 'repos'),
+    worktreesDir: path.join(dir, 'worktrees'),
+    githubToken: '',
+    authorName: 'Factory',
+    authorEmail: 'factory@localhost',
+    baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
   });
   return { ws, spec: parseRepoSpec('acme/web', { repos: {}, defaultOrg: '', cloneBase: origins }) };
 }

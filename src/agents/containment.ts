@@ -43,7 +43,10 @@ async function readStat(pid: number): Promise<ProcStat | null> {
 
 async function listPids(): Promise<number[]> {
   try {
-    return (await readdir('/proc')).filter((n) => /^\d+$/.test(n)).map(Number).filter((p) => p !== process.pid);
+    return (await readdir('/proc'))
+      .filter((n) => /^\d+$/.test(n))
+      .map(Number)
+      .filter((p) => p !== process.pid);
   } catch {
     return [];
   }

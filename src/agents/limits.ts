@@ -1,6 +1,9 @@
 // Recognises Claude Code's usage/rate limit reports and when they reset. Pure.
 
-export interface UsageLimit { resetAt: Date | null; message: string }
+export interface UsageLimit {
+  resetAt: Date | null;
+  message: string;
+}
 
 const LIMIT = /(usage limit|rate limit|limit reached|too many requests|quota exceeded|overloaded)/i;
 

@@ -4,7 +4,10 @@ export class LineSplitter {
   private size = 0;
   private truncated = false;
 
-  constructor(private readonly maxLine: number, private readonly onLine: (line: string, truncated: boolean) => void) {}
+  constructor(
+    private readonly maxLine: number,
+    private readonly onLine: (line: string, truncated: boolean) => void,
+  ) {}
 
   push(chunk: Buffer): void {
     let start = 0;
@@ -28,7 +31,10 @@ export class LineSplitter {
   private append(buf: Buffer): void {
     if (buf.length === 0) return;
     const room = this.maxLine - this.size;
-    if (room <= 0) { this.truncated = true; return; }
+    if (room <= 0) {
+      this.truncated = true;
+      return;
+    }
     const take = buf.length > room ? buf.subarray(0, room) : buf;
     if (take.length < buf.length) this.truncated = true;
     this.parts.push(Buffer.from(take));

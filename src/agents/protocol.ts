@@ -1,6 +1,11 @@
 // Understands Claude Code's stream-json events and the JSON lines agents print for Factory. Pure.
 
-export interface Usage { input_tokens: number; output_tokens: number; cache_read_tokens: number; cache_creation_tokens: number }
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+}
 
 export interface ResultEvent {
   isError: boolean;
@@ -39,7 +44,9 @@ export function parseStreamLine(line: string): StreamEvent[] {
   }
   switch (obj.type) {
     case 'system':
-      return obj.subtype === 'init' ? [{ kind: 'init', sessionId: str(obj.session_id), model: str(obj.model) }] : [{ kind: 'other', type: 'system' }];
+      return obj.subtype === 'init'
+        ? [{ kind: 'init', sessionId: str(obj.session_id), model: str(obj.model) }]
+        : [{ kind: 'other', type: 'system' }];
     case 'assistant':
     case 'user': {
       const content = (obj.message as { content?: unknown } | undefined)?.content;
@@ -59,24 +66,26 @@ export function parseStreamLine(line: string): StreamEvent[] {
     }
     case 'result': {
       const u = (obj.usage ?? {}) as Record<string, unknown>;
-      return [{
-        kind: 'result',
-        result: {
-          isError: obj.is_error === true || (typeof obj.subtype === 'string' && obj.subtype.startsWith('error')),
-          subtype: str(obj.subtype),
-          text: str(obj.result),
-          sessionId: str(obj.session_id),
-          costUsd: num(obj.total_cost_usd),
-          usage: {
-            input_tokens: num(u.input_tokens),
-            output_tokens: num(u.output_tokens),
-            cache_read_tokens: num(u.cache_read_input_tokens),
-            cache_creation_tokens: num(u.cache_creation_input_tokens),
+      return [
+        {
+          kind: 'result',
+          result: {
+            isError: obj.is_error === true || (typeof obj.subtype === 'string' && obj.subtype.startsWith('error')),
+            subtype: str(obj.subtype),
+            text: str(obj.result),
+            sessionId: str(obj.session_id),
+            costUsd: num(obj.total_cost_usd),
+            usage: {
+              input_tokens: num(u.input_tokens),
+              output_tokens: num(u.output_tokens),
+              cache_read_tokens: num(u.cache_read_input_tokens),
+              cache_creation_tokens: num(u.cache_creation_input_tokens),
+            },
+            durationMs: num(obj.duration_ms),
+            numTurns: num(obj.num_turns),
           },
-          durationMs: num(obj.duration_ms),
-          numTurns: num(obj.num_turns),
         },
-      }];
+      ];
     }
     default:
       return [{ kind: 'other', type: str(obj.type) || 'unknown' }];
@@ -85,7 +94,10 @@ export function parseStreamLine(line: string): StreamEvent[] {
 
 export const PROTOCOL_TYPES = ['message', 'clarification_needed', 'handoff_output', 'learning'] as const;
 export type ProtocolType = (typeof PROTOCOL_TYPES)[number];
-export interface ProtocolObject { type: ProtocolType; [key: string]: unknown }
+export interface ProtocolObject {
+  type: ProtocolType;
+  [key: string]: unknown;
+}
 
 /**
  * Finds Factory protocol objects printed by the agent: a JSON object on a line of its own
@@ -109,16 +121,22 @@ export function extractProtocolObjects(text: string): ProtocolObject[] {
 /** A short human-readable rendering of an event, for summaries and progress notes. */
 export function describeEvent(e: StreamEvent): string {
   switch (e.kind) {
-    case 'text': return e.text.trim().split('\n')[0]!.slice(0, 200);
+    case 'text':
+      return e.text.trim().split('\n')[0]!.slice(0, 200);
     case 'tool_use': {
       const input = e.input as Record<string, unknown> | undefined;
       const detail = input ? str(input.command) || str(input.file_path) || str(input.pattern) || str(input.path) : '';
       return `${e.name}${detail ? `: ${detail.slice(0, 160)}` : ''}`;
     }
-    case 'tool_result': return `${e.isError ? 'error: ' : ''}${e.content.trim().split('\n')[0]!.slice(0, 160)}`;
-    case 'result': return `${e.result.isError ? 'failed' : 'finished'}: ${e.result.text.slice(0, 200)}`;
-    case 'init': return `session ${e.sessionId}`;
-    case 'raw': return e.text.slice(0, 200);
-    default: return e.type;
+    case 'tool_result':
+      return `${e.isError ? 'error: ' : ''}${e.content.trim().split('\n')[0]!.slice(0, 160)}`;
+    case 'result':
+      return `${e.result.isError ? 'failed' : 'finished'}: ${e.result.text.slice(0, 200)}`;
+    case 'init':
+      return `session ${e.sessionId}`;
+    case 'raw':
+      return e.text.slice(0, 200);
+    default:
+      return e.type;
   }
 }

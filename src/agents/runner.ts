@@ -6,13 +6,13 @@ import { LineSplitter, Tail } from './lines.js';
 import { parseStreamLine, type ResultEvent, type StreamEvent } from './protocol.js';
 
 export type RunOutcome =
-  | 'success'        // result event without error
-  | 'agent_error'    // result event with is_error
-  | 'crashed'        // exited without a result event
-  | 'timeout'        // total time limit
-  | 'idle_timeout'   // no output for too long
-  | 'aborted'        // cancel or shutdown from outside
-  | 'stopped'        // Factory stopped it on purpose (clarification, stall, budget)
+  | 'success' // result event without error
+  | 'agent_error' // result event with is_error
+  | 'crashed' // exited without a result event
+  | 'timeout' // total time limit
+  | 'idle_timeout' // no output for too long
+  | 'aborted' // cancel or shutdown from outside
+  | 'stopped' // Factory stopped it on purpose (clarification, stall, budget)
   | 'spawn_failed';
 
 export interface RunSpec {
@@ -90,11 +90,11 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
     cwd: spec.cwd,
     env: { ...spec.env, [RUN_MARK_VAR]: mark },
     extendEnv: false,
-    detached: true,          // own process group: a terminal's signals do not reach it, the group kill does
+    detached: true, // own process group: a terminal's signals do not reach it, the group kill does
     stdin: 'ignore',
     buffer: false,
     reject: false,
-    cleanup: true,           // no effect for a detached child: a hard exit of Factory is handled at the next start
+    cleanup: true, // no effect for a detached child: a hard exit of Factory is handled at the next start
     stripFinalNewline: false,
   });
   const pid = child.pid ?? null;
@@ -110,10 +110,12 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
     killGroup(pid, 'SIGTERM');
     // Tools in sessions of their own get the same chance to stop cleanly. Those found are kept: one
     // that cleared its environment is found only through the agent, which may be gone by the end.
-    void findRunProcesses(mark, pid).then((procs) => {
-      seen.push(...procs);
-      return signalProcesses(procs, 'SIGTERM');
-    }).catch(() => {});
+    void findRunProcesses(mark, pid)
+      .then((procs) => {
+        seen.push(...procs);
+        return signalProcesses(procs, 'SIGTERM');
+      })
+      .catch(() => {});
     termTimer = setTimeout(() => {
       forceKilled = true;
       killGroup(pid, 'SIGKILL');
@@ -123,12 +125,16 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
   };
 
   // Exact timers: the total one fires once; the idle one re-arms itself for the time still left.
-  const totalTimer = setTimeout(() => terminate('timeout', `timed out after ${minutes(spec.totalTimeoutMs)} (agent_timeout)`), spec.totalTimeoutMs);
+  const totalTimer = setTimeout(
+    () => terminate('timeout', `timed out after ${minutes(spec.totalTimeoutMs)} (agent_timeout)`),
+    spec.totalTimeoutMs,
+  );
   let idleTimer: NodeJS.Timeout;
   const armIdle = (ms: number) => {
     idleTimer = setTimeout(() => {
       const quiet = Date.now() - lastActivity;
-      if (quiet >= spec.idleTimeoutMs) terminate('idle_timeout', `no output for ${minutes(quiet)} (activity timeout ${minutes(spec.idleTimeoutMs)})`);
+      if (quiet >= spec.idleTimeoutMs)
+        terminate('idle_timeout', `no output for ${minutes(quiet)} (activity timeout ${minutes(spec.idleTimeoutMs)})`);
       else armIdle(spec.idleTimeoutMs - quiet);
     }, ms);
   };
@@ -179,12 +185,24 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
 
   const durationMs = Date.now() - started;
   const base = {
-    exitCode: exit.code, signal: exit.signal, durationMs, result, sessionId,
-    tail: tail.values(), stderrTail: stderrTail.values(), forceKilled, terminationReason, pid, leftoversKilled,
+    exitCode: exit.code,
+    signal: exit.signal,
+    durationMs,
+    result,
+    sessionId,
+    tail: tail.values(),
+    stderrTail: stderrTail.values(),
+    forceKilled,
+    terminationReason,
+    pid,
+    leftoversKilled,
   };
   if (exit.spawnError && !pid) {
     const code = (exit.spawnError as NodeJS.ErrnoException).code;
-    const error = code === 'ENOENT' ? `agent command not found: ${spec.command} (set agent.command in config.yml)` : `could not start agent: ${exit.spawnError.message}`;
+    const error =
+      code === 'ENOENT'
+        ? `agent command not found: ${spec.command} (set agent.command in config.yml)`
+        : `could not start agent: ${exit.spawnError.message}`;
     return { ...base, outcome: 'spawn_failed', error };
   }
   if (outcome) {
@@ -196,7 +214,8 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
     // Claude Code reports some errors with subtype "success"; only a real error subtype is worth naming.
     const kind = r.subtype && r.subtype !== 'success' ? ` (${r.subtype})` : '';
     const hint = /not logged in|authentication_failed|invalid api key|\/login/i.test(r.text)
-      ? ' (Claude Code is not authenticated: run `claude login` as the service user or set ANTHROPIC_API_KEY)' : '';
+      ? ' (Claude Code is not authenticated: run `claude login` as the service user or set ANTHROPIC_API_KEY)'
+      : '';
     return { ...base, outcome: 'agent_error', error: `agent reported an error${kind}: ${r.text.slice(0, 1500)}${hint}` };
   }
   const stderr = stderrTail.values().slice(-10).join('\n');

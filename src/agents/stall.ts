@@ -19,7 +19,8 @@ export class StallDetector {
       this.last = key;
       this.count = 1;
     }
-    if (this.count >= this.threshold) return `stalled: the agent repeated the same ${ev.kind === 'tool_use' ? 'tool call' : 'output'} ${this.count} times in a row: ${describeEvent(ev)}`;
+    if (this.count >= this.threshold)
+      return `stalled: the agent repeated the same ${ev.kind === 'tool_use' ? 'tool call' : 'output'} ${this.count} times in a row: ${describeEvent(ev)}`;
     return undefined;
   }
 }

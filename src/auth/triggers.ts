@@ -34,7 +34,9 @@ export class TriggerGate {
 
   /** True when any identity of the sender (id, login, email) is on the source's allowlist. */
   allows(source: TriggerSource, identities: Array<string | number | undefined | null>, what: string): boolean {
-    const ids = identities.filter((x): x is string | number => x !== undefined && x !== null && String(x) !== '').map((x) => String(x).toLowerCase());
+    const ids = identities
+      .filter((x): x is string | number => x !== undefined && x !== null && String(x) !== '')
+      .map((x) => String(x).toLowerCase());
     if (ids.some((id) => this.allow[source].has(id))) return true;
     this.refused[source]++;
     const who = ids[0] ?? 'unknown sender';

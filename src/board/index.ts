@@ -41,12 +41,16 @@ export function createOutbox(services: Services, opts: OutboxOptions = {}): Outb
 export function createBoard(services: Services, opts: BoardOptions = {}, outbox = createOutbox(services, opts.outbox)): Board {
   const { config, logger, db, bus, stream } = services;
   const messages = new MessagesRepo(db);
-  const telegram = new TelegramNotifier({
-    token: config.secrets.telegramBotToken || config.telegram.bot_token,
-    chatId: config.telegram.chat_id,
-    apiRoot: config.telegram.api_root,
-    timeoutMs: opts.telegramTimeoutMs,
-  }, outbox, logger.child({ component: 'telegram' }));
+  const telegram = new TelegramNotifier(
+    {
+      token: config.secrets.telegramBotToken || config.telegram.bot_token,
+      chatId: config.telegram.chat_id,
+      apiRoot: config.telegram.api_root,
+      timeoutMs: opts.telegramTimeoutMs,
+    },
+    outbox,
+    logger.child({ component: 'telegram' }),
+  );
   const board = new BoardService({ config, logger: logger.child({ component: 'board' }), messages, stream, telegram });
   const sse = new SseHub(services.repos.events, bus, logger.child({ component: 'sse' }), opts.sse);
 

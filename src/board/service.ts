@@ -19,7 +19,11 @@ export interface PostInput {
 }
 
 /** The part of a task postFromAgent needs. */
-export interface AgentTaskRef { id: number; agent_type: string; workflow_id?: number | null }
+export interface AgentTaskRef {
+  id: number;
+  agent_type: string;
+  workflow_id?: number | null;
+}
 
 /** Characters of a message body put into a Telegram notice; the board keeps the full text. */
 export const TELEGRAM_BODY_CHARS = 1500;
@@ -58,12 +62,19 @@ export class BoardService {
       throw new AppError(400, 'invalid_input', 'message: must not be empty', 'message');
     }
     if (input.message.length > max) {
-      throw new AppError(413, 'payload_too_large', `message: is ${input.message.length} characters; at most ${max} are allowed (message_board.max_message_chars)`, 'message');
+      throw new AppError(
+        413,
+        'payload_too_large',
+        `message: is ${input.message.length} characters; at most ${max} are allowed (message_board.max_message_chars)`,
+        'message',
+      );
     }
     const sender = input.sender?.trim() ?? '';
     if (sender === '') throw new AppError(400, 'invalid_input', 'sender: must not be empty', 'sender');
-    if (sender.length > MAX_NAME_CHARS) throw new AppError(400, 'invalid_input', `sender: must be at most ${MAX_NAME_CHARS} characters`, 'sender');
-    if ((input.recipient?.length ?? 0) > MAX_NAME_CHARS) throw new AppError(400, 'invalid_input', `recipient: must be at most ${MAX_NAME_CHARS} characters`, 'recipient');
+    if (sender.length > MAX_NAME_CHARS)
+      throw new AppError(400, 'invalid_input', `sender: must be at most ${MAX_NAME_CHARS} characters`, 'sender');
+    if ((input.recipient?.length ?? 0) > MAX_NAME_CHARS)
+      throw new AppError(400, 'invalid_input', `recipient: must be at most ${MAX_NAME_CHARS} characters`, 'recipient');
     const type = input.message_type ?? 'info';
     if (!MESSAGE_TYPES.includes(type)) {
       throw new AppError(400, 'invalid_input', `message_type: must be one of ${MESSAGE_TYPES.join(', ')}`, 'message_type');
@@ -75,7 +86,11 @@ export class BoardService {
       throw new AppError(400, 'invalid_input', `${missing}: ${what} ${refs[missing]} does not exist`, missing);
     }
     const row = this.d.messages.create({
-      sender, recipient: input.recipient?.trim() || null, message: scrub(input.message), message_type: type, ...refs,
+      sender,
+      recipient: input.recipient?.trim() || null,
+      message: scrub(input.message),
+      message_type: type,
+      ...refs,
     });
     const msg = messageJson(row);
     this.d.stream.publish('message', msg.task_id, msg);
@@ -114,15 +129,27 @@ export class BoardService {
         return null;
       }
       let type: MessageType = 'info';
-      if (typeof o.message_type === 'string' && (MESSAGE_TYPES as readonly string[]).includes(o.message_type)) type = o.message_type as MessageType;
-      else if (o.message_type !== undefined) log.warn({ message_type: o.message_type }, 'agent message: unknown message_type, posted as info');
+      if (typeof o.message_type === 'string' && (MESSAGE_TYPES as readonly string[]).includes(o.message_type))
+        type = o.message_type as MessageType;
+      else if (o.message_type !== undefined)
+        log.warn({ message_type: o.message_type }, 'agent message: unknown message_type, posted as info');
       const to = typeof o.to === 'string' && o.to.trim() !== '' ? o.to.trim().slice(0, MAX_NAME_CHARS) : null;
       // A reply_to that does not exist is ignored rather than losing the message.
-      const replyTo = typeof o.reply_to === 'number' && Number.isSafeInteger(o.reply_to) && o.reply_to > 0
-        && !this.d.messages.missingReference({ reply_to: o.reply_to }) ? o.reply_to : null;
+      const replyTo =
+        typeof o.reply_to === 'number' &&
+        Number.isSafeInteger(o.reply_to) &&
+        o.reply_to > 0 &&
+        !this.d.messages.missingReference({ reply_to: o.reply_to })
+          ? o.reply_to
+          : null;
       return this.post({
-        sender: agentSender(task), recipient: to, message: clip(o.content, this.d.config.message_board.max_message_chars),
-        message_type: type, task_id: task.id, workflow_id: task.workflow_id ?? null, reply_to: replyTo,
+        sender: agentSender(task),
+        recipient: to,
+        message: clip(o.content, this.d.config.message_board.max_message_chars),
+        message_type: type,
+        task_id: task.id,
+        workflow_id: task.workflow_id ?? null,
+        reply_to: replyTo,
       });
     } catch (err) {
       log.warn({ err }, 'agent message dropped');
@@ -135,7 +162,10 @@ export class BoardService {
     const mb = this.d.config.message_board;
     if (!mb.telegram_forward || !mb.forward_types.includes(msg.message_type)) return;
     try {
-      this.d.telegram.notify(formatTelegram(msg, this.d.config.public_url), { chatId: mb.telegram_chat_id || undefined, dedupeKey: `board-message:${msg.id}` });
+      this.d.telegram.notify(formatTelegram(msg, this.d.config.public_url), {
+        chatId: mb.telegram_chat_id || undefined,
+        dedupeKey: `board-message:${msg.id}`,
+      });
     } catch (err) {
       // The message is stored and streamed; a failed enqueue must not turn the post into an error.
       this.d.logger.error({ err, message_id: msg.id }, 'could not queue telegram notice for message');

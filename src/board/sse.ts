@@ -41,8 +41,13 @@ interface Client {
 }
 
 const DEFAULTS: Required<SseOptions> = {
-  heartbeatMs: 15_000, replayLimit: 1000, maxBufferBytes: 1024 * 1024, retryMs: 3000, maxClients: 10_000,
-  trimIntervalMs: 10 * 60_000, keepEvents: 50_000,
+  heartbeatMs: 15_000,
+  replayLimit: 1000,
+  maxBufferBytes: 1024 * 1024,
+  retryMs: 3000,
+  maxClients: 10_000,
+  trimIntervalMs: 10 * 60_000,
+  keepEvents: 50_000,
 };
 
 const HEADERS = {
@@ -68,7 +73,12 @@ export class SseHub {
   /** Counters for /health and the tests. */
   readonly stats = { connected: 0, dropped_slow: 0, replayed: 0, resets: 0 };
 
-  constructor(private readonly events: EventsRepo, bus: EventBus, private readonly logger: Logger, opts: SseOptions = {}) {
+  constructor(
+    private readonly events: EventsRepo,
+    bus: EventBus,
+    private readonly logger: Logger,
+    opts: SseOptions = {},
+  ) {
     this.opts = { ...DEFAULTS, ...opts };
     this.unsubscribe = bus.on('stream', (row) => this.broadcast(row));
     this.heartbeat = setInterval(() => this.ping(), this.opts.heartbeatMs);
@@ -91,7 +101,8 @@ export class SseHub {
    */
   open(req: FastifyRequest, reply: FastifyReply, filter: StreamFilter, lastEventId: number | undefined): void {
     if (this.stopped) throw new AppError(503, 'shutting_down', 'the server is shutting down');
-    if (this.clients.size >= this.opts.maxClients) throw new AppError(503, 'too_many_streams', `too many open event streams (max ${this.opts.maxClients})`);
+    if (this.clients.size >= this.opts.maxClients)
+      throw new AppError(503, 'too_many_streams', `too many open event streams (max ${this.opts.maxClients})`);
     reply.hijack();
     const raw = reply.raw;
     req.raw.socket.setTimeout(0);

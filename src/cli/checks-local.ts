@@ -22,7 +22,12 @@ const GB = 1024 ** 3;
 export const MIN_FREE_BYTES = 2 * GB;
 const MIN_GIT: [number, number] = [2, 20];
 
-interface RunOutput { ok: boolean; stdout: string; stderr: string; code: string | number | null }
+interface RunOutput {
+  ok: boolean;
+  stdout: string;
+  stderr: string;
+  code: string | number | null;
+}
 
 /** Runs a command without a shell, with a deadline; never throws. */
 export function runCommand(cmd: string, args: string[], env: Record<string, string>, timeoutMs: number): Promise<RunOutput> {
@@ -54,7 +59,12 @@ export async function checkGit(env: Record<string, string>): Promise<CheckResult
   const m = /(\d+)\.(\d+)/.exec(out.stdout);
   const version = m ? `${m[1]}.${m[2]}` : firstLine(out.stdout);
   if (m && (Number(m[1]) < MIN_GIT[0] || (Number(m[1]) === MIN_GIT[0] && Number(m[2]) < MIN_GIT[1]))) {
-    return { name: 'git', level: 'warn', message: `git ${version} is old; worktree handling is tested with ${MIN_GIT.join('.')}+`, fix: 'upgrade git' };
+    return {
+      name: 'git',
+      level: 'warn',
+      message: `git ${version} is old; worktree handling is tested with ${MIN_GIT.join('.')}+`,
+      fix: 'upgrade git',
+    };
   }
   return { name: 'git', level: 'ok', message: firstLine(out.stdout) };
 }
@@ -84,19 +94,33 @@ export async function checkAgent(config: Config): Promise<CheckResult> {
   const command = config.agent.command;
   const env = { ...config.baseEnv, ...config.agent.env };
   const found = resolveCommand(command, env.PATH ?? '', config.rootDir);
-  const howToFix = 'install Claude Code (npm install -g @anthropic-ai/claude-code) or set agent.command in config.yml to the full path of the claude executable';
+  const howToFix =
+    'install Claude Code (npm install -g @anthropic-ai/claude-code) or set agent.command in config.yml to the full path of the claude executable';
   if (!found) {
     const where = command.includes('/') ? `at ${path.resolve(config.rootDir, command)}` : 'on PATH';
     return { name: 'agent', level: 'fail', message: `agent command "${command}" not found ${where} (or not executable)`, fix: howToFix };
   }
   const out = await runCommand(found, ['--version'], env, 10_000);
   if (!out.ok) {
-    const why = out.code === 'timeout' ? 'did not finish within 10 s' : `failed (${String(out.code)}): ${firstLine(out.stderr) || firstLine(out.stdout)}`;
-    return { name: 'agent', level: 'fail', message: `"${found} --version" ${why}`, fix: `run "${found} --version" by hand as this user and repair the installation` };
+    const why =
+      out.code === 'timeout'
+        ? 'did not finish within 10 s'
+        : `failed (${String(out.code)}): ${firstLine(out.stderr) || firstLine(out.stdout)}`;
+    return {
+      name: 'agent',
+      level: 'fail',
+      message: `"${found} --version" ${why}`,
+      fix: `run "${found} --version" by hand as this user and repair the installation`,
+    };
   }
   const relative = command.includes('/') && !path.isAbsolute(command);
   return relative
-    ? { name: 'agent', level: 'warn', message: `${found}: ${firstLine(out.stdout)}`, fix: 'use an absolute path for agent.command (agents run with the worktree as working directory)' }
+    ? {
+        name: 'agent',
+        level: 'warn',
+        message: `${found}: ${firstLine(out.stdout)}`,
+        fix: 'use an absolute path for agent.command (agents run with the worktree as working directory)',
+      }
     : { name: 'agent', level: 'ok', message: `${found}: ${firstLine(out.stdout)}` };
 }
 
@@ -108,11 +132,17 @@ export function checkAnthropic(config: Config): CheckResult {
   const candidates = [dir && path.join(dir, '.credentials.json'), home && path.join(home, '.claude.json')].filter(Boolean);
   const login = candidates.find((p) => existsSync(p));
   return login
-    ? { name: 'anthropic', level: 'ok', message: `ANTHROPIC_API_KEY is not set; agents use the Claude Code login in ${path.dirname(login)}` }
+    ? {
+        name: 'anthropic',
+        level: 'ok',
+        message: `ANTHROPIC_API_KEY is not set; agents use the Claude Code login in ${path.dirname(login)}`,
+      }
     : {
-      name: 'anthropic', level: 'warn', message: 'ANTHROPIC_API_KEY is not set and no Claude Code login was found for this user',
-      fix: 'set ANTHROPIC_API_KEY in .env, or log in once as the service user (sudo -u factory -H claude)',
-    };
+        name: 'anthropic',
+        level: 'warn',
+        message: 'ANTHROPIC_API_KEY is not set and no Claude Code login was found for this user',
+        fix: 'set ANTHROPIC_API_KEY in .env, or log in once as the service user (sudo -u factory -H claude)',
+      };
 }
 
 function nearestExisting(dir: string): string {
@@ -150,7 +180,12 @@ export function checkDataDir(config: Config): CheckResult {
     try {
       accessSync(target, constants.W_OK);
     } catch {
-      return { name, level: 'fail', message: `${dir} does not exist and ${target} is not writable`, fix: `create it for the service user: mkdir -p ${dir} && chown factory: ${dir}` };
+      return {
+        name,
+        level: 'fail',
+        message: `${dir} does not exist and ${target} is not writable`,
+        fix: `create it for the service user: mkdir -p ${dir} && chown factory: ${dir}`,
+      };
     }
     note = ' (does not exist yet; created at first start)';
   } else {
@@ -159,7 +194,12 @@ export function checkDataDir(config: Config): CheckResult {
       writeFileSync(probeFile, 'probe');
       unlinkSync(probeFile);
     } catch (err) {
-      return { name, level: 'fail', message: `${dir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, fix: `chown -R factory: ${dir} (run the doctor as the service user)` };
+      return {
+        name,
+        level: 'fail',
+        message: `${dir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        fix: `chown -R factory: ${dir} (run the doctor as the service user)`,
+      };
     }
     const pid = lockHolder(dir);
     if (pid) note = ` (in use by the running Factory process ${pid})`;
@@ -173,7 +213,12 @@ export function checkDataDir(config: Config): CheckResult {
   }
   const freeText = `${(free / GB).toFixed(1)} GB free`;
   if (free < MIN_FREE_BYTES) {
-    return { name, level: 'warn', message: `${dir}: only ${freeText}${note}`, fix: 'free disk space: clones, worktrees and logs grow with every task (remove old data/worktrees, vacuum the database)' };
+    return {
+      name,
+      level: 'warn',
+      message: `${dir}: only ${freeText}${note}`,
+      fix: 'free disk space: clones, worktrees and logs grow with every task (remove old data/worktrees, vacuum the database)',
+    };
   }
   return { name, level: 'ok', message: `${dir} writable, ${freeText}${note}` };
 }
@@ -183,7 +228,8 @@ export function checkDatabase(config: Config): CheckResult {
   if (config.database.dialect === 'postgres') return checkPostgres(config);
   const file = config.database.url;
   const known = Math.max(0, ...listMigrations('sqlite').map((m) => m.version));
-  if (!existsSync(file)) return { name: 'database', level: 'ok', message: `${file} does not exist yet; schema ${known} is created at first start` };
+  if (!existsSync(file))
+    return { name: 'database', level: 'ok', message: `${file} does not exist yet; schema ${known} is created at first start` };
   let db: Database.Database | undefined;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
@@ -191,7 +237,12 @@ export function checkDatabase(config: Config): CheckResult {
     const current = hasTable ? ((db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0) : 0;
     return schemaResult(current, known, '');
   } catch (err) {
-    return { name: 'database', level: 'warn', message: `could not read ${file}: ${(err as Error).message}`, fix: 'run the doctor as the service user; check the file with sqlite3' };
+    return {
+      name: 'database',
+      level: 'warn',
+      message: `could not read ${file}: ${(err as Error).message}`,
+      fix: 'run the doctor as the service user; check the file with sqlite3',
+    };
   } finally {
     db?.close();
   }
@@ -200,12 +251,18 @@ export function checkDatabase(config: Config): CheckResult {
 function schemaResult(current: number, known: number, where: string): CheckResult {
   if (current > known) {
     return {
-      name: 'database', level: 'fail', message: `${where}schema version ${current} is newer than this Factory build knows (${known}); it will refuse to start`,
+      name: 'database',
+      level: 'fail',
+      message: `${where}schema version ${current} is newer than this Factory build knows (${known}); it will refuse to start`,
       fix: 'upgrade Factory to the version that wrote this database, or restore a backup taken before the upgrade',
     };
   }
   if (current < known) {
-    return { name: 'database', level: 'ok', message: `${where}schema version ${current}; ${known - current} migration(s) will be applied at the next start (or run "factory migrate")` };
+    return {
+      name: 'database',
+      level: 'ok',
+      message: `${where}schema version ${current}; ${known - current} migration(s) will be applied at the next start (or run "factory migrate")`,
+    };
   }
   return { name: 'database', level: 'ok', message: `${where}schema version ${current} (up to date)` };
 }
@@ -220,11 +277,14 @@ function checkPostgres(config: Config): CheckResult {
     // schemaVersion would create schema_migrations on a new database: look first, change nothing.
     const hasTable = (db.prepare("SELECT to_regclass('schema_migrations') IS NOT NULL AS t").get() as { t: boolean }).t;
     const current = hasTable ? schemaVersion(db) : 0;
-    if (!hasTable) return { name: 'database', level: 'ok', message: `${describe}: reachable, empty; schema ${known} is created at first start` };
+    if (!hasTable)
+      return { name: 'database', level: 'ok', message: `${describe}: reachable, empty; schema ${known} is created at first start` };
     return schemaResult(current, known, `${describe}: `);
   } catch (err) {
     return {
-      name: 'database', level: 'fail', message: `cannot use ${describe}: ${(err as Error).message}`,
+      name: 'database',
+      level: 'fail',
+      message: `cannot use ${describe}: ${(err as Error).message}`,
       fix: 'check database.url / FACTORY_DATABASE_URL (host, port, user, password, database name) and that PostgreSQL accepts connections from this host',
     };
   } finally {
@@ -237,7 +297,8 @@ export function checkPrompts(config: Config): CheckResult {
   if (missing.length === 0) return { name: 'prompts', level: 'ok', message: `system prompts found for ${AGENT_TYPES.join(', ')}` };
   const first = missing[0]!;
   return {
-    name: 'prompts', level: 'fail',
+    name: 'prompts',
+    level: 'fail',
     message: `system prompt file missing for ${missing.join(', ')} (e.g. ${config.agent_templates[first].system_prompt_file})`,
     fix: `restore the prompts/ folder or set agent_templates.${first}.system_prompt_file in config.yml`,
   };
@@ -250,7 +311,12 @@ export function checkCloneBase(config: Config): CheckResult | undefined {
   const dir = base.startsWith('file://') ? new URL(base).pathname : path.resolve(config.rootDir, base);
   return existsSync(dir)
     ? { name: 'clone_base', level: 'ok', message: `local repositories under ${dir}` }
-    : { name: 'clone_base', level: 'fail', message: `github.clone_base ${dir} does not exist`, fix: 'create it or set github.clone_base to https://github.com' };
+    : {
+        name: 'clone_base',
+        level: 'fail',
+        message: `github.clone_base ${dir} does not exist`,
+        fix: 'create it or set github.clone_base to https://github.com',
+      };
 }
 
 export async function checkDocker(config: Config): Promise<CheckResult> {
@@ -258,11 +324,18 @@ export async function checkDocker(config: Config): Promise<CheckResult> {
   const out = await runCommand(cmd, ['version', '--format', '{{.Server.Version}}'], config.baseEnv, 10_000);
   if (out.ok) return { name: 'docker', level: 'ok', message: `docker server ${firstLine(out.stdout)} (preview environments available)` };
   if (out.code === 'ENOENT') {
-    return { name: 'docker', level: 'warn', message: `"${cmd}" not found: test and preview environments are unavailable (optional)`, fix: 'install Docker if agents should run previews; everything else works without it' };
+    return {
+      name: 'docker',
+      level: 'warn',
+      message: `"${cmd}" not found: test and preview environments are unavailable (optional)`,
+      fix: 'install Docker if agents should run previews; everything else works without it',
+    };
   }
   const why = out.code === 'timeout' ? 'no answer within 10 s' : firstLine(out.stderr) || String(out.code);
   return {
-    name: 'docker', level: 'warn', message: `docker daemon not usable: ${why} (preview environments unavailable)`,
+    name: 'docker',
+    level: 'warn',
+    message: `docker daemon not usable: ${why} (preview environments unavailable)`,
     fix: 'start Docker (systemctl start docker) and add the service user to the docker group',
   };
 }

@@ -2,8 +2,17 @@
 import { ConfigError, loadConfig, secretValues, type Config } from '../config.js';
 import { registerSecrets, scrub } from '../secrets.js';
 import {
-  checkAgent, checkAnthropic, checkCloneBase, checkDatabase, checkDataDir, checkDocker, checkGit, checkNode, checkPrompts,
-  type CheckResult, type Level,
+  checkAgent,
+  checkAnthropic,
+  checkCloneBase,
+  checkDatabase,
+  checkDataDir,
+  checkDocker,
+  checkGit,
+  checkNode,
+  checkPrompts,
+  type CheckResult,
+  type Level,
 } from './checks-local.js';
 import { checkAuth, checkGitHub, checkMemory, checkPlane, checkTelegram, configSource } from './checks-remote.js';
 import pino from 'pino';
@@ -37,9 +46,15 @@ export async function runChecks(config: Config): Promise<CheckResult[]> {
     checkAuth(config),
     checkSandbox(config, pino({ level: 'silent' })),
   ];
-  return Promise.all(local.map((c) => Promise.resolve(c).catch((err: unknown): CheckResult => ({
-    name: 'internal', level: 'fail', message: `a check crashed: ${err instanceof Error ? err.message : String(err)}`,
-  }))));
+  return Promise.all(
+    local.map((c) =>
+      Promise.resolve(c).catch((err: unknown): CheckResult => ({
+        name: 'internal',
+        level: 'fail',
+        message: `a check crashed: ${err instanceof Error ? err.message : String(err)}`,
+      })),
+    ),
+  );
 }
 
 /** Runs the doctor, writing lines through `print`; returns the process exit code (1 when anything failed). */
@@ -49,9 +64,10 @@ export async function doctor(print: (line: string) => void): Promise<number> {
     config = loadConfig();
   } catch (err) {
     const message = err instanceof ConfigError ? err.message : `could not load the configuration: ${(err as Error).message}`;
-    const fix = err instanceof ConfigError
-      ? 'correct config.yml (or the FACTORY_* variable named) as the message says; every key is described in docs/configuration.md'
-      : 'run the doctor as the service user (sudo -u factory ...) so it can read config.yml and .env';
+    const fix =
+      err instanceof ConfigError
+        ? 'correct config.yml (or the FACTORY_* variable named) as the message says; every key is described in docs/configuration.md'
+        : 'run the doctor as the service user (sudo -u factory ...) so it can read config.yml and .env';
     print(formatResult({ name: 'config', level: 'fail', message, fix }));
     // Without a config only the machine itself can be checked.
     print(formatResult(checkNode()));

@@ -36,8 +36,12 @@ directory has no config.yml, the commands run from the installation directory ($
 Run them as the service user, e.g.: sudo -u factory factory doctor
 Reference: docs/operations.md and docs/configuration.md`;
 
-const out = (line: string) => { process.stdout.write(`${line}\n`); };
-const err = (line: string) => { process.stderr.write(`${line}\n`); };
+const out = (line: string) => {
+  process.stdout.write(`${line}\n`);
+};
+const err = (line: string) => {
+  process.stderr.write(`${line}\n`);
+};
 
 /** Runs one command. Resolves to an exit code, or undefined for `serve` (the server owns the process). */
 export async function runCli(argv: string[]): Promise<number | undefined> {
@@ -108,7 +112,9 @@ function serveRole(args: string[]): (typeof ROLES)[number] | undefined | Error {
     if (role === undefined) return new Error('--role needs a value: all, api or worker');
   }
   if (role === undefined) return undefined;
-  return (ROLES as readonly string[]).includes(role) ? role as (typeof ROLES)[number] : new Error(`--role must be all, api or worker, not "${role}"`);
+  return (ROLES as readonly string[]).includes(role)
+    ? (role as (typeof ROLES)[number])
+    : new Error(`--role must be all, api or worker, not "${role}"`);
 }
 
 /** Ends the process once stdout has drained (pipes may be asynchronous). */
@@ -125,5 +131,7 @@ const invokedDirectly = (() => {
   }
 })();
 if (invokedDirectly) {
-  void runCli(process.argv.slice(2)).then((code) => { if (code !== undefined) exitWith(code); });
+  void runCli(process.argv.slice(2)).then((code) => {
+    if (code !== undefined) exitWith(code);
+  });
 }

@@ -16,7 +16,8 @@ import type { Statement } from '../db/sql.js';
 import { DataDirLockedError, lockDataDir } from '../lock.js';
 import { registerSecrets, scrub } from '../secrets.js';
 
-export const MIGRATE_DB_USAGE = 'usage: factory migrate-db --from <sqlite:FILE | postgres://…> --to <sqlite:FILE | postgres://…> [--batch N]';
+export const MIGRATE_DB_USAGE =
+  'usage: factory migrate-db --from <sqlite:FILE | postgres://…> --to <sqlite:FILE | postgres://…> [--batch N]';
 
 const DEFAULT_BATCH = 1000;
 /** Bound parameters per INSERT: SQLite builds may cap at 999, PostgreSQL at 65535. */
@@ -24,7 +25,11 @@ const MAX_PARAMS: Record<Dialect, number> = { sqlite: 999, postgres: 30_000 };
 /** Never copied: bookkeeping that each database keeps for itself. */
 const SKIPPED_TABLES = new Set(['schema_migrations', 'sqlite_sequence']);
 
-export interface MigrateDbArgs { from: string; to: string; batch: number }
+export interface MigrateDbArgs {
+  from: string;
+  to: string;
+  batch: number;
+}
 
 /** Parses `--from X --to Y [--batch N]` (also `--from=X`); a string is the usage error. */
 export function parseMigrateDbArgs(args: string[]): MigrateDbArgs | string {
@@ -43,12 +48,18 @@ export function parseMigrateDbArgs(args: string[]): MigrateDbArgs | string {
   let batch = DEFAULT_BATCH;
   if (values.batch !== undefined) {
     batch = Number(values.batch);
-    if (!/^\d+$/.test(values.batch) || batch < 1 || batch > 100_000) return `--batch must be a whole number from 1 to 100000, got "${values.batch}"`;
+    if (!/^\d+$/.test(values.batch) || batch < 1 || batch > 100_000)
+      return `--batch must be a whole number from 1 to 100000, got "${values.batch}"`;
   }
   return { from: values.from, to: values.to, batch };
 }
 
-interface Endpoint { target: string; dialect: Dialect; describe: string; file?: string }
+interface Endpoint {
+  target: string;
+  dialect: Dialect;
+  describe: string;
+  file?: string;
+}
 
 /** sqlite:<file>, a bare file path (relative to `cwd`) or a postgres:// URL. */
 function endpoint(spec: string, cwd: string): Endpoint | string {
@@ -70,8 +81,15 @@ function passwordOf(url: string): string {
 
 const q = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
-interface Column { name: string; notNull: boolean }
-interface ForeignKey { column: string; parent: string; ref: string }
+interface Column {
+  name: string;
+  notNull: boolean;
+}
+interface ForeignKey {
+  column: string;
+  parent: string;
+  ref: string;
+}
 
 /** Reads the schema of one database through the engine's own catalog. */
 class Catalog {
@@ -80,50 +98,85 @@ class Catalog {
   /** Plain data tables; FTS virtual tables, their shadow tables and bookkeeping tables are left out. */
   tables(): string[] {
     if (this.db.dialect === 'postgres') {
-      return (this.db.prepare(`SELECT table_name AS name FROM information_schema.tables
-        WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`).all() as { name: string }[])
-        .map((r) => r.name).filter((n) => !SKIPPED_TABLES.has(n));
+      return (
+        this.db
+          .prepare(
+            `SELECT table_name AS name FROM information_schema.tables
+        WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`,
+          )
+          .all() as { name: string }[]
+      )
+        .map((r) => r.name)
+        .filter((n) => !SKIPPED_TABLES.has(n));
     }
-    const rows = this.db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string; sql: string | null }[];
+    const rows = this.db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as {
+      name: string;
+      sql: string | null;
+    }[];
     const virtual = rows.filter((r) => /^\s*CREATE\s+VIRTUAL\s+TABLE/i.test(r.sql ?? '')).map((r) => r.name);
-    return rows.map((r) => r.name).filter((n) => !SKIPPED_TABLES.has(n) && !n.startsWith('sqlite_')
-      && !virtual.some((v) => n === v || n.startsWith(`${v}_`)));
+    return rows
+      .map((r) => r.name)
+      .filter((n) => !SKIPPED_TABLES.has(n) && !n.startsWith('sqlite_') && !virtual.some((v) => n === v || n.startsWith(`${v}_`)));
   }
 
   columns(table: string): Column[] {
     if (this.db.dialect === 'postgres') {
-      return (this.db.prepare(`SELECT column_name AS name, is_nullable AS nullable FROM information_schema.columns
-        WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position`).all(table) as { name: string; nullable: string }[])
-        .map((r) => ({ name: r.name, notNull: r.nullable === 'NO' }));
+      return (
+        this.db
+          .prepare(
+            `SELECT column_name AS name, is_nullable AS nullable FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position`,
+          )
+          .all(table) as { name: string; nullable: string }[]
+      ).map((r) => ({ name: r.name, notNull: r.nullable === 'NO' }));
     }
-    return (this.db.prepare('SELECT name, "notnull" AS nn, pk FROM pragma_table_info(?) ORDER BY cid').all(table) as { name: string; nn: number; pk: number }[])
-      .map((r) => ({ name: r.name, notNull: r.nn === 1 }));
+    return (
+      this.db.prepare('SELECT name, "notnull" AS nn, pk FROM pragma_table_info(?) ORDER BY cid').all(table) as {
+        name: string;
+        nn: number;
+        pk: number;
+      }[]
+    ).map((r) => ({ name: r.name, notNull: r.nn === 1 }));
   }
 
   primaryKey(table: string): string[] {
     if (this.db.dialect === 'postgres') {
-      return (this.db.prepare(`SELECT a.attname AS name FROM pg_index i
+      return (
+        this.db
+          .prepare(
+            `SELECT a.attname AS name FROM pg_index i
         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-        WHERE i.indisprimary AND n.nspname = current_schema() AND c.relname = ? ORDER BY k.ord`).all(table) as { name: string }[]).map((r) => r.name);
+        WHERE i.indisprimary AND n.nspname = current_schema() AND c.relname = ? ORDER BY k.ord`,
+          )
+          .all(table) as { name: string }[]
+      ).map((r) => r.name);
     }
-    return (this.db.prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk').all(table) as { name: string }[]).map((r) => r.name);
+    return (this.db.prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk').all(table) as { name: string }[]).map(
+      (r) => r.name,
+    );
   }
 
   /** Single-column foreign keys of `table` (the only kind Factory's schema has). */
   foreignKeys(table: string): ForeignKey[] {
     if (this.db.dialect === 'postgres') {
-      return this.db.prepare(`SELECT a.attname AS "column", pc.relname AS parent, pa.attname AS ref
+      return this.db
+        .prepare(
+          `SELECT a.attname AS "column", pc.relname AS parent, pa.attname AS ref
         FROM pg_constraint c
         JOIN pg_class cc ON cc.oid = c.conrelid JOIN pg_namespace n ON n.oid = cc.relnamespace
         JOIN pg_class pc ON pc.oid = c.confrelid
         JOIN LATERAL unnest(c.conkey, c.confkey) AS k(src, dst) ON true
         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.src
         JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.dst
-        WHERE c.contype = 'f' AND n.nspname = current_schema() AND cc.relname = ?`).all(table) as ForeignKey[];
+        WHERE c.contype = 'f' AND n.nspname = current_schema() AND cc.relname = ?`,
+        )
+        .all(table) as ForeignKey[];
     }
-    const rows = this.db.prepare('SELECT "table" AS parent, "from" AS "column", "to" AS ref FROM pragma_foreign_key_list(?)').all(table) as Array<{ parent: string; column: string; ref: string | null }>;
+    const rows = this.db
+      .prepare('SELECT "table" AS parent, "from" AS "column", "to" AS ref FROM pragma_foreign_key_list(?)')
+      .all(table) as Array<{ parent: string; column: string; ref: string | null }>;
     return rows.map((r) => ({ column: r.column, parent: r.parent, ref: r.ref ?? this.primaryKey(r.parent)[0] ?? 'rowid' }));
   }
 
@@ -139,7 +192,8 @@ class Catalog {
     if (this.db.dialect === 'postgres') {
       const seq = (this.db.prepare('SELECT pg_get_serial_sequence(?, ?) AS s').get(table, column) as { s: string | null }).s;
       if (!seq) return 0;
-      const r = this.db.prepare(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS v FROM ${seq}`).get() as { v: number } | undefined;
+      const r = this.db.prepare(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS v FROM ${seq}`).get() as
+        { v: number } | undefined;
       return Number(r?.v ?? 0);
     }
     const has = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'`).get();
@@ -172,7 +226,10 @@ export function copyOrder(tables: string[], fks: Map<string, ForeignKey[]>): { o
     let i = remaining.findIndex((t) => parents(t).every((f) => done.has(f.parent)));
     if (i === -1) {
       i = 0;
-      later.set(remaining[0]!, parents(remaining[0]!).filter((f) => !done.has(f.parent)));
+      later.set(
+        remaining[0]!,
+        parents(remaining[0]!).filter((f) => !done.has(f.parent)),
+      );
     }
     const [t] = remaining.splice(i, 1);
     done.add(t!);
@@ -181,7 +238,13 @@ export function copyOrder(tables: string[], fks: Map<string, ForeignKey[]>): { o
   return { order, later };
 }
 
-interface Fixup { table: string; key: string; keyValue: unknown; column: string; value: unknown }
+interface Fixup {
+  table: string;
+  key: string;
+  keyValue: unknown;
+  column: string;
+  value: unknown;
+}
 
 class CopyError extends Error {}
 
@@ -196,7 +259,10 @@ export interface MigrateDbIo {
 
 export function migrateDbCommand(args: string[], io: MigrateDbIo): number {
   const { out, err } = io;
-  const fail = (msg: string) => { err(`factory migrate-db: ${scrub(msg)}`); return 1; };
+  const fail = (msg: string) => {
+    err(`factory migrate-db: ${scrub(msg)}`);
+    return 1;
+  };
   const parsed = parseMigrateDbArgs(args);
   if (typeof parsed === 'string') {
     err(`factory migrate-db: ${scrub(parsed)}\n${MIGRATE_DB_USAGE}`);
@@ -260,8 +326,19 @@ export function migrateDbCommand(args: string[], io: MigrateDbIo): number {
   }
 }
 
-function copyDatabase(sdb: Db, tdb: Db, source: Endpoint, target: Endpoint, batch: number, out: (l: string) => void, err: (l: string) => void): number {
-  const fail = (msg: string) => { err(`factory migrate-db: ${scrub(msg)}`); return 1; };
+function copyDatabase(
+  sdb: Db,
+  tdb: Db,
+  source: Endpoint,
+  target: Endpoint,
+  batch: number,
+  out: (l: string) => void,
+  err: (l: string) => void,
+): number {
+  const fail = (msg: string) => {
+    err(`factory migrate-db: ${scrub(msg)}`);
+    return 1;
+  };
   const sc = new Catalog(sdb);
   const tc = new Catalog(tdb);
   const sourceTables = sc.tables();
@@ -270,18 +347,26 @@ function copyDatabase(sdb: Db, tdb: Db, source: Endpoint, target: Endpoint, batc
   // Never merge: ids would collide and a live database would end up with two histories.
   const used = targetTables.map((t) => ({ t, n: tc.count(t) })).filter((r) => r.n > 0);
   if (used.length) {
-    return fail(`the target ${target.describe} already holds data (${used.map((r) => `${r.t}: ${r.n} rows`).join(', ')}); `
-      + 'migrate-db only fills an empty database and never merges. Nothing was copied. Create a new, empty database and run it again.');
+    return fail(
+      `the target ${target.describe} already holds data (${used.map((r) => `${r.t}: ${r.n} rows`).join(', ')}); ` +
+        'migrate-db only fills an empty database and never merges. Nothing was copied. Create a new, empty database and run it again.',
+    );
   }
   const missing = sourceTables.filter((t) => !targetTables.includes(t));
-  if (missing.length) return fail(`the target ${target.describe} has no table ${missing.join(', ')} (source ${source.describe}); nothing was copied`);
+  if (missing.length)
+    return fail(`the target ${target.describe} has no table ${missing.join(', ')} (source ${source.describe}); nothing was copied`);
 
   // Dangling references (possible in an SQLite file written with foreign keys off) would abort the copy midway.
   if (sdb.dialect === 'sqlite') {
     const broken = sdb.prepare('PRAGMA foreign_key_check').all() as Array<{ table: string; rowid: number; parent: string }>;
     if (broken.length) {
-      const sample = broken.slice(0, 5).map((b) => `${b.table} rowid ${b.rowid} -> ${b.parent}`).join(', ');
-      return fail(`the source has ${broken.length} row(s) that reference missing rows (${sample}); repair them (sqlite3 ${source.file} 'PRAGMA foreign_key_check') and run again. Nothing was copied.`);
+      const sample = broken
+        .slice(0, 5)
+        .map((b) => `${b.table} rowid ${b.rowid} -> ${b.parent}`)
+        .join(', ');
+      return fail(
+        `the source has ${broken.length} row(s) that reference missing rows (${sample}); repair them (sqlite3 ${source.file} 'PRAGMA foreign_key_check') and run again. Nothing was copied.`,
+      );
     }
   }
 
@@ -292,14 +377,20 @@ function copyDatabase(sdb: Db, tdb: Db, source: Endpoint, target: Endpoint, batc
     const targetNames = new Set(targetCols.map((c) => c.name));
     const sourceCols = sc.columns(name).map((c) => c.name);
     const onlySource = sourceCols.filter((c) => !targetNames.has(c));
-    if (onlySource.length) err(`factory migrate-db: note: ${onlySource.map((c) => `${name}.${c}`).join(', ')} exist(s) only in the source and will not be copied`);
+    if (onlySource.length)
+      err(
+        `factory migrate-db: note: ${onlySource.map((c) => `${name}.${c}`).join(', ')} exist(s) only in the source and will not be copied`,
+      );
     const columns = sourceCols.filter((c) => targetNames.has(c));
     const pk = sc.primaryKey(name);
     const key = pk.length === 1 && columns.includes(pk[0]!) ? pk[0] : undefined;
     const nullable = new Set(targetCols.filter((c) => !c.notNull).map((c) => c.name));
     const usable = (f: ForeignKey) => key !== undefined && columns.includes(f.column) && nullable.has(f.column);
     return {
-      name, columns, key, nullable,
+      name,
+      columns,
+      key,
+      nullable,
       selfRefs: (fks.get(name) ?? []).filter((f) => f.parent === name && usable(f)),
       laterRefs: (later.get(name) ?? []).filter(usable),
     };
@@ -339,12 +430,17 @@ function copyDatabase(sdb: Db, tdb: Db, source: Endpoint, target: Endpoint, batc
   } catch (e) {
     return fail(`${(e as Error).message}; the copy was rolled back, the target is unchanged`);
   } finally {
-    try { sdb.exec('COMMIT'); } catch { /* the snapshot ends with the connection */ }
+    try {
+      sdb.exec('COMMIT');
+    } catch {
+      /* the snapshot ends with the connection */
+    }
   }
 
   // Once more after the commit, as another connection would see it.
   const after = plans.map((p) => ({ t: p.name, want: counts.get(p.name) ?? -1, got: tc.count(p.name) })).filter((r) => r.want !== r.got);
-  if (after.length) return fail(`row counts differ after the commit (${after.map((r) => `${r.t}: copied ${r.want}, target has ${r.got}`).join('; ')})`);
+  if (after.length)
+    return fail(`row counts differ after the commit (${after.map((r) => `${r.t}: copied ${r.want}, target has ${r.got}`).join('; ')})`);
   if (stats.nul) {
     out(`note: ${stats.nul} text value(s) contained NUL characters, which PostgreSQL cannot store; each was replaced with U+FFFD`);
   }
@@ -367,9 +463,11 @@ function copyTable(sdb: Db, tdb: Db, plan: TablePlan, batch: number, fixups: Fix
     return s;
   };
   const key = plan.key;
-  const first = exact(key
-    ? sdb.prepare(`SELECT ${list} FROM ${t} ORDER BY ${q(key)} LIMIT ?`)
-    : sdb.prepare(`SELECT ${list} FROM ${t} ORDER BY ${cols.map((_, i) => i + 1).join(', ')} LIMIT ? OFFSET ?`));
+  const first = exact(
+    key
+      ? sdb.prepare(`SELECT ${list} FROM ${t} ORDER BY ${q(key)} LIMIT ?`)
+      : sdb.prepare(`SELECT ${list} FROM ${t} ORDER BY ${cols.map((_, i) => i + 1).join(', ')} LIMIT ? OFFSET ?`),
+  );
   const next = key ? exact(sdb.prepare(`SELECT ${list} FROM ${t} WHERE ${q(key)} > ? ORDER BY ${q(key)} LIMIT ?`)) : undefined;
 
   const perStatement = Math.max(1, Math.min(batch, Math.floor(MAX_PARAMS[tdb.dialect] / cols.length)));
@@ -396,9 +494,7 @@ function copyTable(sdb: Db, tdb: Db, plan: TablePlan, batch: number, fixups: Fix
   let copied = 0;
   let last: unknown;
   for (;;) {
-    const rows = (key
-      ? (copied === 0 ? first.all(batch) : next!.all(last, batch))
-      : first.all(batch, copied)) as Record<string, unknown>[];
+    const rows = (key ? (copied === 0 ? first.all(batch) : next!.all(last, batch)) : first.all(batch, copied)) as Record<string, unknown>[];
     if (rows.length === 0) break;
     for (let i = 0; i < rows.length; i += perStatement) {
       const chunk = rows.slice(i, i + perStatement);
@@ -445,7 +541,11 @@ function resetSequences(tdb: Db, plans: TablePlan[], sc: Catalog): void {
 
 /** SQLite target: AUTOINCREMENT already follows the explicit ids; only a higher source high-water mark is carried over. */
 function raiseSqliteSequences(tdb: Db, plans: TablePlan[], sc: Catalog): void {
-  const auto = new Set((tdb.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'`).all() as { name: string }[]).map((r) => r.name));
+  const auto = new Set(
+    (tdb.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'`).all() as { name: string }[]).map(
+      (r) => r.name,
+    ),
+  );
   for (const p of plans) {
     if (!p.key || !auto.has(p.name)) continue;
     const hw = sc.highWater(p.name, p.key);

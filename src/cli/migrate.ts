@@ -12,7 +12,9 @@ export function migrateCommand(print: (line: string) => void, opts: { asRoot?: b
   const dir = config.data_dir;
   // Files created by root would be unreadable for the service afterwards.
   if (process.getuid?.() === 0 && !opts.asRoot && existsSync(dir) && statSync(dir).uid !== 0) {
-    print(`factory migrate: ${dir} belongs to uid ${statSync(dir).uid}; run this as the service user (sudo -u factory factory migrate), or pass --as-root`);
+    print(
+      `factory migrate: ${dir} belongs to uid ${statSync(dir).uid}; run this as the service user (sudo -u factory factory migrate), or pass --as-root`,
+    );
     return 1;
   }
   let unlock: () => void;
@@ -22,7 +24,9 @@ export function migrateCommand(print: (line: string) => void, opts: { asRoot?: b
     unlock = lockDataDir(dir);
   } catch (err) {
     if (err instanceof DataDirLockedError) {
-      print(`factory migrate: ${err.message}. The running server applied migrations when it started; stop it (systemctl stop factory) to migrate by hand.`);
+      print(
+        `factory migrate: ${err.message}. The running server applied migrations when it started; stop it (systemctl stop factory) to migrate by hand.`,
+      );
       return 1;
     }
     throw err;
@@ -35,10 +39,14 @@ export function migrateCommand(print: (line: string) => void, opts: { asRoot?: b
       db = openDb(url, { applicationName: 'factory migrate', statementTimeoutMs: timeout * 1000 });
     } catch (err) {
       if (err instanceof SchemaTooNewError) throw err;
-      throw new Error(`could not open ${describe}: ${(err as Error).message}`);
+      throw new Error(`could not open ${describe}: ${(err as Error).message}`, { cause: err });
     }
     try {
-      const rows = db.prepare('SELECT version, name, applied_at FROM schema_migrations ORDER BY version').all() as Array<{ version: number; name: string; applied_at: string }>;
+      const rows = db.prepare('SELECT version, name, applied_at FROM schema_migrations ORDER BY version').all() as Array<{
+        version: number;
+        name: string;
+        applied_at: string;
+      }>;
       const known = Math.max(0, ...listMigrations(dialect).map((m) => m.version));
       const current = rows.length ? rows[rows.length - 1]!.version : 0;
       for (const r of rows) print(`  ${String(r.version).padStart(4, '0')} ${r.name.replace(/^\d+_/, '')} (applied ${r.applied_at})`);

@@ -29,7 +29,11 @@ export function openDb(target: string, opts: PgOptions & { migrate?: boolean } =
   return db;
 }
 
-interface Migration { version: number; name: string; sql: string }
+interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
 
 export function listMigrations(dialect: Dialect = 'sqlite', dir = path.join(MIGRATIONS_ROOT, dialect)): Migration[] {
   return readdirSync(dir)
@@ -70,7 +74,11 @@ export function migrate(db: Db, migrations = listMigrations(db.dialect)): number
       if (applied.has(m.version)) continue;
       db.transaction(() => {
         db.exec(m.sql);
-        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, new Date().toISOString());
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+          m.version,
+          m.name,
+          new Date().toISOString(),
+        );
       })();
       done.push(m.version);
     }

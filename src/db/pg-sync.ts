@@ -17,14 +17,29 @@ export interface PgOptions {
   applicationName?: string;
 }
 
-interface Reply { id: number; rows?: Record<string, unknown>[]; changes?: number; gen?: number; error?: { message: string; code: string } }
+interface Reply {
+  id: number;
+  rows?: Record<string, unknown>[];
+  changes?: number;
+  gen?: number;
+  error?: { message: string; code: string };
+}
 
 export class PgError extends Error {
   override name = 'PgError';
-  constructor(message: string, readonly code: string) { super(message); }
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
 }
 
-interface Translated { text: string; names: string[] | null; positional: number }
+interface Translated {
+  text: string;
+  names: string[] | null;
+  positional: number;
+}
 
 /**
  * Rewrites SQLite-style parameters for PostgreSQL: `?` becomes `$1, $2, …` in order, `@name`
@@ -43,7 +58,10 @@ export function translateParams(sql: string): Translated {
       let j = i + 1;
       while (j < sql.length) {
         if (sql[j] === ch) {
-          if (sql[j + 1] === ch) { j += 2; continue; }
+          if (sql[j + 1] === ch) {
+            j += 2;
+            continue;
+          }
           break;
         }
         j++;
@@ -95,7 +113,10 @@ function bindValue(v: unknown): unknown {
 }
 
 class PgStatement implements Statement {
-  constructor(private readonly db: PgSyncDb, private readonly sql: Translated) {}
+  constructor(
+    private readonly db: PgSyncDb,
+    private readonly sql: Translated,
+  ) {}
 
   private values(params: unknown[]): unknown[] {
     const { names, positional } = this.sql;
@@ -107,7 +128,7 @@ class PgStatement implements Statement {
         return bindValue((obj as Record<string, unknown>)[n]);
       });
     }
-    const flat = params.length === 1 && Array.isArray(params[0]) ? params[0] as unknown[] : params;
+    const flat = params.length === 1 && Array.isArray(params[0]) ? (params[0] as unknown[]) : params;
     if (flat.length !== positional) throw new RangeError(`Too ${flat.length < positional ? 'few' : 'many'} parameter values were provided`);
     return flat.map(bindValue);
   }
@@ -144,7 +165,10 @@ export class PgSyncDb implements Db {
   private thread = 0;
   private closed = false;
 
-  constructor(readonly url: string, opts: PgOptions = {}) {
+  constructor(
+    readonly url: string,
+    opts: PgOptions = {},
+  ) {
     this.describe = redactDbUrl(url);
     this.statementTimeoutMs = opts.statementTimeoutMs ?? 10_000;
     this.applicationName = opts.applicationName ?? 'factory';
@@ -168,7 +192,9 @@ export class PgSyncDb implements Db {
     });
     // The thread must not keep a finished process alive; close() ends it properly.
     worker.unref();
-    worker.on('error', () => { /* followed by exit */ });
+    worker.on('error', () => {
+      /* followed by exit */
+    });
     // A thread that died is replaced at the next query (its transaction, if any, is lost).
     worker.on('exit', () => {
       if (this.worker !== worker) return;
@@ -185,7 +211,8 @@ export class PgSyncDb implements Db {
     if (this.closed) throw new Error('the database connection is closed');
     // A transaction lives on one thread's connection: after that thread is gone, nothing of the
     // transaction (COMMIT included) may run on a new one.
-    if (this.txGen !== undefined && this.txThread !== this.thread) throw new PgError('the database connection was lost during a transaction; the transaction was rolled back', '08003');
+    if (this.txGen !== undefined && this.txThread !== this.thread)
+      throw new PgError('the database connection was lost during a transaction; the transaction was rolled back', '08003');
     if (this.exited) {
       if (this.txGen !== undefined) {
         this.txThread = -1;
@@ -239,7 +266,6 @@ export class PgSyncDb implements Db {
     this.query(sql, null, 'exec');
   }
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   transaction<F extends (...args: any[]) => any>(fn: F): F {
     const wrapped = (...args: unknown[]) => {
       const outer = this.depth === 0;
@@ -258,7 +284,9 @@ export class PgSyncDb implements Db {
         this.depth--;
         try {
           this.exec(outer ? 'ROLLBACK' : `ROLLBACK TO SAVEPOINT ${sp}; RELEASE SAVEPOINT ${sp}`);
-        } catch { /* the connection is gone; the server rolled back */ }
+        } catch {
+          /* the connection is gone; the server rolled back */
+        }
         if (outer) this.txGen = undefined;
         throw err;
       }
@@ -268,7 +296,11 @@ export class PgSyncDb implements Db {
       } catch (err) {
         // The outer transaction is not committed: end it (a failed savepoint release is the outer one's to roll back).
         if (outer) {
-          try { this.exec('ROLLBACK'); } catch { /* gone */ }
+          try {
+            this.exec('ROLLBACK');
+          } catch {
+            /* gone */
+          }
         }
         throw err;
       } finally {
@@ -283,7 +315,9 @@ export class PgSyncDb implements Db {
     if (this.closed) return;
     try {
       if (!this.exited) this.query('', null, 'close' as never);
-    } catch { /* closing anyway */ }
+    } catch {
+      /* closing anyway */
+    }
     this.closed = true;
     void this.worker.terminate();
   }

@@ -12,7 +12,9 @@ const { url, flag, port, statementTimeoutMs, applicationName } = workerData;
 const signal = new Int32Array(flag);
 // signal[1] ticks while this thread lives, so a main thread blocked in Atomics.wait (it cannot see
 // the 'exit' event then) notices a dead thread within a second or two.
-setInterval(() => { Atomics.add(signal, 1, 1); }, 200).unref();
+setInterval(() => {
+  Atomics.add(signal, 1, 1);
+}, 200).unref();
 let client = null;
 // Every new connection gets a new generation. A transaction belongs to the connection it began on:
 // requests inside it carry that generation, and fail rather than run on a replacement connection
@@ -43,12 +45,18 @@ async function connection() {
   if (client) return client;
   if (Date.now() - failedAt < RETRY_AFTER_MS) throw Object.assign(new Error(`database unavailable: ${failure}`), { code: 'ECONNREFUSED' });
   const c = new pg.Client({
-    connectionString: url, application_name: applicationName, statement_timeout: statementTimeoutMs,
-    query_timeout: statementTimeoutMs + 5000, connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-    keepAlive: true, keepAliveInitialDelayMillis: 10_000,
+    connectionString: url,
+    application_name: applicationName,
+    statement_timeout: statementTimeoutMs,
+    query_timeout: statementTimeoutMs + 5000,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
   });
   // A dropped connection is replaced on the next request; the error reaches the caller of that request.
-  c.on('error', () => { if (client === c) client = null; });
+  c.on('error', () => {
+    if (client === c) client = null;
+  });
   try {
     await c.connect();
   } catch (err) {
@@ -92,10 +100,13 @@ async function handle(req) {
   try {
     if (req.gen !== undefined && (!client || req.gen !== generation)) {
       // The connection this transaction began on is gone, and the server rolled the transaction back.
-      throw Object.assign(new Error('the database connection was lost during a transaction; the transaction was rolled back'), { code: '08003' });
+      throw Object.assign(new Error('the database connection was lost during a transaction; the transaction was rolled back'), {
+        code: '08003',
+      });
     }
     const c = await connection();
-    const r = req.kind === 'exec' ? await c.query(req.sql) : await c.query({ name: statementName(req.sql), text: req.sql, values: req.params });
+    const r =
+      req.kind === 'exec' ? await c.query(req.sql) : await c.query({ name: statementName(req.sql), text: req.sql, values: req.params });
     const last = Array.isArray(r) ? r[r.length - 1] : r;
     reply({ id: req.id, rows: last?.rows ?? [], changes: last?.rowCount ?? 0, gen: generation });
   } catch (err) {

@@ -8,7 +8,9 @@
 
 export type Dialect = 'sqlite' | 'postgres';
 
-export interface RunResult { changes: number }
+export interface RunResult {
+  changes: number;
+}
 
 export interface Statement {
   /** The first row, or undefined. Parameters: positional (`?`) values, or one object for `@name`. */
@@ -23,7 +25,6 @@ export interface Db {
   /** Runs one or more statements without parameters (migrations, DDL). */
   exec(sql: string): void;
   /** Wraps fn so that it runs in one transaction (nested calls become savepoints). */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   transaction<F extends (...args: any[]) => any>(fn: F): F;
   close(): void;
   /** Where the data lives, for messages; never carries a password. */

@@ -27,7 +27,6 @@ export class SqliteDb implements Db {
     this.raw.exec(sql);
   }
 
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   transaction<F extends (...args: any[]) => any>(fn: F): F {
     return this.raw.transaction(fn) as unknown as F;
   }

@@ -25,7 +25,14 @@ export function naming(type: EnvType, taskId: number, prNumber: number | null, s
 
 /** A repository name as a DNS label part: lowercase letters, digits and single hyphens, at most 30 characters. */
 export function dnsPart(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 30).replace(/-+$/, '') || 'repo';
+  return (
+    s
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 30)
+      .replace(/-+$/, '') || 'repo'
+  );
 }
 
 const badPath = (message: string) => new AppError(400, 'invalid_input', `compose: ${message}`, 'compose');
@@ -36,7 +43,8 @@ const badPath = (message: string) => new AppError(400, 'invalid_input', `compose
  */
 export function resolveComposePath(worktree: string, compose: string): { relative: string; absolute: string } {
   if (compose.includes('\0')) throw badPath('must not contain NUL characters');
-  if (path.isAbsolute(compose) || /^[a-zA-Z]:[\\/]/.test(compose)) throw badPath('must be a path relative to the task worktree, not an absolute path');
+  if (path.isAbsolute(compose) || /^[a-zA-Z]:[\\/]/.test(compose))
+    throw badPath('must be a path relative to the task worktree, not an absolute path');
   const parts = compose.split(/[\\/]+/);
   if (parts.includes('..')) throw badPath('must stay inside the task worktree (".." is not allowed)');
   const relative = path.normalize(compose);
@@ -68,7 +76,10 @@ export function inspectCompose(text: string): ComposeInfo {
   let doc: unknown;
   try {
     // Compose's own tags (!reset, !override) are kept as plain values here.
-    doc = parseYaml(text, { logLevel: 'silent', customTags: [resetTag('!reset'), resetTag('!override'), resetTag('!reset', 'seq'), resetTag('!override', 'seq')] });
+    doc = parseYaml(text, {
+      logLevel: 'silent',
+      customTags: [resetTag('!reset'), resetTag('!override'), resetTag('!reset', 'seq'), resetTag('!override', 'seq')],
+    });
   } catch (err) {
     throw badPath(`is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -96,7 +107,9 @@ export function inspectCompose(text: string): ComposeInfo {
  * devices, and bind mounts of paths outside the project folder (absolute paths, `..`, `~`, the socket).
  */
 function checkConfinement(service: string, d: Record<string, unknown>): void {
-  const refuse = (what: string) => { throw badPath(`service ${service}: ${what} is not allowed in Factory environments`); };
+  const refuse = (what: string) => {
+    throw badPath(`service ${service}: ${what} is not allowed in Factory environments`);
+  };
   if (d.privileged === true) refuse('privileged: true');
   for (const key of ['network_mode', 'pid', 'ipc', 'userns_mode', 'uts']) {
     if (typeof d[key] === 'string' && /^host$|^container:/.test(d[key] as string)) refuse(`${key}: ${String(d[key])}`);
@@ -106,7 +119,12 @@ function checkConfinement(service: string, d: Record<string, unknown>): void {
   if (d.security_opt !== undefined) refuse('security_opt');
   const volumes = Array.isArray(d.volumes) ? d.volumes : [];
   for (const v of volumes) {
-    const source = typeof v === 'string' ? v.split(':')[0] ?? '' : v && typeof v === 'object' ? String((v as Record<string, unknown>).source ?? '') : '';
+    const source =
+      typeof v === 'string'
+        ? (v.split(':')[0] ?? '')
+        : v && typeof v === 'object'
+          ? String((v as Record<string, unknown>).source ?? '')
+          : '';
     const type = v && typeof v === 'object' ? String((v as Record<string, unknown>).type ?? '') : '';
     const isPath = source.startsWith('/') || source.startsWith('.') || source.startsWith('~') || type === 'bind';
     if (isPath && (source.startsWith('/') || source.startsWith('~') || source.split(/[\\/]+/).includes('..'))) {
@@ -116,9 +134,7 @@ function checkConfinement(service: string, d: Record<string, unknown>): void {
 }
 
 function resetTag(tag: string, collection?: 'map' | 'seq') {
-  return collection
-    ? { tag, collection, resolve: (v: YAMLMap | YAMLSeq) => v.toJSON() as unknown }
-    : { tag, resolve: (v: string) => v };
+  return collection ? { tag, collection, resolve: (v: YAMLMap | YAMLSeq) => v.toJSON() as unknown } : { tag, resolve: (v: string) => v };
 }
 
 export interface OverrideInput {
@@ -134,7 +150,9 @@ export interface OverrideInput {
 }
 
 /** Our labels plus the Traefik router for the service; the router is named after the project (unique). */
-export function traefikLabels(i: Pick<OverrideInput, 'project' | 'port' | 'host' | 'network' | 'entrypoint' | 'certResolver'>): Record<string, string> {
+export function traefikLabels(
+  i: Pick<OverrideInput, 'project' | 'port' | 'host' | 'network' | 'entrypoint' | 'certResolver'>,
+): Record<string, string> {
   const r = i.project;
   return {
     'traefik.enable': 'true',

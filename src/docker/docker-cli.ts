@@ -75,14 +75,22 @@ export function describeUnavailable(command: string, r: DockerResult): string {
   if (r.spawnError === 'ENOENT') {
     return `Docker is not installed on the Factory host ("${command}" not found): test and preview environments are unavailable. Test without an environment instead.`;
   }
-  if (r.spawnError) return `Docker cannot be run on the Factory host ("${command}": ${r.spawnError}): test and preview environments are unavailable.`;
-  if (r.timedOut) return 'The Docker daemon on the Factory host did not answer within 20 s: test and preview environments are unavailable right now.';
+  if (r.spawnError)
+    return `Docker cannot be run on the Factory host ("${command}": ${r.spawnError}): test and preview environments are unavailable.`;
+  if (r.timedOut)
+    return 'The Docker daemon on the Factory host did not answer within 20 s: test and preview environments are unavailable right now.';
   const why = firstLine(r.stderr) || firstLine(r.stdout) || `exit code ${r.exitCode}`;
   return `The Docker daemon on the Factory host is not reachable (${why}): test and preview environments are unavailable right now.`;
 }
 
 export function firstLine(s: string): string {
-  return scrub(s.trim().split('\n').find((l) => l.trim())?.trim() ?? '').slice(0, 300);
+  return scrub(
+    s
+      .trim()
+      .split('\n')
+      .find((l) => l.trim())
+      ?.trim() ?? '',
+  ).slice(0, 300);
 }
 
 /** The last `lines` lines of a text, at most `chars` characters. */

@@ -16,7 +16,10 @@ export interface HealthOptions {
 }
 
 /** Waits for the container's health check, or for HTTP 2xx on the service port when it has none. */
-export async function waitHealthy(docker: DockerCli, o: HealthOptions): Promise<{ ok: true; health: string; containerId: string } | { ok: false; error: string }> {
+export async function waitHealthy(
+  docker: DockerCli,
+  o: HealthOptions,
+): Promise<{ ok: true; health: string; containerId: string } | { ok: false; error: string }> {
   const { project, service, port, healthPath, timeoutS } = o;
   const deadline = Date.now() + timeoutS * 1000;
   let last = 'no container yet';
@@ -28,10 +31,12 @@ export async function waitHealthy(docker: DockerCli, o: HealthOptions): Promise<
         const state = info.State ?? {};
         const status = String(state.Status ?? 'unknown');
         const health = state.Health?.Status as string | undefined;
-        if (status === 'exited' || status === 'dead') return { ok: false, error: `the container of ${service} exited (exit code ${state.ExitCode ?? '?'})` };
+        if (status === 'exited' || status === 'dead')
+          return { ok: false, error: `the container of ${service} exited (exit code ${state.ExitCode ?? '?'})` };
         if (health) {
           if (health === 'healthy') return { ok: true, health, containerId: ids[0]! };
-          if (health === 'unhealthy') return { ok: false, error: `the health check of ${service} reports unhealthy${healthLog(state.Health)}` };
+          if (health === 'unhealthy')
+            return { ok: false, error: `the health check of ${service} reports unhealthy${healthLog(state.Health)}` };
           last = `health check ${health}`;
         } else if (status === 'running') {
           const ip = containerIp(info, o.network);
@@ -66,9 +71,23 @@ async function probe(ip: string, port: number, healthPath: string, timeoutMs: nu
 }
 
 async function containerIds(docker: DockerCli, project: string, service: string, timeoutMs: number): Promise<string[]> {
-  const r = await docker.run(['ps', '-a', '--filter', `label=com.docker.compose.project=${project}`, '--filter', `label=com.docker.compose.service=${service}`, '--format', '{{json .}}'], { timeoutMs });
+  const r = await docker.run(
+    [
+      'ps',
+      '-a',
+      '--filter',
+      `label=com.docker.compose.project=${project}`,
+      '--filter',
+      `label=com.docker.compose.service=${service}`,
+      '--format',
+      '{{json .}}',
+    ],
+    { timeoutMs },
+  );
   if (!r.ok) return [];
-  return parseJsonLines(r.stdout).map((c) => String(c.ID ?? c.Id ?? '')).filter(Boolean);
+  return parseJsonLines(r.stdout)
+    .map((c) => String(c.ID ?? c.Id ?? ''))
+    .filter(Boolean);
 }
 
 async function inspect(docker: DockerCli, id: string, timeoutMs: number): Promise<InspectInfo | undefined> {
@@ -105,11 +124,19 @@ export function parseJsonLines(text: string): Array<Record<string, unknown>> {
   const t = text.trim();
   if (!t) return [];
   if (t.startsWith('[')) {
-    try { return JSON.parse(t) as Array<Record<string, unknown>>; } catch { return []; }
+    try {
+      return JSON.parse(t) as Array<Record<string, unknown>>;
+    } catch {
+      return [];
+    }
   }
   const out: Array<Record<string, unknown>> = [];
   for (const line of t.split('\n')) {
-    try { out.push(JSON.parse(line) as Record<string, unknown>); } catch { /* not JSON: skip */ }
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      /* not JSON: skip */
+    }
   }
   return out;
 }

@@ -61,7 +61,12 @@ export interface RemoveResult {
   already?: boolean;
 }
 
-interface ContainerSummary { id: string; project: string; service: string; labels: Record<string, string> }
+interface ContainerSummary {
+  id: string;
+  project: string;
+  service: string;
+  labels: Record<string, string>;
+}
 
 /** Statuses during which a task's agent may still use its test environment. */
 const ACTIVE_TASK = new Set(['queued', 'in_progress', 'waiting_for_input']);
@@ -83,11 +88,13 @@ export class EnvironmentManager {
     this.machine = d.machine ?? hostname();
     this.log = d.logger;
     this.dir = path.join(d.config.data_dir, 'environments');
-    this.docker = d.docker ?? new DockerCli({
-      command: d.config.docker.command,
-      env: { ...d.config.baseEnv, ...d.config.docker.env },
-      cwd: d.config.data_dir,
-    });
+    this.docker =
+      d.docker ??
+      new DockerCli({
+        command: d.config.docker.command,
+        env: { ...d.config.baseEnv, ...d.config.docker.env },
+        cwd: d.config.data_dir,
+      });
     this.t = { upMs: 20 * 60_000, downMs: 3 * 60_000, commandMs: 60_000, healthPollMs: 500, httpProbeMs: 5_000, ...d.timeouts };
   }
 
@@ -102,7 +109,9 @@ export class EnvironmentManager {
       this.log.warn({ err: coerceError(err) }, 'environment cleanup at start failed; continuing');
     }
     const every = this.d.config.docker.preview_poll_seconds * 1000;
-    this.timer = setInterval(() => { void this.pollPreviews().catch((err) => this.log.warn({ err: coerceError(err) }, 'preview poll failed')); }, every);
+    this.timer = setInterval(() => {
+      void this.pollPreviews().catch((err) => this.log.warn({ err: coerceError(err) }, 'preview poll failed'));
+    }, every);
     this.timer.unref();
   }
 
@@ -126,8 +135,10 @@ export class EnvironmentManager {
 
   async up(input: UpInput): Promise<EnvironmentRow> {
     const { config } = this.d;
-    if (!SERVICE_NAME.test(input.service)) throw new AppError(400, 'invalid_input', 'service: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', 'service');
-    if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535) throw new AppError(400, 'invalid_input', 'port: must be an integer between 1 and 65535', 'port');
+    if (!SERVICE_NAME.test(input.service))
+      throw new AppError(400, 'invalid_input', 'service: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', 'service');
+    if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535)
+      throw new AppError(400, 'invalid_input', 'port: must be an integer between 1 and 65535', 'port');
     const task = this.d.tasks.get(input.taskId);
     if (!task) throw notFound('Task');
     if (task.status !== 'in_progress') {
@@ -139,7 +150,12 @@ export class EnvironmentManager {
     const info = inspectCompose(readFileSync(compose.absolute, 'utf8'));
     if (!info.services.has(input.service) && !info.hasInclude) {
       const known = [...info.services.keys()];
-      throw new AppError(400, 'invalid_input', `service: "${input.service}" is not defined in ${compose.relative} (services: ${known.join(', ') || 'none'})`, 'service');
+      throw new AppError(
+        400,
+        'invalid_input',
+        `service: "${input.service}" is not defined in ${compose.relative} (services: ${known.join(', ') || 'none'})`,
+        'service',
+      );
     }
     await this.ensureDocker({ taskId: task.id });
 
@@ -163,7 +179,10 @@ export class EnvironmentManager {
     return this.locks.run(n.project, async () => {
       // The task may have ended while we waited for the lock; its teardown would then miss this row.
       const now = this.d.tasks.get(task.id);
-      if (now?.status !== 'in_progress') throw conflict(`Task ${task.id} is ${now?.status ?? 'gone'}: environments can only be started while its agent is running (in_progress)`);
+      if (now?.status !== 'in_progress')
+        throw conflict(
+          `Task ${task.id} is ${now?.status ?? 'gone'}: environments can only be started while its agent is running (in_progress)`,
+        );
       mkdirSync(this.dir, { recursive: true });
       const overrideFile = path.join(this.dir, `${n.project}.override.yml`);
       const labels: Record<string, string> = {
@@ -174,28 +193,60 @@ export class EnvironmentManager {
         'factory.created-at': nowIso(),
         'factory.instance': this.instanceId(),
       };
-      writeFileSync(overrideFile, buildOverride({
-        project: n.project, service: input.service, port: input.port, host, labels,
-        network: config.docker.network, entrypoint: config.docker.entrypoint, certResolver: config.docker.cert_resolver, compose: info,
-      }));
+      writeFileSync(
+        overrideFile,
+        buildOverride({
+          project: n.project,
+          service: input.service,
+          port: input.port,
+          host,
+          labels,
+          network: config.docker.network,
+          entrypoint: config.docker.entrypoint,
+          certResolver: config.docker.cert_resolver,
+          compose: info,
+        }),
+      );
       let row = this.d.repo.upsertLive({
-        task_id: task.id, repo: spec.slug, project: n.project, env_type: type, service: input.service, port: input.port, host, url,
-        pr_number: prNumber, compose_file: compose.relative, override_file: overrideFile, worktree, machine: this.machine,
+        task_id: task.id,
+        repo: spec.slug,
+        project: n.project,
+        env_type: type,
+        service: input.service,
+        port: input.port,
+        host,
+        url,
+        pr_number: prNumber,
+        compose_file: compose.relative,
+        override_file: overrideFile,
+        worktree,
+        machine: this.machine,
       });
       const files = ['-f', compose.absolute, '-f', overrideFile];
       this.log.info({ taskId: task.id, project: n.project, type, service: input.service, url }, 'starting environment');
 
       const upRes = await this.docker.run(['compose', '-p', n.project, ...files, 'up', '-d', '--build', input.service], {
-        cwd: worktree, timeoutMs: this.t.upMs, signal: this.abort.signal,
+        cwd: worktree,
+        timeoutMs: this.t.upMs,
+        signal: this.abort.signal,
       });
       if (!upRes.ok) {
-        const why = upRes.timedOut ? `docker compose up did not finish within ${Math.round(this.t.upMs / 60_000)} min` : `docker compose up failed (exit code ${upRes.exitCode ?? upRes.spawnError})`;
+        const why = upRes.timedOut
+          ? `docker compose up did not finish within ${Math.round(this.t.upMs / 60_000)} min`
+          : `docker compose up failed (exit code ${upRes.exitCode ?? upRes.spawnError})`;
         throw await this.failUp(row, files, worktree, why, upRes);
       }
       const health = await waitHealthy(this.docker, {
-        project: n.project, service: input.service, port: input.port, healthPath: input.healthPath ?? '/',
-        network: this.d.config.docker.network, timeoutS: this.d.config.docker.health_timeout_seconds,
-        pollMs: this.t.healthPollMs, probeMs: this.t.httpProbeMs, commandMs: this.t.commandMs, signal: this.abort.signal,
+        project: n.project,
+        service: input.service,
+        port: input.port,
+        healthPath: input.healthPath ?? '/',
+        network: this.d.config.docker.network,
+        timeoutS: this.d.config.docker.health_timeout_seconds,
+        pollMs: this.t.healthPollMs,
+        probeMs: this.t.httpProbeMs,
+        commandMs: this.t.commandMs,
+        signal: this.abort.signal,
       });
       if (!health.ok) throw await this.failUp(row, files, worktree, health.error);
 
@@ -208,9 +259,13 @@ export class EnvironmentManager {
 
   /** Tears the failed environment down and builds the error the agent sees, with the logs tail. */
   private async failUp(row: EnvironmentRow, files: string[], cwd: string, why: string, res?: DockerResult): Promise<AppError> {
-    const logs = await this.docker.run(['compose', '-p', row.project, ...files, 'logs', '--no-color', '--tail', '60', row.service], { cwd, timeoutMs: this.t.commandMs });
+    const logs = await this.docker.run(['compose', '-p', row.project, ...files, 'logs', '--no-color', '--tail', '60', row.service], {
+      cwd,
+      timeoutMs: this.t.commandMs,
+    });
     const parts = [why];
-    if (res && (res.stderr.trim() || res.stdout.trim())) parts.push(`docker compose output (tail):\n${tail(`${res.stdout}\n${res.stderr}`, 30, 3000)}`);
+    if (res && (res.stderr.trim() || res.stdout.trim()))
+      parts.push(`docker compose output (tail):\n${tail(`${res.stdout}\n${res.stderr}`, 30, 3000)}`);
     const logText = `${logs.stdout}\n${logs.stderr}`.trim();
     parts.push(logText ? `logs of ${row.service} (tail):\n${tail(logText, 60, 4000)}` : `no logs from ${row.service}`);
     const message = scrub(parts.join('\n\n'));
@@ -230,7 +285,7 @@ export class EnvironmentManager {
     const key = `environments:preview_notified:${taskId}`;
     const seen = this.d.kv.get<string[]>(key) ?? [];
     const current = this.d.tasks.get(taskId);
-    const task = current && current.preview_url !== url ? this.d.tasks.update(taskId, { preview_url: url }) ?? current : current;
+    const task = current && current.preview_url !== url ? (this.d.tasks.update(taskId, { preview_url: url }) ?? current) : current;
     if (!task || seen.includes(url)) return;
     this.d.kv.set(key, [...seen, url]);
     this.d.bus.emit('task.preview', { task, url });
@@ -266,7 +321,9 @@ export class EnvironmentManager {
   }
 
   private notHere(row: EnvironmentRow): AppError {
-    return conflict(`environment ${row.id} runs on ${row.machine}, not on this host (${this.machine}); ask that host's Factory (the worker that ran task ${row.task_id}), or let its poller remove it when the task or PR ends`);
+    return conflict(
+      `environment ${row.id} runs on ${row.machine}, not on this host (${this.machine}); ask that host's Factory (the worker that ran task ${row.task_id}), or let its poller remove it when the task or PR ends`,
+    );
   }
 
   status(taskId: number): EnvironmentRow[] {
@@ -406,7 +463,19 @@ export class EnvironmentManager {
       return;
     }
     // Only this installation's containers: another Factory (or a test run) on the same daemon has its own tasks.
-    const r = await this.docker.run(['ps', '-a', '--filter', 'label=factory.task-id', '--filter', `label=factory.instance=${this.instanceId()}`, '--format', '{{json .}}'], { timeoutMs: this.t.commandMs });
+    const r = await this.docker.run(
+      [
+        'ps',
+        '-a',
+        '--filter',
+        'label=factory.task-id',
+        '--filter',
+        `label=factory.instance=${this.instanceId()}`,
+        '--format',
+        '{{json .}}',
+      ],
+      { timeoutMs: this.t.commandMs },
+    );
     if (!r.ok) {
       this.log.warn({ error: firstLine(r.stderr) }, 'could not list Factory containers at start');
       return;
@@ -440,7 +509,11 @@ export class EnvironmentManager {
     // host's rows: this Docker daemon cannot see another host's containers.
     for (const row of this.d.repo.live().filter((r) => this.mine(r))) {
       if (!byProject.has(row.project)) {
-        this.d.repo.markRemoved(row.id, row.status === 'running' ? 'removed' : 'failed', row.last_error || 'its containers were gone when Factory started');
+        this.d.repo.markRemoved(
+          row.id,
+          row.status === 'running' ? 'removed' : 'failed',
+          row.last_error || 'its containers were gone when Factory started',
+        );
         this.removeOverride(row);
       }
     }
@@ -454,9 +527,19 @@ export class EnvironmentManager {
     const portLabel = Object.entries(l).find(([k]) => /^traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port$/.test(k))?.[1];
     const pr = Number(l['factory.pr-number']);
     const row = this.d.repo.upsertLive({
-      task_id: task.id, repo: l['factory.repo'] ?? task.repo, project, env_type: 'preview', service: c.service || 'unknown',
-      port: Number(portLabel) || 0, host, url: host ? `https://${host}` : '', pr_number: Number.isInteger(pr) && pr > 0 ? pr : task.pr_number,
-      compose_file: '', override_file: '', worktree: '', machine: this.machine,
+      task_id: task.id,
+      repo: l['factory.repo'] ?? task.repo,
+      project,
+      env_type: 'preview',
+      service: c.service || 'unknown',
+      port: Number(portLabel) || 0,
+      host,
+      url: host ? `https://${host}` : '',
+      pr_number: Number.isInteger(pr) && pr > 0 ? pr : task.pr_number,
+      compose_file: '',
+      override_file: '',
+      worktree: '',
+      machine: this.machine,
     });
     this.d.repo.update(row.id, { status: 'running', container_id: c.id });
     this.log.info({ project, taskId: task.id }, 'found a preview environment without a record; tracking it again');
@@ -509,5 +592,10 @@ export class EnvironmentManager {
 
 function summarize(c: Record<string, unknown>): ContainerSummary {
   const labels = parsePsLabels(c.Labels);
-  return { id: String(c.ID ?? c.Id ?? ''), project: labels['com.docker.compose.project'] ?? '', service: labels['com.docker.compose.service'] ?? '', labels };
+  return {
+    id: String(c.ID ?? c.Id ?? ''),
+    project: labels['com.docker.compose.project'] ?? '',
+    service: labels['com.docker.compose.service'] ?? '',
+    labels,
+  };
 }

@@ -24,7 +24,7 @@ export interface DomainEvents {
   'queue.paused': { until: string | null; reason: string; by: string };
   'queue.resumed': { by: string; reason: string };
   'queue.budget_spent': { spent: number; budget: number; resumesAt: string };
-  'stream': EventRow;
+  stream: EventRow;
   /** Another process queued a delivery (PostgreSQL). */
   'outbox.wake': Record<string, never>;
 }
@@ -59,7 +59,11 @@ export class EventBus {
  * other processes, so every listener sees one ordered stream.
  */
 export class StreamPublisher {
-  constructor(private readonly repo: EventsRepo, private readonly bus: EventBus, private readonly fanOut = true) {}
+  constructor(
+    private readonly repo: EventsRepo,
+    private readonly bus: EventBus,
+    private readonly fanOut = true,
+  ) {}
 
   publish(kind: string, taskId: number | null, payload: unknown): EventRow {
     // The stream is stored and served to browsers: the one scrubber runs on every payload.

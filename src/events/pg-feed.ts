@@ -46,7 +46,13 @@ export class PgEventFeed {
   private async connect(): Promise<void> {
     // Keepalive probes find a peer that vanished without closing the connection (the 2 s safety poll
     // keeps events flowing meanwhile).
-    const client = new pg.Client({ connectionString: this.url, application_name: 'factory-events', keepAlive: true, keepAliveInitialDelayMillis: 10_000, connectionTimeoutMillis: 5000 });
+    const client = new pg.Client({
+      connectionString: this.url,
+      application_name: 'factory-events',
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      connectionTimeoutMillis: 5000,
+    });
     client.on('notification', (n) => {
       if (n.channel === OUTBOX_CHANNEL) this.bus.emit('outbox.wake', {});
       else this.drain();
@@ -90,7 +96,9 @@ export class PgEventFeed {
       return;
     }
     this.draining = true;
-    void this.pump().finally(() => { this.draining = false; });
+    void this.pump().finally(() => {
+      this.draining = false;
+    });
   }
 
   private async pump(): Promise<void> {

@@ -12,7 +12,8 @@ export class GitUnreachableError extends GitError {
   override name = 'GitUnreachableError';
 }
 
-const UNREACHABLE = /could not resolve host|connection refused|failed to connect|couldn't connect|timed out|connection reset|network is unreachable|no route to host|returned error: 5\d\d|HTTP 5\d\d|early EOF|unexpected disconnect|the remote end hung up/i;
+const UNREACHABLE =
+  /could not resolve host|connection refused|failed to connect|couldn't connect|timed out|connection reset|network is unreachable|no route to host|returned error: 5\d\d|HTTP 5\d\d|early EOF|unexpected disconnect|the remote end hung up/i;
 const NO_ACCESS = /authentication failed|returned error: 40[13]|permission denied|could not read username/i;
 
 /** A git failure talking to a remote, named for what it means. */

@@ -1,6 +1,11 @@
 // Turns the `repo` field of a task into a clone URL. Pure: no I/O.
 
-export interface RepoConfigEntry { url: string; default_agent?: string; default_branch?: string; network_allow?: string[] }
+export interface RepoConfigEntry {
+  url: string;
+  default_agent?: string;
+  default_branch?: string;
+  network_allow?: string[];
+}
 
 export interface RepoSpec {
   /** Stable identifier used for locks and cache folders: "owner/name". */
@@ -37,7 +42,16 @@ export function parseRepoSpec(
   const entry = Object.hasOwn(ctx.repos, spec) ? ctx.repos[spec] : undefined;
   if (entry) {
     const [owner, name] = ownerAndNameFromUrl(entry.url) ?? ['local', spec];
-    return { slug: `${owner}/${name}`, owner, name, cloneUrl: entry.url, configured: true, defaultAgent: entry.default_agent, defaultBranch: entry.default_branch, networkAllow: entry.network_allow };
+    return {
+      slug: `${owner}/${name}`,
+      owner,
+      name,
+      cloneUrl: entry.url,
+      configured: true,
+      defaultAgent: entry.default_agent,
+      defaultBranch: entry.default_branch,
+      networkAllow: entry.network_allow,
+    };
   }
   if (spec.length > 200 || /[\s:\\]/.test(spec) || spec.startsWith('/') || spec.includes('//')) {
     throw new RepoSpecError(`invalid repo "${input}": use a configured repo key, "owner/name" or a short name`);

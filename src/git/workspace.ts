@@ -34,7 +34,13 @@ export interface Worktree {
 
 /** Text for a branch name: lowercase words of the title, at most 40 characters. */
 export function slugify(title: string): string {
-  const slug = title.toLowerCase().normalize('NFKD').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40).replace(/-+$/, '');
+  const slug = title
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40)
+    .replace(/-+$/, '');
   return slug || 'task';
 }
 
@@ -126,7 +132,13 @@ export class Workspace {
     try {
       return await fn();
     } catch (err) {
-      throw new GitError(`${what}: ${scrub((err as Error).message).trim().split('\n').slice(-5).join(' | ')}`);
+      throw new GitError(
+        `${what}: ${scrub((err as Error).message)
+          .trim()
+          .split('\n')
+          .slice(-5)
+          .join(' | ')}`,
+      );
     }
   }
 
@@ -182,7 +194,10 @@ export class Workspace {
     await this.authority(cache, have, async (g, gitDir) => {
       await g.raw(['fetch', '--verbose', ...pruneArg, spec.cloneUrl, ...refspecs]);
       // Same destination on both sides: the authority directory holds exactly the refs we want.
-      const local = refspecs.map((r) => { const dst = r.split(':')[1]!; return `+${dst}:${dst}`; });
+      const local = refspecs.map((r) => {
+        const dst = r.split(':')[1]!;
+        return `+${dst}:${dst}`;
+      });
       await this.git(cache).raw(['fetch', '--verbose', ...pruneArg, gitDir, ...local]);
     });
   }
@@ -205,7 +220,9 @@ export class Workspace {
       await this.run('pruning worktrees', () => g.raw(['worktree', 'prune']));
       rmSync(wt, { recursive: true, force: true });
       // One command for both questions (simple-git waits 50 ms after every command that prints nothing).
-      const refs = (await g.raw(['for-each-ref', '--format=%(refname)', `refs/heads/${branch}`, `refs/remotes/origin/${branch}`])).split('\n');
+      const refs = (await g.raw(['for-each-ref', '--format=%(refname)', `refs/heads/${branch}`, `refs/remotes/origin/${branch}`])).split(
+        '\n',
+      );
       const remoteHas = refs.includes(`refs/remotes/origin/${branch}`);
       const localHas = refs.includes(`refs/heads/${branch}`);
       // startAt: a WIP checkpoint of the task, when another worker is taking it over.
@@ -223,7 +240,12 @@ export class Workspace {
    * be working in it right now. Another worker that takes the task over starts from there.
    * Returns the pushed commit, or undefined when nothing changed since `lastTree`.
    */
-  async pushCheckpoint(spec: RepoSpec, wt: string, taskId: number, lastTree?: string): Promise<{ commit: string; tree: string } | undefined> {
+  async pushCheckpoint(
+    spec: RepoSpec,
+    wt: string,
+    taskId: number,
+    lastTree?: string,
+  ): Promise<{ commit: string; tree: string } | undefined> {
     const index = path.join(tmpdir(), `factory-wip-${taskId}-${randomBytes(4).toString('hex')}.idx`);
     try {
       const g = this.git(wt, { GIT_INDEX_FILE: index });
@@ -231,8 +253,18 @@ export class Workspace {
       await this.run('checkpoint: staging', () => g.raw(['add', '-A']));
       const tree = (await this.run('checkpoint: writing tree', () => g.raw(['write-tree']))).trim();
       if (tree === lastTree) return undefined;
-      const commit = (await this.run('checkpoint: committing', () =>
-        g.raw(['commit-tree', tree, '-p', 'HEAD', '-m', `WIP: checkpoint of task ${taskId} while the agent works\n\n${ORIGIN_TRAILER}: ${this.checkpointOrigin(wt)}`]))).trim();
+      const commit = (
+        await this.run('checkpoint: committing', () =>
+          g.raw([
+            'commit-tree',
+            tree,
+            '-p',
+            'HEAD',
+            '-m',
+            `WIP: checkpoint of task ${taskId} while the agent works\n\n${ORIGIN_TRAILER}: ${this.checkpointOrigin(wt)}`,
+          ]),
+        )
+      ).trim();
       await this.run('checkpoint: pushing', () => this.pushFromCache(spec, ['--force'], [`${commit}:${wipRef(taskId)}`]));
       return { commit, tree };
     } finally {
@@ -281,7 +313,9 @@ export class Workspace {
     await this.locks.run(spec.slug, async () => {
       const has = (await this.authority(undefined, '', (g) => g.raw(['ls-remote', spec.cloneUrl, wipRef(taskId)])).catch(() => '')).trim();
       if (has) await this.pushFromCache(spec, ['--delete'], [wipRef(taskId)]).catch(() => undefined);
-      await this.git(this.cachePath(spec)).raw(['update-ref', '-d', wipRef(taskId)]).catch(() => undefined);
+      await this.git(this.cachePath(spec))
+        .raw(['update-ref', '-d', wipRef(taskId)])
+        .catch(() => undefined);
     });
   }
 
@@ -320,7 +354,9 @@ export class Workspace {
   /** Deletes a merged task branch on the remote (never the default branch). */
   async deleteRemoteBranch(spec: RepoSpec, branch: string, baseBranch: string): Promise<void> {
     if (!branch || branch === baseBranch) return;
-    await this.locks.run(spec.slug, () => this.run(`deleting ${branch}`, () => this.pushFromCache(spec, ['--delete'], [`refs/heads/${branch}`])));
+    await this.locks.run(spec.slug, () =>
+      this.run(`deleting ${branch}`, () => this.pushFromCache(spec, ['--delete'], [`refs/heads/${branch}`])),
+    );
   }
 
   /** Removes the worktree and its local branch ref; the pushed branch stays on the remote. */
@@ -334,7 +370,10 @@ export class Workspace {
     await this.locks.run(spec.slug, async () => {
       const cache = this.cachePath(spec);
       const reasons: string[] = [];
-      const attempt = (p: Promise<unknown>) => p.catch((err: Error) => { reasons.push(err.message.trim().split('\n')[0]!); });
+      const attempt = (p: Promise<unknown>) =>
+        p.catch((err: Error) => {
+          reasons.push(err.message.trim().split('\n')[0]!);
+        });
       const g = existsSync(cache) ? this.git(cache) : undefined;
       if (g) {
         await attempt(g.raw(['worktree', 'remove', '--force', wt]));
@@ -346,7 +385,9 @@ export class Workspace {
       if (branch) await attempt(g.raw(['branch', '-D', branch]));
       const branchLeft = branch ? (await g.raw(['branch', '--list', branch])).trim() !== '' : false;
       if (registered || branchLeft) {
-        const left = [registered ? `worktree ${wt} is still registered` : '', branchLeft ? `branch ${branch} still exists` : ''].filter(Boolean);
+        const left = [registered ? `worktree ${wt} is still registered` : '', branchLeft ? `branch ${branch} still exists` : ''].filter(
+          Boolean,
+        );
         throw new Error(`could not remove the worktree completely: ${left.join(', ')} (${reasons.join('; ') || 'no error from git'})`);
       }
     });

@@ -10,7 +10,13 @@ const TICK_MS = 100;
 /** Sampling interval of the histogram; node records whole intervals, so it is subtracted. */
 const RESOLUTION_MS = 10;
 
-export interface LoopDelay { p50_ms: number; p99_ms: number; max_ms: number; window_s: number; blocked_turns: number }
+export interface LoopDelay {
+  p50_ms: number;
+  p99_ms: number;
+  max_ms: number;
+  window_s: number;
+  blocked_turns: number;
+}
 
 export class LoopMonitor {
   private histogram: IntervalHistogram | null = null;
@@ -20,7 +26,10 @@ export class LoopMonitor {
   private blocked = 0;
   private windowStart = Date.now();
 
-  constructor(private readonly logger: Logger, private readonly blockWarnMs = 200) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly blockWarnMs = 200,
+  ) {}
 
   start(): void {
     if (this.histogram) return;
@@ -58,8 +67,11 @@ export class LoopMonitor {
     if (!h || h.count === 0) return null;
     const ms = (ns: number) => Math.max(0, Math.round((ns / 1e6 - RESOLUTION_MS) * 100) / 100);
     return {
-      p50_ms: ms(h.percentile(50)), p99_ms: ms(h.percentile(99)), max_ms: ms(h.max),
-      window_s: Math.round((Date.now() - this.windowStart) / 1000), blocked_turns: this.blocked,
+      p50_ms: ms(h.percentile(50)),
+      p99_ms: ms(h.percentile(99)),
+      max_ms: ms(h.max),
+      window_s: Math.round((Date.now() - this.windowStart) / 1000),
+      blocked_turns: this.blocked,
     };
   }
 

@@ -12,7 +12,11 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 4, baseDelayMs: 500, maxWaitMs: 60_000 };
 
-export interface Answer { status: number; headers: { get(name: string): string | null }; body: string }
+export interface Answer {
+  status: number;
+  headers: { get(name: string): string | null };
+  body: string;
+}
 
 /** Milliseconds to wait before the next attempt, or undefined when the answer is final. */
 export function retryDelay(a: Answer, attempt: number, safeToRepeat: boolean, p: RetryPolicy, now = Date.now()): number | undefined {
@@ -23,7 +27,8 @@ export function retryDelay(a: Answer, attempt: number, safeToRepeat: boolean, p:
   const after = Number(a.headers.get('retry-after'));
   let wait: number;
   if (after > 0) wait = after * 1000;
-  else if (a.headers.get('x-ratelimit-remaining') === '0' && Number(a.headers.get('x-ratelimit-reset')) > 0) wait = Number(a.headers.get('x-ratelimit-reset')) * 1000 - now;
+  else if (a.headers.get('x-ratelimit-remaining') === '0' && Number(a.headers.get('x-ratelimit-reset')) > 0)
+    wait = Number(a.headers.get('x-ratelimit-reset')) * 1000 - now;
   else wait = backoff(attempt, p.baseDelayMs);
   return wait <= p.maxWaitMs ? Math.max(0, wait) : undefined;
 }

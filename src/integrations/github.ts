@@ -16,7 +16,10 @@ function errorMessage(text: string): string {
 
 export class GitHubError extends Error {
   override name = 'GitHubError';
-  constructor(message: string, readonly status: number) {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
     super(message);
   }
 }
@@ -46,7 +49,11 @@ export class GitHubClient {
   private readonly timeoutMs: number;
   private readonly retry: RetryPolicy;
 
-  constructor(private readonly apiUrl: string, private readonly token: string, opts: GitHubClientOptions = {}) {
+  constructor(
+    private readonly apiUrl: string,
+    private readonly token: string,
+    opts: GitHubClientOptions = {},
+  ) {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
     this.retry = { ...DEFAULT_RETRY, ...opts.retry };
   }
@@ -76,7 +83,8 @@ export class GitHubClient {
       }
       if (res.ok) return (text ? JSON.parse(text) : undefined) as T;
       const wait = retryDelay({ status: res.status, headers: res.headers, body: text }, attempt, safeToRepeat, this.retry);
-      if (wait === undefined) throw new GitHubError(scrub(`GitHub ${method} ${path} failed with ${res.status}: ${errorMessage(text)}`), res.status);
+      if (wait === undefined)
+        throw new GitHubError(scrub(`GitHub ${method} ${path} failed with ${res.status}: ${errorMessage(text)}`), res.status);
       await sleep(wait);
     }
   }
@@ -102,9 +110,17 @@ export class GitHubClient {
       // Idempotent: an open PR for the branch (say from an attempt whose answer was lost) is reused.
       const open = await this.findOpenPullRequest(o.owner, o.repo, o.head);
       if (open) return open;
-      return await this.request<PullRequest>('POST', `/repos/${o.owner}/${o.repo}/pulls`, {
-        title: o.title, body: o.body, head: o.head, base: o.base,
-      }, true);
+      return await this.request<PullRequest>(
+        'POST',
+        `/repos/${o.owner}/${o.repo}/pulls`,
+        {
+          title: o.title,
+          body: o.body,
+          head: o.head,
+          base: o.base,
+        },
+        true,
+      );
     } catch (err) {
       if (err instanceof GitHubError && err.status === 422) {
         const existing = await this.findOpenPullRequest(o.owner, o.repo, o.head);
@@ -115,7 +131,10 @@ export class GitHubClient {
   }
 
   async findOpenPullRequest(owner: string, repo: string, branch: string): Promise<PullRequest | undefined> {
-    const list = await this.request<PullRequest[]>('GET', `/repos/${owner}/${repo}/pulls?state=open&head=${encodeURIComponent(`${owner}:${branch}`)}`);
+    const list = await this.request<PullRequest[]>(
+      'GET',
+      `/repos/${owner}/${repo}/pulls?state=open&head=${encodeURIComponent(`${owner}:${branch}`)}`,
+    );
     return list[0];
   }
 
@@ -127,32 +146,69 @@ export class GitHubClient {
     await this.request('PATCH', `/repos/${owner}/${repo}/pulls/${n}`, patch);
   }
 
-  async checkRuns(owner: string, repo: string, sha: string): Promise<Array<{ name: string; status: string; conclusion: string | null; output?: { title?: string | null; summary?: string | null; text?: string | null }; html_url?: string }>> {
-    const r = await this.request<{ check_runs?: [] }>('GET', `/repos/${owner}/${repo}/commits/${encodeURIComponent(sha)}/check-runs?per_page=100`);
+  async checkRuns(
+    owner: string,
+    repo: string,
+    sha: string,
+  ): Promise<
+    Array<{
+      name: string;
+      status: string;
+      conclusion: string | null;
+      output?: { title?: string | null; summary?: string | null; text?: string | null };
+      html_url?: string;
+    }>
+  > {
+    const r = await this.request<{ check_runs?: [] }>(
+      'GET',
+      `/repos/${owner}/${repo}/commits/${encodeURIComponent(sha)}/check-runs?per_page=100`,
+    );
     return r.check_runs ?? [];
   }
 
-  async statuses(owner: string, repo: string, sha: string): Promise<Array<{ context: string; state: string; description?: string | null; target_url?: string | null }>> {
+  async statuses(
+    owner: string,
+    repo: string,
+    sha: string,
+  ): Promise<Array<{ context: string; state: string; description?: string | null; target_url?: string | null }>> {
     const r = await this.request<{ statuses?: [] }>('GET', `/repos/${owner}/${repo}/commits/${encodeURIComponent(sha)}/status`);
     return r.statuses ?? [];
   }
 
   reviews(owner: string, repo: string, n: number) {
-    return this.request<Array<{ id: number; user?: { login?: string }; state?: string; body?: string | null }>>('GET', `/repos/${owner}/${repo}/pulls/${n}/reviews?per_page=100`);
+    return this.request<Array<{ id: number; user?: { login?: string }; state?: string; body?: string | null }>>(
+      'GET',
+      `/repos/${owner}/${repo}/pulls/${n}/reviews?per_page=100`,
+    );
   }
 
   reviewComments(owner: string, repo: string, n: number) {
-    return this.request<Array<{ id: number; user?: { login?: string }; body?: string; path?: string; line?: number | null; pull_request_review_id?: number | null }>>('GET', `/repos/${owner}/${repo}/pulls/${n}/comments?per_page=100`);
+    return this.request<
+      Array<{
+        id: number;
+        user?: { login?: string };
+        body?: string;
+        path?: string;
+        line?: number | null;
+        pull_request_review_id?: number | null;
+      }>
+    >('GET', `/repos/${owner}/${repo}/pulls/${n}/comments?per_page=100`);
   }
 
   issueComments(owner: string, repo: string, n: number) {
-    return this.request<Array<{ id: number; user?: { login?: string }; body?: string }>>('GET', `/repos/${owner}/${repo}/issues/${n}/comments?per_page=100`);
+    return this.request<Array<{ id: number; user?: { login?: string }; body?: string }>>(
+      'GET',
+      `/repos/${owner}/${repo}/issues/${n}/comments?per_page=100`,
+    );
   }
 
   /** The user's permission on the repository: admin, maintain, write, triage, read or none. */
   async permission(owner: string, repo: string, user: string): Promise<string> {
     try {
-      const r = await this.request<{ permission?: string; role_name?: string }>('GET', `/repos/${owner}/${repo}/collaborators/${encodeURIComponent(user)}/permission`);
+      const r = await this.request<{ permission?: string; role_name?: string }>(
+        'GET',
+        `/repos/${owner}/${repo}/collaborators/${encodeURIComponent(user)}/permission`,
+      );
       return r.role_name || r.permission || 'none';
     } catch (err) {
       if (err instanceof GitHubError && err.status === 404) return 'none';

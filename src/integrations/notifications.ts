@@ -21,25 +21,48 @@ export class Notifications {
   private abort: AbortController | null = null;
   private polling: Promise<void> | null = null;
 
-  constructor(private readonly d: {
-    config: Config; logger: Logger; bus: EventBus; tasks: TaskService; board: BoardService; telegram: TelegramNotifier;
-    clarify: ClarificationService; kv: KvRepo; seen: SeenRepo; gate: TriggerGate;
-  }) {
+  constructor(
+    private readonly d: {
+      config: Config;
+      logger: Logger;
+      bus: EventBus;
+      tasks: TaskService;
+      board: BoardService;
+      telegram: TelegramNotifier;
+      clarify: ClarificationService;
+      kv: KvRepo;
+      seen: SeenRepo;
+      gate: TriggerGate;
+    },
+  ) {
     this.listen();
   }
 
   private listen(): void {
     const { bus, telegram: tg, board } = this.d;
     bus.on('agent.started', ({ task, branch }) => {
-      board.postSystem({ task_id: task.id, workflow_id: task.workflow_id, message_type: 'status', message: `Task started (${task.parent_task_id ? 'revision' : 'fresh'}): ${task.title} on ${branch}` });
-      if (!task.workflow_id) tg.notify(`🔧 Started ${title(task)}\nBranch <code>${esc(branch)}</code>`, { dedupeKey: `tg:started:${task.id}:${task.attempts}` });
+      board.postSystem({
+        task_id: task.id,
+        workflow_id: task.workflow_id,
+        message_type: 'status',
+        message: `Task started (${task.parent_task_id ? 'revision' : 'fresh'}): ${task.title} on ${branch}`,
+      });
+      if (!task.workflow_id)
+        tg.notify(`🔧 Started ${title(task)}\nBranch <code>${esc(branch)}</code>`, { dedupeKey: `tg:started:${task.id}:${task.attempts}` });
     });
     bus.on('task.status', ({ task }) => {
       const standalone = !task.workflow_id;
       switch (task.status) {
         case 'in_review':
-          board.postSystem({ task_id: task.id, message_type: 'status', message: `Agent completed: ${task.title}${task.pr_url ? ` (PR: ${task.pr_url})` : ''}` });
-          tg.notify(`✅ ${title(task)}\n${task.pr_url ? `PR: ${esc(task.pr_url)}` : 'Branch pushed (no pull request: GITHUB_TOKEN is not set)'}`, { dedupeKey: `tg:review:${task.id}:${task.updated_at}` });
+          board.postSystem({
+            task_id: task.id,
+            message_type: 'status',
+            message: `Agent completed: ${task.title}${task.pr_url ? ` (PR: ${task.pr_url})` : ''}`,
+          });
+          tg.notify(
+            `✅ ${title(task)}\n${task.pr_url ? `PR: ${esc(task.pr_url)}` : 'Branch pushed (no pull request: GITHUB_TOKEN is not set)'}`,
+            { dedupeKey: `tg:review:${task.id}:${task.updated_at}` },
+          );
           return;
         case 'done':
           if (standalone) {
@@ -49,7 +72,11 @@ export class Notifications {
           return;
         case 'failed':
           if (standalone) {
-            board.postSystem({ task_id: task.id, message_type: 'error', message: `Task failed: ${task.title}: ${task.error.slice(0, 2000)}` });
+            board.postSystem({
+              task_id: task.id,
+              message_type: 'error',
+              message: `Task failed: ${task.title}: ${task.error.slice(0, 2000)}`,
+            });
             tg.notify(`❌ Failed: ${title(task)}\n<pre>${esc(task.error.slice(0, 500))}</pre>`, { dedupeKey: `tg:failed:${task.id}` });
           }
           return;
@@ -78,22 +105,43 @@ export class Notifications {
     bus.on('task.question_reminder', ({ task, question }) => {
       const ctx = parseClarification(task.clarification_context);
       const replyTo = ctx.telegram_key ? tg.sentMessageId(ctx.telegram_key) : undefined;
-      tg.notify(`⏰ Still waiting for an answer on ${title(task)}: ${esc(question)}`, { replyTo, dedupeKey: `tg:reminder:${task.id}:${ctx.asked_at}` });
+      tg.notify(`⏰ Still waiting for an answer on ${title(task)}: ${esc(question)}`, {
+        replyTo,
+        dedupeKey: `tg:reminder:${task.id}:${ctx.asked_at}`,
+      });
     });
     bus.on('queue.paused', ({ until, reason, by }) => {
-      tg.notify(`⏸ Queue paused by ${esc(by)}: ${esc(reason)}${until ? `\nWork resumes at ${esc(until)}` : ''}`, { dedupeKey: `tg:paused:${until ?? 'manual'}:${reason}` });
+      tg.notify(`⏸ Queue paused by ${esc(by)}: ${esc(reason)}${until ? `\nWork resumes at ${esc(until)}` : ''}`, {
+        dedupeKey: `tg:paused:${until ?? 'manual'}:${reason}`,
+      });
     });
-    bus.on('queue.resumed', ({ by }) => { tg.notify(`▶️ Queue resumed (${esc(by)})`); });
+    bus.on('queue.resumed', ({ by }) => {
+      tg.notify(`▶️ Queue resumed (${esc(by)})`);
+    });
     bus.on('queue.budget_spent', ({ spent, budget, resumesAt }) => {
-      tg.notify(`💸 Daily budget spent ($${spent.toFixed(2)} of $${budget.toFixed(2)}); no new work starts until ${esc(resumesAt)}`, { dedupeKey: `tg:budget:${resumesAt}` });
+      tg.notify(`💸 Daily budget spent ($${spent.toFixed(2)} of $${budget.toFixed(2)}); no new work starts until ${esc(resumesAt)}`, {
+        dedupeKey: `tg:budget:${resumesAt}`,
+      });
     });
-    bus.on('workflow.started', ({ workflow: w }) => { tg.notify(`🚀 Workflow <b>${esc(w.title)}</b> (${esc(w.name)} #${w.id}) started`, { dedupeKey: `tg:wf:${w.id}:start` }); });
-    bus.on('workflow.iteration', ({ workflow: w, iteration, max }) => { tg.notify(`🔄 Workflow <b>${esc(w.title)}</b>: iteration ${iteration}/${max}`, { dedupeKey: `tg:wf:${w.id}:it:${iteration}` }); });
+    bus.on('workflow.started', ({ workflow: w }) => {
+      tg.notify(`🚀 Workflow <b>${esc(w.title)}</b> (${esc(w.name)} #${w.id}) started`, { dedupeKey: `tg:wf:${w.id}:start` });
+    });
+    bus.on('workflow.iteration', ({ workflow: w, iteration, max }) => {
+      tg.notify(`🔄 Workflow <b>${esc(w.title)}</b>: iteration ${iteration}/${max}`, { dedupeKey: `tg:wf:${w.id}:it:${iteration}` });
+    });
     bus.on('workflow.completed', ({ workflow: w }) => {
-      tg.notify(`✅ Workflow <b>${esc(w.title)}</b> finished (${esc(w.result)})${w.pr_url ? `\nPR: ${esc(w.pr_url)}` : ''}`, { dedupeKey: `tg:wf:${w.id}:done` });
+      tg.notify(`✅ Workflow <b>${esc(w.title)}</b> finished (${esc(w.result)})${w.pr_url ? `\nPR: ${esc(w.pr_url)}` : ''}`, {
+        dedupeKey: `tg:wf:${w.id}:done`,
+      });
     });
-    bus.on('workflow.failed', ({ workflow: w }) => { tg.notify(`❌ Workflow <b>${esc(w.title)}</b> failed\n<pre>${esc(w.error.slice(0, 500))}</pre>`, { dedupeKey: `tg:wf:${w.id}:failed` }); });
-    bus.on('workflow.cancelled', ({ workflow: w }) => { tg.notify(`🛑 Workflow <b>${esc(w.title)}</b> cancelled`, { dedupeKey: `tg:wf:${w.id}:cancelled` }); });
+    bus.on('workflow.failed', ({ workflow: w }) => {
+      tg.notify(`❌ Workflow <b>${esc(w.title)}</b> failed\n<pre>${esc(w.error.slice(0, 500))}</pre>`, {
+        dedupeKey: `tg:wf:${w.id}:failed`,
+      });
+    });
+    bus.on('workflow.cancelled', ({ workflow: w }) => {
+      tg.notify(`🛑 Workflow <b>${esc(w.title)}</b> cancelled`, { dedupeKey: `tg:wf:${w.id}:cancelled` });
+    });
   }
 
   // The question goes to the board and to Telegram; the Telegram message is remembered so a reply to it answers the task.
@@ -103,14 +151,20 @@ export class Notifications {
     const round = ctx.history.length;
     const options = ctx.options?.length ? `\nOptions: ${ctx.options.join(' / ')}` : '';
     const msg = this.d.board.postSystem({
-      sender: `task-${task.id}:${task.agent_type}`, task_id: task.id, workflow_id: task.workflow_id, message_type: 'question',
+      sender: `task-${task.id}:${task.agent_type}`,
+      task_id: task.id,
+      workflow_id: task.workflow_id,
+      message_type: 'question',
       message: `${question}${options}`,
     });
     const mb = this.d.config.message_board;
     const forwarded = msg !== null && mb.telegram_forward && mb.forward_types.includes('question');
     let key = forwarded ? `board-message:${msg.id}` : `tg:question:${task.id}:${round}`;
     if (!forwarded) {
-      const sent = this.d.telegram.notify(`❓ ${title(task)} needs an answer:\n${esc(question)}${esc(options)}\n\n<i>Reply to this message to answer.</i>`, { dedupeKey: key });
+      const sent = this.d.telegram.notify(
+        `❓ ${title(task)} needs an answer:\n${esc(question)}${esc(options)}\n\n<i>Reply to this message to answer.</i>`,
+        { dedupeKey: key },
+      );
       if (!sent) key = '';
     }
     if (key) this.d.tasks.update(task.id, { clarification_context: JSON.stringify({ ...ctx, telegram_key: key }) });
@@ -125,7 +179,16 @@ export class Notifications {
     const offset = this.d.kv.get<number>('telegram:offset');
     this.polling = (async () => {
       try {
-        for await (const u of longPoll(api, { timeout: 25, allowedUpdates: ['message'], ...(offset ? { offset } : {}), onError: (err) => this.d.logger.warn({ err: coerceError(err) }, 'telegram polling error') }, this.abort!.signal)) {
+        for await (const u of longPoll(
+          api,
+          {
+            timeout: 25,
+            allowedUpdates: ['message'],
+            ...(offset ? { offset } : {}),
+            onError: (err) => this.d.logger.warn({ err: coerceError(err) }, 'telegram polling error'),
+          },
+          this.abort!.signal,
+        )) {
           this.d.kv.set('telegram:offset', u.update_id + 1);
           if (!this.d.seen.mark(`telegram:update:${u.update_id}`)) continue;
           const m = 'message' in u ? u.message : undefined;

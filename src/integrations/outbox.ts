@@ -5,7 +5,11 @@ import { OutboxRepo, type EnqueueOptions, type OutboxRow } from '../db/repositor
 import { coerceError } from '../errors.js';
 import { scrub } from '../secrets.js';
 
-export interface DeliveryContext { id: number; attempt: number; signal: AbortSignal }
+export interface DeliveryContext {
+  id: number;
+  attempt: number;
+  signal: AbortSignal;
+}
 export type OutboxHandler = (payload: any, ctx: DeliveryContext) => Promise<unknown>;
 
 /**
@@ -14,7 +18,10 @@ export type OutboxHandler = (payload: any, ctx: DeliveryContext) => Promise<unkn
  */
 export class DeliveryError extends Error {
   override name = 'DeliveryError';
-  constructor(message: string, readonly opts: { retryAfterMs?: number; permanent?: boolean; status?: number; cause?: unknown } = {}) {
+  constructor(
+    message: string,
+    readonly opts: { retryAfterMs?: number; permanent?: boolean; status?: number; cause?: unknown } = {},
+  ) {
     super(message, { cause: opts.cause });
   }
 }
@@ -42,8 +49,14 @@ export interface OutboxOptions {
 const MIN_SLEEP_MS = 5;
 
 const DEFAULTS: Required<OutboxOptions> = {
-  baseDelayMs: 1000, maxDelayMs: 5 * 60_000, maxPermanentAttempts: 3, maxAgeMs: 72 * 3600_000,
-  concurrency: 8, idleMs: 30_000, stopGraceMs: 5000, retainMs: 30 * 24 * 3600_000,
+  baseDelayMs: 1000,
+  maxDelayMs: 5 * 60_000,
+  maxPermanentAttempts: 3,
+  maxAgeMs: 72 * 3600_000,
+  concurrency: 8,
+  idleMs: 30_000,
+  stopGraceMs: 5000,
+  retainMs: 30 * 24 * 3600_000,
 };
 
 /** Delivers outbox rows to per-channel handlers: oldest first, in order per order_key, with backoff. */
@@ -59,7 +72,11 @@ export class OutboxWorker {
   /** Deliveries under way, by outbox row id. */
   private readonly inFlight = new Map<number, Promise<void>>();
 
-  constructor(readonly repo: OutboxRepo, private readonly logger: Logger, opts: OutboxOptions = {}) {
+  constructor(
+    readonly repo: OutboxRepo,
+    private readonly logger: Logger,
+    opts: OutboxOptions = {},
+  ) {
     this.opts = { ...DEFAULTS, ...opts };
   }
 
@@ -93,7 +110,9 @@ export class OutboxWorker {
     if (this.loop) return;
     this.running = true;
     this.abort = new AbortController();
-    this.loop = this.run().finally(() => { this.loop = null; });
+    this.loop = this.run().finally(() => {
+      this.loop = null;
+    });
   }
 
   /** Stops the loop: in-flight deliveries get stopGraceMs, then their signal is aborted. Idempotent. */
@@ -104,7 +123,9 @@ export class OutboxWorker {
     this.wake?.();
     await loop;
     let timer: NodeJS.Timeout | undefined;
-    const grace = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), this.opts.stopGraceMs); });
+    const grace = new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), this.opts.stopGraceMs);
+    });
     const settled = Promise.all(this.inFlight.values()).then(() => 'done' as const);
     if ((await Promise.race([settled, grace])) === 'timeout') this.abort.abort();
     clearTimeout(timer);
@@ -123,7 +144,8 @@ export class OutboxWorker {
         this.startDue();
         this.maybePurge();
         // A full pool sleeps until a delivery ends (it notifies); otherwise until the next head is due.
-        const next = this.inFlight.size >= this.opts.concurrency ? undefined : this.repo.nextDueAt(this.channels(), [...this.inFlight.keys()]);
+        const next =
+          this.inFlight.size >= this.opts.concurrency ? undefined : this.repo.nextDueAt(this.channels(), [...this.inFlight.keys()]);
         delay = next === undefined ? this.opts.idleMs : Math.min(next - Date.now(), this.opts.idleMs);
       } catch (err) {
         // A database error must not kill the loop; try again after an idle period.
@@ -140,13 +162,12 @@ export class OutboxWorker {
   private sleep(ms: number): Promise<void> {
     if (this.dirty || !this.running) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
+      const done = (): void => {
         clearTimeout(timer);
-        self.wake = null;
+        this.wake = null;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.wake = done;
     });
   }
@@ -190,7 +211,10 @@ export class OutboxWorker {
       }
       const wait = info.retryAfterMs ?? this.backoff(attempt);
       this.repo.markFailed(row.id, message, Date.now() + wait);
-      this.logger.warn({ outbox_id: row.id, channel: row.channel, attempt, retry_in_ms: wait, error: message }, 'outbox delivery failed; will retry');
+      this.logger.warn(
+        { outbox_id: row.id, channel: row.channel, attempt, retry_in_ms: wait, error: message },
+        'outbox delivery failed; will retry',
+      );
     }
   }
 

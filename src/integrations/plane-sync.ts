@@ -26,7 +26,11 @@ type PlaneOp =
   | { op: 'state'; taskId?: number; issueId?: string; state: StateKey }
   | { op: 'comment'; taskId?: number; issueId?: string; html: string };
 
-export interface WebhookResult { status: string; task_id?: number; reason?: string }
+export interface WebhookResult {
+  status: string;
+  task_id?: number;
+  reason?: string;
+}
 
 const REFUSED = { status: 'ignored', reason: 'sender not allowed (plane.allowed_members)' } as const;
 
@@ -35,12 +39,26 @@ export class PlaneSync {
   private pollTimer: NodeJS.Timeout | null = null;
   private readonly progress = new Map<number, { count: number; lastAt: number }>();
 
-  constructor(private readonly d: {
-    config: Config; logger: Logger; tasks: TaskService; scheduler: Scheduler; bus: EventBus; outbox: OutboxWorker; seen: SeenRepo;
-    clarify: ClarificationService; gate: TriggerGate;
-  }) {
+  constructor(
+    private readonly d: {
+      config: Config;
+      logger: Logger;
+      tasks: TaskService;
+      scheduler: Scheduler;
+      bus: EventBus;
+      outbox: OutboxWorker;
+      seen: SeenRepo;
+      clarify: ClarificationService;
+      gate: TriggerGate;
+    },
+  ) {
     const p = d.config.plane;
-    this.client = new PlaneClient({ baseUrl: p.base_url, apiKey: d.config.secrets.planeApiKey, workspace: p.workspace_slug, projectId: p.project_id });
+    this.client = new PlaneClient({
+      baseUrl: p.base_url,
+      apiKey: d.config.secrets.planeApiKey,
+      workspace: p.workspace_slug,
+      projectId: p.project_id,
+    });
     d.outbox.register(PLANE_CHANNEL, (payload: PlaneOp, ctx) => this.deliver(payload, ctx.signal));
     if (this.client.enabled) this.listen();
   }
@@ -68,49 +86,88 @@ export class PlaneSync {
 
   private listen(): void {
     const { bus } = this.d;
-    const linked = (t: TaskRow) => !t.workflow_id && (t.plane_issue_id !== '' || this.d.outbox.repo.byDedupeKey(`plane:create:${t.id}`) !== undefined);
+    const linked = (t: TaskRow) =>
+      !t.workflow_id && (t.plane_issue_id !== '' || this.d.outbox.repo.byDedupeKey(`plane:create:${t.id}`) !== undefined);
     bus.on('task.created', ({ task }) => {
       // Tasks made through the API get a Plane issue; the external_source marks it as ours for the webhook.
       // (Only new work: a task that adopts an existing PR is created in review and needs no issue.)
-      if (!task.plane_issue_id && !task.workflow_id && task.status === 'queued') this.enqueue({ op: 'create', taskId: task.id }, `plane:task:${task.id}`, `plane:create:${task.id}`);
+      if (!task.plane_issue_id && !task.workflow_id && task.status === 'queued')
+        this.enqueue({ op: 'create', taskId: task.id }, `plane:task:${task.id}`, `plane:create:${task.id}`);
     });
     bus.on('agent.started', ({ task, branch }) => {
-      if (linked(task)) this.forTask(task, 'in_progress', `<p>🔧 Agent started (${escapeHtml(task.agent_type)}) on branch <code>${escapeHtml(branch)}</code>.</p>`);
+      if (linked(task))
+        this.forTask(
+          task,
+          'in_progress',
+          `<p>🔧 Agent started (${escapeHtml(task.agent_type)}) on branch <code>${escapeHtml(branch)}</code>.</p>`,
+        );
     });
     bus.on('task.status', ({ task }) => {
       if (!linked(task)) return;
       switch (task.status) {
-        case 'in_review': return this.forTask(task, 'in_review', `<p>✅ Pull request: <a href="${escapeHtml(task.pr_url)}">${escapeHtml(task.pr_url)}</a></p>${task.result_summary ? `<p>${escapeHtml(task.result_summary)}</p>` : ''}${task.preview_url ? `<p>Preview: ${escapeHtml(task.preview_url)}</p>` : ''}`);
-        case 'done': return this.forTask(task, 'done', task.result_summary ? `<p>✅ Done: ${escapeHtml(task.result_summary)}</p>` : undefined);
-        case 'failed': return this.forTask(task, 'failed', `<p>❌ Agent failed: ${escapeHtml(task.error.slice(0, 1500))}</p>`);
-        case 'cancelled': return this.forTask(task, 'cancelled', '<p>🛑 Task cancelled.</p>');
+        case 'in_review':
+          return this.forTask(
+            task,
+            'in_review',
+            `<p>✅ Pull request: <a href="${escapeHtml(task.pr_url)}">${escapeHtml(task.pr_url)}</a></p>${task.result_summary ? `<p>${escapeHtml(task.result_summary)}</p>` : ''}${task.preview_url ? `<p>Preview: ${escapeHtml(task.preview_url)}</p>` : ''}`,
+          );
+        case 'done':
+          return this.forTask(task, 'done', task.result_summary ? `<p>✅ Done: ${escapeHtml(task.result_summary)}</p>` : undefined);
+        case 'failed':
+          return this.forTask(task, 'failed', `<p>❌ Agent failed: ${escapeHtml(task.error.slice(0, 1500))}</p>`);
+        case 'cancelled':
+          return this.forTask(task, 'cancelled', '<p>🛑 Task cancelled.</p>');
         case 'waiting_for_input': {
           const q = parseClarification(task.clarification_context);
           const round = q.history.length;
           const options = q.options?.length ? `<ul>${q.options.map((o) => `<li>${escapeHtml(o)}</li>`).join('')}</ul>` : '';
           this.enqueue({ op: 'state', taskId: task.id, state: 'waiting_for_input' }, `plane:task:${task.id}`);
-          this.enqueue({ op: 'comment', taskId: task.id, html: `<p>❓ The agent needs an answer: ${escapeHtml(q.pending_question ?? '')}</p>${options}<p>Reply with a comment on this issue.</p>` }, `plane:task:${task.id}`, `plane:question:${task.id}:${round}`);
+          this.enqueue(
+            {
+              op: 'comment',
+              taskId: task.id,
+              html: `<p>❓ The agent needs an answer: ${escapeHtml(q.pending_question ?? '')}</p>${options}<p>Reply with a comment on this issue.</p>`,
+            },
+            `plane:task:${task.id}`,
+            `plane:question:${task.id}:${round}`,
+          );
           return;
         }
-        default: return;
+        default:
+          return;
       }
     });
     bus.on('task.preview', ({ task, url }) => {
       if (!linked(task)) return;
-      this.enqueue({ op: 'comment', taskId: task.id, html: `<p>🚀 Preview deployed: <a href="${escapeHtml(url)}">${escapeHtml(url)}</a></p>` }, `plane:task:${task.id}`, `plane:preview:${task.id}:${url}`);
+      this.enqueue(
+        { op: 'comment', taskId: task.id, html: `<p>🚀 Preview deployed: <a href="${escapeHtml(url)}">${escapeHtml(url)}</a></p>` },
+        `plane:task:${task.id}`,
+        `plane:preview:${task.id}:${url}`,
+      );
     });
     bus.on('task.pr_attention', ({ task, reason }) => {
       if (linked(task)) this.forTask(task, null, `<p>⚠️ ${escapeHtml(reason)}</p>`);
     });
     // The state moves back to in_progress when the agent actually starts again (agent.started).
-    bus.on('task.answered', ({ task }) => { if (linked(task)) this.forTask(task, null, '<p>▶️ Answer received; the agent resumes.</p>'); });
+    bus.on('task.answered', ({ task }) => {
+      if (linked(task)) this.forTask(task, null, '<p>▶️ Answer received; the agent resumes.</p>');
+    });
     bus.on('task.question_reminder', ({ task, question }) => {
       if (linked(task)) this.forTask(task, null, `<p>⏰ Still waiting for an answer: ${escapeHtml(question)}</p>`);
     });
-    bus.on('workflow.started', ({ workflow }) => this.forWorkflow(workflow, 'in_progress', `<p>🚀 Workflow ${escapeHtml(workflow.name)} started.</p>`));
-    bus.on('workflow.completed', ({ workflow }) => this.forWorkflow(workflow, workflow.pr_url ? 'in_review' : 'done',
-      `<p>✅ Workflow ${escapeHtml(workflow.name)} finished (${escapeHtml(workflow.result)}).${workflow.pr_url ? ` Pull request: <a href="${escapeHtml(workflow.pr_url)}">${escapeHtml(workflow.pr_url)}</a>` : ''}</p>`));
-    bus.on('workflow.failed', ({ workflow }) => this.forWorkflow(workflow, 'failed', `<p>❌ Workflow failed: ${escapeHtml(workflow.error.slice(0, 1500))}</p>`));
+    bus.on('workflow.started', ({ workflow }) =>
+      this.forWorkflow(workflow, 'in_progress', `<p>🚀 Workflow ${escapeHtml(workflow.name)} started.</p>`),
+    );
+    bus.on('workflow.completed', ({ workflow }) =>
+      this.forWorkflow(
+        workflow,
+        workflow.pr_url ? 'in_review' : 'done',
+        `<p>✅ Workflow ${escapeHtml(workflow.name)} finished (${escapeHtml(workflow.result)}).${workflow.pr_url ? ` Pull request: <a href="${escapeHtml(workflow.pr_url)}">${escapeHtml(workflow.pr_url)}</a>` : ''}</p>`,
+      ),
+    );
+    bus.on('workflow.failed', ({ workflow }) =>
+      this.forWorkflow(workflow, 'failed', `<p>❌ Workflow failed: ${escapeHtml(workflow.error.slice(0, 1500))}</p>`),
+    );
     bus.on('workflow.cancelled', ({ workflow }) => this.forWorkflow(workflow, 'cancelled', '<p>🛑 Workflow cancelled.</p>'));
   }
 
@@ -133,7 +190,10 @@ export class PlaneSync {
       const task = this.d.tasks.get(op.taskId);
       if (!task || task.plane_issue_id) return { skipped: 'already linked' };
       const state = this.d.config.plane.states.queued;
-      const issue = await this.client.createIssue({ name: task.title, description_html: `<p>${escapeHtml(task.description)}</p>`, state, external_id: `factory-task-${task.id}` }, signal);
+      const issue = await this.client.createIssue(
+        { name: task.title, description_html: `<p>${escapeHtml(task.description)}</p>`, state, external_id: `factory-task-${task.id}` },
+        signal,
+      );
       // Without an id the task would stay unlinked for good: not delivered, tried again later.
       if (typeof issue?.id !== 'string' || !issue.id) throw new DeliveryError('Plane answered the create without an issue id');
       this.d.tasks.update(task.id, { plane_issue_id: issue.id, plane_sequence_id: issue.sequence_id ?? null });
@@ -186,38 +246,52 @@ export class PlaneSync {
     const states = this.d.config.plane.states;
     const isState = (key: string, name: string) => (states[key] ? ev.stateId === states[key] : ev.stateName.toLowerCase() === name);
     // An edit of another field on a queued issue is not a new request.
-    if (ev.action === 'update' && ev.field && !['state', 'state_id'].includes(ev.field)) return { status: 'ignored', reason: `field ${ev.field} changed` };
+    if (ev.action === 'update' && ev.field && !['state', 'state_id'].includes(ev.field))
+      return { status: 'ignored', reason: `field ${ev.field} changed` };
     const cancel = isState('cancelled', 'cancelled');
     if (!cancel && !isState('queued', 'queued')) return { status: 'ok' };
     if (ev.externalSource === 'factory') return { status: 'ignored', reason: 'issue created by Factory' };
-    if (!this.d.gate.allows('plane', ev.actorIds, cancel ? `cancelling issue ${ev.issueId}` : `queueing issue ${ev.issueId}`)) return REFUSED;
+    if (!this.d.gate.allows('plane', ev.actorIds, cancel ? `cancelling issue ${ev.issueId}` : `queueing issue ${ev.issueId}`))
+      return REFUSED;
     if (cancel) return this.cancelIssue(ev.issueId);
     // Plane retries with a new delivery id, so deduplicate on what the delivery describes.
     if (!this.d.seen.mark(`plane:delivery:${ev.issueId}:${ev.updatedAt}:${ev.field ?? ''}`)) {
       const t = this.d.tasks.repo.list({ plane_issue_id: ev.issueId, limit: 1 })[0];
       return { status: 'already_exists', task_id: t?.id };
     }
-    const active = this.d.tasks.repo.list({ plane_issue_id: ev.issueId, limit: 20 })
+    const active = this.d.tasks.repo
+      .list({ plane_issue_id: ev.issueId, limit: 20 })
       .find((t) => ['queued', 'in_progress', 'waiting_for_input'].includes(t.status));
     if (active) return { status: 'already_exists', task_id: active.id };
     const labels = labelsToTask(ev.labels, AGENT_TYPES);
     const repo = labels.repo || this.d.config.plane.default_repo;
     if (!repo) return { status: 'ignored', reason: 'no repo: add a repo:<name> label or set plane.default_repo' };
     try {
-      parseRepoSpec(repo, { repos: this.d.config.repos, defaultOrg: this.d.config.default_org, cloneBase: this.d.config.github.clone_base });
+      parseRepoSpec(repo, {
+        repos: this.d.config.repos,
+        defaultOrg: this.d.config.default_org,
+        cloneBase: this.d.config.github.clone_base,
+      });
     } catch (err) {
       return { status: 'ignored', reason: coerceError(err).message };
     }
     const task = this.d.tasks.create({
-      title: ev.name || `Plane issue ${ev.sequenceId ?? ev.issueId}`, description: ev.description, repo,
-      agent_type: labels.agentType ?? 'coder', plane_issue_id: ev.issueId, plane_sequence_id: ev.sequenceId, run: true,
+      title: ev.name || `Plane issue ${ev.sequenceId ?? ev.issueId}`,
+      description: ev.description,
+      repo,
+      agent_type: labels.agentType ?? 'coder',
+      plane_issue_id: ev.issueId,
+      plane_sequence_id: ev.sequenceId,
+      run: true,
     });
     this.d.scheduler.notify();
     return { status: task.parent_task_id ? 'revision_task_created' : 'task_created', task_id: task.id };
   }
 
   private cancelIssue(issueId: string): WebhookResult {
-    const active = this.d.tasks.repo.list({ plane_issue_id: issueId, limit: 20 }).filter((t) => ['queued', 'in_progress', 'waiting_for_input'].includes(t.status));
+    const active = this.d.tasks.repo
+      .list({ plane_issue_id: issueId, limit: 20 })
+      .filter((t) => ['queued', 'in_progress', 'waiting_for_input'].includes(t.status));
     for (const t of active) void this.d.scheduler.cancel(t.id, 15_000);
     return active.length ? { status: 'cancelled', task_id: active[0]!.id } : { status: 'ok' };
   }

@@ -8,12 +8,23 @@ export class PlaneWebhookError extends Error {
 
 export type PlaneEvent =
   | {
-    kind: 'issue'; issueId: string; name: string; description: string; sequenceId: number | null; stateId: string; stateName: string;
-    /** Label names (v1 payloads carry label objects); `labelIds` when only ids came (Cloud v2). */
-    labels: string[]; labelIds: string[]; action: string; field: string | null; updatedAt: string; externalSource: string;
-    /** Who made the change: member id, email, display name (whatever the payload carries). */
-    actorIds: string[];
-  }
+      kind: 'issue';
+      issueId: string;
+      name: string;
+      description: string;
+      sequenceId: number | null;
+      stateId: string;
+      stateName: string;
+      /** Label names (v1 payloads carry label objects); `labelIds` when only ids came (Cloud v2). */
+      labels: string[];
+      labelIds: string[];
+      action: string;
+      field: string | null;
+      updatedAt: string;
+      externalSource: string;
+      /** Who made the change: member id, email, display name (whatever the payload carries). */
+      actorIds: string[];
+    }
   | { kind: 'comment'; issueId: string; commentId: string; html: string; actor: string; actorIds: string[] }
   | { kind: 'other'; event: string };
 
@@ -42,7 +53,8 @@ export function parsePlaneWebhook(payload: unknown, headerEvent = ''): PlaneEven
     const issueId = s(d.issue) || s(d.issue_id) || s(d.work_item_id);
     const commentId = s(d.id);
     if (!issueId || !commentId) throw new PlaneWebhookError('comment payload needs data.id and data.issue');
-    const actor = typeof d.actor === 'object' && d.actor ? s((d.actor as Record<string, unknown>).id) : s(d.actor) || s(d.created_by) || s(d.actor_id);
+    const actor =
+      typeof d.actor === 'object' && d.actor ? s((d.actor as Record<string, unknown>).id) : s(d.actor) || s(d.created_by) || s(d.actor_id);
     return { kind: 'comment', issueId, commentId, html: s(d.comment_html), actor, actorIds: actorIdentities(d.actor, actor) };
   }
   const issueId = s(d.id);
@@ -56,11 +68,21 @@ export function parsePlaneWebhook(payload: unknown, headerEvent = ''): PlaneEven
   const activity = (p.activity ?? {}) as Record<string, unknown>;
   const action = (s(p.action) || event.split('.').pop() || '').toLowerCase();
   return {
-    kind: 'issue', issueId, name: s(d.name).trim(), description: htmlToText(s(d.description_html)),
-    sequenceId: typeof d.sequence_id === 'number' ? d.sequence_id : null, stateId, stateName, labels, labelIds,
+    kind: 'issue',
+    issueId,
+    name: s(d.name).trim(),
+    description: htmlToText(s(d.description_html)),
+    sequenceId: typeof d.sequence_id === 'number' ? d.sequence_id : null,
+    stateId,
+    stateName,
+    labels,
+    labelIds,
     action: action.replace(/d$/, ''), // created → create, updated → update
-    field: s(activity.field) || (p.previous_attributes && typeof p.previous_attributes === 'object' ? Object.keys(p.previous_attributes)[0] ?? null : null),
-    updatedAt: s(d.updated_at), externalSource: s(d.external_source),
+    field:
+      s(activity.field) ||
+      (p.previous_attributes && typeof p.previous_attributes === 'object' ? (Object.keys(p.previous_attributes)[0] ?? null) : null),
+    updatedAt: s(d.updated_at),
+    externalSource: s(d.external_source),
     actorIds: actorIdentities(activity.actor, s(d.updated_by) || s(d.created_by)),
   };
 }

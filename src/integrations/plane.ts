@@ -3,11 +3,25 @@ import { DeliveryError } from './outbox.js';
 import { scrub, scrubDeep } from '../secrets.js';
 import { escapeHtml as escapeAttr } from './html.js';
 
-export interface PlaneConfig { baseUrl: string; apiKey: string; workspace: string; projectId: string }
-export interface PlaneComment { id: string; comment_html: string; created_at: string; actor?: string; created_by?: string }
+export interface PlaneConfig {
+  baseUrl: string;
+  apiKey: string;
+  workspace: string;
+  projectId: string;
+}
+export interface PlaneComment {
+  id: string;
+  comment_html: string;
+  created_at: string;
+  actor?: string;
+  created_by?: string;
+}
 
 export class PlaneClient {
-  constructor(private readonly c: PlaneConfig, private readonly timeoutMs = 20_000) {}
+  constructor(
+    private readonly c: PlaneConfig,
+    private readonly timeoutMs = 20_000,
+  ) {}
 
   get enabled(): boolean {
     return Boolean(this.c.baseUrl && this.c.apiKey && this.c.workspace && this.c.projectId);
@@ -33,18 +47,36 @@ export class PlaneClient {
     if (!res.ok) {
       const retryAfter = Number(res.headers.get('retry-after'));
       const reset = Number(res.headers.get('x-ratelimit-reset'));
-      const retryAfterMs = res.status === 429 ? (retryAfter > 0 ? retryAfter * 1000 : reset > 0 ? Math.max(1000, reset * 1000 - Date.now()) : 60_000) : undefined;
+      const retryAfterMs =
+        res.status === 429
+          ? retryAfter > 0
+            ? retryAfter * 1000
+            : reset > 0
+              ? Math.max(1000, reset * 1000 - Date.now())
+              : 60_000
+          : undefined;
       throw new DeliveryError(scrub(`Plane ${method} ${p} failed with ${res.status}: ${text.slice(0, 200)}`), {
-        status: res.status, retryAfterMs, permanent: res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429,
+        status: res.status,
+        retryAfterMs,
+        permanent: res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429,
       });
     }
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
   createIssue(i: { name: string; description_html: string; state?: string; external_id: string }, signal?: AbortSignal) {
-    return this.call<{ id: string; sequence_id?: number }>('POST', '/work-items/', {
-      name: i.name, description_html: i.description_html, ...(i.state ? { state: i.state } : {}), external_id: i.external_id, external_source: 'factory',
-    }, signal);
+    return this.call<{ id: string; sequence_id?: number }>(
+      'POST',
+      '/work-items/',
+      {
+        name: i.name,
+        description_html: i.description_html,
+        ...(i.state ? { state: i.state } : {}),
+        external_id: i.external_id,
+        external_source: 'factory',
+      },
+      signal,
+    );
   }
 
   setState(issueId: string, state: string, signal?: AbortSignal) {
@@ -56,12 +88,22 @@ export class PlaneClient {
   }
 
   async listLabels(signal?: AbortSignal): Promise<Array<{ id: string; name: string }>> {
-    const r = await this.call<{ results?: Array<{ id: string; name: string }> } | Array<{ id: string; name: string }>>('GET', '/labels/?per_page=100', undefined, signal);
+    const r = await this.call<{ results?: Array<{ id: string; name: string }> } | Array<{ id: string; name: string }>>(
+      'GET',
+      '/labels/?per_page=100',
+      undefined,
+      signal,
+    );
     return Array.isArray(r) ? r : (r.results ?? []);
   }
 
   async listComments(issueId: string, signal?: AbortSignal): Promise<PlaneComment[]> {
-    const r = await this.call<{ results?: PlaneComment[] } | PlaneComment[]>('GET', `/work-items/${encodeURIComponent(issueId)}/comments/?per_page=100`, undefined, signal);
+    const r = await this.call<{ results?: PlaneComment[] } | PlaneComment[]>(
+      'GET',
+      `/work-items/${encodeURIComponent(issueId)}/comments/?per_page=100`,
+      undefined,
+      signal,
+    );
     return Array.isArray(r) ? r : (r.results ?? []);
   }
 }

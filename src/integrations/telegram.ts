@@ -17,7 +17,10 @@ export interface TelegramPayload {
   reply_to_message_id?: number;
 }
 
-export interface TelegramSendResult { message_id: number; chat_id: string }
+export interface TelegramSendResult {
+  message_id: number;
+  chat_id: string;
+}
 
 export interface TelegramOptions {
   token: string;
@@ -78,7 +81,11 @@ export function classifyTelegramError(err: unknown, token: string): Error {
 export class TelegramNotifier {
   private readonly api: Api | null;
 
-  constructor(private readonly opts: TelegramOptions, private readonly outbox: OutboxWorker, private readonly logger: Logger) {
+  constructor(
+    private readonly opts: TelegramOptions,
+    private readonly outbox: OutboxWorker,
+    private readonly logger: Logger,
+  ) {
     this.api = opts.token ? new Api(opts.token, { apiRoot: opts.apiRoot, maxRetries: 0, timeoutMs: opts.timeoutMs ?? 15_000 }) : null;
     // Registered even when disabled is pointless; rows enqueued earlier with a token stay pending.
     if (this.api) outbox.register(TELEGRAM_CHANNEL, (payload: TelegramPayload, ctx) => this.send(payload, ctx.signal));
@@ -127,14 +134,17 @@ export class TelegramNotifier {
   private async send(p: TelegramPayload, signal: AbortSignal): Promise<TelegramSendResult> {
     const api = this.api!;
     try {
-      const msg = await api.sendMessage({
-        chat_id: p.chat_id,
-        text: scrub(p.text),
-        parse_mode: 'HTML',
-        link_preview_options: { is_disabled: true },
-        // The question may have been deleted meanwhile; send anyway rather than fail forever.
-        ...(p.reply_to_message_id ? { reply_parameters: { message_id: p.reply_to_message_id, allow_sending_without_reply: true } } : {}),
-      }, signal);
+      const msg = await api.sendMessage(
+        {
+          chat_id: p.chat_id,
+          text: scrub(p.text),
+          parse_mode: 'HTML',
+          link_preview_options: { is_disabled: true },
+          // The question may have been deleted meanwhile; send anyway rather than fail forever.
+          ...(p.reply_to_message_id ? { reply_parameters: { message_id: p.reply_to_message_id, allow_sending_without_reply: true } } : {}),
+        },
+        signal,
+      );
       this.logger.debug({ chat_id: p.chat_id, message_id: msg.message_id }, 'telegram message sent');
       return { message_id: msg.message_id, chat_id: p.chat_id };
     } catch (err) {

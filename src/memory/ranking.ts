@@ -48,12 +48,7 @@ export function fuse(lists: MemoryRecord[][], repo: string, limit: number, k = R
     });
   }
   return [...fused.values()]
-    .sort(
-      (x, y) =>
-        y.score - x.score ||
-        Number(y.record.repo === repo) - Number(x.record.repo === repo) ||
-        newerFirst(x.record, y.record),
-    )
+    .sort((x, y) => y.score - x.score || Number(y.record.repo === repo) - Number(x.record.repo === repo) || newerFirst(x.record, y.record))
     .slice(0, limit)
     .map(({ record, score }) => ({ ...record, score: Number(score.toFixed(6)) }));
 }

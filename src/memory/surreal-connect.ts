@@ -104,11 +104,7 @@ async function connectOnce(url: string, opts: OpenOptions, deadline: number): Pr
       database: opts.database,
       ...(auth ? { authentication: auth } : {}),
     });
-    await withTimeout(
-      Promise.race([connecting, engineFailed]),
-      deadline - Date.now(),
-      `connecting to ${opts.target.display} timed out`,
-    );
+    await withTimeout(Promise.race([connecting, engineFailed]), deadline - Date.now(), `connecting to ${opts.target.display} timed out`);
     return db;
   } catch (err) {
     await db.close().catch(() => {});

@@ -159,8 +159,7 @@ class SurrealMemory implements MemoryStore {
   health(): MemoryHealth {
     const backend = this.target?.backend ?? (this.opts.url?.trim() ? 'remote' : 'embedded');
     const vectors = this.dim > 0;
-    const error =
-      this.initError ?? (this.conn ? (this.dbError ?? this.embedError) : this.closed ? 'closed' : 'not initialised');
+    const error = this.initError ?? (this.conn ? (this.dbError ?? this.embedError) : this.closed ? 'closed' : 'not initialised');
     return error ? { status: 'degraded', backend, error, vectors } : { status: 'ok', backend, vectors };
   }
 
@@ -279,7 +278,10 @@ class SurrealMemory implements MemoryStore {
       this.initError = errorText(err);
       this.initFailures += 1;
       this.initRetryAt = Date.now() + Math.min((this.opts.reconnectBaseMs ?? 5000) * 2 ** (this.initFailures - 1), 5 * 60_000);
-      this.log.warn({ backend: target.backend, url: target.display, err: this.initError }, 'memory store unavailable; continuing without memory');
+      this.log.warn(
+        { backend: target.backend, url: target.display, err: this.initError },
+        'memory store unavailable; continuing without memory',
+      );
       const conn = this.conn;
       this.conn = null;
       this.dim = 0;
@@ -311,8 +313,14 @@ class SurrealMemory implements MemoryStore {
     const [meta] = await this.query<[{ model?: string } | null]>(db, 'SELECT * FROM ONLY memory_meta:embedding');
     const oldDim = Number(/DIMENSION (\d+)/.exec(current ?? '')?.[1] ?? 0);
     if (current && (oldDim !== dim || (meta?.model && meta.model !== embedder.model))) {
-      this.log.warn({ from: { model: meta?.model, dim: oldDim }, to: { model: embedder.model, dim } }, 'embedding model changed; dropping stored vectors');
-      await this.query(db, 'REMOVE INDEX IF EXISTS memory_embedding ON memory; UPDATE memory SET embedding = NONE WHERE embedding != NONE RETURN NONE;');
+      this.log.warn(
+        { from: { model: meta?.model, dim: oldDim }, to: { model: embedder.model, dim } },
+        'embedding model changed; dropping stored vectors',
+      );
+      await this.query(
+        db,
+        'REMOVE INDEX IF EXISTS memory_embedding ON memory; UPDATE memory SET embedding = NONE WHERE embedding != NONE RETURN NONE;',
+      );
       existing.delete('memory_embedding');
     }
     await this.query(
@@ -343,7 +351,11 @@ class SurrealMemory implements MemoryStore {
 
   private async newest(repo: string, limit: number): Promise<MemoryRecord[]> {
     return this.guard('recall', [], async (db) => {
-      const [rows] = await this.query<[Row[]]>(db, `SELECT ${FIELDS} FROM memory WHERE repo = $repo ORDER BY created_at DESC LIMIT $limit`, { repo, limit });
+      const [rows] = await this.query<[Row[]]>(
+        db,
+        `SELECT ${FIELDS} FROM memory WHERE repo = $repo ORDER BY created_at DESC LIMIT $limit`,
+        { repo, limit },
+      );
       return rows.map(toRecord);
     });
   }
@@ -354,7 +366,8 @@ class SurrealMemory implements MemoryStore {
     if (!embedder || this.dim === 0 || Date.now() < this.embedPausedUntil) return null;
     try {
       const [vector] = await withTimeout(embedder.embed([text.slice(0, EMBED_CHARS)]), this.timeoutMs * 2, 'embedding timed out');
-      if (!vector || vector.length !== this.dim) throw new Error(`embedder returned ${vector?.length ?? 0} dimensions, expected ${this.dim}`);
+      if (!vector || vector.length !== this.dim)
+        throw new Error(`embedder returned ${vector?.length ?? 0} dimensions, expected ${this.dim}`);
       this.embedError = null;
       this.embedFailures = 0;
       return vector;

@@ -37,14 +37,26 @@ export function createMemoryFromConfig(config: Config, logger: Logger, urlOverri
 export function memoriesFromRun(r: RunReport): NewMemory[] {
   const t = r.task;
   const base = { repo: t.repo, task_id: t.id, agent_type: t.agent_type };
-  const outcome = r.status === 'failed' ? `Failed: ${truncate(r.run.error, 800)}` : r.status === 'in_review' ? 'Opened a pull request.' : 'Completed.';
+  const outcome =
+    r.status === 'failed' ? `Failed: ${truncate(r.run.error, 800)}` : r.status === 'in_review' ? 'Opened a pull request.' : 'Completed.';
   const summary = typeof r.handoff?.summary === 'string' ? r.handoff.summary : r.finalText;
-  const out: NewMemory[] = [{
-    ...base, kind: 'outcome', title: t.title.slice(0, 300),
-    content: truncate(`${outcome}\n${summary}`.trim(), 2000), tags: [t.agent_type, r.status],
-  }];
+  const out: NewMemory[] = [
+    {
+      ...base,
+      kind: 'outcome',
+      title: t.title.slice(0, 300),
+      content: truncate(`${outcome}\n${summary}`.trim(), 2000),
+      tags: [t.agent_type, r.status],
+    },
+  ];
   for (const l of r.learnings) {
-    out.push({ ...base, kind: /gotcha|careful|beware|don't|do not|never/i.test(l) ? 'gotcha' : 'learning', title: truncate(l.split('\n')[0]!, 200), content: truncate(l, 2000), tags: [t.agent_type] });
+    out.push({
+      ...base,
+      kind: /gotcha|careful|beware|don't|do not|never/i.test(l) ? 'gotcha' : 'learning',
+      title: truncate(l.split('\n')[0]!, 200),
+      content: truncate(l, 2000),
+      tags: [t.agent_type],
+    });
   }
   return out;
 }

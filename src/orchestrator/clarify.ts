@@ -12,11 +12,17 @@ import { nowIso } from '../db/time.js';
 export class ClarificationService {
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly d: {
-    config: Config; logger: Logger; tasks: TaskService; scheduler: Scheduler; bus: EventBus;
-    /** Removes a task's worktree when it fails for want of an answer. */
-    cleanup: (task: TaskRow) => Promise<void>;
-  }) {}
+  constructor(
+    private readonly d: {
+      config: Config;
+      logger: Logger;
+      tasks: TaskService;
+      scheduler: Scheduler;
+      bus: EventBus;
+      /** Removes a task's worktree when it fails for want of an answer. */
+      cleanup: (task: TaskRow) => Promise<void>;
+    },
+  ) {}
 
   /** Records the answer and queues the task to resume. 409 when the task is not waiting. */
   answer(taskId: number, response: string, by: string): TaskRow {
@@ -27,7 +33,9 @@ export class ClarificationService {
     if (task.status !== 'waiting_for_input') throw new AppError(409, 'conflict', `Task is ${task.status}, must be waiting_for_input`);
     const ctx = answerClarification(parseClarification(task.clarification_context), text.slice(0, 20_000), by);
     const updated = this.d.tasks.transition(taskId, ['waiting_for_input'], 'queued', {
-      clarification_context: JSON.stringify(ctx), run_requested_at: nowIso(), not_before: null,
+      clarification_context: JSON.stringify(ctx),
+      run_requested_at: nowIso(),
+      not_before: null,
     });
     // Lost a race with another answer channel: the first answer wins.
     if (!updated) throw new AppError(409, 'conflict', 'Task was answered or changed meanwhile');
@@ -47,7 +55,8 @@ export class ClarificationService {
       if (waited >= timeout) {
         const failed = this.d.tasks.transition(task.id, ['waiting_for_input'], 'failed', {
           error: `No answer to the agent's question within ${timeout} minutes: ${ctx.pending_question ?? ''}`.trim(),
-          completed_at: nowIso(), run_requested_at: null,
+          completed_at: nowIso(),
+          run_requested_at: null,
         });
         if (failed) await this.d.cleanup(failed).catch(() => undefined);
       } else if (waited >= remind && !ctx.reminded_at) {

@@ -20,7 +20,7 @@ import { buildPrompt, buildResumePrompt, truncate } from '../agents/prompt.js';
 import { LogWriter } from './log-writer.js';
 import { StallDetector } from '../agents/stall.js';
 import { detectUsageLimit, detectUsageLimitText, type UsageLimit } from '../agents/limits.js';
-import { parseRevision } from '../prloop/service.js';
+import { parseRevision } from '../domain/revision.js';
 import { clarificationSection, parseClarification, type ClarificationContext } from './clarification.js';
 import { coerceError } from '../errors.js';
 import { scrub } from '../secrets.js';
@@ -88,12 +88,22 @@ export class TaskExecutor {
     this.addPromptSource((task) => clarificationSection(parseClarification(task.clarification_context)));
   }
 
-  addPromptSource(fn: PromptSource): void { this.promptSources.push(fn); }
-  onProtocol(fn: ProtocolHandler): void { this.protocolHandlers.push(fn); }
-  onRun(fn: RunListener): void { this.runListeners.push(fn); }
+  addPromptSource(fn: PromptSource): void {
+    this.promptSources.push(fn);
+  }
+  onProtocol(fn: ProtocolHandler): void {
+    this.protocolHandlers.push(fn);
+  }
+  onRun(fn: RunListener): void {
+    this.runListeners.push(fn);
+  }
   /** Every parsed stream event of a running agent (progress notes, stall detection). */
-  onAgentEvent(fn: (task: TaskRow, ev: StreamEvent) => void): void { this.eventListeners.push(fn); }
-  setFinisher(fn: (task: TaskRow) => Finisher | undefined): void { this.finisherFor = fn; }
+  onAgentEvent(fn: (task: TaskRow, ev: StreamEvent) => void): void {
+    this.eventListeners.push(fn);
+  }
+  setFinisher(fn: (task: TaskRow) => Finisher | undefined): void {
+    this.finisherFor = fn;
+  }
 
   repoSpec(repo: string): RepoSpec {
     const c = this.d.config;
@@ -101,7 +111,9 @@ export class TaskExecutor {
   }
 
   readonly execute = async (task: TaskRow, ctx: ExecContext): Promise<ExecResult> => {
-    const log = new LogWriter(this.d.logs, task.id, (err) => this.d.logger.error({ err: coerceError(err), taskId: task.id }, 'log write failed'));
+    const log = new LogWriter(this.d.logs, task.id, (err) =>
+      this.d.logger.error({ err: coerceError(err), taskId: task.id }, 'log write failed'),
+    );
     try {
       return await this.executeWith(task, ctx, log);
     } catch (err) {
@@ -174,13 +186,19 @@ export class TaskExecutor {
     }
     if (restored && !resume) {
       // A fresh session on another host: tell it what the interrupted attempt left behind.
-      sections.push(`## Continuing interrupted work\n\nAn earlier attempt at this task stopped on another worker before it finished. Its work so far is committed in this checkout (the latest commit, "WIP: checkpoint of task ${task.id} …"). Read \`git log --stat origin/${base}..HEAD\` and the diff first, keep what is right, and finish the task from there.`);
+      sections.push(
+        `## Continuing interrupted work\n\nAn earlier attempt at this task stopped on another worker before it finished. Its work so far is committed in this checkout (the latest commit, "WIP: checkpoint of task ${task.id} …"). Read \`git log --stat origin/${base}..HEAD\` and the diff first, keep what is right, and finish the task from there.`,
+      );
     }
-    const reason = answered ? 'the person answered your question (see below).'
-      : restored ? `the worker that ran this task stopped (attempt ${task.attempts}); this host continues from its last WIP checkpoint, which is checked out here.`
-      : `Factory restarted while you were working (attempt ${task.attempts}). Your earlier edits are still in the worktree and were committed as a WIP checkpoint.`;
+    const reason = answered
+      ? 'the person answered your question (see below).'
+      : restored
+        ? `the worker that ran this task stopped (attempt ${task.attempts}); this host continues from its last WIP checkpoint, which is checked out here.`
+        : `Factory restarted while you were working (attempt ${task.attempts}). Your earlier edits are still in the worktree and were committed as a WIP checkpoint.`;
     const promptTask = revision ? { ...task, agent_type: 'coder_revision' } : task;
-    const prompt = resume ? buildResumePrompt(reason, task, sections) : buildPrompt({ task: promptTask, repoSlug: spec.slug, branch, baseBranch: base, sections });
+    const prompt = resume
+      ? buildResumePrompt(reason, task, sections)
+      : buildPrompt({ task: promptTask, repoSlug: spec.slug, branch, baseBranch: base, sections });
 
     this.d.bus.emit('agent.started', { task, branch });
     const cp = checkpoints ? this.startCheckpoints(task, spec, wt, log) : null;
@@ -190,7 +208,11 @@ export class TaskExecutor {
       result = await this.runOnce(task, ctx, log, wt, spec, prompt, resume ? task.session_id : undefined);
       run = result.run;
       // A session that no longer exists cannot be resumed: start over with the full prompt and history.
-      if (resume && run.outcome !== 'success' && /no conversation found|session .*not found/i.test(`${run.error}\n${run.stderrTail.join('\n')}`)) {
+      if (
+        resume &&
+        run.outcome !== 'success' &&
+        /no conversation found|session .*not found/i.test(`${run.error}\n${run.stderrTail.join('\n')}`)
+      ) {
         log.system('the earlier session is gone; starting a fresh session with the history in the prompt');
         const full = buildPrompt({ task, repoSlug: spec.slug, branch, baseBranch: base, sections });
         result = await this.runOnce(task, ctx, log, wt, spec, full, undefined);
@@ -234,16 +256,29 @@ export class TaskExecutor {
       })();
       return inFlight;
     };
-    const timer = setInterval(() => { void push(); }, this.d.checkpointMs);
+    const timer = setInterval(() => {
+      void push();
+    }, this.d.checkpointMs);
     timer.unref();
     return {
       push,
       pushed: () => pushed,
-      stop: async () => { clearInterval(timer); await inFlight; },
+      stop: async () => {
+        clearInterval(timer);
+        await inFlight;
+      },
     };
   }
 
-  private async runOnce(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, spec: RepoSpec, prompt: string, sessionId: string | undefined) {
+  private async runOnce(
+    task: TaskRow,
+    ctx: ExecContext,
+    log: LogWriter,
+    wt: Worktree,
+    spec: RepoSpec,
+    prompt: string,
+    sessionId: string | undefined,
+  ) {
     const c = this.d.config;
     const revision = parseRevision(task.revision_context);
     // Follow-up work on an open PR (CI failure, review) is a revision, whatever the task's own type.
@@ -252,16 +287,23 @@ export class TaskExecutor {
     const promptFile = this.systemPromptFor(task) ?? template.system_prompt_file;
     if (!existsSync(promptFile)) throw new Error(`system prompt file for ${type} not found: ${promptFile}`);
     const args = [
-      '-p', prompt, '--output-format', 'stream-json', '--verbose',
-      '--append-system-prompt', readFileSync(promptFile, 'utf8'),
-      '--allowedTools', template.allowed_tools.join(','),
+      '-p',
+      prompt,
+      '--output-format',
+      'stream-json',
+      '--verbose',
+      '--append-system-prompt',
+      readFileSync(promptFile, 'utf8'),
+      '--allowedTools',
+      template.allowed_tools.join(','),
       ...c.agent.extra_args,
       ...(sessionId ? ['--resume', sessionId] : []),
     ];
     const budget = c.budgets.task_usd;
     if (budget > 0) {
       const spent = this.d.tasks.get(task.id)?.cost_usd ?? 0;
-      if (spent >= budget) throw new Error(`task budget of $${budget.toFixed(2)} is spent ($${spent.toFixed(2)} so far); raise budgets.task_usd to continue`);
+      if (spent >= budget)
+        throw new Error(`task budget of $${budget.toFixed(2)} is spent ($${spent.toFixed(2)} so far); raise budgets.task_usd to continue`);
       // Claude Code stops itself at this amount; Factory checks again after the run.
       args.push('--max-budget-usd', (budget - spent).toFixed(2));
     }
@@ -277,18 +319,27 @@ export class TaskExecutor {
         protocol.push(obj);
         if (obj.type === 'message' || obj.type === 'handoff_output') {
           for (const h of this.protocolHandlers) {
-            try { h(task, obj); } catch (err) { this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'protocol handler failed'); }
+            try {
+              h(task, obj);
+            } catch (err) {
+              this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'protocol handler failed');
+            }
           }
         }
         if (obj.type === 'clarification_needed' && typeof obj.question === 'string' && obj.question.trim()) return 'clarification';
       }
     };
     const jail = await this.d.sandbox.prepare(c.agent.command, args, {
-      taskId: task.id, worktree: wt.path, cache: this.d.workspace.cachePath(spec), env: this.agentEnv(task, type),
+      taskId: task.id,
+      worktree: wt.path,
+      cache: this.d.workspace.cachePath(spec),
+      env: this.agentEnv(task, type),
       allow: [...template.network_allow, ...(spec.networkAllow ?? [])],
       onRefused: (dest) => log.system(`sandbox: refused a connection to ${dest} (not on the network allowlist)`),
     });
-    log.system(`starting agent ${c.agent.command} (${type}${sessionId ? `, resuming session ${sessionId}` : ''}${jail.command === 'bwrap' ? ', sandboxed' : ', NOT sandboxed'})`);
+    log.system(
+      `starting agent ${c.agent.command} (${type}${sessionId ? `, resuming session ${sessionId}` : ''}${jail.command === 'bwrap' ? ', sandboxed' : ', NOT sandboxed'})`,
+    );
     const run = await runAgent({
       command: jail.command,
       args: jail.args,
@@ -299,11 +350,18 @@ export class TaskExecutor {
       killGraceMs: c.agent.kill_grace_seconds * 1000,
       signal: ctx.signal,
       tailLines: c.agent.log_tail_lines,
-      onStart: (pid, mark) => { ctx.setPid(pid); this.d.runs.update(runRow.id, { pid, proc_mark: mark }); },
+      onStart: (pid, mark) => {
+        ctx.setPid(pid);
+        this.d.runs.update(runRow.id, { pid, proc_mark: mark });
+      },
       onLine: (stream, line) => log.write(stream, line),
       onEvent: (ev) => {
         for (const l of this.eventListeners) {
-          try { l(task, ev); } catch (err) { this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'agent event listener failed'); }
+          try {
+            l(task, ev);
+          } catch (err) {
+            this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'agent event listener failed');
+          }
         }
         if (ev.kind === 'init' && ev.sessionId) {
           // Stored at once: if Factory dies mid-run, the next start resumes this session.
@@ -317,14 +375,23 @@ export class TaskExecutor {
       },
     }).finally(() => jail.dispose());
     ctx.setPid(null);
-    log.system(`agent ended: ${run.outcome}${run.error ? ` (${run.error.split('\n')[0]})` : ''} after ${Math.round(run.durationMs / 1000)} s`);
+    log.system(
+      `agent ended: ${run.outcome}${run.error ? ` (${run.error.split('\n')[0]})` : ''} after ${Math.round(run.durationMs / 1000)} s`,
+    );
     if (run.leftoversKilled) log.system(`killed ${run.leftoversKilled} process(es) the agent left running`);
     const r = run.result;
     this.d.runs.update(runRow.id, {
-      ended_at: new Date().toISOString(), outcome: run.outcome, error: scrub(run.error).slice(0, 4000), session_id: run.sessionId,
-      cost_usd: r?.costUsd ?? 0, input_tokens: r?.usage.input_tokens ?? 0, output_tokens: r?.usage.output_tokens ?? 0,
-      cache_read_tokens: r?.usage.cache_read_tokens ?? 0, cache_creation_tokens: r?.usage.cache_creation_tokens ?? 0,
-      duration_ms: run.durationMs, num_turns: r?.numTurns ?? 0,
+      ended_at: new Date().toISOString(),
+      outcome: run.outcome,
+      error: scrub(run.error).slice(0, 4000),
+      session_id: run.sessionId,
+      cost_usd: r?.costUsd ?? 0,
+      input_tokens: r?.usage.input_tokens ?? 0,
+      output_tokens: r?.usage.output_tokens ?? 0,
+      cache_read_tokens: r?.usage.cache_read_tokens ?? 0,
+      cache_creation_tokens: r?.usage.cache_creation_tokens ?? 0,
+      duration_ms: run.durationMs,
+      num_turns: r?.numTurns ?? 0,
     });
     const fresh = this.d.tasks.get(task.id) ?? task;
     // The cost was spent either way; the session only belongs to the task while this worker holds it.
@@ -356,7 +423,15 @@ export class TaskExecutor {
     };
   }
 
-  private async finish(task: TaskRow, ctx: ExecContext, log: LogWriter, wt: Worktree, spec: RepoSpec, run: RunResult, { protocol, runId }: { protocol: ProtocolObject[]; runId: number }): Promise<ExecResult> {
+  private async finish(
+    task: TaskRow,
+    ctx: ExecContext,
+    log: LogWriter,
+    wt: Worktree,
+    spec: RepoSpec,
+    run: RunResult,
+    { protocol, runId }: { protocol: ProtocolObject[]; runId: number },
+  ): Promise<ExecResult> {
     const handoff = [...protocol].reverse().find((o) => o.type === 'handoff_output');
     const learnings = collectLearnings(protocol);
     const finalText = run.result?.text ?? run.tail.slice(-5).join('\n');
@@ -365,7 +440,8 @@ export class TaskExecutor {
     let result: ExecResult;
     let limit: ReturnType<typeof detectUsageLimit>;
     const keep = Boolean(task.workflow_id) || task.keep_worktree === 1;
-    const overBudget = () => this.d.config.budgets.task_usd > 0 && (this.d.tasks.get(task.id)?.cost_usd ?? 0) > this.d.config.budgets.task_usd;
+    const overBudget = () =>
+      this.d.config.budgets.task_usd > 0 && (this.d.tasks.get(task.id)?.cost_usd ?? 0) > this.d.config.budgets.task_usd;
 
     if (run.outcome === 'aborted' && ctx.abortReason() === 'lease_lost') {
       // Another worker owns the task now: this copy only removes its local worktree, and reports and
@@ -389,7 +465,10 @@ export class TaskExecutor {
       result = this.usageLimited(task, log, limit);
     } else if (run.outcome === 'success' && overBudget()) {
       const spent = this.d.tasks.get(task.id)?.cost_usd ?? 0;
-      result = { status: 'failed', error: `Task budget exceeded: spent $${spent.toFixed(2)} of $${this.d.config.budgets.task_usd.toFixed(2)} (budgets.task_usd)` };
+      result = {
+        status: 'failed',
+        error: `Task budget exceeded: spent $${spent.toFixed(2)} of $${this.d.config.budgets.task_usd.toFixed(2)} (budgets.task_usd)`,
+      };
       if (!keep) await this.cleanup(spec, task, log);
     } else if (run.outcome === 'success') {
       const finisher = this.finisherFor(task);
@@ -407,7 +486,11 @@ export class TaskExecutor {
     }
     const report: RunReport = { ...base, status: result.status };
     for (const l of this.runListeners) {
-      try { await l(report); } catch (err) { this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'run listener failed'); }
+      try {
+        await l(report);
+      } catch (err) {
+        this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'run listener failed');
+      }
     }
     // A revision is done once its run ended one way or the other.
     if (result.status !== 'queued' && task.revision_context) result.patch = { ...result.patch, revision_context: '' };
@@ -423,10 +506,18 @@ export class TaskExecutor {
     // This run's row is already closed with the limit text as its error.
     const streak = countTrailing(this.d.runs.forTask(task.id), (r) => detectUsageLimitText(r.error));
     if (streak > cap) {
-      return { status: 'failed', error: `The agent hit a usage limit on ${streak} runs in a row (agent.max_usage_limit_pauses is ${cap}): ${limit.message}` };
+      return {
+        status: 'failed',
+        error: `The agent hit a usage limit on ${streak} runs in a row (agent.max_usage_limit_pauses is ${cap}): ${limit.message}`,
+      };
     }
-    const until = limit.resetAt && limit.resetAt.getTime() > Date.now() ? limit.resetAt : new Date(Date.now() + this.d.config.agent.usage_limit_backoff_minutes * 60_000);
-    log.system(`usage limit reached (${limit.message}); the task waits until ${until.toISOString()} (pause ${streak} of at most ${cap} in a row)`);
+    const until =
+      limit.resetAt && limit.resetAt.getTime() > Date.now()
+        ? limit.resetAt
+        : new Date(Date.now() + this.d.config.agent.usage_limit_backoff_minutes * 60_000);
+    log.system(
+      `usage limit reached (${limit.message}); the task waits until ${until.toISOString()} (pause ${streak} of at most ${cap} in a row)`,
+    );
     this.onUsageLimit(until, limit.message);
     return { status: 'queued', notBefore: until, countAttempt: false };
   }
@@ -443,13 +534,26 @@ export class TaskExecutor {
     if (waited >= limitMs) return { status: 'failed', error: `Gave up after ${Math.round(waited / 60_000)} min: ${err.message}` };
     const delay = Math.min(5 * 60_000, Math.max(2000, waited));
     log.system(`${err.message}; retrying in ${Math.round(delay / 1000)} s`);
-    return { status: 'queued', notBefore: new Date(Date.now() + delay), countAttempt: false, patch: { error: `${WAITING_FOR_HOST} since ${new Date(start).toISOString()}: ${err.message}` } };
+    return {
+      status: 'queued',
+      notBefore: new Date(Date.now() + delay),
+      countAttempt: false,
+      patch: { error: `${WAITING_FOR_HOST} since ${new Date(start).toISOString()}: ${err.message}` },
+    };
   }
 
   /** Commits, pushes and opens (or reuses) the pull request of a standalone task. */
-  async publish(task: TaskRow, log: LogWriter, wt: Worktree, spec: RepoSpec, summary: string, prTitle?: string, prBody?: string): Promise<ExecResult> {
+  async publish(
+    task: TaskRow,
+    log: LogWriter,
+    wt: Worktree,
+    spec: RepoSpec,
+    summary: string,
+    prTitle?: string,
+    prBody?: string,
+  ): Promise<ExecResult> {
     const committed = await this.d.workspace.commitAll(wt.path, `${task.title}\n\nFactory task ${task.id} (${task.agent_type}).`);
-    if (committed) log.system('committed the agent\'s uncommitted changes');
+    if (committed) log.system("committed the agent's uncommitted changes");
     const ahead = await this.d.workspace.commitsAhead(wt.path, wt.baseBranch);
     if (ahead === 0) {
       log.system('no changes compared with the base branch: nothing to push, no pull request');
@@ -466,8 +570,13 @@ export class TaskExecutor {
       return { status: 'in_review', patch: {} };
     }
     const request = {
-      taskId: task.id, owner: spec.owner, repo: spec.name, head: wt.branch, base: wt.baseBranch,
-      title: prTitle ?? task.title, body: prBody ?? prBodyFor(task, summary),
+      taskId: task.id,
+      owner: spec.owner,
+      repo: spec.name,
+      head: wt.branch,
+      base: wt.baseBranch,
+      title: prTitle ?? task.title,
+      body: prBody ?? prBodyFor(task, summary),
     };
     let pr;
     try {
@@ -504,7 +613,9 @@ function prBodyFor(task: TaskRow, summary: string): string {
     summary ? `## Summary\n\n${summary}` : '',
     task.description ? `## Task\n\n${truncate(task.description, 4000)}` : '',
     `---\nOpened by Factory for task ${task.id} (${task.agent_type}).`,
-  ].filter(Boolean).join('\n\n');
+  ]
+    .filter(Boolean)
+    .join('\n\n');
 }
 
 function collectLearnings(protocol: ProtocolObject[]): string[] {

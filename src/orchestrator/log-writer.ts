@@ -18,7 +18,8 @@ export class LogWriter {
   ) {}
 
   write(stream: LogStream, line: string): void {
-    const text = line.length > MAX_STORED_LINE ? `${line.slice(0, MAX_STORED_LINE)}…[truncated ${line.length - MAX_STORED_LINE} chars]` : line;
+    const text =
+      line.length > MAX_STORED_LINE ? `${line.slice(0, MAX_STORED_LINE)}…[truncated ${line.length - MAX_STORED_LINE} chars]` : line;
     this.buf.push({ task_id: this.taskId, ts: new Date().toISOString(), stream, line: scrub(text) });
     this.bytes += text.length;
     // By count and by size: a flood of long lines must not pile up in memory between flushes.
@@ -31,7 +32,10 @@ export class LogWriter {
   }
 
   flush(): void {
-    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
     if (!this.buf.length) return;
     const batch = this.buf;
     this.buf = [];

@@ -12,7 +12,13 @@ export const PR_OPEN_CHANNEL = 'github.open_pr';
 export const PR_PENDING_NOTE = 'Pull request not opened yet';
 
 export interface PendingPullRequest {
-  taskId: number; owner: string; repo: string; head: string; base: string; title: string; body: string;
+  taskId: number;
+  owner: string;
+  repo: string;
+  head: string;
+  base: string;
+  title: string;
+  body: string;
 }
 
 export class PendingPullRequests {
@@ -22,8 +28,14 @@ export class PendingPullRequests {
 
   /** Queues the PR; the returned note is the task's error until it is opened. */
   defer(p: PendingPullRequest, reason: string): string {
-    this.d.outbox.enqueue(PR_OPEN_CHANNEL, p, { orderKey: `gh:open:${p.owner}/${p.repo}:${p.head}`, dedupeKey: `gh:open:${p.taskId}:${p.head}` });
-    this.d.logger.warn({ taskId: p.taskId, branch: p.head }, 'pull request deferred: GitHub did not accept it, retrying through the outbox');
+    this.d.outbox.enqueue(PR_OPEN_CHANNEL, p, {
+      orderKey: `gh:open:${p.owner}/${p.repo}:${p.head}`,
+      dedupeKey: `gh:open:${p.taskId}:${p.head}`,
+    });
+    this.d.logger.warn(
+      { taskId: p.taskId, branch: p.head },
+      'pull request deferred: GitHub did not accept it, retrying through the outbox',
+    );
     return `${PR_PENDING_NOTE} (${reason}); the branch ${p.head} is pushed and Factory keeps trying.`;
   }
 
@@ -40,7 +52,9 @@ export class PendingPullRequests {
     } catch (err) {
       if (isTransientGitHubError(err)) throw new DeliveryError((err as Error).message, { status: (err as GitHubError).status, cause: err });
       // GitHub's definite no (validation, no access): say so on the task instead of retrying.
-      this.d.tasks.update(p.taskId, { error: `Pull request could not be opened: ${(err as Error).message}. The branch ${p.head} is pushed.` });
+      this.d.tasks.update(p.taskId, {
+        error: `Pull request could not be opened: ${(err as Error).message}. The branch ${p.head} is pushed.`,
+      });
       return { refused: (err as Error).message };
     }
     const updated = this.d.tasks.update(p.taskId, { pr_url: pr.html_url, pr_number: pr.number, error: '' });

@@ -19,18 +19,30 @@ import { coerceError } from '../errors.js';
 import { nowIso } from '../db/time.js';
 import { truncate } from '../agents/prompt.js';
 import type { TriggerGate } from '../auth/triggers.js';
+import { parseRevision, type RevisionContext } from '../domain/revision.js';
 
 export const GITHUB_CHANNEL = 'github';
-export interface RevisionContext { kind: 'ci_fix' | 'review_fix'; text: string }
-
 export class PrLoop {
   private timer: NodeJS.Timeout | null = null;
   private readonly syncing = new Map<number, Promise<void>>();
 
-  constructor(private readonly d: {
-    config: Config; logger: Logger; tasks: TaskService; scheduler: Scheduler; bus: EventBus; github: GitHubClient; watches: PrWatchRepo;
-    seen: SeenRepo; outbox: OutboxWorker; board: BoardService; executor: TaskExecutor; workspace: Workspace; gate: TriggerGate;
-  }) {
+  constructor(
+    private readonly d: {
+      config: Config;
+      logger: Logger;
+      tasks: TaskService;
+      scheduler: Scheduler;
+      bus: EventBus;
+      github: GitHubClient;
+      watches: PrWatchRepo;
+      seen: SeenRepo;
+      outbox: OutboxWorker;
+      board: BoardService;
+      executor: TaskExecutor;
+      workspace: Workspace;
+      gate: TriggerGate;
+    },
+  ) {
     d.outbox.register(GITHUB_CHANNEL, async (p: { owner: string; repo: string; pr: number; body: string }) => {
       await d.github.comment(p.owner, p.repo, p.pr, p.body);
       return { ok: true };
@@ -49,7 +61,11 @@ export class PrLoop {
       if (!ctx || !w || r.status !== 'in_review') return;
       const summary = typeof r.handoff?.summary === 'string' ? r.handoff.summary : r.finalText;
       const what = ctx.kind === 'review_fix' ? 'addressed the review feedback' : 'pushed a fix for the failing checks';
-      d.outbox.enqueue(GITHUB_CHANNEL, { owner: w.owner, repo: w.repo, pr: w.pr_number, body: `Factory ${what}.\n\n${truncate(summary, 3000)}` }, { orderKey: `gh:pr:${w.owner}/${w.repo}#${w.pr_number}` });
+      d.outbox.enqueue(
+        GITHUB_CHANNEL,
+        { owner: w.owner, repo: w.repo, pr: w.pr_number, body: `Factory ${what}.\n\n${truncate(summary, 3000)}` },
+        { orderKey: `gh:pr:${w.owner}/${w.repo}#${w.pr_number}` },
+      );
     });
   }
 
@@ -68,7 +84,8 @@ export class PrLoop {
     const numbers = new Set<number>();
     const pr = payload.pull_request ?? payload.issue;
     if (typeof pr?.number === 'number') numbers.add(pr.number);
-    for (const p of [...(payload.check_suite?.pull_requests ?? []), ...(payload.check_run?.pull_requests ?? [])]) if (typeof p?.number === 'number') numbers.add(p.number);
+    for (const p of [...(payload.check_suite?.pull_requests ?? []), ...(payload.check_run?.pull_requests ?? [])])
+      if (typeof p?.number === 'number') numbers.add(p.number);
     let watches = [...numbers].map((n) => this.d.watches.byPr(owner, name, n)).filter((w): w is PrWatchRow => !!w);
     if (!watches.length && (event === 'status' || event.startsWith('check_'))) {
       // Statuses name only the commit: match it against the heads we know.
@@ -88,11 +105,15 @@ export class PrLoop {
   /** One sync per PR at a time; a sync asked for while one runs waits for it. */
   sync(taskId: number): Promise<void> {
     const prev = this.syncing.get(taskId) ?? Promise.resolve();
-    const next = prev.then(() => this.syncOnce(taskId)).catch((err) => {
-      this.d.logger.warn({ err: coerceError(err), taskId }, 'pull request sync failed');
-    });
+    const next = prev
+      .then(() => this.syncOnce(taskId))
+      .catch((err) => {
+        this.d.logger.warn({ err: coerceError(err), taskId }, 'pull request sync failed');
+      });
     this.syncing.set(taskId, next);
-    void next.finally(() => { if (this.syncing.get(taskId) === next) this.syncing.delete(taskId); });
+    void next.finally(() => {
+      if (this.syncing.get(taskId) === next) this.syncing.delete(taskId);
+    });
     return next;
   }
 
@@ -114,8 +135,16 @@ export class PrLoop {
     if (ci.state === 'failure' && w.ci_handled_sha !== pr.head.sha && !w.gave_up) {
       const max = this.d.config.pr_loop.max_ci_fix_attempts;
       this.d.watches.update(taskId, { ci_handled_sha: pr.head.sha });
-      if (w.ci_fix_attempts >= max) return this.giveUp(task, `CI still fails after ${w.ci_fix_attempts} fix attempt(s) (pr_loop.max_ci_fix_attempts = ${max}): ${ci.failures.map((f) => f.name).join(', ')}`);
-      if (ci.signature === w.last_failure_signature) return this.giveUp(task, `the same checks failed the same way twice (${ci.failures.map((f) => f.name).join(', ')}); stopping instead of looping`);
+      if (w.ci_fix_attempts >= max)
+        return this.giveUp(
+          task,
+          `CI still fails after ${w.ci_fix_attempts} fix attempt(s) (pr_loop.max_ci_fix_attempts = ${max}): ${ci.failures.map((f) => f.name).join(', ')}`,
+        );
+      if (ci.signature === w.last_failure_signature)
+        return this.giveUp(
+          task,
+          `the same checks failed the same way twice (${ci.failures.map((f) => f.name).join(', ')}); stopping instead of looping`,
+        );
       this.d.watches.update(taskId, { ci_fix_attempts: w.ci_fix_attempts + 1, last_failure_signature: ci.signature });
       return this.revise(task, { kind: 'ci_fix', text: failuresPrompt(ci, this.d.config.pr_loop.max_failure_chars) });
     }
@@ -132,12 +161,19 @@ export class PrLoop {
     try {
       permission = await this.d.github.permission(w.owner, w.repo, user);
     } catch (err) {
-      this.d.logger.warn({ err: coerceError(err), user }, 'could not read the commenter\'s repository permission; feedback skipped');
+      this.d.logger.warn({ err: coerceError(err), user }, "could not read the commenter's repository permission; feedback skipped");
       return false;
     }
     if (['admin', 'maintain', 'write'].includes(permission)) return true;
-    this.d.logger.warn({ user, permission, pr: `${w.owner}/${w.repo}#${w.pr_number}` }, 'PR feedback refused: the user cannot push to the repository');
-    this.d.board.postSystem({ task_id: w.task_id, message_type: 'error', message: `Refused PR feedback from ${user} on ${w.owner}/${w.repo}#${w.pr_number}: their permission on the repository is "${permission}", not write.` });
+    this.d.logger.warn(
+      { user, permission, pr: `${w.owner}/${w.repo}#${w.pr_number}` },
+      'PR feedback refused: the user cannot push to the repository',
+    );
+    this.d.board.postSystem({
+      task_id: w.task_id,
+      message_type: 'error',
+      message: `Refused PR feedback from ${user} on ${w.owner}/${w.repo}#${w.pr_number}: their permission on the repository is "${permission}", not write.`,
+    });
     return false;
   }
 
@@ -150,10 +186,21 @@ export class PrLoop {
     ]);
     const changesRequested = new Set(reviews.filter((r) => r.state?.toUpperCase() === 'CHANGES_REQUESTED').map((r) => r.id));
     const items: Feedback[] = [
-      ...reviews.map((r) => ({ id: `review:${r.id}`, kind: 'review' as const, user: r.user?.login ?? '', body: r.body ?? '', state: r.state })),
+      ...reviews.map((r) => ({
+        id: `review:${r.id}`,
+        kind: 'review' as const,
+        user: r.user?.login ?? '',
+        body: r.body ?? '',
+        state: r.state,
+      })),
       // Inline comments of a changes-requested review belong to that request.
       ...reviewComments.map((c) => ({
-        id: `rc:${c.id}`, kind: 'review_comment' as const, user: c.user?.login ?? '', body: c.body ?? '', path: c.path, line: c.line,
+        id: `rc:${c.id}`,
+        kind: 'review_comment' as const,
+        user: c.user?.login ?? '',
+        body: c.body ?? '',
+        path: c.path,
+        line: c.line,
         state: changesRequested.has(c.pull_request_review_id ?? -1) ? 'CHANGES_REQUESTED' : undefined,
       })),
       ...comments.map((c) => ({ id: `ic:${c.id}`, kind: 'comment' as const, user: c.user?.login ?? '', body: c.body ?? '' })),
@@ -173,9 +220,17 @@ export class PrLoop {
   }
 
   private revise(task: TaskRow, ctx: RevisionContext): void {
-    const t = this.d.tasks.transition(task.id, ['in_review'], 'queued', { revision_context: JSON.stringify(ctx), run_requested_at: nowIso(), completed_at: null });
+    const t = this.d.tasks.transition(task.id, ['in_review'], 'queued', {
+      revision_context: JSON.stringify(ctx),
+      run_requested_at: nowIso(),
+      completed_at: null,
+    });
     if (!t) return;
-    this.d.board.postSystem({ task_id: task.id, message_type: 'status', message: `${ctx.kind === 'ci_fix' ? 'CI failed' : 'Changes requested'} on ${task.pr_url}: the agent is revising the PR` });
+    this.d.board.postSystem({
+      task_id: task.id,
+      message_type: 'status',
+      message: `${ctx.kind === 'ci_fix' ? 'CI failed' : 'Changes requested'} on ${task.pr_url}: the agent is revising the PR`,
+    });
     this.d.scheduler.notify();
   }
 
@@ -194,19 +249,26 @@ export class PrLoop {
     const to = how === 'merged' ? 'done' : 'cancelled';
     this.d.tasks.update(task.id, { pr_state: how });
     const done = this.d.tasks.transition(task.id, ['in_review', 'queued'], to, {
-      completed_at: nowIso(), run_requested_at: null, revision_context: '', ...(how === 'closed' ? { error: 'The pull request was closed without merging' } : {}),
+      completed_at: nowIso(),
+      run_requested_at: null,
+      revision_context: '',
+      ...(how === 'closed' ? { error: 'The pull request was closed without merging' } : {}),
     });
     if (!done) return;
     const spec = this.d.executor.repoSpec(task.repo);
     await this.d.executor.cleanup(spec, done);
     if (how === 'merged' && this.d.config.pr_loop.delete_branch_on_merge && task.branch_name) {
-      await this.d.workspace.deleteRemoteBranch(spec, task.branch_name, task.base_branch).catch((err) => this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'could not delete the merged branch'));
+      await this.d.workspace
+        .deleteRemoteBranch(spec, task.branch_name, task.base_branch)
+        .catch((err) => this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'could not delete the merged branch'));
     }
   }
 
   start(): void {
     if (this.timer || !this.d.github.enabled || !this.d.config.pr_loop.enabled) return;
-    this.timer = setInterval(() => { void this.poll(); }, this.d.config.pr_loop.poll_seconds * 1000);
+    this.timer = setInterval(() => {
+      void this.poll();
+    }, this.d.config.pr_loop.poll_seconds * 1000);
     this.timer.unref();
   }
 
@@ -214,15 +276,5 @@ export class PrLoop {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await Promise.all([...this.syncing.values()]);
-  }
-}
-
-export function parseRevision(raw: string): RevisionContext | undefined {
-  if (!raw) return undefined;
-  try {
-    const v = JSON.parse(raw) as RevisionContext;
-    return v && (v.kind === 'ci_fix' || v.kind === 'review_fix') && typeof v.text === 'string' ? v : undefined;
-  } catch {
-    return undefined;
   }
 }

@@ -4,11 +4,21 @@ import type { RunsRepo } from '../db/repositories/runs.js';
 import type { EventBus } from '../events/bus.js';
 import type { StartGate } from './scheduler.js';
 
-export interface PauseState { paused: boolean; until: string | null; reason: string; by: string; since: string | null }
+export interface PauseState {
+  paused: boolean;
+  until: string | null;
+  reason: string;
+  by: string;
+  since: string | null;
+}
 
 const KEY = 'queue_pause';
 
-const startOfUtcDay = (ms: number) => { const d = new Date(ms); d.setUTCHours(0, 0, 0, 0); return d; };
+const startOfUtcDay = (ms: number) => {
+  const d = new Date(ms);
+  d.setUTCHours(0, 0, 0, 0);
+  return d;
+};
 
 export class QueueControl {
   constructor(private readonly d: { kv: KvRepo; runs: RunsRepo; bus: EventBus; dailyBudgetUsd: number }) {}
@@ -27,8 +37,15 @@ export class QueueControl {
   pause(until: Date | null, reason: string, by: string): PauseState {
     const current = this.d.kv.get<PauseState>(KEY);
     // A later automatic reset time extends a pause; it never shortens one.
-    const later = current?.paused && current.until && until && Date.parse(current.until) > until.getTime() ? new Date(current.until) : until;
-    const p: PauseState = { paused: true, until: later ? later.toISOString() : null, reason, by, since: current?.paused ? current.since : new Date().toISOString() };
+    const later =
+      current?.paused && current.until && until && Date.parse(current.until) > until.getTime() ? new Date(current.until) : until;
+    const p: PauseState = {
+      paused: true,
+      until: later ? later.toISOString() : null,
+      reason,
+      by,
+      since: current?.paused ? current.since : new Date().toISOString(),
+    };
     this.d.kv.set(KEY, p);
     this.d.bus.emit('queue.paused', { until: p.until, reason, by });
     return p;

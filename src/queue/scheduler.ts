@@ -123,8 +123,14 @@ export class Scheduler {
 
   agents(): RunningAgent[] {
     return [...this.running.values()].map((r) => ({
-      task_id: r.task.id, task_title: r.task.title, agent_type: r.task.agent_type, repo: r.task.repo,
-      status: 'running', started_at: r.startedAt, pid: r.pid, attempt: r.task.attempts,
+      task_id: r.task.id,
+      task_title: r.task.title,
+      agent_type: r.task.agent_type,
+      repo: r.task.repo,
+      status: 'running',
+      started_at: r.startedAt,
+      pid: r.pid,
+      attempt: r.task.attempts,
     }));
   }
 
@@ -137,31 +143,46 @@ export class Scheduler {
       ? this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, [...this.running.keys()])
       : this.deps.repo.orphans(this.owner).map((t) => ({ ...t, previous_owner: t.lease_owner }));
     for (const t of orphans) {
-      if (this.opts.distributed) this.deps.logger.warn({ taskId: t.id, previousOwner: t.previous_owner }, 'task lease lapsed: taking the task over');
+      if (this.opts.distributed)
+        this.deps.logger.warn({ taskId: t.id, previousOwner: t.previous_owner }, 'task lease lapsed: taking the task over');
       // An agent of the dead process may still be running in its own process group: stop it first.
       // Only an agent on this host can be reached (pids of other hosts mean nothing here).
       // Awaited: the task may run again only once nothing of its previous run is left.
       for (const r of this.deps.runs.open(t.id)) {
         if ((r.pid || r.proc_mark) && (!r.host || r.host === hostname())) {
-          await this.reapAgent(r).catch((err) => this.deps.logger.warn({ err: coerceError(err), taskId: t.id }, 'could not reap a leftover agent'));
+          await this.reapAgent(r).catch((err) =>
+            this.deps.logger.warn({ err: coerceError(err), taskId: t.id }, 'could not reap a leftover agent'),
+          );
         }
       }
       this.deps.runs.closeOpen(t.id, 'interrupted', 'Factory stopped while the agent was running');
       if (t.attempts >= this.opts.maxAttempts) {
-        const errors = this.deps.runs.forTask(t.id).filter((r) => r.error).map((r) => `attempt ${r.attempt}: ${r.error}`);
+        const errors = this.deps.runs
+          .forTask(t.id)
+          .filter((r) => r.error)
+          .map((r) => `attempt ${r.attempt}: ${r.error}`);
         this.deps.tasks.transition(t.id, ['in_progress'], 'failed', {
           error: `Gave up after ${t.attempts} attempts (max ${this.opts.maxAttempts}). ${errors.join('; ')}`.trim(),
-          completed_at: nowIso(), lease_owner: null, lease_expires_at: null, run_requested_at: null,
+          completed_at: nowIso(),
+          lease_owner: null,
+          lease_expires_at: null,
+          run_requested_at: null,
         });
         this.deps.logger.warn({ taskId: t.id, attempts: t.attempts }, 'interrupted task failed: too many attempts');
       } else if (t.cancel_requested) {
         // Someone asked to cancel it while its worker was dying: honour that instead of running it again.
         this.deps.tasks.transition(t.id, ['in_progress'], 'cancelled', {
-          error: 'Cancelled by request', completed_at: nowIso(), lease_owner: null, lease_expires_at: null, run_requested_at: null,
+          error: 'Cancelled by request',
+          completed_at: nowIso(),
+          lease_owner: null,
+          lease_expires_at: null,
+          run_requested_at: null,
         });
       } else {
         this.deps.tasks.transition(t.id, ['in_progress'], 'queued', {
-          lease_owner: null, lease_expires_at: null, run_requested_at: t.run_requested_at ?? nowIso(),
+          lease_owner: null,
+          lease_expires_at: null,
+          run_requested_at: t.run_requested_at ?? nowIso(),
         });
         this.deps.logger.info({ taskId: t.id, attempts: t.attempts }, 'interrupted task requeued');
       }
@@ -179,7 +200,10 @@ export class Scheduler {
       if (this.stopping) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
-        this.wake = () => { clearTimeout(timer); resolve(); };
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
       this.wake = null;
     }
@@ -197,7 +221,9 @@ export class Scheduler {
         return delay;
       }
       // Never a task this process still runs (a copy that lost its lease and has not ended yet).
-      const task = this.deps.repo.claimNext(this.owner, this.opts.leaseMs, new Date(), this.opts.globalLimit ?? 0, [...this.running.keys()]);
+      const task = this.deps.repo.claimNext(this.owner, this.opts.leaseMs, new Date(), this.opts.globalLimit ?? 0, [
+        ...this.running.keys(),
+      ]);
       if (!task) break;
       this.launch(task);
     }
@@ -242,35 +268,40 @@ export class Scheduler {
       }
     };
     // Renews every third of the lease; checks every tenth whether the lease is still confirmed.
-    const heartbeat = setInterval(() => {
-      if (Date.now() >= nextRenewal) {
-        nextRenewal = Date.now() + Math.max(1000, Math.floor(this.opts.leaseMs / 3));
-        const sentAt = Date.now();
-        try {
-          if (this.deps.repo.renewLease(task.id, lease, this.opts.leaseMs)) {
-            renewedAt = sentAt;
-          } else {
-            this.deps.logger.warn({ taskId: task.id }, 'lease renewal found no row held by this claim');
-            // Another worker took the task over (this one was cut off for longer than a lease): stop
-            // this copy so the task never runs twice.
-            stop('lease_lost');
+    const heartbeat = setInterval(
+      () => {
+        if (Date.now() >= nextRenewal) {
+          nextRenewal = Date.now() + Math.max(1000, Math.floor(this.opts.leaseMs / 3));
+          const sentAt = Date.now();
+          try {
+            if (this.deps.repo.renewLease(task.id, lease, this.opts.leaseMs)) {
+              renewedAt = sentAt;
+            } else {
+              this.deps.logger.warn({ taskId: task.id }, 'lease renewal found no row held by this claim');
+              // Another worker took the task over (this one was cut off for longer than a lease): stop
+              // this copy so the task never runs twice.
+              stop('lease_lost');
+            }
+          } catch (err) {
+            this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'lease renewal failed');
           }
-        } catch (err) {
-          this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'lease renewal failed');
         }
-      }
-      // Cut off from the database: before the lease can lapse and another worker take the task, stop
-      // this copy and hand the task back (the work so far goes out as a checkpoint).
-      if (this.opts.distributed && !entry.reason && Date.now() - renewedAt > this.opts.leaseMs * 0.8) {
-        this.deps.logger.warn({ taskId: task.id }, 'no lease renewal for most of a lease period: stopping the agent');
-        stop('lease_unconfirmed');
-      }
-    }, Math.max(100, Math.floor(this.opts.leaseMs / 10)));
+        // Cut off from the database: before the lease can lapse and another worker take the task, stop
+        // this copy and hand the task back (the work so far goes out as a checkpoint).
+        if (this.opts.distributed && !entry.reason && Date.now() - renewedAt > this.opts.leaseMs * 0.8) {
+          this.deps.logger.warn({ taskId: task.id }, 'no lease renewal for most of a lease period: stopping the agent');
+          stop('lease_unconfirmed');
+        }
+      },
+      Math.max(100, Math.floor(this.opts.leaseMs / 10)),
+    );
     heartbeat.unref();
     const ctx: ExecContext = {
       signal: controller.signal,
       abortReason: () => entry.reason,
-      setPid: (pid) => { entry.pid = pid; },
+      setPid: (pid) => {
+        entry.pid = pid;
+      },
     };
     entry.done = (async () => {
       let result: ExecResult;
@@ -304,38 +335,95 @@ export class Scheduler {
     }
     const lease = { owner: this.owner, attempts: task.attempts };
     if (entry.reason === 'cancel' || current.cancel_requested) {
-      this.deps.tasks.transition(task.id, ['in_progress'], 'cancelled', {
-        ...result.patch, ...release, error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null,
-      }, lease);
+      this.deps.tasks.transition(
+        task.id,
+        ['in_progress'],
+        'cancelled',
+        {
+          ...result.patch,
+          ...release,
+          error: 'Cancelled by request',
+          completed_at: nowIso(),
+          run_requested_at: null,
+        },
+        lease,
+      );
       return;
     }
     if (handsBack(entry.reason) && result.status !== 'in_review' && result.status !== 'done') {
       // Not the task's fault: hand it to the next boot without counting the attempt.
-      this.cancelIfAsked(this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
-        ...result.patch, ...release, attempts: Math.max(0, current.attempts - 1),
-      }, lease));
+      this.cancelIfAsked(
+        this.deps.tasks.transition(
+          task.id,
+          ['in_progress'],
+          'queued',
+          {
+            ...result.patch,
+            ...release,
+            attempts: Math.max(0, current.attempts - 1),
+          },
+          lease,
+        ),
+      );
       return;
     }
     switch (result.status) {
       case 'failed':
-        this.deps.tasks.transition(task.id, ['in_progress'], 'failed', {
-          ...result.patch, ...release, error: result.error, completed_at: nowIso(), run_requested_at: null,
-        }, lease);
+        this.deps.tasks.transition(
+          task.id,
+          ['in_progress'],
+          'failed',
+          {
+            ...result.patch,
+            ...release,
+            error: result.error,
+            completed_at: nowIso(),
+            run_requested_at: null,
+          },
+          lease,
+        );
         return;
       case 'queued':
-        this.cancelIfAsked(this.deps.tasks.transition(task.id, ['in_progress'], 'queued', {
-          ...result.patch, ...release,
-          not_before: result.notBefore ? result.notBefore.toISOString() : null,
-          attempts: result.countAttempt === false ? Math.max(0, current.attempts - 1) : current.attempts,
-        }, lease));
+        this.cancelIfAsked(
+          this.deps.tasks.transition(
+            task.id,
+            ['in_progress'],
+            'queued',
+            {
+              ...result.patch,
+              ...release,
+              not_before: result.notBefore ? result.notBefore.toISOString() : null,
+              attempts: result.countAttempt === false ? Math.max(0, current.attempts - 1) : current.attempts,
+            },
+            lease,
+          ),
+        );
         return;
       case 'waiting_for_input':
-        this.cancelIfAsked(this.deps.tasks.transition(task.id, ['in_progress'], 'waiting_for_input', { ...result.patch, ...release, run_requested_at: null }, lease));
+        this.cancelIfAsked(
+          this.deps.tasks.transition(
+            task.id,
+            ['in_progress'],
+            'waiting_for_input',
+            { ...result.patch, ...release, run_requested_at: null },
+            lease,
+          ),
+        );
         return;
       default:
-        this.deps.tasks.transition(task.id, ['in_progress'], result.status, {
-          error: '', ...result.patch, ...release, completed_at: nowIso(), run_requested_at: null,
-        }, lease);
+        this.deps.tasks.transition(
+          task.id,
+          ['in_progress'],
+          result.status,
+          {
+            error: '',
+            ...result.patch,
+            ...release,
+            completed_at: nowIso(),
+            run_requested_at: null,
+          },
+          lease,
+        );
     }
   }
 
@@ -344,7 +432,9 @@ export class Scheduler {
   private cancelIfAsked(row: TaskRow | undefined): void {
     if (!row?.cancel_requested) return;
     this.deps.tasks.transition(row.id, ['queued', 'waiting_for_input'], 'cancelled', {
-      error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null,
+      error: 'Cancelled by request',
+      completed_at: nowIso(),
+      run_requested_at: null,
     });
   }
 
@@ -370,7 +460,10 @@ export class Scheduler {
       if (!t) return undefined;
       if (t.status === 'queued' || t.status === 'waiting_for_input') {
         const done = this.deps.tasks.transition(id, ['queued', 'waiting_for_input'], 'cancelled', {
-          error: 'Cancelled by request', completed_at: nowIso(), run_requested_at: null, cancel_requested: 1,
+          error: 'Cancelled by request',
+          completed_at: nowIso(),
+          run_requested_at: null,
+          cancel_requested: 1,
         });
         if (done) return done;
       } else if (t.status !== 'in_progress') {

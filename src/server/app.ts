@@ -46,13 +46,16 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     frameworkErrors: (err, _req, reply) => {
       const status = err.statusCode ?? 400;
       const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'bad_request';
-      (reply as FastifyReply).status(status).send(errorBody(code, code === 'uri_too_long' ? 'a path parameter is longer than 100 characters' : err.message, 'path'));
+      (reply as FastifyReply)
+        .status(status)
+        .send(errorBody(code, code === 'uri_too_long' ? 'a path parameter is longer than 100 characters' : err.message, 'path'));
     },
   });
   app.decorate('services', services);
 
   app.addHook('onResponse', async (req, reply) => {
-    if (reply.statusCode >= 500) req.log.error({ method: req.method, url: req.routeOptions.url, status: reply.statusCode }, 'request failed');
+    if (reply.statusCode >= 500)
+      req.log.error({ method: req.method, url: req.routeOptions.url, status: reply.statusCode }, 'request failed');
     else req.log.debug({ method: req.method, url: req.routeOptions.url, status: reply.statusCode, ms: reply.elapsedTime }, 'request');
   });
 
@@ -75,15 +78,23 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     const fe = err as FastifyError;
     const status = fe.statusCode ?? 500;
     if (status < 500) {
-      const code = fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'payload_too_large'
-        : fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'unsupported_media_type'
-          : fe.code?.startsWith('FST_ERR_CTP') || err instanceof SyntaxError ? 'invalid_json' : 'bad_request';
+      const code =
+        fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+          ? 'payload_too_large'
+          : fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+            ? 'unsupported_media_type'
+            : fe.code?.startsWith('FST_ERR_CTP') || err instanceof SyntaxError
+              ? 'invalid_json'
+              : 'bad_request';
       const message = code === 'invalid_json' ? `request body is not valid JSON: ${err.message}` : err.message;
       return reply.status(status).send(errorBody(code, message, code === 'invalid_json' ? 'body' : undefined));
     }
     if (isDatabaseBusy(err)) {
       req.log.warn({ err, url: req.routeOptions.url }, 'database busy: answered 503');
-      return reply.status(503).header('retry-after', String(DB_BUSY_RETRY_SECONDS)).send(errorBody('database_busy', 'the database is busy (locked by another process); retry shortly'));
+      return reply
+        .status(503)
+        .header('retry-after', String(DB_BUSY_RETRY_SECONDS))
+        .send(errorBody('database_busy', 'the database is busy (locked by another process); retry shortly'));
     }
     req.log.error({ err }, 'unhandled error');
     return reply.status(500).send(errorBody('internal_error', 'internal error; see the server log'));

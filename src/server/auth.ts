@@ -54,7 +54,8 @@ export async function registerAuth(app: FastifyInstance, opts: AuthOptions): Pro
     throttle = app.rateLimit({
       max: opts.limitFailures.max,
       timeWindow: opts.limitFailures.timeWindowMs,
-      errorResponseBuilder: (_req, ctx) => new AppError(ctx.statusCode, 'rate_limited', `too many failed authentications from this address; retry in ${ctx.after}`),
+      errorResponseBuilder: (_req, ctx) =>
+        new AppError(ctx.statusCode, 'rate_limited', `too many failed authentications from this address; retry in ${ctx.after}`),
     }) as typeof throttle;
   }
 

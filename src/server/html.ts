@@ -24,12 +24,17 @@ export async function ensureStatic(app: FastifyInstance): Promise<void> {
 export async function sendPage(reply: FastifyReply, file: string): Promise<FastifyReply> {
   const full = path.join(STATIC_DIR, file);
   if (!existsSync(full)) throw notFound(file);
-  return reply
-    .header('content-type', 'text/html; charset=utf-8')
-    .header('cache-control', 'no-cache')
-    .header('x-content-type-options', 'nosniff')
-    .header('referrer-policy', 'no-referrer')
-    // Defence in depth: even if agent text slipped into markup, no inline or foreign script would run.
-    .header('content-security-policy', "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-    .send(await readFile(full, 'utf8'));
+  return (
+    reply
+      .header('content-type', 'text/html; charset=utf-8')
+      .header('cache-control', 'no-cache')
+      .header('x-content-type-options', 'nosniff')
+      .header('referrer-policy', 'no-referrer')
+      // Defence in depth: even if agent text slipped into markup, no inline or foreign script would run.
+      .header(
+        'content-security-policy',
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+      )
+      .send(await readFile(full, 'utf8'))
+  );
 }

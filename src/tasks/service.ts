@@ -5,9 +5,18 @@ import type { EventBus, StreamPublisher } from '../events/bus.js';
 /** The task fields published on the live stream when a status changes. */
 export function taskStreamPayload(t: TaskRow, from: TaskStatus | null) {
   return {
-    id: t.id, title: t.title, repo: t.repo, agent_type: t.agent_type, status: t.status, previous_status: from,
-    workflow_id: t.workflow_id, pr_url: t.pr_url, preview_url: t.preview_url, error: t.error,
-    cost_usd: t.cost_usd, updated_at: t.updated_at,
+    id: t.id,
+    title: t.title,
+    repo: t.repo,
+    agent_type: t.agent_type,
+    status: t.status,
+    previous_status: from,
+    workflow_id: t.workflow_id,
+    pr_url: t.pr_url,
+    preview_url: t.preview_url,
+    error: t.error,
+    cost_usd: t.cost_usd,
+    updated_at: t.updated_at,
   };
 }
 

@@ -37,33 +37,56 @@ export interface EngineDeps {
   stream: StreamPublisher;
 }
 
-export interface StartWorkflow { name: string; def: WorkflowDef; title: string; description: string; repo: string; plane_issue_id: string }
+export interface StartWorkflow {
+  name: string;
+  def: WorkflowDef;
+  title: string;
+  description: string;
+  repo: string;
+  plane_issue_id: string;
+}
 
 export class WorkflowEngine {
   /** Workflows whose completion (push + PR) is in flight, so events cannot start it twice. */
   private readonly completing = new Set<number>();
 
   constructor(private readonly d: EngineDeps) {
-    d.bus.on('task.status', ({ task }) => { if (task.workflow_id) return this.onTaskStatus(task); });
+    d.bus.on('task.status', ({ task }) => {
+      if (task.workflow_id) return this.onTaskStatus(task);
+    });
     // Step tasks get the input handoff (and for revisions the review) in their prompt.
     d.executor.addPromptSource((task) => this.promptFor(task));
     d.executor.systemPromptFor = (task) => this.systemPromptFor(task);
-    d.executor.setFinisher((task) => (task.workflow_id ? async (t, wt, spec, report) => {
-      // A step never opens a PR: its work is committed and pushed as a checkpoint of the branch.
-      await d.workspace.commitAll(wt.path, `${t.title}\n\nFactory workflow ${t.workflow_id}, step ${t.workflow_step} (${t.agent_type}).`);
-      if (await d.workspace.commitsAhead(wt.path, wt.baseBranch) > 0) await d.workspace.push(spec, wt.path, wt.branch, wt.baseBranch);
-      const changed = await d.workspace.changedFiles(wt.path, wt.baseBranch).catch(() => []);
-      const h = buildHandoff(t.agent_type, report.handoff, report.finalText, changed);
-      d.handoffs.create({ from_task_id: t.id, to_task_id: null, workflow_id: t.workflow_id, ...h });
-      return { status: 'done' };
-    } : undefined));
+    d.executor.setFinisher((task) =>
+      task.workflow_id
+        ? async (t, wt, spec, report) => {
+            // A step never opens a PR: its work is committed and pushed as a checkpoint of the branch.
+            await d.workspace.commitAll(
+              wt.path,
+              `${t.title}\n\nFactory workflow ${t.workflow_id}, step ${t.workflow_step} (${t.agent_type}).`,
+            );
+            if ((await d.workspace.commitsAhead(wt.path, wt.baseBranch)) > 0)
+              await d.workspace.push(spec, wt.path, wt.branch, wt.baseBranch);
+            const changed = await d.workspace.changedFiles(wt.path, wt.baseBranch).catch(() => []);
+            const h = buildHandoff(t.agent_type, report.handoff, report.finalText, changed);
+            d.handoffs.create({ from_task_id: t.id, to_task_id: null, workflow_id: t.workflow_id, ...h });
+            return { status: 'done' };
+          }
+        : undefined,
+    );
   }
 
   start(input: StartWorkflow): WorkflowRow {
     validateWorkflow(input.name, input.def);
     const wf = this.d.workflows.create({
-      name: input.name, title: input.title, description: input.description, repo: input.repo, plane_issue_id: input.plane_issue_id,
-      max_iterations: input.def.max_iterations, definition: JSON.stringify(input.def), steps: input.def.steps,
+      name: input.name,
+      title: input.title,
+      description: input.description,
+      repo: input.repo,
+      plane_issue_id: input.plane_issue_id,
+      max_iterations: input.def.max_iterations,
+      definition: JSON.stringify(input.def),
+      steps: input.def.steps,
     });
     const branch = `${this.d.config.git.branch_prefix}wf-${wf.id}-${slugify(input.title)}`;
     this.d.workflows.update(wf.id, { branch_name: branch });
@@ -74,7 +97,10 @@ export class WorkflowEngine {
   }
 
   async cancel(id: number): Promise<WorkflowRow | undefined> {
-    const wf = this.d.workflows.transition(id, ['running', 'pending'], 'cancelled', { completed_at: nowIso(), error: 'Cancelled by request' });
+    const wf = this.d.workflows.transition(id, ['running', 'pending'], 'cancelled', {
+      completed_at: nowIso(),
+      error: 'Cancelled by request',
+    });
     if (!wf) return undefined;
     const step = this.d.workflows.steps(id).find((s) => s.status === 'running');
     if (step) {
@@ -99,7 +125,11 @@ export class WorkflowEngine {
       }
       const task = step.task_id ? this.d.tasks.get(step.task_id) : undefined;
       if (!task) this.startStep(wf, step);
-      else if (['done', 'failed', 'cancelled'].includes(task.status)) this.onTaskStatus(task);
+      else if (['done', 'failed', 'cancelled'].includes(task.status)) {
+        void Promise.resolve(this.onTaskStatus(task)).catch((err: unknown) =>
+          this.d.logger.warn({ err: coerceError(err), workflowId: wf.id }, 'could not settle the workflow step'),
+        );
+      }
     }
   }
 
@@ -112,15 +142,25 @@ export class WorkflowEngine {
     if (task.status === 'failed') return this.fail(wf, step, `Step ${step.step_index} (${step.agent_type}) failed: ${task.error}`);
     if (task.status === 'cancelled') {
       this.d.workflows.updateStep(wf.id, step.step_index, { status: 'failed', completed_at: nowIso() });
-      const done = this.d.workflows.transition(wf.id, ['running'], 'cancelled', { completed_at: nowIso(), error: `Step ${step.step_index} was cancelled` });
-      if (done) { this.publish(wf.id, 'running'); void this.cleanup(done); }
+      const done = this.d.workflows.transition(wf.id, ['running'], 'cancelled', {
+        completed_at: nowIso(),
+        error: `Step ${step.step_index} was cancelled`,
+      });
+      if (done) {
+        this.publish(wf.id, 'running');
+        void this.cleanup(done);
+      }
     }
   }
 
   private completeStep(wf: WorkflowRow, step: StepRow, task: TaskRow): void {
     const handoff = this.d.handoffs.forTask(task.id, 'from').at(-1);
     const output = handoff?.content || task.result_summary;
-    this.d.workflows.updateStep(wf.id, step.step_index, { status: 'completed', output_data: truncate(output, 10_000), completed_at: nowIso() });
+    this.d.workflows.updateStep(wf.id, step.step_index, {
+      status: 'completed',
+      output_data: truncate(output, 10_000),
+      completed_at: nowIso(),
+    });
     const outputs = JSON.parse(wf.outputs) as Record<string, string>;
     const setOutput = (key: string) => {
       outputs[key] = truncate(output, 50_000);
@@ -153,7 +193,7 @@ export class WorkflowEngine {
     const outputs = JSON.parse(wf.outputs) as Record<string, string>;
     for (let i = index; i < steps.length; i++) {
       const s = steps[i]!;
-      if (s.condition && !evaluateCondition(s.condition, s.input_key ? outputs[s.input_key] ?? '' : '')) {
+      if (s.condition && !evaluateCondition(s.condition, s.input_key ? (outputs[s.input_key] ?? '') : '')) {
         this.d.workflows.updateStep(id, i, { status: 'skipped', completed_at: nowIso() });
         continue;
       }
@@ -166,13 +206,24 @@ export class WorkflowEngine {
   private startStep(wf: WorkflowRow, s: StepRow): void {
     const task = this.d.tasks.create({
       title: `[${wf.name}] Step ${s.step_index}: ${wf.title}`.slice(0, 500),
-      description: wf.description, repo: wf.repo, agent_type: s.agent_type, plane_issue_id: wf.plane_issue_id,
-      workflow_id: wf.id, workflow_step: s.step_index, branch_name: wf.branch_name, run: true,
+      description: wf.description,
+      repo: wf.repo,
+      agent_type: s.agent_type,
+      plane_issue_id: wf.plane_issue_id,
+      workflow_id: wf.id,
+      workflow_step: s.step_index,
+      branch_name: wf.branch_name,
+      run: true,
     });
     // The handoff that feeds this step now names its receiver.
     const source = this.inputHandoff(wf, s);
     if (source) this.d.handoffs.setTarget(source.id, task.id);
-    this.d.workflows.updateStep(wf.id, s.step_index, { status: 'running', task_id: task.id, started_at: nowIso(), iteration: wf.iteration });
+    this.d.workflows.updateStep(wf.id, s.step_index, {
+      status: 'running',
+      task_id: task.id,
+      started_at: nowIso(),
+      iteration: wf.iteration,
+    });
     this.d.workflows.update(wf.id, { current_step: s.step_index });
     this.publish(wf.id, 'running');
     this.d.scheduler.notify();
@@ -193,7 +244,8 @@ export class WorkflowEngine {
     const producer = this.d.workflows.steps(wf.id).find((x) => x.output_key === s.input_key);
     const review = parseReview(input);
     const parts = [handoffSection([{ from: producer?.agent_type ?? s.input_key, summary: '', content: input }])];
-    if (review.parsed && task.agent_type === 'coder_revision') parts.push(`## Review to address (iteration ${wf.iteration} of ${wf.max_iterations})\n\n${reviewAsPrompt(review)}`);
+    if (review.parsed && task.agent_type === 'coder_revision')
+      parts.push(`## Review to address (iteration ${wf.iteration} of ${wf.max_iterations})\n\n${reviewAsPrompt(review)}`);
     return parts.join('\n\n');
   }
 
@@ -216,7 +268,9 @@ export class WorkflowEngine {
       const pr = await this.openPr(wf, review, result);
       const prUrl = pr.url;
       const done = this.d.workflows.transition(id, ['running'], 'completed', {
-        completed_at: nowIso(), result, pr_url: prUrl,
+        completed_at: nowIso(),
+        result,
+        pr_url: prUrl,
         error: result === 'max_iterations' ? `Stopped after ${wf.max_iterations} iterations without the reviewer's approval` : '',
       });
       const lastTask = [...steps].reverse().find((s) => s.status === 'completed' && s.task_id);
@@ -225,8 +279,16 @@ export class WorkflowEngine {
         // The PR lives on after the workflow: a task in review adopts it, so CI failures and review
         // comments bring an agent back (the PR loop follows tasks).
         this.d.tasks.create({
-          title: wf.title, description: wf.description, repo: wf.repo, agent_type: 'coder', plane_issue_id: wf.plane_issue_id,
-          parent_task_id: lastTask?.task_id ?? null, branch_name: wf.branch_name, base_branch: pr.base, pr_url: pr.url, pr_number: pr.number,
+          title: wf.title,
+          description: wf.description,
+          repo: wf.repo,
+          agent_type: 'coder',
+          plane_issue_id: wf.plane_issue_id,
+          parent_task_id: lastTask?.task_id ?? null,
+          branch_name: wf.branch_name,
+          base_branch: pr.base,
+          pr_url: pr.url,
+          pr_number: pr.number,
           inReview: true,
         });
       }
@@ -243,11 +305,16 @@ export class WorkflowEngine {
     }
   }
 
-  private async openPr(wf: WorkflowRow, review: ReturnType<typeof parseReview> | undefined, result: string): Promise<{ url: string; number: number | null; base: string }> {
+  private async openPr(
+    wf: WorkflowRow,
+    review: ReturnType<typeof parseReview> | undefined,
+    result: string,
+  ): Promise<{ url: string; number: number | null; base: string }> {
     const spec = this.d.executor.repoSpec(wf.repo);
     const wtPath = this.d.workspace.worktreePath(worktreeKey({ id: 0, workflow_id: wf.id }));
     const steps = this.d.workflows.steps(wf.id);
-    const base = (steps.map((s) => s.task_id && this.d.tasks.get(s.task_id)).find((t) => t && t.base_branch) as TaskRow | undefined)?.base_branch;
+    const base = (steps.map((s) => s.task_id && this.d.tasks.get(s.task_id)).find((t) => t && t.base_branch) as TaskRow | undefined)
+      ?.base_branch;
     if (!base) return { url: '', number: null, base: '' };
     await this.d.workspace.commitAll(wtPath, `${wf.title}\n\nFactory workflow ${wf.id}.`).catch(() => false);
     if ((await this.d.workspace.commitsAhead(wtPath, base)) === 0) return { url: '', number: null, base };
@@ -256,18 +323,32 @@ export class WorkflowEngine {
     const counts = review ? issueCounts(review) : undefined;
     const body = [
       `## Summary\n\n${truncate(wf.description || wf.title, 4000)}`,
-      review ? `## Review\n\n${result === 'approved' ? 'Approved by the reviewer' : 'Not approved: the iteration limit was reached'} after ${wf.iteration + 1} review round(s) (max ${wf.max_iterations}).\n\n${review.summary}` : '',
+      review
+        ? `## Review\n\n${result === 'approved' ? 'Approved by the reviewer' : 'Not approved: the iteration limit was reached'} after ${wf.iteration + 1} review round(s) (max ${wf.max_iterations}).\n\n${review.summary}`
+        : '',
       counts ? `Open issues: ${counts.blocker} blocker, ${counts.major} major, ${counts.minor} minor, ${counts.nit} nit.` : '',
       review && review.issues.length ? reviewAsPrompt(review) : '',
       `---\nOpened by Factory for workflow ${wf.id} (${wf.name}), iterations: ${wf.iteration}.`,
-    ].filter(Boolean).join('\n\n');
-    const pr = await this.d.github.openPullRequest({ owner: spec.owner, repo: spec.name, head: wf.branch_name, base, title: wf.title, body });
+    ]
+      .filter(Boolean)
+      .join('\n\n');
+    const pr = await this.d.github.openPullRequest({
+      owner: spec.owner,
+      repo: spec.name,
+      head: wf.branch_name,
+      base,
+      title: wf.title,
+      body,
+    });
     return { url: pr.html_url, number: pr.number, base };
   }
 
   private async fail(wf: WorkflowRow, step: StepRow | undefined, error: string): Promise<void> {
     if (step) this.d.workflows.updateStep(wf.id, step.step_index, { status: 'failed', completed_at: nowIso() });
-    const done = this.d.workflows.transition(wf.id, ['running', 'pending'], 'failed', { error: truncate(error, 2000), completed_at: nowIso() });
+    const done = this.d.workflows.transition(wf.id, ['running', 'pending'], 'failed', {
+      error: truncate(error, 2000),
+      completed_at: nowIso(),
+    });
     if (!done) return;
     this.publish(wf.id, wf.status);
     this.d.bus.emit('workflow.failed', { workflow: done });
@@ -284,6 +365,17 @@ export class WorkflowEngine {
 
   private publish(id: number, from: string | null): void {
     const wf = this.d.workflows.get(id);
-    if (wf) this.d.stream.publish('workflow_status', null, { id: wf.id, name: wf.name, title: wf.title, status: wf.status, previous_status: from, current_step: wf.current_step, iteration: wf.iteration, pr_url: wf.pr_url, result: wf.result });
+    if (wf)
+      this.d.stream.publish('workflow_status', null, {
+        id: wf.id,
+        name: wf.name,
+        title: wf.title,
+        status: wf.status,
+        previous_status: from,
+        current_step: wf.current_step,
+        iteration: wf.iteration,
+        pr_url: wf.pr_url,
+        result: wf.result,
+      });
   }
 }

@@ -15,7 +15,13 @@ export function outputTypeFor(agentType: string, failed: boolean): OutputType {
 }
 
 /** Builds a handoff from the agent's handoff_output line, or from its final text when it gave none. */
-export function buildHandoff(agentType: string, handoff: ProtocolObject | undefined, finalText: string, changedFiles: string[], failed = false) {
+export function buildHandoff(
+  agentType: string,
+  handoff: ProtocolObject | undefined,
+  finalText: string,
+  changedFiles: string[],
+  failed = false,
+) {
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
   let summary: string;
   let content: string;
@@ -27,10 +33,14 @@ export function buildHandoff(agentType: string, handoff: ProtocolObject | undefi
       files.length ? `Files changed:\n${files.map((f) => `- ${f}`).join('\n')}` : '',
       str(handoff.next_steps) && `Next steps:\n${str(handoff.next_steps)}`,
       agentType === 'reviewer' ? finalText : '',
-    ].filter(Boolean).join('\n\n');
+    ]
+      .filter(Boolean)
+      .join('\n\n');
   } else {
     summary = finalText.trim().split('\n')[0] ?? '';
-    content = [finalText, changedFiles.length ? `Files changed:\n${changedFiles.map((f) => `- ${f}`).join('\n')}` : ''].filter(Boolean).join('\n\n');
+    content = [finalText, changedFiles.length ? `Files changed:\n${changedFiles.map((f) => `- ${f}`).join('\n')}` : '']
+      .filter(Boolean)
+      .join('\n\n');
   }
   return {
     output_type: outputTypeFor(agentType, failed),
@@ -40,7 +50,10 @@ export function buildHandoff(agentType: string, handoff: ProtocolObject | undefi
 }
 
 /** The prompt section carrying earlier handoffs, capped. */
-export function handoffSection(items: Array<{ from: string; summary: string; content: string }>, max: number = HANDOFF_LIMITS.prompt): string {
+export function handoffSection(
+  items: Array<{ from: string; summary: string; content: string }>,
+  max: number = HANDOFF_LIMITS.prompt,
+): string {
   if (!items.length) return '';
   const body = items.map((h) => `### From ${h.from}\n${h.summary}\n\n${h.content}`).join('\n\n');
   return truncate(`## Handoff from earlier steps\n\n${body}`, max);

@@ -10,11 +10,15 @@ export function registerRevisionMode(d: { tasks: TaskService; handoffs: Handoffs
   // Runs synchronously inside TaskService.create, before the scheduler can claim the task.
   d.bus.on('task.created', ({ task }) => {
     if (!task.plane_issue_id || task.workflow_id || task.branch_name) return;
-    const earlier = d.tasks.repo.list({ plane_issue_id: task.plane_issue_id, limit: 50 })
+    const earlier = d.tasks.repo
+      .list({ plane_issue_id: task.plane_issue_id, limit: 50 })
       .find((t) => t.id !== task.id && t.status === 'in_review' && t.pr_url && t.branch_name);
     if (!earlier) return;
     d.tasks.update(task.id, {
-      branch_name: earlier.branch_name, base_branch: earlier.base_branch, pr_url: earlier.pr_url, pr_number: earlier.pr_number,
+      branch_name: earlier.branch_name,
+      base_branch: earlier.base_branch,
+      pr_url: earlier.pr_url,
+      pr_number: earlier.pr_number,
       agent_type: task.agent_type === 'coder' ? 'coder_revision' : task.agent_type,
     });
     d.tasks.repo.setParent(task.id, earlier.id);
@@ -25,11 +29,16 @@ export function registerRevisionMode(d: { tasks: TaskService; handoffs: Handoffs
     const parent = d.tasks.get(task.parent_task_id);
     if (!parent) return undefined;
     const handoff = d.handoffs.forTask(parent.id, 'from').at(-1);
-    return truncate([
-      `## Earlier work on this issue (task ${parent.id})`,
-      `Its pull request ${parent.pr_url} is open on this branch. Build on it; your commits are pushed to the same PR.`,
-      parent.result_summary ? `What it did: ${parent.result_summary}` : '',
-      handoff ? `Its handoff:\n${handoff.summary}\n\n${handoff.content}` : '',
-    ].filter(Boolean).join('\n\n'), 8000);
+    return truncate(
+      [
+        `## Earlier work on this issue (task ${parent.id})`,
+        `Its pull request ${parent.pr_url} is open on this branch. Build on it; your commits are pushed to the same PR.`,
+        parent.result_summary ? `What it did: ${parent.result_summary}` : '',
+        handoff ? `Its handoff:\n${handoff.summary}\n\n${handoff.content}` : '',
+      ]
+        .filter(Boolean)
+        .join('\n\n'),
+      8000,
+    );
   });
 }

@@ -147,7 +147,9 @@ export class FakeAnthropicApi {
       const hit = this.requests.find(pred);
       if (hit) return hit;
       if (Date.now() > deadline) {
-        throw new Error(`no matching request to the fake Anthropic API within ${timeoutMs} ms; got: ${this.requests.map((r) => `${r.method} ${r.path} (${r.kind})`).join(', ') || 'none'}`);
+        throw new Error(
+          `no matching request to the fake Anthropic API within ${timeoutMs} ms; got: ${this.requests.map((r) => `${r.method} ${r.path} (${r.kind})`).join(', ') || 'none'}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -165,14 +167,27 @@ export class FakeAnthropicApi {
       const raw = Buffer.concat(parts).toString('utf8');
       let body: unknown = null;
       if (raw) {
-        try { body = JSON.parse(raw); } catch { body = raw; }
+        try {
+          body = JSON.parse(raw);
+        } catch {
+          body = raw;
+        }
       }
       const url = req.url ?? '/';
       const path = url.split('?')[0] ?? '/';
       const mb = (body && typeof body === 'object' ? body : {}) as MessagesBody;
       const entry: ApiRequest = {
-        seq: ++this.seq, at: Date.now(), method: req.method ?? 'GET', url, path, headers: req.headers, body,
-        kind: 'other', stream: mb.stream === true, model: typeof mb.model === 'string' ? mb.model : '', events: [],
+        seq: ++this.seq,
+        at: Date.now(),
+        method: req.method ?? 'GET',
+        url,
+        path,
+        headers: req.headers,
+        body,
+        kind: 'other',
+        stream: mb.stream === true,
+        model: typeof mb.model === 'string' ? mb.model : '',
+        events: [],
       };
       this.requests.push(entry);
       try {
@@ -192,7 +207,8 @@ export class FakeAnthropicApi {
     }
     if (entry.method === 'POST' && entry.path === '/v1/messages/count_tokens') {
       entry.kind = 'count_tokens';
-      const size = JSON.stringify(mb.messages ?? []).length + JSON.stringify(mb.system ?? '').length + JSON.stringify(mb.tools ?? []).length;
+      const size =
+        JSON.stringify(mb.messages ?? []).length + JSON.stringify(mb.system ?? '').length + JSON.stringify(mb.tools ?? []).length;
       this.json(res, 200, { input_tokens: Math.max(1, Math.ceil(size / 4)) });
       return;
     }
@@ -236,8 +252,13 @@ export class FakeAnthropicApi {
 
   private message(entry: ApiRequest, turn: Turn) {
     return {
-      id: this.newId('msg'), type: 'message', role: 'assistant', model: entry.model || 'claude-fake',
-      content: this.blocks(turn), stop_reason: turn.toolUse ? 'tool_use' : 'end_turn', stop_sequence: null,
+      id: this.newId('msg'),
+      type: 'message',
+      role: 'assistant',
+      model: entry.model || 'claude-fake',
+      content: this.blocks(turn),
+      stop_reason: turn.toolUse ? 'tool_use' : 'end_turn',
+      stop_sequence: null,
       usage: { ...this.usage(entry), output_tokens: this.outputTokens(turn) },
     };
   }
@@ -255,8 +276,14 @@ export class FakeAnthropicApi {
     const n = this.opts.chunkChars ?? 12;
     send('message_start', {
       message: {
-        id: this.newId('msg'), type: 'message', role: 'assistant', model: entry.model || 'claude-fake', content: [],
-        stop_reason: null, stop_sequence: null, usage: this.usage(entry),
+        id: this.newId('msg'),
+        type: 'message',
+        role: 'assistant',
+        model: entry.model || 'claude-fake',
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: this.usage(entry),
       },
     });
     send('ping', {});

@@ -29,12 +29,17 @@ export interface FakeClaudeLogRecord {
 
 /** Parses newline-delimited stream-json output (blank lines ignored; throws on a non-JSON line). */
 export function parseStreamJson(stdout: string): StreamEvent[] {
-  return stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as StreamEvent);
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as StreamEvent);
 }
 
 /** The final `result` event of a run, if any. */
 export function resultEvent(stdout: string): StreamEvent | undefined {
-  return parseStreamJson(stdout).filter((e) => e.type === 'result').at(-1);
+  return parseStreamJson(stdout)
+    .filter((e) => e.type === 'result')
+    .at(-1);
 }
 
 /** All text blocks of assistant events, in order. */
@@ -61,7 +66,10 @@ export function readJsonLines<T>(file: string): T[] {
   if (!existsSync(file)) return [];
   const text = readFileSync(file, 'utf8');
   const complete = text.slice(0, text.lastIndexOf('\n') + 1);
-  return complete.split('\n').filter(Boolean).map((l) => JSON.parse(l) as T);
+  return complete
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T);
 }
 
 /** Standard argv for the fake, mirroring how Factory invokes the real CLI. */

@@ -10,15 +10,45 @@ export const MODEL = 'fake-model';
 export const VERSION = '1.0.0 (Claude Code fake)';
 export const TOOLS = ['Task', 'Bash', 'Glob', 'Grep', 'LS', 'Read', 'Edit', 'MultiEdit', 'Write', 'TodoWrite', 'WebFetch'];
 const VALUE_FLAGS = new Set([
-  '--output-format', '--input-format', '--append-system-prompt', '--system-prompt', '--allowedTools',
-  '--allowed-tools', '--disallowedTools', '--disallowed-tools', '--resume', '-r', '--model', '--fallback-model',
-  '--permission-mode', '--max-turns', '--session-id', '--mcp-config', '--settings', '--add-dir',
-  '--permission-prompt-tool', '--agents', '--setting-sources', '--max-budget-usd',
+  '--output-format',
+  '--input-format',
+  '--append-system-prompt',
+  '--system-prompt',
+  '--allowedTools',
+  '--allowed-tools',
+  '--disallowedTools',
+  '--disallowed-tools',
+  '--resume',
+  '-r',
+  '--model',
+  '--fallback-model',
+  '--permission-mode',
+  '--max-turns',
+  '--session-id',
+  '--mcp-config',
+  '--settings',
+  '--add-dir',
+  '--permission-prompt-tool',
+  '--agents',
+  '--setting-sources',
+  '--max-budget-usd',
 ]);
 const BOOL_FLAGS = new Set([
-  '-p', '--print', '--verbose', '-c', '--continue', '--dangerously-skip-permissions', '--debug',
-  '--include-partial-messages', '--strict-mcp-config', '--replay-user-messages', '--fork-session',
-  '-v', '--version', '-h', '--help',
+  '-p',
+  '--print',
+  '--verbose',
+  '-c',
+  '--continue',
+  '--dangerously-skip-permissions',
+  '--debug',
+  '--include-partial-messages',
+  '--strict-mcp-config',
+  '--replay-user-messages',
+  '--fork-session',
+  '-v',
+  '--version',
+  '-h',
+  '--help',
 ]);
 
 // ---------------------------------------------------------------- argv / directives
@@ -44,8 +74,9 @@ export function parseArgv(argv) {
       else if (name === '--model') o.model = v;
     } else if (name === '--verbose') o.verbose = true;
     else if (name === '-v' || name === '--version') o.version = true;
-    else if (name.startsWith('-') && name.length > 1) { /* unknown flag: ignored */ }
-    else o.positionals.push(a);
+    else if (name.startsWith('-') && name.length > 1) {
+      /* unknown flag: ignored */
+    } else o.positionals.push(a);
   }
   if (o.prompt === undefined && o.positionals.length) o.prompt = o.positionals.shift();
   return o;
@@ -72,7 +103,10 @@ function findDirective(text, agentType) {
     let head = tokens[0];
     let type = null;
     const eq = head.indexOf('=');
-    if (eq >= 0) { type = head.slice(0, eq); head = head.slice(eq + 1); }
+    if (eq >= 0) {
+      type = head.slice(0, eq);
+      head = head.slice(eq + 1);
+    }
     const d = { scenario: head, args: parseTokens(tokens.slice(1)) };
     if (type === null) generic ??= d;
     else if (agentType && type === agentType) specific ??= d;
@@ -96,7 +130,11 @@ export function pickScenario(prompt, agentType) {
 
 export function textArg(v) {
   const s = String(v).replace(/_/g, ' ');
-  try { return decodeURIComponent(s); } catch { return s; }
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 export function intArg(v, dflt) {
@@ -113,7 +151,9 @@ function stateDir() {
 
 /** Atomically bumps a named counter (O_APPEND of one byte) and returns the new 1-based value. */
 export function bump(name, key) {
-  const safe = String(key).replace(/[^A-Za-z0-9._-]/g, '_').slice(-60);
+  const safe = String(key)
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .slice(-60);
   const hash = createHash('sha1').update(String(key)).digest('hex').slice(0, 10);
   const file = path.join(stateDir(), `${name}__${safe}__${hash}`);
   fs.appendFileSync(file, '.');
@@ -123,12 +163,19 @@ export function bump(name, key) {
 // ---------------------------------------------------------------- output
 let epipe = false;
 process.stdout.on('error', (err) => {
-  if (err && err.code === 'EPIPE') { epipe = true; process.exit(0); }
+  if (err && err.code === 'EPIPE') {
+    epipe = true;
+    process.exit(0);
+  }
   throw err;
 });
 
-export function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
-export function keepAlive() { setInterval(() => {}, 1 << 30); }
+export function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+export function keepAlive() {
+  setInterval(() => {}, 1 << 30);
+}
 
 export async function writeOut(s) {
   if (epipe) return;
@@ -137,7 +184,12 @@ export async function writeOut(s) {
 
 export function makeCtx(opts, sessionId) {
   const ctx = {
-    opts, sessionId, cwd: process.cwd(), started: Date.now(), assistantTurns: 0, toolN: 0,
+    opts,
+    sessionId,
+    cwd: process.cwd(),
+    started: Date.now(),
+    assistantTurns: 0,
+    toolN: 0,
     taskId: process.env.FACTORY_TASK_ID ?? '',
     async emit(ev) {
       if (opts.outputFormat === 'stream-json') return writeOut(`${JSON.stringify(ev)}\n`);
@@ -150,20 +202,32 @@ export function makeCtx(opts, sessionId) {
       return ctx.emit({
         type: 'assistant',
         message: {
-          id: `msg_fake_${ctx.assistantTurns}`, type: 'message', role: 'assistant', model: MODEL, content,
-          stop_reason: null, stop_sequence: null, usage: { input_tokens: 10, output_tokens: 5 },
+          id: `msg_fake_${ctx.assistantTurns}`,
+          type: 'message',
+          role: 'assistant',
+          model: MODEL,
+          content,
+          stop_reason: null,
+          stop_sequence: null,
+          usage: { input_tokens: 10, output_tokens: 5 },
         },
-        parent_tool_use_id: null, session_id: sessionId,
+        parent_tool_use_id: null,
+        session_id: sessionId,
       });
     },
-    say(text) { return ctx.assistant([{ type: 'text', text }]); },
+    say(text) {
+      return ctx.assistant([{ type: 'text', text }]);
+    },
     async tool(name, input, result, isError = false) {
       const id = `toolu_${++ctx.toolN}`;
       await ctx.assistant([{ type: 'tool_use', id, name, input }]);
       const item = { type: 'tool_result', tool_use_id: id, content: result };
       if (isError) item.is_error = true;
       await ctx.emit({
-        type: 'user', message: { role: 'user', content: [item] }, parent_tool_use_id: null, session_id: sessionId,
+        type: 'user',
+        message: { role: 'user', content: [item] },
+        parent_tool_use_id: null,
+        session_id: sessionId,
       });
     },
     /** Appends `body` to a file in cwd and reports it as an Edit tool call. */
@@ -176,18 +240,24 @@ export function makeCtx(opts, sessionId) {
     async result(text, { isError = false, subtype = 'success', cost = 0.0123, exitCode = 0 } = {}) {
       const now = Date.now();
       await ctx.emit({
-        type: 'result', subtype, is_error: isError, duration_ms: now - ctx.started,
-        duration_api_ms: Math.max(1, now - ctx.started - 1), num_turns: Math.max(1, ctx.assistantTurns),
-        result: text, session_id: sessionId, total_cost_usd: cost,
+        type: 'result',
+        subtype,
+        is_error: isError,
+        duration_ms: now - ctx.started,
+        duration_api_ms: Math.max(1, now - ctx.started - 1),
+        num_turns: Math.max(1, ctx.assistantTurns),
+        result: text,
+        session_id: sessionId,
+        total_cost_usd: cost,
         usage: { input_tokens: 100, output_tokens: 50, cache_read_input_tokens: 10, cache_creation_input_tokens: 5 },
-        permission_denials: [], uuid: randomUUID(),
+        permission_denials: [],
+        uuid: randomUUID(),
       });
       process.exitCode = exitCode;
     },
   };
   return ctx;
 }
-
 
 export function writeLog(record) {
   const file = process.env.FAKE_CLAUDE_LOG;

@@ -13,7 +13,19 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  DIRECTIVE_RE, MODEL, TOOLS, VERSION, bump, intArg, keepAlive, makeCtx, parseArgv, pickScenario, sleep, textArg, writeLog,
+  DIRECTIVE_RE,
+  MODEL,
+  TOOLS,
+  VERSION,
+  bump,
+  intArg,
+  keepAlive,
+  makeCtx,
+  parseArgv,
+  pickScenario,
+  sleep,
+  textArg,
+  writeLog,
   writeOut,
 } from './claude-lib.mjs';
 
@@ -41,16 +53,27 @@ async function doSuccess(ctx, args, { content, extra = [], cost, edit = true } =
   await ctx.result(text, cost === undefined ? {} : { cost });
 }
 
-function promptBody(ctx) { return (ctx.opts.prompt ?? '').replace(DIRECTIVE_RE, ''); }
+function promptBody(ctx) {
+  return (ctx.opts.prompt ?? '').replace(DIRECTIVE_RE, '');
+}
 
 function findAnswer(ctx) {
   const body = promptBody(ctx);
   const marks = [...body.matchAll(/answer:/gi)];
   if (marks.length) {
     const last = marks[marks.length - 1];
-    return body.slice(last.index + last[0].length).split('\n')[0].trim();
+    return body
+      .slice(last.index + last[0].length)
+      .split('\n')[0]
+      .trim();
   }
-  if (ctx.opts.resume) return body.split('\n').map((l) => l.trim()).find(Boolean) ?? '';
+  if (ctx.opts.resume)
+    return (
+      body
+        .split('\n')
+        .map((l) => l.trim())
+        .find(Boolean) ?? ''
+    );
   return null;
 }
 
@@ -94,7 +117,9 @@ const scenarios = {
     keepAlive();
   },
 
-  silent() { keepAlive(); },
+  silent() {
+    keepAlive();
+  },
 
   async chatty(ctx, args) {
     const ms = intArg(args.ms, 100);
@@ -112,7 +137,12 @@ const scenarios = {
 
   // Reads a document that talks about usage limits, says so, then crashes: not a limit of its own.
   async 'reads-limit-text'(ctx) {
-    await ctx.tool('Read', { file_path: 'docs/limits.md' }, 'Claude AI usage limit reached|1700000000 — what users see when the plan is exhausted', false);
+    await ctx.tool(
+      'Read',
+      { file_path: 'docs/limits.md' },
+      'Claude AI usage limit reached|1700000000 — what users see when the plan is exhausted',
+      false,
+    );
     await ctx.say('The docs mention: usage limit reached. Too many requests means 429.');
     process.stderr.write('fatal: simulated crash\n');
     process.exitCode = 1;
@@ -141,7 +171,10 @@ const scenarios = {
       await new Promise((resolve) => sh.once('exit', resolve));
     }
     await ctx.tool('Bash', { command: 'npm run dev &' }, 'started', false);
-    if (args.exit === 'yes') { process.exitCode = 1; return; }
+    if (args.exit === 'yes') {
+      process.exitCode = 1;
+      return;
+    }
     keepAlive();
   },
 
@@ -151,9 +184,7 @@ const scenarios = {
   async clarify(ctx, args) {
     const rounds = intArg(args.rounds, 1);
     const answer = findAnswer(ctx);
-    const ask = rounds <= 1
-      ? !ctx.opts.resume && answer === null
-      : bump('clarify', ctx.taskId || ctx.cwd) <= rounds;
+    const ask = rounds <= 1 ? !ctx.opts.resume && answer === null : bump('clarify', ctx.taskId || ctx.cwd) <= rounds;
     if (ask) {
       const question = args.question !== undefined ? textArg(args.question) : 'Which database should I use?';
       const options = args.options !== undefined ? String(args.options).split(',') : ['postgres', 'sqlite'];
@@ -168,7 +199,8 @@ const scenarios = {
 
   async message(ctx, args) {
     const msg = {
-      type: 'message', to: args.to ?? 'reviewer',
+      type: 'message',
+      to: args.to ?? 'reviewer',
       content: args.content !== undefined ? textArg(args.content) : 'Progress update from fake agent',
       message_type: args.type ?? 'info',
     };
@@ -192,21 +224,31 @@ const scenarios = {
   },
 
   async review(ctx, args) {
-    const verdicts = String(args.verdicts ?? args.verdict ?? 'approve').split(',').filter(Boolean);
+    const verdicts = String(args.verdicts ?? args.verdict ?? 'approve')
+      .split(',')
+      .filter(Boolean);
     const n = bump('review', process.env.FACTORY_WORKFLOW_ID || ctx.cwd);
     const verdict = verdicts[Math.min(n, verdicts.length) - 1];
     if (verdict !== 'approve' && verdict !== 'reject') throw new Error(`unknown verdict "${verdict}"`);
     await ctx.say('Reviewing the change.');
     await ctx.tool('Read', { file_path: path.resolve(ctx.cwd, 'FAKE_CHANGE.md') }, 'file contents');
-    const issue = (severity, description, suggestion) =>
-      ({ severity, description, file: 'FAKE_CHANGE.md', line: 1, suggestion });
-    const body = verdict === 'approve'
-      ? { approved: true, summary: 'Looks good', issues: [issue('nit', 'Typo', 'Fix typo')] }
-      : { approved: false, summary: 'Found problems', issues: [issue(args.severity ?? 'major', 'Missing error handling', 'Handle errors')] };
+    const issue = (severity, description, suggestion) => ({ severity, description, file: 'FAKE_CHANGE.md', line: 1, suggestion });
+    const body =
+      verdict === 'approve'
+        ? { approved: true, summary: 'Looks good', issues: [issue('nit', 'Typo', 'Fix typo')] }
+        : {
+            approved: false,
+            summary: 'Found problems',
+            issues: [issue(args.severity ?? 'major', 'Missing error handling', 'Handle errors')],
+          };
     // AGENTS.md §6: the reviewer's final answer holds its handoff line, then the fenced json block last.
     const handoff = JSON.stringify({
-      type: 'handoff_output', summary: `Review ${n}: ${verdict === 'approve' ? 'approved' : 'changes requested'}`,
-      details: body.summary, files_changed: [], next_steps: verdict === 'approve' ? 'Merge' : 'Fix the issues', learnings: [],
+      type: 'handoff_output',
+      summary: `Review ${n}: ${verdict === 'approve' ? 'approved' : 'changes requested'}`,
+      details: body.summary,
+      files_changed: [],
+      next_steps: verdict === 'approve' ? 'Merge' : 'Fix the issues',
+      learnings: [],
     });
     const fence = `\`\`\`json\n${JSON.stringify(body, null, 2)}\n\`\`\``;
     const text = args.handoff === 'no' ? `Review ${n} complete.\n\n${fence}` : `Review ${n} complete.\n${handoff}\n\n${fence}`;
@@ -267,7 +309,10 @@ function spawnGrandchild() {
 async function main() {
   const argv = process.argv.slice(2);
   const opts = parseArgv(argv);
-  if (opts.version) { process.stdout.write(`${VERSION}\n`); return; }
+  if (opts.version) {
+    process.stdout.write(`${VERSION}\n`);
+    return;
+  }
   const agentType = process.env.FACTORY_AGENT_TYPE ?? '';
   const { scenario, args } = pickScenario(opts.prompt ?? '', agentType);
   const resumed = Boolean(opts.resume);
@@ -283,17 +328,32 @@ async function main() {
   // FAKE_CLAUDE_SPANS: one JSON line per run with its start and end (ms), to check concurrency limits.
   if (e.FAKE_CLAUDE_SPANS) {
     const span = { pid: process.pid, task: e.FACTORY_TASK_ID ?? null, worker: e.FAKE_WORKER ?? null, start: Date.now() };
-    process.on('exit', () => { fs.appendFileSync(e.FAKE_CLAUDE_SPANS, `${JSON.stringify({ ...span, end: Date.now() })}\n`); });
+    process.on('exit', () => {
+      fs.appendFileSync(e.FAKE_CLAUDE_SPANS, `${JSON.stringify({ ...span, end: Date.now() })}\n`);
+    });
   }
   writeLog({
-    pid: process.pid, argv, cwd: process.cwd(), scenario, args, session_id: sessionId, resumed,
-    prompt: opts.prompt ?? null, agent_type: agentType || null,
-    append_system_prompt: opts.appendSystemPrompt ?? null, allowed_tools: opts.allowedTools ?? null,
+    pid: process.pid,
+    argv,
+    cwd: process.cwd(),
+    scenario,
+    args,
+    session_id: sessionId,
+    resumed,
+    prompt: opts.prompt ?? null,
+    agent_type: agentType || null,
+    append_system_prompt: opts.appendSystemPrompt ?? null,
+    allowed_tools: opts.allowedTools ?? null,
     ...(grandchildPid !== undefined ? { grandchild_pid: grandchildPid } : {}),
     env: {
-      FACTORY_TASK_ID: e.FACTORY_TASK_ID ?? null, FACTORY_AGENT_TYPE: e.FACTORY_AGENT_TYPE ?? null,
-      FACTORY_API_URL: e.FACTORY_API_URL ?? null, FACTORY_WORKFLOW_ID: e.FACTORY_WORKFLOW_ID ?? null,
-      HOME: e.HOME ?? null, CLAUDE_CONFIG_DIR: e.CLAUDE_CONFIG_DIR ?? null, FACTORY_SANDBOX: e.FACTORY_SANDBOX ?? null, names: Object.keys(e).sort(),
+      FACTORY_TASK_ID: e.FACTORY_TASK_ID ?? null,
+      FACTORY_AGENT_TYPE: e.FACTORY_AGENT_TYPE ?? null,
+      FACTORY_API_URL: e.FACTORY_API_URL ?? null,
+      FACTORY_WORKFLOW_ID: e.FACTORY_WORKFLOW_ID ?? null,
+      HOME: e.HOME ?? null,
+      CLAUDE_CONFIG_DIR: e.CLAUDE_CONFIG_DIR ?? null,
+      FACTORY_SANDBOX: e.FACTORY_SANDBOX ?? null,
+      names: Object.keys(e).sort(),
     },
     started_at: new Date().toISOString(),
   });
@@ -317,8 +377,16 @@ async function main() {
   const ctx = makeCtx(opts, sessionId);
   if (scenario !== 'silent') {
     await ctx.emit({
-      type: 'system', subtype: 'init', cwd: ctx.cwd, session_id: sessionId, tools: TOOLS, mcp_servers: [],
-      model: MODEL, permissionMode: opts.permissionMode ?? 'default', apiKeySource: 'none', uuid: randomUUID(),
+      type: 'system',
+      subtype: 'init',
+      cwd: ctx.cwd,
+      session_id: sessionId,
+      tools: TOOLS,
+      mcp_servers: [],
+      model: MODEL,
+      permissionMode: opts.permissionMode ?? 'default',
+      apiKeySource: 'none',
+      uuid: randomUUID(),
     });
   }
   await run(ctx, args);

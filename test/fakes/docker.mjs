@@ -19,7 +19,11 @@ import { parse as parseYaml } from 'yaml';
 
 const argv = process.argv.slice(2);
 const control = (() => {
-  try { return process.env.FAKE_DOCKER_CONTROL ? JSON.parse(readFileSync(process.env.FAKE_DOCKER_CONTROL, 'utf8')) : {}; } catch { return {}; }
+  try {
+    return process.env.FAKE_DOCKER_CONTROL ? JSON.parse(readFileSync(process.env.FAKE_DOCKER_CONTROL, 'utf8')) : {};
+  } catch {
+    return {};
+  }
 })();
 const env = {
   ...process.env,
@@ -40,7 +44,11 @@ function fileArgs(args) {
     else if (a.startsWith('--file=')) f = a.slice(7);
     if (f !== undefined) {
       const abs = path.resolve(process.cwd(), f);
-      try { files[f] = readFileSync(abs, 'utf8'); } catch { files[f] = null; }
+      try {
+        files[f] = readFileSync(abs, 'utf8');
+      } catch {
+        files[f] = null;
+      }
     }
   }
   return files;
@@ -48,7 +56,11 @@ function fileArgs(args) {
 
 if (env.FAKE_DOCKER_LOG) {
   const fakeEnv = Object.fromEntries(Object.entries(env).filter(([k]) => k.startsWith('FAKE_DOCKER_') || k.startsWith('DOCKER_')));
-  appendFileSync(env.FAKE_DOCKER_LOG, JSON.stringify({ ts: new Date().toISOString(), pid: process.pid, argv, cwd: process.cwd(), files: fileArgs(argv), env: fakeEnv }) + '\n');
+  appendFileSync(
+    env.FAKE_DOCKER_LOG,
+    JSON.stringify({ ts: new Date().toISOString(), pid: process.pid, argv, cwd: process.cwd(), files: fileArgs(argv), env: fakeEnv }) +
+      '\n',
+  );
 }
 
 // ---------------------------------------------------------------- state (with a lock: tests run ups in parallel)
@@ -61,7 +73,10 @@ function withState(fn) {
       break;
     } catch (err) {
       if (err.code !== 'EEXIST') throw err;
-      if (Date.now() > deadline) { rmSync(lockDir, { recursive: true, force: true }); continue; }
+      if (Date.now() > deadline) {
+        rmSync(lockDir, { recursive: true, force: true });
+        continue;
+      }
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
     }
   }
@@ -92,11 +107,24 @@ function needDaemon() {
 }
 const keep = (tag) => ({ tag, resolve: (v) => ({ __tag: tag, value: v }) });
 const keepColl = (tag, collection) => ({ tag, collection, resolve: (v) => ({ __tag: tag, value: v.toJSON() }) });
-const YAML_TAGS = [keep('!reset'), keep('!override'), keepColl('!reset', 'seq'), keepColl('!override', 'seq'), keepColl('!reset', 'map'), keepColl('!override', 'map')];
+const YAML_TAGS = [
+  keep('!reset'),
+  keep('!override'),
+  keepColl('!reset', 'seq'),
+  keepColl('!override', 'seq'),
+  keepColl('!reset', 'map'),
+  keepColl('!override', 'map'),
+];
 
 function labelsToMap(l) {
   if (!l) return {};
-  if (Array.isArray(l)) return Object.fromEntries(l.map((s) => { const i = String(s).indexOf('='); return i < 0 ? [s, ''] : [s.slice(0, i), s.slice(i + 1)]; }));
+  if (Array.isArray(l))
+    return Object.fromEntries(
+      l.map((s) => {
+        const i = String(s).indexOf('=');
+        return i < 0 ? [s, ''] : [s.slice(0, i), s.slice(i + 1)];
+      }),
+    );
   return Object.fromEntries(Object.entries(l).map(([k, v]) => [k, v === null ? '' : String(v)]));
 }
 
@@ -147,7 +175,10 @@ function parseCompose(args) {
 const positional = (rest, withValue = []) => {
   const pos = [];
   for (let i = 0; i < rest.length; i++) {
-    if (withValue.includes(rest[i])) { i++; continue; }
+    if (withValue.includes(rest[i])) {
+      i++;
+      continue;
+    }
     if (!rest[i].startsWith('-')) pos.push(rest[i]);
   }
   return pos;
@@ -155,9 +186,22 @@ const positional = (rest, withValue = []) => {
 
 function psJson(c) {
   return {
-    Command: '"node server.js"', CreatedAt: c.created, ID: c.id.slice(0, 12), Image: c.image, Labels: Object.entries(c.labels).map(([k, v]) => `${k}=${v}`).join(','),
-    LocalVolumes: '0', Mounts: '', Names: c.name, Networks: c.networks.join(','), Ports: c.ports.join(', '), RunningFor: 'a few seconds ago',
-    Size: '0B', State: c.state, Status: c.state === 'running' ? `Up 1 second${c.health ? ` (${c.health})` : ''}` : 'Exited (1) 1 second ago',
+    Command: '"node server.js"',
+    CreatedAt: c.created,
+    ID: c.id.slice(0, 12),
+    Image: c.image,
+    Labels: Object.entries(c.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(','),
+    LocalVolumes: '0',
+    Mounts: '',
+    Names: c.name,
+    Networks: c.networks.join(','),
+    Ports: c.ports.join(', '),
+    RunningFor: 'a few seconds ago',
+    Size: '0B',
+    State: c.state,
+    Status: c.state === 'running' ? `Up 1 second${c.health ? ` (${c.health})` : ''}` : 'Exited (1) 1 second ago',
   };
 }
 
@@ -175,7 +219,9 @@ function composeCmd(args) {
       for (const n of names) if (!merged.services[n]) fail(`no such service: ${n}`);
       const bad = names.find((n) => merged.services[n].labels['fake.up'] === 'fail');
       if (env.FAKE_DOCKER_FAIL_UP === '1' || bad) {
-        process.stderr.write(`#1 [${bad ?? names[0]} build 1/3] RUN npm ci\n#1 ERROR: process "/bin/sh -c npm ci" did not complete successfully: exit code: 1\n`);
+        process.stderr.write(
+          `#1 [${bad ?? names[0]} build 1/3] RUN npm ci\n#1 ERROR: process "/bin/sh -c npm ci" did not complete successfully: exit code: 1\n`,
+        );
         fail('failed to solve: process "/bin/sh -c npm ci" did not complete successfully: exit code: 1', 17);
       }
       for (const n of Object.values(merged.services)) {
@@ -191,13 +237,32 @@ function composeCmd(args) {
           p.containers = p.containers.filter((x) => x.service !== n);
           const id = createHash('sha256').update(`${project}/${n}/${state.next_id++}`).digest('hex');
           const health = s.healthcheck
-            ? (env.FAKE_DOCKER_UNHEALTHY === '1' || s.labels['fake.health'] === 'unhealthy' ? 'unhealthy' : s.labels['fake.health'] === 'starting' ? 'starting' : 'healthy')
+            ? env.FAKE_DOCKER_UNHEALTHY === '1' || s.labels['fake.health'] === 'unhealthy'
+              ? 'unhealthy'
+              : s.labels['fake.health'] === 'starting'
+                ? 'starting'
+                : 'healthy'
             : null;
-          const netNames = s.networks.length ? s.networks.map((k) => merged.networks[k]?.name ?? `${project}_${k}`) : [`${project}_default`];
+          const netNames = s.networks.length
+            ? s.networks.map((k) => merged.networks[k]?.name ?? `${project}_${k}`)
+            : [`${project}_default`];
           p.containers.push({
-            id, name: s.container_name ?? `${project}-${n}-1`, service: n, project, image: s.image ?? `${project}-${n}`,
-            labels: { ...s.labels, 'com.docker.compose.project': project, 'com.docker.compose.service': n, 'com.docker.compose.container-number': '1' },
-            ports: s.ports, networks: netNames, health, state: 'running', created: new Date().toISOString(),
+            id,
+            name: s.container_name ?? `${project}-${n}-1`,
+            service: n,
+            project,
+            image: s.image ?? `${project}-${n}`,
+            labels: {
+              ...s.labels,
+              'com.docker.compose.project': project,
+              'com.docker.compose.service': n,
+              'com.docker.compose.container-number': '1',
+            },
+            ports: s.ports,
+            networks: netNames,
+            health,
+            state: 'running',
+            created: new Date().toISOString(),
           });
         }
       });
@@ -210,7 +275,11 @@ function composeCmd(args) {
         delete state.projects[project];
         return had;
       });
-      process.stderr.write(existed ? ` Container ${project}  Removed\n Network ${project}_default  Removed\n` : `Warning: No resource found to remove for project "${project}".\n`);
+      process.stderr.write(
+        existed
+          ? ` Container ${project}  Removed\n Network ${project}_default  Removed\n`
+          : `Warning: No resource found to remove for project "${project}".\n`,
+      );
       return;
     }
     case 'ps': {
@@ -218,7 +287,9 @@ function composeCmd(args) {
       const svc = positional(c.rest, ['--format', '--filter', '--status']);
       const list = (p?.containers ?? []).filter((x) => !svc.length || svc.includes(x.service));
       if (c.rest.includes('-q') || c.rest.includes('--quiet')) return out(list.map((x) => x.id).join('\n'));
-      return out(list.map((x) => JSON.stringify({ ...psJson(x), Project: project, Service: x.service, Health: x.health ?? '' })).join('\n'));
+      return out(
+        list.map((x) => JSON.stringify({ ...psJson(x), Project: project, Service: x.service, Health: x.health ?? '' })).join('\n'),
+      );
     }
     case 'logs': {
       const p = readState().projects?.[project];
@@ -249,12 +320,16 @@ function psCmd(args) {
     else if (args[i].startsWith('--format=')) format = args[i].slice(9);
   }
   const all = args.includes('-a') || args.includes('--all');
-  const list = allContainers(readState()).filter((c) => (all || c.state === 'running') && filters.every((f) => {
-    if (!f.startsWith('label=')) return true;
-    const spec = f.slice(6);
-    const eq = spec.indexOf('=');
-    return eq < 0 ? spec in c.labels : c.labels[spec.slice(0, eq)] === spec.slice(eq + 1);
-  }));
+  const list = allContainers(readState()).filter(
+    (c) =>
+      (all || c.state === 'running') &&
+      filters.every((f) => {
+        if (!f.startsWith('label=')) return true;
+        const spec = f.slice(6);
+        const eq = spec.indexOf('=');
+        return eq < 0 ? spec in c.labels : c.labels[spec.slice(0, eq)] === spec.slice(eq + 1);
+      }),
+  );
   if (args.includes('-q') || format === '{{.ID}}') return out(list.map((c) => c.id.slice(0, 12)).join('\n'));
   if (format === 'json' || format === '{{json .}}') return out(list.map((c) => JSON.stringify(psJson(c))).join('\n'));
   return out(['CONTAINER ID   IMAGE   NAMES', ...list.map((c) => `${c.id.slice(0, 12)}   ${c.image}   ${c.name}`)].join('\n'));
@@ -273,10 +348,24 @@ function inspectCmd(args) {
     }
     const ip = env.FAKE_DOCKER_IP ?? '127.0.0.1';
     found.push({
-      Id: c.id, Name: `/${c.name}`, Created: c.created,
+      Id: c.id,
+      Name: `/${c.name}`,
+      Created: c.created,
       State: {
-        Status: c.state, Running: c.state === 'running', ExitCode: 0,
-        ...(c.health ? { Health: { Status: c.health, FailingStreak: c.health === 'unhealthy' ? 3 : 0, Log: [{ ExitCode: c.health === 'healthy' ? 0 : 1, Output: c.health === 'unhealthy' ? 'curl: (7) Failed to connect' : 'ok' }] } } : {}),
+        Status: c.state,
+        Running: c.state === 'running',
+        ExitCode: 0,
+        ...(c.health
+          ? {
+              Health: {
+                Status: c.health,
+                FailingStreak: c.health === 'unhealthy' ? 3 : 0,
+                Log: [
+                  { ExitCode: c.health === 'healthy' ? 0 : 1, Output: c.health === 'unhealthy' ? 'curl: (7) Failed to connect' : 'ok' },
+                ],
+              },
+            }
+          : {}),
       },
       Config: { Labels: c.labels, Image: c.image },
       NetworkSettings: { IPAddress: '', Networks: Object.fromEntries(c.networks.map((n) => [n, { IPAddress: ip, NetworkID: n }])) },
@@ -304,13 +393,27 @@ switch (cmd) {
     out(rest.includes('--format') ? '27.0.3-fake' : 'Server Version: 27.0.3-fake');
     break;
   case 'version':
-    if (env.FAKE_DOCKER_DOWN === '1') { out('Client: 27.0.3-fake'); fail(DOWN_MSG); }
+    if (env.FAKE_DOCKER_DOWN === '1') {
+      out('Client: 27.0.3-fake');
+      fail(DOWN_MSG);
+    }
     out(rest.includes('--format') ? '27.0.3-fake' : 'Client: 27.0.3-fake\nServer: 27.0.3-fake');
     break;
-  case 'compose': composeCmd(rest); break;
-  case 'ps': psCmd(rest); break;
-  case 'inspect': inspectCmd(rest); break;
-  case 'rm': rmCmd(rest); break;
-  case '--version': out('Docker version 27.0.3-fake, build fake'); break;
-  default: fail(`fake docker: unsupported command ${cmd ?? '(none)'}`);
+  case 'compose':
+    composeCmd(rest);
+    break;
+  case 'ps':
+    psCmd(rest);
+    break;
+  case 'inspect':
+    inspectCmd(rest);
+    break;
+  case 'rm':
+    rmCmd(rest);
+    break;
+  case '--version':
+    out('Docker version 27.0.3-fake, build fake');
+    break;
+  default:
+    fail(`fake docker: unsupported command ${cmd ?? '(none)'}`);
 }

@@ -19,11 +19,17 @@ export interface GitHttpServer {
 }
 
 function listen(server: Server, port = 0): Promise<string> {
-  return new Promise((resolve) => server.listen(port, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+  return new Promise((resolve) =>
+    server.listen(port, '127.0.0.1', () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)),
+  );
 }
 
 function closer(server: Server): () => Promise<void> {
-  return () => new Promise((resolve) => { server.closeAllConnections(); server.close(() => resolve()); });
+  return () =>
+    new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
 }
 
 /** Serves the bare repositories under `root`, read and write, to requests carrying `token` (on `port`, or any). */
@@ -40,8 +46,13 @@ export async function startGitHttp(root: string, token: string, port = 0): Promi
     const cgi = spawn('git', ['http-backend'], {
       env: {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
-        GIT_PROJECT_ROOT: root, GIT_HTTP_EXPORT_ALL: '1', REMOTE_USER: 'factory', REMOTE_ADDR: '127.0.0.1',
-        REQUEST_METHOD: req.method ?? 'GET', PATH_INFO: decodeURIComponent(u.pathname), QUERY_STRING: u.search.slice(1),
+        GIT_PROJECT_ROOT: root,
+        GIT_HTTP_EXPORT_ALL: '1',
+        REMOTE_USER: 'factory',
+        REMOTE_ADDR: '127.0.0.1',
+        REQUEST_METHOD: req.method ?? 'GET',
+        PATH_INFO: decodeURIComponent(u.pathname),
+        QUERY_STRING: u.search.slice(1),
         CONTENT_TYPE: req.headers['content-type'] ?? '',
         ...(req.headers['content-encoding'] ? { HTTP_CONTENT_ENCODING: req.headers['content-encoding'] } : {}),
         ...(req.headers['git-protocol'] ? { GIT_PROTOCOL: String(req.headers['git-protocol']) } : {}),

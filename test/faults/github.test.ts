@@ -20,10 +20,13 @@ const isPulls = (r: RecordedRequest) => r.path.endsWith('/pulls');
 /** After the fault: the deferred PR was opened once, and the task holds it with its note cleared. */
 async function expectOnePr(f: FaultFactory, tasks: { ok: TaskJson }): Promise<void> {
   await allDelivered(f, PR_CHANNEL);
-  const t = await waitFor(async () => {
-    const x = (await f.api('GET', `/api/tasks/${tasks.ok.id}`)).json as TaskJson & { pr_number: number | null };
-    return x.pr_number ? x : undefined;
-  }, { what: 'the task to hold its PR' });
+  const t = await waitFor(
+    async () => {
+      const x = (await f.api('GET', `/api/tasks/${tasks.ok.id}`)).json as TaskJson & { pr_number: number | null };
+      return x.pr_number ? x : undefined;
+    },
+    { what: 'the task to hold its PR' },
+  );
   expect(t).toMatchObject({ status: 'in_review', error: '' });
   const prs = [...f.github.pulls.values()];
   expect(prs).toHaveLength(1);
@@ -50,17 +53,24 @@ describe('fault: GitHub', () => {
 
   it('secondary rate limit (403 with retry-after)', async () => {
     const f = await scenario((gh) => ({
-      on: () => gh.setFault({
-        status: 403, when: isPulls, headers: { 'retry-after': '1' },
-        json: { message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api' },
-      }),
+      on: () =>
+        gh.setFault({
+          status: 403,
+          when: isPulls,
+          headers: { 'retry-after': '1' },
+          json: {
+            message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.',
+            documentation_url: 'https://docs.github.com/rest/overview/rate-limits-for-the-rest-api',
+          },
+        }),
       off: () => gh.setFault(null),
       hit: () => gh.requests.filter((r) => r.failed).length >= 2,
     }));
     // retry-after was honoured between the client's own attempts.
     const limited = f.github.requests.filter((r) => r.failed);
     for (let i = 1; i < limited.length; i++) {
-      if (limited[i]!.rawBody === limited[i - 1]!.rawBody && limited[i]!.path === limited[i - 1]!.path) expect(limited[i]!.at - limited[i - 1]!.at).toBeGreaterThanOrEqual(900);
+      if (limited[i]!.rawBody === limited[i - 1]!.rawBody && limited[i]!.path === limited[i - 1]!.path)
+        expect(limited[i]!.at - limited[i - 1]!.at).toBeGreaterThanOrEqual(900);
     }
   });
 

@@ -25,14 +25,23 @@ export interface FaultFactory extends FactoryProcess {
 }
 
 /** Starts Factory with `extra` config on top of the scenario defaults; memory is off unless `extra` turns it on. */
-export async function startFaultFactory(extra: Record<string, unknown> = {}, env: Record<string, string> = {}, github = new FakeGitHub({ validToken: GITHUB_TOKEN })): Promise<FaultFactory> {
+export async function startFaultFactory(
+  extra: Record<string, unknown> = {},
+  env: Record<string, string> = {},
+  github = new FakeGitHub({ validToken: GITHUB_TOKEN }),
+): Promise<FaultFactory> {
   const dir = tempDir();
   const apiUrl = github.url || (await github.start());
   const claudeLog = path.join(dir, 'claude.jsonl');
   const { github: githubExtra, ...rest } = extra as { github?: Record<string, unknown> };
   const config = processConfig(dir, {
     github: { clone_base: path.join(dir, 'origins'), api_url: apiUrl, ...githubExtra },
-    agent: { command: FAKE_CLAUDE_PATH, kill_grace_seconds: 1, sandbox: 'off', env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') } },
+    agent: {
+      command: FAKE_CLAUDE_PATH,
+      kill_grace_seconds: 1,
+      sandbox: 'off',
+      env: { FAKE_CLAUDE_LOG: claudeLog, FAKE_CLAUDE_STATE_DIR: path.join(dir, 'state') },
+    },
     agent_activity_timeout_minutes: IDLE_TIMEOUT_MS / 60_000,
     max_concurrent_agents: 4,
     memory: { enabled: false },
@@ -42,7 +51,10 @@ export async function startFaultFactory(extra: Record<string, unknown> = {}, env
   });
   const factory = await startFactory(dir, config, { GITHUB_TOKEN, ...env });
   return {
-    ...factory, dir, github, claudeLog,
+    ...factory,
+    dir,
+    github,
+    claudeLog,
     async stop() {
       if (factory.child.exitCode === null && factory.child.signalCode === null) factory.child.kill('SIGTERM');
       await factory.exited;
@@ -51,15 +63,28 @@ export async function startFaultFactory(extra: Record<string, unknown> = {}, env
   };
 }
 
-interface LatencySummary { count: number; failures: number; first_failures: string[]; p50: number; p99: number; max: number }
+interface LatencySummary {
+  count: number;
+  failures: number;
+  first_failures: string[];
+  p50: number;
+  p99: number;
+  max: number;
+}
 /** Factory's /health latencies, and those of a bare Node server on the same machine (the control). */
-export interface ProbeSummary extends LatencySummary { control: LatencySummary }
+export interface ProbeSummary extends LatencySummary {
+  control: LatencySummary;
+}
 
 /** A /health prober in its own process (25 ms apart); stop() returns what it saw. */
 export async function startHealthProbe(factoryUrl: string): Promise<{ stop(): Promise<ProbeSummary> }> {
-  const child: ChildProcess = spawn(process.execPath, [path.join(import.meta.dirname, 'health-probe.mjs'), `${factoryUrl}/health`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child: ChildProcess = spawn(process.execPath, [path.join(import.meta.dirname, 'health-probe.mjs'), `${factoryUrl}/health`], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   await waitFor(() => out.startsWith('ready'), { what: 'the health probe to start' });
   return {
     async stop() {
@@ -93,10 +118,13 @@ export async function createTask(f: FactoryProcess, title: string, description: 
 }
 
 export async function waitTaskStatus(f: FactoryProcess, id: number, statuses: string[], timeoutMs = 30_000): Promise<TaskJson> {
-  return waitFor(async () => {
-    const t = (await f.api('GET', `/api/tasks/${id}`)).json as TaskJson;
-    return statuses.includes(t.status) ? t : undefined;
-  }, { what: `task ${id} to be ${statuses.join('|')}`, timeoutMs });
+  return waitFor(
+    async () => {
+      const t = (await f.api('GET', `/api/tasks/${id}`)).json as TaskJson;
+      return statuses.includes(t.status) ? t : undefined;
+    },
+    { what: `task ${id} to be ${statuses.join('|')}`, timeoutMs },
+  );
 }
 
 /** Read-only look at Factory's database (WAL mode lets us read while it writes). */
@@ -109,14 +137,31 @@ export function readDb<T>(f: FaultFactory, read: (db: Database.Database) => T): 
   }
 }
 
-interface RunRow { started_at: string; ended_at: string | null; outcome: string; error: string }
+interface RunRow {
+  started_at: string;
+  ended_at: string | null;
+  outcome: string;
+  error: string;
+}
 
 /**
  * Checks the silent task's run was stopped by the activity watchdog, and on time: the fault must not
  * have frozen the timers. Returns how late it fired.
  */
 export async function expectWatchdogFired(f: FaultFactory, taskId: number): Promise<number> {
-  const run = await waitFor(() => readDb(f, (db) => db.prepare('SELECT started_at, ended_at, outcome, error FROM task_runs WHERE task_id = ? AND ended_at IS NOT NULL ORDER BY id LIMIT 1').get(taskId) as RunRow | undefined), { what: `the watchdog to end task ${taskId}'s run`, timeoutMs: IDLE_TIMEOUT_MS + 20_000 });
+  const run = await waitFor(
+    () =>
+      readDb(
+        f,
+        (db) =>
+          db
+            .prepare(
+              'SELECT started_at, ended_at, outcome, error FROM task_runs WHERE task_id = ? AND ended_at IS NOT NULL ORDER BY id LIMIT 1',
+            )
+            .get(taskId) as RunRow | undefined,
+      ),
+    { what: `the watchdog to end task ${taskId}'s run`, timeoutMs: IDLE_TIMEOUT_MS + 20_000 },
+  );
   expect(run.error).toMatch(/no output for/);
   const ranMs = Date.parse(run.ended_at!) - Date.parse(run.started_at);
   expect(ranMs).toBeGreaterThanOrEqual(IDLE_TIMEOUT_MS - 100);
@@ -130,8 +175,15 @@ export function runsOf(f: FaultFactory, taskId: number): number {
 }
 
 /** Outbox rows of a channel in the order Factory must deliver them (per order key: by id). */
-export function outboxRows(f: FaultFactory, channel: string): Array<{ id: number; order_key: string; payload: string; delivered_at: string | null; attempts: number }> {
-  return readDb(f, (db) => db.prepare('SELECT id, order_key, payload, delivered_at, attempts FROM outbox WHERE channel = ? ORDER BY id').all(channel) as never);
+export function outboxRows(
+  f: FaultFactory,
+  channel: string,
+): Array<{ id: number; order_key: string; payload: string; delivered_at: string | null; attempts: number }> {
+  return readDb(
+    f,
+    (db) =>
+      db.prepare('SELECT id, order_key, payload, delivered_at, attempts FROM outbox WHERE channel = ? ORDER BY id').all(channel) as never,
+  );
 }
 
 /**
@@ -148,7 +200,11 @@ export async function startStandardTasks(f: FactoryProcess): Promise<{ ok: TaskJ
  * Task ends: the good one in review (with its PR, unless `prMayWait`: GitHub itself is the fault, so
  * the PR may be deferred), the silent one stopped by the watchdog; one agent run for the good one.
  */
-export async function expectStandardOutcome(f: FaultFactory, tasks: { ok: TaskJson; silent: TaskJson }, opts: { prMayWait?: boolean } = {}): Promise<void> {
+export async function expectStandardOutcome(
+  f: FaultFactory,
+  tasks: { ok: TaskJson; silent: TaskJson },
+  opts: { prMayWait?: boolean } = {},
+): Promise<void> {
   const ok = await waitTaskStatus(f, tasks.ok.id, ['in_review', 'failed'], 40_000);
   expect(ok.status, ok.error).toBe('in_review');
   if (!opts.prMayWait) {
@@ -173,7 +229,11 @@ export interface FaultSwitch {
  * every queued delivery arrived once and in order. One PR in all, the probe answered throughout.
  */
 export async function runFaultScenario(
-  f: FaultFactory, fault: FaultSwitch, channel: string, delivered: (f: FaultFactory, tasks: { ok: TaskJson; silent: TaskJson }) => Promise<void>, opts: { prMayWait?: boolean } = {},
+  f: FaultFactory,
+  fault: FaultSwitch,
+  channel: string,
+  delivered: (f: FaultFactory, tasks: { ok: TaskJson; silent: TaskJson }) => Promise<void>,
+  opts: { prMayWait?: boolean } = {},
 ): Promise<void> {
   const probe = await startHealthProbe(f.url);
   await fault.on();
@@ -182,7 +242,10 @@ export async function runFaultScenario(
   // Its retries (if any) are over: no new deliveries are queued after the check below.
   await waitTaskStatus(f, tasks.silent.id, ['failed', 'cancelled'], 60_000);
   await waitFor(() => fault.hit(f), { what: 'Factory to meet the fault' });
-  expect(outboxRows(f, channel).some((r) => !r.delivered_at), `${channel} deliveries wait while the service misbehaves`).toBe(true);
+  expect(
+    outboxRows(f, channel).some((r) => !r.delivered_at),
+    `${channel} deliveries wait while the service misbehaves`,
+  ).toBe(true);
   await fault.off();
   await delivered(f, tasks);
   expectResponsive(await probe.stop());
@@ -193,10 +256,13 @@ export async function runFaultScenario(
 
 /** Waits until every row of `channel` is delivered (none dead) and returns them in queue order. */
 export async function allDelivered(f: FaultFactory, channel: string): Promise<ReturnType<typeof outboxRows>> {
-  return waitFor(() => {
-    const all = outboxRows(f, channel);
-    return all.length > 0 && all.every((r) => r.delivered_at) ? all : undefined;
-  }, { what: `every ${channel} delivery made`, timeoutMs: 30_000 });
+  return waitFor(
+    () => {
+      const all = outboxRows(f, channel);
+      return all.length > 0 && all.every((r) => r.delivered_at) ? all : undefined;
+    },
+    { what: `every ${channel} delivery made`, timeoutMs: 30_000 },
+  );
 }
 
 /** The service is gone (its port refuses connections) until off() brings it back on the same port. */
@@ -204,8 +270,15 @@ export function connectionRefused(server: FakeServer, channel: string): FaultSwi
   let port = 0;
   let down = false;
   return {
-    on: async () => { port = Number(new URL(server.url).port); await server.stop(); down = true; },
-    off: async () => { await server.start(port); down = false; },
+    on: async () => {
+      port = Number(new URL(server.url).port);
+      await server.stop();
+      down = true;
+    },
+    off: async () => {
+      await server.start(port);
+      down = false;
+    },
     hit: (f) => down && outboxRows(f, channel).some((r) => r.attempts > 0 && !r.delivered_at),
   };
 }

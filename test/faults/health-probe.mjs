@@ -46,8 +46,12 @@ function summary(series) {
   const sorted = [...series.latencies].sort((a, b) => a - b);
   const round = (n) => Math.round(n * 10) / 10;
   return {
-    count: sorted.length, failures: series.failures.length, first_failures: series.failures.slice(0, 5),
-    p50: round(percentile(sorted, 50)), p99: round(percentile(sorted, 99)), max: round(sorted.at(-1) ?? 0),
+    count: sorted.length,
+    failures: series.failures.length,
+    first_failures: series.failures.slice(0, 5),
+    p50: round(percentile(sorted, 50)),
+    p99: round(percentile(sorted, 99)),
+    max: round(sorted.at(-1) ?? 0),
   };
 }
 

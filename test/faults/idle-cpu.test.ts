@@ -25,16 +25,26 @@ describe('fault: an idle Factory with a blocked outbox head', () => {
     const tg = new FakeTelegram();
     await tg.start();
     cleanup.push(() => tg.stop());
-    tg.setFault({ status: 429, headers: { 'retry-after': '60' }, json: { ok: false, error_code: 429, description: 'Too Many Requests: retry after 60', parameters: { retry_after: 60 } } });
-    const f: FaultFactory = await startFaultFactory({ telegram: { api_root: tg.url, chat_id: '42', poll_replies: false } }, { TELEGRAM_BOT_TOKEN: tg.token });
+    tg.setFault({
+      status: 429,
+      headers: { 'retry-after': '60' },
+      json: { ok: false, error_code: 429, description: 'Too Many Requests: retry after 60', parameters: { retry_after: 60 } },
+    });
+    const f: FaultFactory = await startFaultFactory(
+      { telegram: { api_root: tg.url, chat_id: '42', poll_replies: false } },
+      { TELEGRAM_BOT_TOKEN: tg.token },
+    );
     cleanup.push(() => f.stop());
     const t = await createTask(f, 'Quick research', '[fake:noop]');
     await waitTaskStatus(f, t.id, ['done', 'in_review', 'failed']);
     // The head was tried and is waiting; notices of the same chat queue behind it.
-    await waitFor(() => {
-      const rows = outboxRows(f, 'telegram').filter((r) => !r.delivered_at);
-      return rows.length >= 2 && rows[0]!.attempts >= 1;
-    }, { what: 'a rate-limited head with notices behind it' });
+    await waitFor(
+      () => {
+        const rows = outboxRows(f, 'telegram').filter((r) => !r.delivered_at);
+        return rows.length >= 2 && rows[0]!.attempts >= 1;
+      },
+      { what: 'a rate-limited head with notices behind it' },
+    );
     const pid = f.child.pid!;
     const before = cpuTicks(pid);
     const started = Date.now();

@@ -4,7 +4,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeOpenAI, FakeServer } from '../fakes/http/index.js';
 import { waitFor } from '../helpers.js';
-import { expectResponsive, expectStandardOutcome, readDb, startFaultFactory, startHealthProbe, startStandardTasks, type FaultFactory } from './harness.js';
+import {
+  expectResponsive,
+  expectStandardOutcome,
+  readDb,
+  startFaultFactory,
+  startHealthProbe,
+  startStandardTasks,
+  type FaultFactory,
+} from './harness.js';
 
 let cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -31,7 +39,10 @@ describe('fault: agent memory', () => {
     const openai = new FakeOpenAI({ apiKey: 'sk-fake-faults' });
     const url = await openai.start();
     cleanup.push(() => openai.stop());
-    const f = await startFaultFactory({ memory: { enabled: true, openai_base_url: `${url}/v1`, embedding_model: 'fake-embed' } }, { OPENAI_API_KEY: 'sk-fake-faults' });
+    const f = await startFaultFactory(
+      { memory: { enabled: true, openai_base_url: `${url}/v1`, embedding_model: 'fake-embed' } },
+      { OPENAI_API_KEY: 'sk-fake-faults' },
+    );
     cleanup.push(() => f.stop());
     await runWithMemoryFault(f, () => openai.setHanging(true), /embeddings unavailable/);
     // The embedder was asked and then left alone for a while, not once per call with a timeout each.
@@ -41,10 +52,15 @@ describe('fault: agent memory', () => {
     expect(asked).toBeLessThanOrEqual(4);
     openai.setHanging(false);
     // What the runs learned was stored (full-text searchable) once per task, despite the outage.
-    const outcomes = await waitFor(async () => {
-      const m = ((await f.api('GET', '/api/memory?repo=acme/web&limit=50')).json as { memories: Array<{ kind: string; task_id: number }> }).memories.filter((x) => x.kind === 'outcome');
-      return m.length >= 2 ? m : undefined;
-    }, { what: 'outcome memories of both tasks' });
+    const outcomes = await waitFor(
+      async () => {
+        const m = (
+          (await f.api('GET', '/api/memory?repo=acme/web&limit=50')).json as { memories: Array<{ kind: string; task_id: number }> }
+        ).memories.filter((x) => x.kind === 'outcome');
+        return m.length >= 2 ? m : undefined;
+      },
+      { what: 'outcome memories of both tasks' },
+    );
     expect(outcomes.map((m) => m.task_id).sort()).toEqual([1, 2]);
   });
 
@@ -58,10 +74,17 @@ describe('fault: agent memory', () => {
     await runWithMemoryFault(f, () => {}, /./);
     expect(surreal.heldCount + surreal.requests.length).toBeGreaterThanOrEqual(1);
     // What the runs learned is not dropped: it waits in the outbox for the store to answer.
-    const waiting = await waitFor(() => {
-      const n = readDb(f, (db) => (db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE channel = 'memory' AND delivered_at IS NULL").get() as { n: number }).n);
-      return n >= 2 ? n : undefined;
-    }, { what: 'the outcome memories of both tasks queued' });
+    const waiting = await waitFor(
+      () => {
+        const n = readDb(
+          f,
+          (db) =>
+            (db.prepare("SELECT COUNT(*) AS n FROM outbox WHERE channel = 'memory' AND delivered_at IS NULL").get() as { n: number }).n,
+        );
+        return n >= 2 ? n : undefined;
+      },
+      { what: 'the outcome memories of both tasks queued' },
+    );
     expect(waiting).toBe(2);
   });
 });

@@ -7,8 +7,12 @@ import { allDelivered, connectionRefused, runFaultScenario, startFaultFactory, t
 
 const PLANE_KEY = 'plane_api_key_faults_123';
 const STATES = {
-  queued: planeStateId('Todo'), in_progress: planeStateId('In Progress'), in_review: planeStateId('In Review'),
-  done: planeStateId('Done'), failed: planeStateId('Backlog'), cancelled: planeStateId('Cancelled'),
+  queued: planeStateId('Todo'),
+  in_progress: planeStateId('In Progress'),
+  in_review: planeStateId('In Review'),
+  done: planeStateId('Done'),
+  failed: planeStateId('Backlog'),
+  cancelled: planeStateId('Cancelled'),
 };
 
 let cleanup: Array<() => Promise<void>> = [];
@@ -39,7 +43,16 @@ async function scenario(plane: FakePlane, fault: FaultSwitch): Promise<void> {
   const url = await plane.start();
   cleanup.push(() => plane.stop());
   const f = await startFaultFactory(
-    { plane: { base_url: url, workspace_slug: 'ws', project_id: 'project-1', default_repo: 'acme/web', states: STATES, poll_interval_seconds: 3600 } },
+    {
+      plane: {
+        base_url: url,
+        workspace_slug: 'ws',
+        project_id: 'project-1',
+        default_repo: 'acme/web',
+        states: STATES,
+        poll_interval_seconds: 3600,
+      },
+    },
     { PLANE_API_KEY: PLANE_KEY },
   );
   cleanup.push(() => f.stop());
@@ -60,7 +73,8 @@ describe('fault: Plane', () => {
       hit: () => plane.requests.filter((r) => r.failed).length >= 2,
     });
     // retry-after was honoured: the same request (method, path, body) never came again within 2 s.
-    const same = (a: { method: string; path: string; rawBody: string }, b: typeof a) => a.method === b.method && a.path === b.path && a.rawBody === b.rawBody;
+    const same = (a: { method: string; path: string; rawBody: string }, b: typeof a) =>
+      a.method === b.method && a.path === b.path && a.rawBody === b.rawBody;
     for (const t of plane.requests.filter((r) => r.failed)) {
       const next = plane.requests.find((r) => r.at > t.at && same(r, t));
       if (next) expect(next.at - t.at, `${t.method} ${t.path} retried too soon`).toBeGreaterThanOrEqual(1900);

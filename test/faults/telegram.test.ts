@@ -13,7 +13,10 @@ afterEach(async () => {
 });
 
 async function startWithTelegram(tg: FakeTelegram): Promise<FaultFactory> {
-  const f = await startFaultFactory({ telegram: { api_root: tg.url, chat_id: CHAT, poll_replies: false } }, { TELEGRAM_BOT_TOKEN: tg.token });
+  const f = await startFaultFactory(
+    { telegram: { api_root: tg.url, chat_id: CHAT, poll_replies: false } },
+    { TELEGRAM_BOT_TOKEN: tg.token },
+  );
   cleanup.push(() => f.stop());
   return f;
 }

@@ -32,9 +32,21 @@ export const CACHE_READ_ONLY = ['config', 'hooks', 'info', 'packed-refs'];
 
 export function bwrapArgs(p: SandboxPolicy, existsInCache: (name: string) => boolean): string[] {
   const args = [
-    '--die-with-parent', '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-net', '--unshare-cgroup-try',
-    '--ro-bind', '/', '/',
-    '--dev', '/dev', '--proc', '/proc', '--tmpfs', '/tmp',
+    '--die-with-parent',
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--unshare-net',
+    '--unshare-cgroup-try',
+    '--ro-bind',
+    '/',
+    '/',
+    '--dev',
+    '/dev',
+    '--proc',
+    '/proc',
+    '--tmpfs',
+    '/tmp',
   ];
   for (const d of p.hiddenDirs) args.push('--tmpfs', d);
   for (const f of p.hiddenFiles) args.push('--ro-bind', '/dev/null', f);
@@ -58,7 +70,9 @@ export function launcherScript(apiPort: number | null): string {
   const lines = [bridge(SANDBOX_PROXY_PORT, 'proxy.sock')];
   if (apiPort) lines.push(bridge(apiPort, 'api.sock'));
   // Wait (bounded) until the proxy port answers, so the agent's first request cannot race socat.
-  lines.push(`i=0; while [ $i -lt 50 ] && ! (echo > /dev/tcp/127.0.0.1/${SANDBOX_PROXY_PORT}) 2>/dev/null; do i=$((i+1)); sleep 0.02; done`);
+  lines.push(
+    `i=0; while [ $i -lt 50 ] && ! (echo > /dev/tcp/127.0.0.1/${SANDBOX_PROXY_PORT}) 2>/dev/null; do i=$((i+1)); sleep 0.02; done`,
+  );
   lines.push('exec "$@"');
   return lines.join('\n');
 }

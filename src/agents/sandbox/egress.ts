@@ -60,7 +60,10 @@ export async function startEgress(o: EgressOptions): Promise<Egress> {
     o.onRefused?.(destination);
   };
   const sockets = new Set<Socket>();
-  const track = (s: Socket) => { sockets.add(s); s.once('close', () => sockets.delete(s)); };
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.once('close', () => sockets.delete(s));
+  };
 
   const proxy = createHttpServer((req, res) => forwardPlain(req, res));
   const forwardPlain = (req: IncomingMessage, res: import('node:http').ServerResponse) => {
@@ -74,13 +77,18 @@ export async function startEgress(o: EgressOptions): Promise<Egress> {
     const port = Number(url.port) || 80;
     if (url.protocol !== 'http:' || !hostAllowed(o.allow, url.hostname, port)) {
       refuse(`${url.hostname}:${port}`);
-      res.writeHead(403, { 'content-type': 'text/plain' }).end(`factory sandbox: ${url.hostname}:${port} is not on the network allowlist\n`);
+      res
+        .writeHead(403, { 'content-type': 'text/plain' })
+        .end(`factory sandbox: ${url.hostname}:${port} is not on the network allowlist\n`);
       return;
     }
-    const upstream = httpRequest({ host: url.hostname, port, method: req.method, path: `${url.pathname}${url.search}`, headers: req.headers }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
+    const upstream = httpRequest(
+      { host: url.hostname, port, method: req.method, path: `${url.pathname}${url.search}`, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
     upstream.on('error', () => res.writeHead(502).end());
     req.pipe(upstream);
   };

@@ -11,7 +11,20 @@ import { bwrapArgs, launcherScript, SANDBOX_PROXY_PORT } from './bwrap.js';
 import { startEgress } from './egress.js';
 
 /** Home files and folders that hold credentials of the operator (never the agent's). */
-const HOME_SECRETS = ['.ssh', '.aws', '.azure', '.config/gcloud', '.config/gh', '.gnupg', '.docker', '.kube', '.netrc', '.git-credentials', '.npmrc', '.pypirc'];
+const HOME_SECRETS = [
+  '.ssh',
+  '.aws',
+  '.azure',
+  '.config/gcloud',
+  '.config/gh',
+  '.gnupg',
+  '.docker',
+  '.kube',
+  '.netrc',
+  '.git-credentials',
+  '.npmrc',
+  '.pypirc',
+];
 /** State the agent CLIs write in the home directory (sessions, settings). */
 const AGENT_STATE = ['.claude', '.claude.json', '.codex', '.gemini'];
 
@@ -41,12 +54,16 @@ export interface SandboxedRun {
 }
 
 /** `factory doctor`'s view of the sandbox: what runs here, and what to do when it does not. */
-export async function checkSandbox(config: Config, logger: Logger): Promise<{ name: string; level: 'ok' | 'warn' | 'fail'; message: string; fix?: string }> {
+export async function checkSandbox(
+  config: Config,
+  logger: Logger,
+): Promise<{ name: string; level: 'ok' | 'warn' | 'fail'; message: string; fix?: string }> {
   const sandbox = new AgentSandbox({ config, logger });
   await sandbox.init();
   const s = sandbox.status();
   if (s.sandboxed) return { name: 'sandbox', level: 'ok', message: `agents run in bubblewrap (agent.sandbox: ${s.mode})` };
-  const fix = s.mode === 'off' ? 'set agent.sandbox: auto (or on)' : 'apt-get install bubblewrap socat, and allow unprivileged user namespaces';
+  const fix =
+    s.mode === 'off' ? 'set agent.sandbox: auto (or on)' : 'apt-get install bubblewrap socat, and allow unprivileged user namespaces';
   return { name: 'sandbox', level: s.mode === 'on' ? 'fail' : 'warn', message: `AGENTS RUN UNSANDBOXED: ${s.reason}`, fix };
 }
 
@@ -89,7 +106,13 @@ export class AgentSandbox {
     const api = sandboxApiTarget(input.env.FACTORY_API_URL, c.server.port);
     const root = path.join(c.data_dir, 'sandbox');
     mkdirSync(root, { recursive: true, mode: 0o700 });
-    const egress = await startEgress({ allow: input.allow, api, logger: this.d.logger.child({ taskId: input.taskId }), onRefused: input.onRefused, root });
+    const egress = await startEgress({
+      allow: input.allow,
+      api,
+      logger: this.d.logger.child({ taskId: input.taskId }),
+      onRefused: input.onRefused,
+      root,
+    });
     const home = input.env.HOME || os.homedir();
     const existing = (paths: string[]) => paths.filter((p) => existsSync(p));
     const homeSecrets = existing(HOME_SECRETS.map((p) => path.join(home, p)));
@@ -97,23 +120,44 @@ export class AgentSandbox {
       worktree: input.worktree,
       cache: input.cache,
       hiddenDirs: existing([c.data_dir, c.repos_dir, c.worktrees_dir, ...c.agent.sandbox_hidden.map((p) => path.resolve(c.rootDir, p))])
-        .filter(isDir).concat(homeSecrets.filter(isDir)),
-      hiddenFiles: existing([path.join(c.rootDir, '.env'), ...(c.configPath ? [c.configPath] : [])]).concat(homeSecrets.filter((p) => !isDir(p))),
-      writable: existing([...AGENT_STATE.map((p) => path.join(home, p)), ...(input.env.CLAUDE_CONFIG_DIR ? [input.env.CLAUDE_CONFIG_DIR] : []),
-        ...c.agent.sandbox_writable.map((p) => path.resolve(c.rootDir, p))]),
+        .filter(isDir)
+        .concat(homeSecrets.filter(isDir)),
+      hiddenFiles: existing([path.join(c.rootDir, '.env'), ...(c.configPath ? [c.configPath] : [])]).concat(
+        homeSecrets.filter((p) => !isDir(p)),
+      ),
+      writable: existing([
+        ...AGENT_STATE.map((p) => path.join(home, p)),
+        ...(input.env.CLAUDE_CONFIG_DIR ? [input.env.CLAUDE_CONFIG_DIR] : []),
+        ...c.agent.sandbox_writable.map((p) => path.resolve(c.rootDir, p)),
+      ]),
       egressDir: egress.dir,
       apiPort: api?.port ?? null,
     };
     const proxy = `http://127.0.0.1:${SANDBOX_PROXY_PORT}`;
     const env: Record<string, string> = {
       // Caches go to the private /tmp: the home directory is read-only inside.
-      npm_config_cache: '/tmp/.npm', XDG_CACHE_HOME: '/tmp/.cache',
+      npm_config_cache: '/tmp/.npm',
+      XDG_CACHE_HOME: '/tmp/.cache',
       ...input.env,
-      HTTPS_PROXY: proxy, HTTP_PROXY: proxy, https_proxy: proxy, http_proxy: proxy, NO_PROXY: '127.0.0.1,localhost', no_proxy: '127.0.0.1,localhost',
+      HTTPS_PROXY: proxy,
+      HTTP_PROXY: proxy,
+      https_proxy: proxy,
+      http_proxy: proxy,
+      NO_PROXY: '127.0.0.1,localhost',
+      no_proxy: '127.0.0.1,localhost',
       ...(api ? { FACTORY_API_URL: `http://127.0.0.1:${api.port}` } : {}),
       FACTORY_SANDBOX: 'bwrap',
     };
-    const args2 = [...bwrapArgs(policy, (n) => existsSync(path.join(input.cache, n))), '--', 'bash', '-c', launcherScript(policy.apiPort), 'factory-sandbox', cmd, ...args];
+    const args2 = [
+      ...bwrapArgs(policy, (n) => existsSync(path.join(input.cache, n))),
+      '--',
+      'bash',
+      '-c',
+      launcherScript(policy.apiPort),
+      'factory-sandbox',
+      cmd,
+      ...args,
+    ];
     return { command: 'bwrap', args: args2, env, dispose: () => egress.close() };
   }
 }
@@ -147,9 +191,15 @@ export async function probeSandbox(): Promise<string | null> {
     const r = await execa(tool, [tool === 'socat' ? '-V' : '--version'], { reject: false, timeout: 10_000 });
     if (r.exitCode !== 0) return `${tool} is not installed (Debian: apt-get install bubblewrap socat)`;
   }
-  const r = await execa('bwrap', ['--die-with-parent', '--unshare-all', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', 'true'], { reject: false, timeout: 10_000 });
+  const r = await execa(
+    'bwrap',
+    ['--die-with-parent', '--unshare-all', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', 'true'],
+    { reject: false, timeout: 10_000 },
+  );
   if (r.exitCode === 0) return null;
   const message = String(r.message ?? '');
   const why = (String(r.stderr ?? '') || message).split('\n')[0];
-  return /ENOENT/.test(message) ? 'bubblewrap is not installed (Debian: apt-get install bubblewrap socat)' : `bubblewrap cannot create namespaces here: ${why}`;
+  return /ENOENT/.test(message)
+    ? 'bubblewrap is not installed (Debian: apt-get install bubblewrap socat)'
+    : `bubblewrap cannot create namespaces here: ${why}`;
 }

@@ -30,11 +30,42 @@ export interface EnvironmentRow {
   machine: string;
 }
 
-export type NewEnvironment = Pick<EnvironmentRow, 'task_id' | 'repo' | 'project' | 'env_type' | 'service' | 'port' | 'host' | 'url' | 'pr_number' | 'compose_file' | 'override_file' | 'worktree' | 'machine'>;
+export type NewEnvironment = Pick<
+  EnvironmentRow,
+  | 'task_id'
+  | 'repo'
+  | 'project'
+  | 'env_type'
+  | 'service'
+  | 'port'
+  | 'host'
+  | 'url'
+  | 'pr_number'
+  | 'compose_file'
+  | 'override_file'
+  | 'worktree'
+  | 'machine'
+>;
 export type EnvironmentPatch = Partial<Omit<EnvironmentRow, 'id' | 'project' | 'env_type' | 'created_at' | 'updated_at'>>;
 
-const COLS = new Set(['task_id', 'repo', 'service', 'port', 'host', 'url', 'status', 'health', 'container_id', 'pr_number',
-  'compose_file', 'override_file', 'worktree', 'removed_at', 'last_error', 'machine']);
+const COLS = new Set([
+  'task_id',
+  'repo',
+  'service',
+  'port',
+  'host',
+  'url',
+  'status',
+  'health',
+  'container_id',
+  'pr_number',
+  'compose_file',
+  'override_file',
+  'worktree',
+  'removed_at',
+  'last_error',
+  'machine',
+]);
 
 export class EnvironmentsRepo {
   constructor(private readonly db: Db) {}
@@ -46,12 +77,16 @@ export class EnvironmentsRepo {
     if (live) {
       return this.update(live.id, { ...e, status: 'starting', health: '', container_id: '', last_error: '' })!;
     }
-    return this.db.prepare(`
+    return this.db
+      .prepare(
+        `
       INSERT INTO environments (task_id, repo, project, env_type, service, port, host, url, status, pr_number,
         compose_file, override_file, worktree, machine, created_at, updated_at)
       VALUES (@task_id, @repo, @project, @env_type, @service, @port, @host, @url, 'starting', @pr_number,
         @compose_file, @override_file, @worktree, @machine, @now, @now)
-      RETURNING *`).get({ ...e, now }) as EnvironmentRow;
+      RETURNING *`,
+      )
+      .get({ ...e, now }) as EnvironmentRow;
   }
 
   get(id: number): EnvironmentRow | undefined {
@@ -59,15 +94,22 @@ export class EnvironmentsRepo {
   }
 
   liveByProject(project: string): EnvironmentRow | undefined {
-    return this.db.prepare('SELECT * FROM environments WHERE project = ? AND removed_at IS NULL').get(project) as EnvironmentRow | undefined;
+    return this.db.prepare('SELECT * FROM environments WHERE project = ? AND removed_at IS NULL').get(project) as
+      EnvironmentRow | undefined;
   }
 
   /** Live environments (not torn down), oldest first; optionally of one task and/or type. */
   live(q: { taskId?: number; type?: EnvType } = {}): EnvironmentRow[] {
     const where = ['removed_at IS NULL'];
     const params: Record<string, unknown> = {};
-    if (q.taskId !== undefined) { where.push('task_id = @taskId'); params.taskId = q.taskId; }
-    if (q.type) { where.push('env_type = @type'); params.type = q.type; }
+    if (q.taskId !== undefined) {
+      where.push('task_id = @taskId');
+      params.taskId = q.taskId;
+    }
+    if (q.type) {
+      where.push('env_type = @type');
+      params.type = q.type;
+    }
     return this.db.prepare(`SELECT * FROM environments WHERE ${where.join(' AND ')} ORDER BY id`).all(params) as EnvironmentRow[];
   }
 
@@ -76,7 +118,10 @@ export class EnvironmentsRepo {
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: q.limit ?? 200 };
     if (!q.includeRemoved) where.push('removed_at IS NULL');
-    if (q.taskId !== undefined) { where.push('task_id = @taskId'); params.taskId = q.taskId; }
+    if (q.taskId !== undefined) {
+      where.push('task_id = @taskId');
+      params.taskId = q.taskId;
+    }
     const sql = `SELECT * FROM environments ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
     return this.db.prepare(sql).all(params) as EnvironmentRow[];
   }
@@ -85,7 +130,8 @@ export class EnvironmentsRepo {
     const entries = Object.entries(patch).filter(([k, v]) => v !== undefined && COLS.has(k));
     const sets = ['updated_at = @updated_at', ...entries.map(([k]) => `${k} = @p_${k}`)];
     const params = Object.fromEntries(entries.map(([k, v]) => [`p_${k}`, v]));
-    return this.db.prepare(`UPDATE environments SET ${sets.join(', ')} WHERE id = @id RETURNING *`)
+    return this.db
+      .prepare(`UPDATE environments SET ${sets.join(', ')} WHERE id = @id RETURNING *`)
       .get({ ...params, updated_at: nowIso(), id }) as EnvironmentRow | undefined;
   }
 

@@ -1,7 +1,13 @@
 import type { Db } from '../connection.js';
 import { nowIso } from '../time.js';
 
-export interface EventRow { id: number; kind: string; task_id: number | null; payload: string; created_at: string }
+export interface EventRow {
+  id: number;
+  kind: string;
+  task_id: number | null;
+  payload: string;
+  created_at: string;
+}
 
 /** PostgreSQL channel on which every new event id is announced to the other Factory processes. */
 export const EVENTS_CHANNEL = 'factory_events';
@@ -12,8 +18,10 @@ export class EventsRepo {
   constructor(private readonly db: Db) {}
 
   append(kind: string, taskId: number | null, payload: unknown): EventRow {
-    const insert = () => this.db.prepare('INSERT INTO events (kind, task_id, payload, created_at) VALUES (?, ?, ?, ?) RETURNING *')
-      .get(kind, taskId, JSON.stringify(payload), nowIso()) as EventRow;
+    const insert = () =>
+      this.db
+        .prepare('INSERT INTO events (kind, task_id, payload, created_at) VALUES (?, ?, ?, ?) RETURNING *')
+        .get(kind, taskId, JSON.stringify(payload), nowIso()) as EventRow;
     if (this.db.dialect === 'sqlite') return insert();
     // PostgreSQL: with several writers, ids could otherwise become visible out of order and a
     // reader replaying "after id N" would skip the late one for good. Taking the id under a

@@ -8,7 +8,10 @@ export class KvRepo {
     return row ? (JSON.parse(row.value) as T) : undefined;
   }
   set(key: string, value: unknown): void {
-    this.db.prepare('INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at')
+    this.db
+      .prepare(
+        'INSERT INTO kv (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+      )
       .run(key, JSON.stringify(value), nowIso());
   }
   delete(key: string): void {

@@ -55,7 +55,10 @@ export const MAX_THREAD_SIZE = 2000;
  * they would only produce empty phrases. Returns null when nothing searchable is left.
  */
 export function ftsQuery(text: string): string | null {
-  const words = text.split(/\s+/).filter((w) => /[\p{L}\p{N}]/u.test(w)).slice(0, 32);
+  const words = text
+    .split(/\s+/)
+    .filter((w) => /[\p{L}\p{N}]/u.test(w))
+    .slice(0, 32);
   if (words.length === 0) return null;
   return words.map((w) => `"${w.replace(/"/g, '""')}"*`).join(' ');
 }
@@ -77,13 +80,21 @@ export class MessagesRepo {
   constructor(private readonly db: Db) {}
 
   create(m: NewMessage): MessageRow {
-    return this.db.prepare(
-      `INSERT INTO messages (sender, recipient, task_id, workflow_id, message, message_type, reply_to, created_at)
+    return this.db
+      .prepare(
+        `INSERT INTO messages (sender, recipient, task_id, workflow_id, message, message_type, reply_to, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-    ).get(
-      m.sender, m.recipient ?? null, m.task_id ?? null, m.workflow_id ?? null, m.message,
-      m.message_type ?? 'info', m.reply_to ?? null, nowIso(),
-    ) as MessageRow;
+      )
+      .get(
+        m.sender,
+        m.recipient ?? null,
+        m.task_id ?? null,
+        m.workflow_id ?? null,
+        m.message,
+        m.message_type ?? 'info',
+        m.reply_to ?? null,
+        nowIso(),
+      ) as MessageRow;
   }
 
   get(id: number): MessageRow | undefined {
@@ -108,9 +119,18 @@ export class MessagesRepo {
   list(f: MessageFilters = {}): MessageRow[] {
     const where: string[] = [];
     const args: unknown[] = [];
-    if (f.task_id !== undefined) { where.push('task_id = ?'); args.push(f.task_id); }
-    if (f.workflow_id !== undefined) { where.push('workflow_id = ?'); args.push(f.workflow_id); }
-    if (f.message_type !== undefined) { where.push('message_type = ?'); args.push(f.message_type); }
+    if (f.task_id !== undefined) {
+      where.push('task_id = ?');
+      args.push(f.task_id);
+    }
+    if (f.workflow_id !== undefined) {
+      where.push('workflow_id = ?');
+      args.push(f.workflow_id);
+    }
+    if (f.message_type !== undefined) {
+      where.push('message_type = ?');
+      args.push(f.message_type);
+    }
     if (f.sender !== undefined) {
       // Upstream agents posted as `task-<id>`; ours add `:<agent_type>`. Old filters keep working.
       if (/^task-\d+$/.test(f.sender)) {
@@ -121,17 +141,34 @@ export class MessagesRepo {
         args.push(f.sender);
       }
     }
-    if (f.recipient !== undefined) { where.push('recipient = ?'); args.push(f.recipient); }
-    if (f.before_id !== undefined) { where.push('id < ?'); args.push(f.before_id); }
-    if (f.after_id !== undefined) { where.push('id > ?'); args.push(f.after_id); }
-    if (f.since !== undefined) { where.push('created_at >= ?'); args.push(f.since); }
-    if (f.before !== undefined) { where.push('created_at <= ?'); args.push(f.before); }
+    if (f.recipient !== undefined) {
+      where.push('recipient = ?');
+      args.push(f.recipient);
+    }
+    if (f.before_id !== undefined) {
+      where.push('id < ?');
+      args.push(f.before_id);
+    }
+    if (f.after_id !== undefined) {
+      where.push('id > ?');
+      args.push(f.after_id);
+    }
+    if (f.since !== undefined) {
+      where.push('created_at >= ?');
+      args.push(f.since);
+    }
+    if (f.before !== undefined) {
+      where.push('created_at <= ?');
+      args.push(f.before);
+    }
     if (f.search !== undefined && f.search.trim() !== '') {
       const q = this.db.dialect === 'postgres' ? tsQuery(f.search) : ftsQuery(f.search);
       if (q === null) return []; // only punctuation: nothing can match
-      where.push(this.db.dialect === 'postgres'
-        ? "to_tsvector('simple', message || ' ' || sender || ' ' || coalesce(recipient, '')) @@ to_tsquery('simple', ?)"
-        : 'id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)');
+      where.push(
+        this.db.dialect === 'postgres'
+          ? "to_tsvector('simple', message || ' ' || sender || ' ' || coalesce(recipient, '')) @@ to_tsquery('simple', ?)"
+          : 'id IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?)',
+      );
       args.push(q);
     }
     const sql = `SELECT * FROM messages ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ? OFFSET ?`;
@@ -141,14 +178,16 @@ export class MessagesRepo {
 
   /** The message and all its replies at any depth, oldest first; [] when the message does not exist. */
   thread(id: number): MessageRow[] {
-    return this.db.prepare(
-      `WITH RECURSIVE t(id) AS (
+    return this.db
+      .prepare(
+        `WITH RECURSIVE t(id) AS (
          SELECT id FROM messages WHERE id = ?
          UNION
          SELECT m.id FROM messages m JOIN t ON m.reply_to = t.id
        )
        SELECT messages.* FROM messages JOIN t USING (id) ORDER BY messages.id LIMIT ?`,
-    ).all(id, MAX_THREAD_SIZE) as MessageRow[];
+      )
+      .all(id, MAX_THREAD_SIZE) as MessageRow[];
   }
 }
 

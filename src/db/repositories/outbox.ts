@@ -44,10 +44,19 @@ export class OutboxRepo {
   constructor(private readonly db: Db) {}
 
   enqueue(channel: string, payload: unknown, opts: EnqueueOptions = {}): { row: OutboxRow; created: boolean } {
-    const row = this.db.prepare(
-      `INSERT INTO outbox (channel, order_key, dedupe_key, payload, next_attempt_at, created_at)
+    const row = this.db
+      .prepare(
+        `INSERT INTO outbox (channel, order_key, dedupe_key, payload, next_attempt_at, created_at)
        VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
-    ).get(channel, opts.orderKey ?? '', opts.dedupeKey ?? null, JSON.stringify(payload), Math.round(opts.notBefore ?? Date.now()), nowIso()) as OutboxRow | undefined;
+      )
+      .get(
+        channel,
+        opts.orderKey ?? '',
+        opts.dedupeKey ?? null,
+        JSON.stringify(payload),
+        Math.round(opts.notBefore ?? Date.now()),
+        nowIso(),
+      ) as OutboxRow | undefined;
     if (row) {
       // Other processes deliver too (PostgreSQL): wake them (see PgEventFeed).
       if (this.db.dialect === 'postgres') this.db.prepare('SELECT pg_notify(?, ?)').get(OUTBOX_CHANNEL, String(row.id));
@@ -73,15 +82,17 @@ export class OutboxRepo {
   due(channels: readonly string[], now: number, limit: number, skip: readonly number[] = []): OutboxRow[] {
     if (channels.length === 0 || limit <= 0) return [];
     const marks = channels.map(() => '?').join(',');
-    return this.db.prepare(
-      `SELECT o.* FROM outbox o
+    return this.db
+      .prepare(
+        `SELECT o.* FROM outbox o
        WHERE o.channel IN (${marks}) AND o.delivered_at IS NULL AND o.next_attempt_at <= ?${notIn(skip)}
          AND (o.order_key = '' OR NOT EXISTS (
            SELECT 1 FROM outbox p
            WHERE p.channel = o.channel AND p.order_key = o.order_key AND p.id < o.id
              AND p.delivered_at IS NULL AND p.next_attempt_at < ?))
        ORDER BY o.id LIMIT ?`,
-    ).all(...channels, now, ...skip, DEAD_AT, limit) as OutboxRow[];
+      )
+      .all(...channels, now, ...skip, DEAD_AT, limit) as OutboxRow[];
   }
 
   /**
@@ -93,24 +104,30 @@ export class OutboxRepo {
   nextDueAt(channels: readonly string[], skip: readonly number[] = []): number | undefined {
     if (channels.length === 0) return undefined;
     const marks = channels.map(() => '?').join(',');
-    const r = this.db.prepare(
-      `SELECT MIN(o.next_attempt_at) AS t FROM outbox o
+    const r = this.db
+      .prepare(
+        `SELECT MIN(o.next_attempt_at) AS t FROM outbox o
        WHERE o.channel IN (${marks}) AND o.delivered_at IS NULL AND o.next_attempt_at < ?${notIn(skip)}
          AND (o.order_key = '' OR NOT EXISTS (
            SELECT 1 FROM outbox p
            WHERE p.channel = o.channel AND p.order_key = o.order_key AND p.id < o.id
              AND p.delivered_at IS NULL AND p.next_attempt_at < ?))`,
-    ).get(...channels, DEAD_AT, ...skip, DEAD_AT) as { t: number | string | null };
+      )
+      .get(...channels, DEAD_AT, ...skip, DEAD_AT) as { t: number | string | null };
     return r.t === null ? undefined : Number(r.t);
   }
 
   markDelivered(id: number, result: string): void {
-    this.db.prepare('UPDATE outbox SET delivered_at = ?, result = ?, attempts = attempts + 1, last_error = \'\' WHERE id = ?').run(nowIso(), result, id);
+    this.db
+      .prepare("UPDATE outbox SET delivered_at = ?, result = ?, attempts = attempts + 1, last_error = '' WHERE id = ?")
+      .run(nowIso(), result, id);
   }
 
   markFailed(id: number, error: string, nextAttemptAt: number): void {
     // Epoch ms are whole numbers (BIGINT on PostgreSQL); a computed delay may not be.
-    this.db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?').run(error, Math.round(nextAttemptAt), id);
+    this.db
+      .prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?')
+      .run(error, Math.round(nextAttemptAt), id);
   }
 
   markDead(id: number, error: string): void {
@@ -130,12 +147,16 @@ export class OutboxRepo {
 
   /** Created time of the oldest pending row (for /health), or null. */
   oldestPendingAt(): string | null {
-    const r = this.db.prepare('SELECT MIN(created_at) AS t FROM outbox WHERE delivered_at IS NULL AND next_attempt_at < ?').get(DEAD_AT) as { t: string | null };
+    const r = this.db
+      .prepare('SELECT MIN(created_at) AS t FROM outbox WHERE delivered_at IS NULL AND next_attempt_at < ?')
+      .get(DEAD_AT) as { t: string | null };
     return r.t;
   }
 
   /** Deletes delivered and dead rows created before `beforeIso`; pending rows are never removed. */
   purge(beforeIso: string): number {
-    return this.db.prepare('DELETE FROM outbox WHERE created_at < ? AND (delivered_at IS NOT NULL OR next_attempt_at = ?)').run(beforeIso, DEAD_AT).changes;
+    return this.db
+      .prepare('DELETE FROM outbox WHERE created_at < ? AND (delivered_at IS NOT NULL OR next_attempt_at = ?)')
+      .run(beforeIso, DEAD_AT).changes;
   }
 }

@@ -2,8 +2,17 @@ import type { Db } from '../connection.js';
 import { nowIso } from '../time.js';
 
 export interface PrWatchRow {
-  task_id: number; owner: string; repo: string; pr_number: number; state: string; head_sha: string;
-  ci_handled_sha: string; ci_fix_attempts: number; last_failure_signature: string; gave_up: string; updated_at: string;
+  task_id: number;
+  owner: string;
+  repo: string;
+  pr_number: number;
+  state: string;
+  head_sha: string;
+  ci_handled_sha: string;
+  ci_fix_attempts: number;
+  last_failure_signature: string;
+  gave_up: string;
+  updated_at: string;
 }
 
 const COLS = new Set(['state', 'head_sha', 'ci_handled_sha', 'ci_fix_attempts', 'last_failure_signature', 'gave_up']);
@@ -12,8 +21,12 @@ export class PrWatchRepo {
   constructor(private readonly db: Db) {}
 
   upsert(taskId: number, owner: string, repo: string, prNumber: number): PrWatchRow {
-    this.db.prepare(`INSERT INTO pr_watch (task_id, owner, repo, pr_number, updated_at) VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT(task_id) DO UPDATE SET pr_number = excluded.pr_number`).run(taskId, owner, repo, prNumber, nowIso());
+    this.db
+      .prepare(
+        `INSERT INTO pr_watch (task_id, owner, repo, pr_number, updated_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT(task_id) DO UPDATE SET pr_number = excluded.pr_number`,
+      )
+      .run(taskId, owner, repo, prNumber, nowIso());
     return this.get(taskId)!;
   }
 
@@ -22,7 +35,8 @@ export class PrWatchRepo {
   }
 
   byPr(owner: string, repo: string, prNumber: number): PrWatchRow | undefined {
-    return this.db.prepare('SELECT * FROM pr_watch WHERE owner = ? AND repo = ? AND pr_number = ?').get(owner, repo, prNumber) as PrWatchRow | undefined;
+    return this.db.prepare('SELECT * FROM pr_watch WHERE owner = ? AND repo = ? AND pr_number = ?').get(owner, repo, prNumber) as
+      PrWatchRow | undefined;
   }
 
   open(): PrWatchRow[] {
@@ -32,7 +46,8 @@ export class PrWatchRepo {
   update(taskId: number, patch: Partial<PrWatchRow>): void {
     const entries = Object.entries(patch).filter(([k, v]) => v !== undefined && COLS.has(k));
     if (!entries.length) return;
-    this.db.prepare(`UPDATE pr_watch SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')}, updated_at = @now WHERE task_id = @id`)
+    this.db
+      .prepare(`UPDATE pr_watch SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')}, updated_at = @now WHERE task_id = @id`)
       .run({ ...Object.fromEntries(entries), now: nowIso(), id: taskId });
   }
 }

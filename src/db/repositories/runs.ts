@@ -3,36 +3,67 @@ import type { Db } from '../connection.js';
 import { nowIso } from '../time.js';
 
 export interface RunRow {
-  id: number; task_id: number; attempt: number; kind: string; started_at: string; ended_at: string | null;
-  outcome: string; error: string; session_id: string; pid: number | null; cost_usd: number;
-  input_tokens: number; output_tokens: number; cache_read_tokens: number; cache_creation_tokens: number;
-  duration_ms: number; num_turns: number; host: string;
+  id: number;
+  task_id: number;
+  attempt: number;
+  kind: string;
+  started_at: string;
+  ended_at: string | null;
+  outcome: string;
+  error: string;
+  session_id: string;
+  pid: number | null;
+  cost_usd: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+  duration_ms: number;
+  num_turns: number;
+  host: string;
   /** FACTORY_AGENT_RUN value of the run's processes ('' before it was recorded). */
   proc_mark: string;
 }
 export type RunPatch = Partial<Omit<RunRow, 'id' | 'task_id' | 'attempt' | 'started_at'>>;
 
-const COLS = new Set(['kind', 'ended_at', 'outcome', 'error', 'session_id', 'pid', 'proc_mark', 'cost_usd', 'input_tokens', 'output_tokens',
-  'cache_read_tokens', 'cache_creation_tokens', 'duration_ms', 'num_turns']);
+const COLS = new Set([
+  'kind',
+  'ended_at',
+  'outcome',
+  'error',
+  'session_id',
+  'pid',
+  'proc_mark',
+  'cost_usd',
+  'input_tokens',
+  'output_tokens',
+  'cache_read_tokens',
+  'cache_creation_tokens',
+  'duration_ms',
+  'num_turns',
+]);
 
 export class RunsRepo {
   constructor(private readonly db: Db) {}
 
   start(taskId: number, attempt: number, kind: string, host = hostname()): RunRow {
-    return this.db.prepare('INSERT INTO task_runs (task_id, attempt, kind, started_at, host) VALUES (?, ?, ?, ?, ?) RETURNING *')
+    return this.db
+      .prepare('INSERT INTO task_runs (task_id, attempt, kind, started_at, host) VALUES (?, ?, ?, ?, ?) RETURNING *')
       .get(taskId, attempt, kind, nowIso(), host) as RunRow;
   }
 
   update(id: number, patch: RunPatch): void {
     const entries = Object.entries(patch).filter(([k, v]) => v !== undefined && COLS.has(k));
     if (!entries.length) return;
-    this.db.prepare(`UPDATE task_runs SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
+    this.db
+      .prepare(`UPDATE task_runs SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
       .run({ ...Object.fromEntries(entries), id });
   }
 
   /** Runs left open by a crash are closed with the given outcome. */
   closeOpen(taskId: number, outcome: string, error: string): void {
-    this.db.prepare(`UPDATE task_runs SET outcome = ?, error = ?, ended_at = ? WHERE task_id = ? AND ended_at IS NULL`)
+    this.db
+      .prepare(`UPDATE task_runs SET outcome = ?, error = ?, ended_at = ? WHERE task_id = ? AND ended_at IS NULL`)
       .run(outcome, error, nowIso(), taskId);
   }
 
@@ -42,7 +73,8 @@ export class RunsRepo {
 
   /** Dollars spent by runs started at or after `sinceIso`. */
   costSince(sinceIso: string): number {
-    return (this.db.prepare('SELECT COALESCE(SUM(cost_usd), 0) AS c FROM task_runs WHERE started_at >= ?').get(sinceIso) as { c: number }).c;
+    return (this.db.prepare('SELECT COALESCE(SUM(cost_usd), 0) AS c FROM task_runs WHERE started_at >= ?').get(sinceIso) as { c: number })
+      .c;
   }
 
   forTask(taskId: number): RunRow[] {

@@ -7,8 +7,11 @@ export class SeenRepo {
 
   /** Records the key; returns false when it was already there. */
   mark(key: string, own = false): boolean {
-    return this.db.prepare('INSERT INTO external_seen (key, own, created_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING')
-      .run(key, own ? 1 : 0, nowIso()).changes === 1;
+    return (
+      this.db
+        .prepare('INSERT INTO external_seen (key, own, created_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING')
+        .run(key, own ? 1 : 0, nowIso()).changes === 1
+    );
   }
 
   has(key: string): { own: boolean } | undefined {

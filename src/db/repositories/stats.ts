@@ -1,6 +1,16 @@
 import type { Db } from '../connection.js';
 
-export interface StatRow { key: string; runs: number; tasks: number; cost_usd: number; input_tokens: number; output_tokens: number; cache_read_tokens: number; cache_creation_tokens: number; duration_ms: number }
+export interface StatRow {
+  key: string;
+  runs: number;
+  tasks: number;
+  cost_usd: number;
+  input_tokens: number;
+  output_tokens: number;
+  cache_read_tokens: number;
+  cache_creation_tokens: number;
+  duration_ms: number;
+}
 
 const SUMS = `COUNT(*) AS runs, COUNT(DISTINCT r.task_id) AS tasks, COALESCE(SUM(r.cost_usd), 0) AS cost_usd,
   COALESCE(SUM(r.input_tokens), 0) AS input_tokens, COALESCE(SUM(r.output_tokens), 0) AS output_tokens,
@@ -12,8 +22,12 @@ export class StatsRepo {
   constructor(private readonly db: Db) {}
 
   private grouped(expr: string, since: string): StatRow[] {
-    return this.db.prepare(`SELECT ${expr} AS key, ${SUMS} FROM task_runs r JOIN tasks t ON t.id = r.task_id
-      WHERE r.started_at >= ? GROUP BY key ORDER BY key`).all(since) as StatRow[];
+    return this.db
+      .prepare(
+        `SELECT ${expr} AS key, ${SUMS} FROM task_runs r JOIN tasks t ON t.id = r.task_id
+      WHERE r.started_at >= ? GROUP BY key ORDER BY key`,
+      )
+      .all(since) as StatRow[];
   }
 
   summary(since: string) {

@@ -66,11 +66,41 @@ export interface NewTask {
 
 /** Columns a caller may set through update/transition (never id, status or timestamps of creation). */
 const UPDATABLE = new Set<keyof TaskRow>([
-  'title', 'description', 'repo', 'agent_type', 'plane_issue_id', 'plane_sequence_id', 'branch_name', 'base_branch',
-  'worktree_path', 'pr_url', 'pr_number', 'preview_url', 'error', 'result_summary', 'clarification_context',
-  'workflow_id', 'workflow_step', 'session_id', 'cost_usd', 'input_tokens', 'output_tokens', 'cache_read_tokens',
-  'cache_creation_tokens', 'run_requested_at', 'not_before', 'lease_owner', 'lease_expires_at', 'cancel_requested',
-  'keep_worktree', 'started_at', 'completed_at', 'attempts', 'pr_state', 'ci_conclusion', 'revision_context',
+  'title',
+  'description',
+  'repo',
+  'agent_type',
+  'plane_issue_id',
+  'plane_sequence_id',
+  'branch_name',
+  'base_branch',
+  'worktree_path',
+  'pr_url',
+  'pr_number',
+  'preview_url',
+  'error',
+  'result_summary',
+  'clarification_context',
+  'workflow_id',
+  'workflow_step',
+  'session_id',
+  'cost_usd',
+  'input_tokens',
+  'output_tokens',
+  'cache_read_tokens',
+  'cache_creation_tokens',
+  'run_requested_at',
+  'not_before',
+  'lease_owner',
+  'lease_expires_at',
+  'cancel_requested',
+  'keep_worktree',
+  'started_at',
+  'completed_at',
+  'attempts',
+  'pr_state',
+  'ci_conclusion',
+  'revision_context',
 ]);
 export type TaskPatch = Partial<Pick<TaskRow, Extract<keyof TaskRow, string>>>;
 
@@ -84,7 +114,10 @@ export interface TaskListQuery {
 }
 
 /** One claim of a task: the lease owner and the attempt number the claim gave it. */
-export interface LeaseGuard { owner: string; attempts: number }
+export interface LeaseGuard {
+  owner: string;
+  attempts: number;
+}
 
 /** Advisory lock key (PostgreSQL) that serialises claims while a global limit is set. */
 const CLAIM_LOCK = 7_140_302;
@@ -94,30 +127,34 @@ export class TasksRepo {
 
   create(t: NewTask): TaskRow {
     const now = nowIso();
-    return this.db.prepare(`
+    return this.db
+      .prepare(
+        `
       INSERT INTO tasks (title, description, repo, agent_type, status, plane_issue_id, plane_sequence_id,
         workflow_id, workflow_step, parent_task_id, branch_name, base_branch, pr_url, pr_number, run_requested_at, created_at, completed_at, updated_at)
       VALUES (@title, @description, @repo, @agent_type, @status, @plane_issue_id, @plane_sequence_id,
         @workflow_id, @workflow_step, @parent_task_id, @branch_name, @base_branch, @pr_url, @pr_number, @run_requested_at, @now, @completed_at, @now)
-      RETURNING *`).get({
-      title: t.title,
-      description: t.description ?? '',
-      repo: t.repo ?? '',
-      agent_type: t.agent_type ?? 'coder',
-      plane_issue_id: t.plane_issue_id ?? '',
-      plane_sequence_id: t.plane_sequence_id ?? null,
-      workflow_id: t.workflow_id ?? null,
-      workflow_step: t.workflow_step ?? null,
-      parent_task_id: t.parent_task_id ?? null,
-      branch_name: t.branch_name ?? '',
-      pr_url: t.pr_url ?? '',
-      pr_number: t.pr_number ?? null,
-      run_requested_at: t.run && !t.inReview ? now : null,
-      status: t.inReview ? 'in_review' : 'queued',
-      base_branch: t.base_branch ?? '',
-      completed_at: t.inReview ? now : null,
-      now,
-    }) as TaskRow;
+      RETURNING *`,
+      )
+      .get({
+        title: t.title,
+        description: t.description ?? '',
+        repo: t.repo ?? '',
+        agent_type: t.agent_type ?? 'coder',
+        plane_issue_id: t.plane_issue_id ?? '',
+        plane_sequence_id: t.plane_sequence_id ?? null,
+        workflow_id: t.workflow_id ?? null,
+        workflow_step: t.workflow_step ?? null,
+        parent_task_id: t.parent_task_id ?? null,
+        branch_name: t.branch_name ?? '',
+        pr_url: t.pr_url ?? '',
+        pr_number: t.pr_number ?? null,
+        run_requested_at: t.run && !t.inReview ? now : null,
+        status: t.inReview ? 'in_review' : 'queued',
+        base_branch: t.base_branch ?? '',
+        completed_at: t.inReview ? now : null,
+        now,
+      }) as TaskRow;
   }
 
   get(id: number): TaskRow | undefined {
@@ -127,10 +164,22 @@ export class TasksRepo {
   list(q: TaskListQuery = {}): TaskRow[] {
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: q.limit ?? 100, offset: q.offset ?? 0 };
-    if (q.status) { where.push('status = @status'); params.status = q.status; }
-    if (q.repo) { where.push('repo = @repo'); params.repo = q.repo; }
-    if (q.workflow_id !== undefined) { where.push('workflow_id = @workflow_id'); params.workflow_id = q.workflow_id; }
-    if (q.plane_issue_id) { where.push('plane_issue_id = @plane_issue_id'); params.plane_issue_id = q.plane_issue_id; }
+    if (q.status) {
+      where.push('status = @status');
+      params.status = q.status;
+    }
+    if (q.repo) {
+      where.push('repo = @repo');
+      params.repo = q.repo;
+    }
+    if (q.workflow_id !== undefined) {
+      where.push('workflow_id = @workflow_id');
+      params.workflow_id = q.workflow_id;
+    }
+    if (q.plane_issue_id) {
+      where.push('plane_issue_id = @plane_issue_id');
+      params.plane_issue_id = q.plane_issue_id;
+    }
     const sql = `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit OFFSET @offset`;
     return this.db.prepare(sql).all(params) as TaskRow[];
   }
@@ -148,8 +197,10 @@ export class TasksRepo {
     const fromParams = Object.fromEntries(from.map((s, i) => [`from${i}`, s]));
     // With a lease guard, only the claim that holds the lease may settle the task.
     const owned = lease ? ' AND lease_owner = @guard_owner AND attempts = @guard_attempts' : '';
-    return this.db.prepare(`UPDATE tasks SET status = @to, ${sets} WHERE id = @id AND status IN (${fromList})${owned} RETURNING *`)
-      .get({ ...params, ...fromParams, to, id, ...(lease ? { guard_owner: lease.owner, guard_attempts: lease.attempts } : {}) }) as TaskRow | undefined;
+    return this.db
+      .prepare(`UPDATE tasks SET status = @to, ${sets} WHERE id = @id AND status IN (${fromList})${owned} RETURNING *`)
+      .get({ ...params, ...fromParams, to, id, ...(lease ? { guard_owner: lease.owner, guard_attempts: lease.attempts } : {}) }) as
+      TaskRow | undefined;
   }
 
   setParent(id: number, parentId: number): void {
@@ -158,8 +209,12 @@ export class TasksRepo {
 
   /** Marks a queued task to be run by the scheduler. */
   requestRun(id: number): TaskRow | undefined {
-    return this.db.prepare(`UPDATE tasks SET run_requested_at = COALESCE(run_requested_at, @now), updated_at = @now
-      WHERE id = @id AND status = 'queued' RETURNING *`).get({ id, now: nowIso() }) as TaskRow | undefined;
+    return this.db
+      .prepare(
+        `UPDATE tasks SET run_requested_at = COALESCE(run_requested_at, @now), updated_at = @now
+      WHERE id = @id AND status = 'queued' RETURNING *`,
+      )
+      .get({ id, now: nowIso() }) as TaskRow | undefined;
   }
 
   /**
@@ -172,12 +227,19 @@ export class TasksRepo {
   claimNext(owner: string, leaseMs: number, now = new Date(), globalLimit = 0, exclude: readonly number[] = []): TaskRow | undefined {
     const iso = now.toISOString();
     const params: Record<string, unknown> = { owner, lease_ms: leaseMs, iso, ...this.clockParam(now.getTime()) };
-    exclude.forEach((id, i) => { params[`x${i}`] = id; });
+    exclude.forEach((id, i) => {
+      params[`x${i}`] = id;
+    });
     const notMine = exclude.length ? ` AND id NOT IN (${exclude.map((_, i) => `@x${i}`).join(', ')})` : '';
-    const underLimit = () => globalLimit <= 0
-      || (this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'in_progress'`).get() as { n: number }).n < globalLimit;
+    const underLimit = () =>
+      globalLimit <= 0 ||
+      (this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'in_progress'`).get() as { n: number }).n < globalLimit;
     const pg = this.db.dialect === 'postgres';
-    const claim = () => (underLimit() ? this.db.prepare(`
+    const claim = () =>
+      underLimit()
+        ? (this.db
+            .prepare(
+              `
       UPDATE tasks SET status = 'in_progress', lease_owner = @owner, lease_expires_at = ${this.clock()} + @lease_ms,
         attempts = attempts + 1, started_at = COALESCE(started_at, @iso), updated_at = @iso
       WHERE id = (
@@ -186,7 +248,10 @@ export class TasksRepo {
           AND (not_before IS NULL OR not_before <= @iso)${notMine}
         ORDER BY run_requested_at, id LIMIT 1${pg ? ' FOR UPDATE SKIP LOCKED' : ''}
       ) AND status = 'queued'
-      RETURNING *`).get(params) as TaskRow | undefined : undefined);
+      RETURNING *`,
+            )
+            .get(params) as TaskRow | undefined)
+        : undefined;
     if (!pg) return claim();
     return this.db.transaction(() => {
       if (globalLimit > 0) this.db.prepare('SELECT pg_advisory_xact_lock(?)').get(CLAIM_LOCK);
@@ -208,9 +273,14 @@ export class TasksRepo {
 
   /** Extends the lease of one claim; false when that claim no longer holds the task. */
   renewLease(id: number, lease: LeaseGuard, leaseMs: number): boolean {
-    return this.db.prepare(`UPDATE tasks SET lease_expires_at = ${this.clock()} + @lease_ms
-      WHERE id = @id AND lease_owner = @owner AND attempts = @attempts AND status = 'in_progress'`)
-      .run({ id, owner: lease.owner, attempts: lease.attempts, lease_ms: leaseMs, ...this.clockParam(Date.now()) }).changes === 1;
+    return (
+      this.db
+        .prepare(
+          `UPDATE tasks SET lease_expires_at = ${this.clock()} + @lease_ms
+      WHERE id = @id AND lease_owner = @owner AND attempts = @attempts AND status = 'in_progress'`,
+        )
+        .run({ id, owner: lease.owner, attempts: lease.attempts, lease_ms: leaseMs, ...this.clockParam(Date.now()) }).changes === 1
+    );
   }
 
   /**
@@ -223,41 +293,57 @@ export class TasksRepo {
     // itself; taking it over here would run the task twice in one process. One of ours that no
     // longer runs (its result could not be recorded) is recovered like anyone's.
     const params: Record<string, unknown> = { owner, lease_ms: leaseMs, ...this.clockParam(Date.now()) };
-    running.forEach((id, i) => { params[`r${i}`] = id; });
+    running.forEach((id, i) => {
+      params[`r${i}`] = id;
+    });
     const stillMine = running.length ? ` AND NOT (lease_owner = @owner AND id IN (${running.map((_, i) => `@r${i}`).join(', ')}))` : '';
-    return this.db.prepare(`UPDATE tasks SET lease_owner = @owner, lease_expires_at = ${this.clock()} + @lease_ms
+    return this.db
+      .prepare(
+        `UPDATE tasks SET lease_owner = @owner, lease_expires_at = ${this.clock()} + @lease_ms
       FROM (SELECT id AS expired_id, lease_owner AS previous_owner FROM tasks
             WHERE status = 'in_progress' AND (lease_expires_at IS NULL OR lease_expires_at < ${this.clock()})${stillMine}
             ORDER BY id FOR UPDATE SKIP LOCKED) expired
       WHERE tasks.id = expired.expired_id
-      RETURNING tasks.*, expired.previous_owner`).all(params) as Array<TaskRow & { previous_owner: string | null }>;
+      RETURNING tasks.*, expired.previous_owner`,
+      )
+      .all(params) as Array<TaskRow & { previous_owner: string | null }>;
   }
 
   /** Running tasks of `owner` that someone asked to cancel (another process took the request). */
   cancelRequested(owner: string): number[] {
-    return (this.db.prepare(`SELECT id FROM tasks WHERE status = 'in_progress' AND lease_owner = ? AND cancel_requested = 1`)
-      .all(owner) as { id: number }[]).map((r) => r.id);
+    return (
+      this.db.prepare(`SELECT id FROM tasks WHERE status = 'in_progress' AND lease_owner = ? AND cancel_requested = 1`).all(owner) as {
+        id: number;
+      }[]
+    ).map((r) => r.id);
   }
 
   /** Tasks marked in_progress whose lease is not held by `owner`. */
   orphans(owner: string): TaskRow[] {
-    return this.db.prepare(`SELECT * FROM tasks WHERE status = 'in_progress' AND (lease_owner IS NULL OR lease_owner <> ?) ORDER BY id`)
+    return this.db
+      .prepare(`SELECT * FROM tasks WHERE status = 'in_progress' AND (lease_owner IS NULL OR lease_owner <> ?) ORDER BY id`)
       .all(owner) as TaskRow[];
   }
 
   /** When the next delayed task becomes runnable (ISO), if any. */
   nextNotBefore(): string | undefined {
-    const row = this.db.prepare(`SELECT MIN(not_before) AS t FROM tasks WHERE status = 'queued' AND run_requested_at IS NOT NULL AND not_before IS NOT NULL`).get() as { t: string | null };
+    const row = this.db
+      .prepare(`SELECT MIN(not_before) AS t FROM tasks WHERE status = 'queued' AND run_requested_at IS NOT NULL AND not_before IS NOT NULL`)
+      .get() as { t: string | null };
     return row.t ?? undefined;
   }
 
   counts(): { queued: number; runnable: number; in_progress: number; waiting_for_input: number } {
-    return this.db.prepare(`SELECT
+    return this.db
+      .prepare(
+        `SELECT
       COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0) AS queued,
       COALESCE(SUM(CASE WHEN status = 'queued' AND run_requested_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS runnable,
       COALESCE(SUM(CASE WHEN status = 'in_progress' THEN 1 ELSE 0 END), 0) AS in_progress,
       COALESCE(SUM(CASE WHEN status = 'waiting_for_input' THEN 1 ELSE 0 END), 0) AS waiting_for_input
-      FROM tasks`).get() as never;
+      FROM tasks`,
+      )
+      .get() as never;
   }
 
   byStatus(status: TaskStatus): TaskRow[] {

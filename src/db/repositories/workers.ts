@@ -2,8 +2,15 @@ import type { Db } from '../connection.js';
 import { nowIso } from '../time.js';
 
 export interface WorkerRow {
-  id: string; host: string; pid: number; role: string; max_concurrent: number; running: string;
-  started_at: string; heartbeat_at: string; stopped_at: string | null;
+  id: string;
+  host: string;
+  pid: number;
+  role: string;
+  max_concurrent: number;
+  running: string;
+  started_at: string;
+  heartbeat_at: string;
+  stopped_at: string | null;
 }
 
 /** The registry of Factory processes sharing this database (GET /api/workers). */
@@ -13,9 +20,12 @@ export class WorkersRepo {
   /** Registers the process or renews its heartbeat with what it runs now. */
   heartbeat(w: { id: string; host: string; pid: number; role: string; max_concurrent: number; running: number[] }): void {
     const now = nowIso();
-    this.db.prepare(`INSERT INTO workers (id, host, pid, role, max_concurrent, running, started_at, heartbeat_at)
+    this.db
+      .prepare(
+        `INSERT INTO workers (id, host, pid, role, max_concurrent, running, started_at, heartbeat_at)
       VALUES (@id, @host, @pid, @role, @max_concurrent, @running, @now, @now)
-      ON CONFLICT (id) DO UPDATE SET running = excluded.running, heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`)
+      ON CONFLICT (id) DO UPDATE SET running = excluded.running, heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`,
+      )
       .run({ ...w, running: JSON.stringify(w.running), now });
   }
 

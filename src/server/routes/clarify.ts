@@ -6,7 +6,10 @@ import { parseInput } from '../validation.js';
 import { idParams } from './tasks.js';
 import { taskJson } from '../serialize.js';
 
-const text = z.string({ error: 'is required and must be a string' }).min(1, 'must not be empty').max(20_000, 'must be at most 20000 characters');
+const text = z
+  .string({ error: 'is required and must be a string' })
+  .min(1, 'must not be empty')
+  .max(20_000, 'must be at most 20000 characters');
 
 /** Both the upstream route (/resume with `response`) and ours (/answer with `answer` or `response`). */
 export function clarifyRoutes(clarify: ClarificationService) {
@@ -18,8 +21,13 @@ export function clarifyRoutes(clarify: ClarificationService) {
     });
     app.post('/api/tasks/:id/answer', async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
-      const b = parseInput(z.object({ answer: text.optional(), response: text.optional() })
-        .refine((v) => v.answer !== undefined || v.response !== undefined, { message: 'is required', path: ['answer'] }), req.body, 'body');
+      const b = parseInput(
+        z
+          .object({ answer: text.optional(), response: text.optional() })
+          .refine((v) => v.answer !== undefined || v.response !== undefined, { message: 'is required', path: ['answer'] }),
+        req.body,
+        'body',
+      );
       return taskJson(clarify.answer(id, (b.answer ?? b.response)!, 'api'));
     });
   };

@@ -13,17 +13,33 @@ import { TASK_TOKEN_ROUTE } from '../auth.js';
 const boolFlag = z.enum(['true', 'false', '1', '0', ''], { error: 'must be true or false' }).transform((v) => v === 'true' || v === '1');
 
 export const upBody = z.object({
-  compose: z.string({ error: 'must be a string' }).trim().min(1, 'must not be empty').max(500, 'must be at most 500 characters')
+  compose: z
+    .string({ error: 'must be a string' })
+    .trim()
+    .min(1, 'must not be empty')
+    .max(500, 'must be at most 500 characters')
     .refine((v) => !v.startsWith('/') && !/^[a-zA-Z]:[\\/]/.test(v), 'must be a path relative to the task worktree, not an absolute path')
     .refine((v) => !v.split(/[\\/]+/).includes('..'), 'must stay inside the task worktree (".." is not allowed)')
     .default('docker-compose.yml'),
-  service: z.string({ error: 'is required and must be a string' }).trim()
-    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$').max(100, 'must be at most 100 characters'),
-  port: z.preprocess((v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
-    z.number({ error: 'is required and must be an integer between 1 and 65535' }).int('must be an integer between 1 and 65535')
-      .min(1, 'must be an integer between 1 and 65535').max(65535, 'must be an integer between 1 and 65535')),
+  service: z
+    .string({ error: 'is required and must be a string' })
+    .trim()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/, 'must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$')
+    .max(100, 'must be at most 100 characters'),
+  port: z.preprocess(
+    (v) => (typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
+    z
+      .number({ error: 'is required and must be an integer between 1 and 65535' })
+      .int('must be an integer between 1 and 65535')
+      .min(1, 'must be an integer between 1 and 65535')
+      .max(65535, 'must be an integer between 1 and 65535'),
+  ),
   preview: z.boolean({ error: 'must be true or false' }).default(false),
-  health_path: z.string({ error: 'must be a string' }).regex(/^\/[^\s]*$/, 'must start with "/" and contain no spaces').max(500, 'must be at most 500 characters').optional(),
+  health_path: z
+    .string({ error: 'must be a string' })
+    .regex(/^\/[^\s]*$/, 'must start with "/" and contain no spaces')
+    .max(500, 'must be at most 500 characters')
+    .optional(),
 });
 
 const typeQuery = z.object({
@@ -33,7 +49,11 @@ const typeQuery = z.object({
 
 const listQuery = z.object({
   all: boolFlag.default(false),
-  task_id: z.coerce.number({ error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer').optional(),
+  task_id: z.coerce
+    .number({ error: 'must be a positive integer' })
+    .int('must be a positive integer')
+    .positive('must be a positive integer')
+    .optional(),
 });
 
 const ageSeconds = (row: EnvironmentRow) => Math.max(0, Math.floor((Date.now() - Date.parse(row.created_at)) / 1000));
@@ -67,10 +87,16 @@ export function environmentJson(row: EnvironmentRow) {
 
 /** The upstream /api/preview-environments item (one per container there; one per environment here). */
 export function upstreamPreviewJson(row: EnvironmentRow) {
-  const health = row.status === 'starting' ? 'starting'
-    : row.status === 'failed' ? 'unhealthy'
-      : row.status === 'removed' ? 'stopped'
-        : row.health === 'healthy' || row.health === 'unhealthy' ? row.health : 'running';
+  const health =
+    row.status === 'starting'
+      ? 'starting'
+      : row.status === 'failed'
+        ? 'unhealthy'
+        : row.status === 'removed'
+          ? 'stopped'
+          : row.health === 'healthy' || row.health === 'unhealthy'
+            ? row.health
+            : 'running';
   return {
     container_id: row.container_id.slice(0, 12),
     name: `${row.project}-${row.service}-1`,
@@ -105,7 +131,14 @@ export function environmentRoutes(manager: EnvironmentManager): RoutePlugin {
       const { id } = parseInput(idParams, req.params, 'params');
       const body = parseInput(upBody, req.body, 'body');
       getTaskOr404(s, id);
-      const row = await manager.up({ taskId: id, compose: body.compose, service: body.service, port: body.port, preview: body.preview, healthPath: body.health_path });
+      const row = await manager.up({
+        taskId: id,
+        compose: body.compose,
+        service: body.service,
+        port: body.port,
+        preview: body.preview,
+        healthPath: body.health_path,
+      });
       return reply.status(201).send(environmentJson(row));
     });
 
@@ -113,7 +146,10 @@ export function environmentRoutes(manager: EnvironmentManager): RoutePlugin {
       const { id } = parseInput(idParams, req.params, 'params');
       const q = parseInput(typeQuery, req.query, 'query');
       getTaskOr404(s, id);
-      return manager.list(q.all, id).filter((r) => !q.type || r.env_type === q.type).map(environmentJson);
+      return manager
+        .list(q.all, id)
+        .filter((r) => !q.type || r.env_type === q.type)
+        .map(environmentJson);
     });
 
     app.delete('/api/tasks/:id/environments', TASK_TOKEN_ROUTE, async (req) => {
@@ -153,9 +189,18 @@ export function environmentRoutes(manager: EnvironmentManager): RoutePlugin {
       const { containerId } = parseInput(z.object({ containerId: z.string().trim().min(1).max(128) }), req.params, 'params');
       const live = manager.list(false);
       const byContainer = /^[0-9a-f]{12,64}$/i.test(containerId)
-        ? live.filter((r) => r.container_id && (r.container_id.startsWith(containerId.toLowerCase()) || containerId.toLowerCase().startsWith(r.container_id)))
+        ? live.filter(
+            (r) =>
+              r.container_id &&
+              (r.container_id.startsWith(containerId.toLowerCase()) || containerId.toLowerCase().startsWith(r.container_id)),
+          )
         : [];
-      const row = byContainer.length === 1 ? byContainer[0] : /^\d{1,15}$/.test(containerId) ? live.find((r) => r.id === Number(containerId)) : undefined;
+      const row =
+        byContainer.length === 1
+          ? byContainer[0]
+          : /^\d{1,15}$/.test(containerId)
+            ? live.find((r) => r.id === Number(containerId))
+            : undefined;
       if (!row) throw new AppError(404, 'not_found', `Container ${containerId} not found or not a Factory container`);
       const r = await manager.remove(row.id);
       if (r) removedOrThrow([r]);

@@ -5,7 +5,15 @@ import type { PrLoop } from '../../prloop/service.js';
 import { AppError } from '../../errors.js';
 import { PUBLIC_ROUTE } from '../auth.js';
 
-const EVENTS = new Set(['check_suite', 'check_run', 'status', 'pull_request', 'pull_request_review', 'pull_request_review_comment', 'issue_comment']);
+const EVENTS = new Set([
+  'check_suite',
+  'check_run',
+  'status',
+  'pull_request',
+  'pull_request_review',
+  'pull_request_review_comment',
+  'issue_comment',
+]);
 
 export function verifyGitHubSignature(raw: Buffer, secret: string, header: string | undefined): boolean {
   if (!header?.startsWith('sha256=')) return false;
@@ -24,7 +32,8 @@ export function githubWebhookRoutes(loop: PrLoop) {
         if (!secret) throw new AppError(503, 'not_configured', 'GITHUB_WEBHOOK_SECRET is not set; GitHub webhooks are refused');
         const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
         const sig = req.headers['x-hub-signature-256'];
-        if (!verifyGitHubSignature(raw, secret, Array.isArray(sig) ? sig[0] : sig)) throw new AppError(401, 'invalid_signature', 'missing or invalid X-Hub-Signature-256');
+        if (!verifyGitHubSignature(raw, secret, Array.isArray(sig) ? sig[0] : sig))
+          throw new AppError(401, 'invalid_signature', 'missing or invalid X-Hub-Signature-256');
         const event = String(req.headers['x-github-event'] ?? '');
         if (event === 'ping') return { status: 'pong' };
         if (!EVENTS.has(event)) return { status: 'ignored', reason: `event ${event || '(none)'}` };

@@ -14,15 +14,39 @@ import { PUBLIC_ROUTE } from '../auth.js';
 const typeError = { error: `must be one of ${MESSAGE_TYPES.join(', ')}` };
 // An empty query value (`?task_id=` from a form) means "not set", not "0".
 const blank = (v: unknown) => (v === '' ? undefined : v);
-const queryId = z.preprocess(blank, z.coerce.number({ error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer').max(Number.MAX_SAFE_INTEGER).optional());
-const bodyId = z.number({ error: 'must be a positive integer or null' }).int('must be a positive integer').positive('must be a positive integer').max(Number.MAX_SAFE_INTEGER).nullable().default(null);
+const queryId = z.preprocess(
+  blank,
+  z.coerce
+    .number({ error: 'must be a positive integer' })
+    .int('must be a positive integer')
+    .positive('must be a positive integer')
+    .max(Number.MAX_SAFE_INTEGER)
+    .optional(),
+);
+const bodyId = z
+  .number({ error: 'must be a positive integer or null' })
+  .int('must be a positive integer')
+  .positive('must be a positive integer')
+  .max(Number.MAX_SAFE_INTEGER)
+  .nullable()
+  .default(null);
 const name = z.string().trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters');
-const isoTime = z.preprocess(blank, z.string().max(64)
-  .refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO-8601 time')
-  .transform((v) => new Date(v).toISOString()).optional());
+const isoTime = z.preprocess(
+  blank,
+  z
+    .string()
+    .max(64)
+    .refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO-8601 time')
+    .transform((v) => new Date(v).toISOString())
+    .optional(),
+);
 
 export const postMessageBody = z.object({
-  sender: z.string({ error: 'is required and must be a string' }).trim().min(1, 'must not be empty').max(200, 'must be at most 200 characters'),
+  sender: z
+    .string({ error: 'is required and must be a string' })
+    .trim()
+    .min(1, 'must not be empty')
+    .max(200, 'must be at most 200 characters'),
   // Emptiness and size are checked by BoardService (400 / 413), the same rules as for agents.
   message: z.string({ error: 'is required and must be a string' }),
   recipient: z.string({ error: 'must be a string or null' }).max(200, 'must be at most 200 characters').nullable().default(null),
@@ -46,18 +70,46 @@ export const listMessagesQuery = z.object({
   before: isoTime,
   before_id: queryId,
   after_id: queryId,
-  limit: z.preprocess(blank, z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(1, 'must be between 1 and 500').max(500, 'must be between 1 and 500').default(100)),
-  offset: z.preprocess(blank, z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(0, 'must be 0 or more').default(0)),
+  limit: z.preprocess(
+    blank,
+    z.coerce
+      .number({ error: 'must be an integer' })
+      .int('must be an integer')
+      .min(1, 'must be between 1 and 500')
+      .max(500, 'must be between 1 and 500')
+      .default(100),
+  ),
+  offset: z.preprocess(
+    blank,
+    z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(0, 'must be 0 or more').default(0),
+  ),
 });
 
 const streamQuery = z.object({
   task_id: queryId,
   // Comma-separated event kinds (message, task_status, ...); `type` is accepted as an alias.
-  types: z.preprocess(blank, z.string().max(500).regex(/^[a-z_.,\s]+$/, 'must be a comma-separated list of event kinds').optional()),
-  type: z.preprocess(blank, z.string().max(500).regex(/^[a-z_.,\s]+$/, 'must be a comma-separated list of event kinds').optional()),
+  types: z.preprocess(
+    blank,
+    z
+      .string()
+      .max(500)
+      .regex(/^[a-z_.,\s]+$/, 'must be a comma-separated list of event kinds')
+      .optional(),
+  ),
+  type: z.preprocess(
+    blank,
+    z
+      .string()
+      .max(500)
+      .regex(/^[a-z_.,\s]+$/, 'must be a comma-separated list of event kinds')
+      .optional(),
+  ),
   message_type: z.preprocess(blank, z.enum(MESSAGE_TYPES, typeError).optional()),
   // For clients that cannot set headers; the Last-Event-ID header wins.
-  last_event_id: z.preprocess(blank, z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(0, 'must be 0 or more').optional()),
+  last_event_id: z.preprocess(
+    blank,
+    z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(0, 'must be 0 or more').optional(),
+  ),
 });
 
 export interface MessageRouteDeps {
@@ -73,7 +125,10 @@ export function messageRoutes(deps: MessageRouteDeps): RoutePlugin {
   // Event stream; `defaultTypes` applies when the client names none (messages only on the upstream path).
   const stream = (defaultTypes: string[] | undefined) => async (req: FastifyRequest, reply: FastifyReply) => {
     const q = parseInput(streamQuery, req.query, 'query');
-    const list = (q.types ?? q.type)?.split(',').map((t) => t.trim()).filter(Boolean);
+    const list = (q.types ?? q.type)
+      ?.split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
     const types = list && list.length ? list : defaultTypes;
     const filter: StreamFilter = { types: types ? new Set(types) : undefined, taskId: q.task_id, messageType: q.message_type };
     const header = req.headers['last-event-id'];

@@ -15,11 +15,19 @@ export function queueRoutes(control: QueueControl) {
 
     app.get('/api/queue', async () => state());
     app.post('/api/queue/pause', async (req) => {
-      const b = parseInput(z.object({
-        until: isoTime.optional(),
-        minutes: z.number().positive().max(7 * 24 * 60).optional(),
-        reason: z.string().max(500).default('paused by operator'),
-      }), req.body ?? {}, 'body');
+      const b = parseInput(
+        z.object({
+          until: isoTime.optional(),
+          minutes: z
+            .number()
+            .positive()
+            .max(7 * 24 * 60)
+            .optional(),
+          reason: z.string().max(500).default('paused by operator'),
+        }),
+        req.body ?? {},
+        'body',
+      );
       if (b.until && b.minutes) throw new AppError(400, 'invalid_input', 'until: give either until or minutes, not both', 'until');
       const until = b.until ? new Date(b.until) : b.minutes ? new Date(Date.now() + b.minutes * 60_000) : null;
       if (until && until.getTime() <= Date.now()) throw new AppError(400, 'invalid_input', 'until: must be in the future', 'until');

@@ -34,7 +34,12 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
       worker_id: s.scheduler.owner,
       database: s.db.dialect,
       db,
-      queue: { depth: counts?.runnable ?? 0, queued: counts?.queued ?? 0, running: s.scheduler.runningCount(), max_concurrent: s.config.max_concurrent_agents },
+      queue: {
+        depth: counts?.runnable ?? 0,
+        queued: counts?.queued ?? 0,
+        running: s.scheduler.runningCount(),
+        max_concurrent: s.config.max_concurrent_agents,
+      },
       ...s.health(),
     });
   });
@@ -45,9 +50,16 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
     return s.repos.tasks.byStatus('in_progress').map((t) => {
       const run = s.repos.runs.open(t.id).at(-1);
       return {
-        task_id: t.id, task_title: t.title, agent_type: t.agent_type, repo: t.repo, status: 'running' as const,
-        started_at: run?.started_at ?? t.started_at, pid: run?.pid ?? null, attempt: t.attempts,
-        host: run?.host ?? '', worker_id: t.lease_owner,
+        task_id: t.id,
+        task_title: t.title,
+        agent_type: t.agent_type,
+        repo: t.repo,
+        status: 'running' as const,
+        started_at: run?.started_at ?? t.started_at,
+        pid: run?.pid ?? null,
+        attempt: t.attempts,
+        host: run?.host ?? '',
+        worker_id: t.lease_owner,
       };
     });
   });

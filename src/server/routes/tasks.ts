@@ -9,11 +9,21 @@ import { taskJson } from '../serialize.js';
 import { parseRepoSpec, RepoSpecError } from '../../git/repo-spec.js';
 import type { TaskRow } from '../../db/repositories/tasks.js';
 
-export const idParams = z.object({ id: z.coerce.number({ error: 'must be a positive integer' }).int('must be a positive integer').positive('must be a positive integer').max(Number.MAX_SAFE_INTEGER) });
+export const idParams = z.object({
+  id: z.coerce
+    .number({ error: 'must be a positive integer' })
+    .int('must be a positive integer')
+    .positive('must be a positive integer')
+    .max(Number.MAX_SAFE_INTEGER),
+});
 const boolFlag = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1');
 
 export const createTaskBody = z.object({
-  title: z.string({ error: 'is required and must be a string' }).trim().min(1, 'must not be empty').max(500, 'must be at most 500 characters'),
+  title: z
+    .string({ error: 'is required and must be a string' })
+    .trim()
+    .min(1, 'must not be empty')
+    .max(500, 'must be at most 500 characters'),
   description: z.string({ error: 'must be a string' }).max(100_000, 'must be at most 100000 characters').default(''),
   repo: z.string({ error: 'must be a string' }).trim().max(200, 'must be at most 200 characters').default(''),
   agent_type: z.enum(AGENT_TYPES, { error: `must be one of ${AGENT_TYPES.join(', ')}` }).optional(),
@@ -24,13 +34,23 @@ export const createTaskBody = z.object({
 const listQuery = z.object({
   status: z.enum(TASK_STATUSES, { error: `must be one of ${TASK_STATUSES.join(', ')}` }).optional(),
   repo: z.string().max(200).optional(),
-  limit: z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(1, 'must be between 1 and 500').max(500, 'must be between 1 and 500').default(100),
+  limit: z.coerce
+    .number({ error: 'must be an integer' })
+    .int('must be an integer')
+    .min(1, 'must be between 1 and 500')
+    .max(500, 'must be between 1 and 500')
+    .default(100),
   offset: z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(0, 'must be 0 or more').default(0),
 });
 
 const logsQuery = z.object({
   since: z.string().max(64).optional(),
-  limit: z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(1, 'must be between 1 and 1000').max(1000, 'must be between 1 and 1000').default(100),
+  limit: z.coerce
+    .number({ error: 'must be an integer' })
+    .int('must be an integer')
+    .min(1, 'must be between 1 and 1000')
+    .max(1000, 'must be between 1 and 1000')
+    .default(100),
 });
 
 /** Resolves the repo field (empty → plane.default_repo) and checks its syntax; 400 on a bad name. */
@@ -74,8 +94,18 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
     const t = getTaskOr404(s, id);
     // Every agent run of the task (first run, resumes, CI and review revisions) with its cost.
     const runs = s.repos.runs.forTask(id).map((r) => ({
-      id: r.id, attempt: r.attempt, kind: r.kind, outcome: r.outcome, error: r.error, started_at: r.started_at, ended_at: r.ended_at,
-      duration_ms: r.duration_ms, cost_usd: r.cost_usd, input_tokens: r.input_tokens, output_tokens: r.output_tokens, num_turns: r.num_turns,
+      id: r.id,
+      attempt: r.attempt,
+      kind: r.kind,
+      outcome: r.outcome,
+      error: r.error,
+      started_at: r.started_at,
+      ended_at: r.ended_at,
+      duration_ms: r.duration_ms,
+      cost_usd: r.cost_usd,
+      input_tokens: r.input_tokens,
+      output_tokens: r.output_tokens,
+      num_turns: r.num_turns,
     }));
     return { ...taskJson(t, s.repos.logs.lastLines([id]).get(id) ?? null), runs };
   });

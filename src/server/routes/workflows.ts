@@ -24,10 +24,23 @@ const createBody = z.object({
   ...startFields,
 });
 
-export interface WorkflowDeps { engine: WorkflowEngine; workflows: WorkflowsRepo; handoffs: HandoffsRepo }
+export interface WorkflowDeps {
+  engine: WorkflowEngine;
+  workflows: WorkflowsRepo;
+  handoffs: HandoffsRepo;
+}
 
 export function handoffJson(h: HandoffRow) {
-  return { id: h.id, from_task_id: h.from_task_id, to_task_id: h.to_task_id, workflow_id: h.workflow_id, output_type: h.output_type, content: h.content, summary: h.summary, created_at: h.created_at };
+  return {
+    id: h.id,
+    from_task_id: h.from_task_id,
+    to_task_id: h.to_task_id,
+    workflow_id: h.workflow_id,
+    output_type: h.output_type,
+    content: h.content,
+    summary: h.summary,
+    created_at: h.created_at,
+  };
 }
 
 export function workflowRoutes(deps: WorkflowDeps) {
@@ -40,18 +53,45 @@ export function workflowRoutes(deps: WorkflowDeps) {
         cost += t?.cost_usd ?? 0;
         const review = st.agent_type === 'reviewer' && st.status === 'completed' ? parseReview(st.output_data) : undefined;
         return {
-          id: st.id, workflow_id: st.workflow_id, step_index: st.step_index, agent_type: st.agent_type, task_id: st.task_id, status: st.status,
-          input_key: st.input_key, output_key: st.output_key, condition: st.condition, loop_to: st.loop_to, prompt_template: st.prompt_template,
-          output_data: st.output_data, iteration: st.iteration, started_at: st.started_at, completed_at: st.completed_at,
+          id: st.id,
+          workflow_id: st.workflow_id,
+          step_index: st.step_index,
+          agent_type: st.agent_type,
+          task_id: st.task_id,
+          status: st.status,
+          input_key: st.input_key,
+          output_key: st.output_key,
+          condition: st.condition,
+          loop_to: st.loop_to,
+          prompt_template: st.prompt_template,
+          output_data: st.output_data,
+          iteration: st.iteration,
+          started_at: st.started_at,
+          completed_at: st.completed_at,
           task: t ? { id: t.id, title: t.title, status: t.status, error: t.error, cost_usd: t.cost_usd, pr_url: t.pr_url } : null,
           review: review ? { approved: review.approved, summary: review.summary, counts: issueCounts(review) } : null,
         };
       });
       return {
-        id: wf.id, name: wf.name, title: wf.title, description: wf.description, repo: wf.repo, status: wf.status,
-        current_step: wf.current_step, iteration: wf.iteration, max_iterations: wf.max_iterations, plane_issue_id: wf.plane_issue_id,
-        error: wf.error, created_at: wf.created_at, started_at: wf.started_at, completed_at: wf.completed_at,
-        branch_name: wf.branch_name, pr_url: wf.pr_url, result: wf.result, cost_usd: cost, steps: stepJson,
+        id: wf.id,
+        name: wf.name,
+        title: wf.title,
+        description: wf.description,
+        repo: wf.repo,
+        status: wf.status,
+        current_step: wf.current_step,
+        iteration: wf.iteration,
+        max_iterations: wf.max_iterations,
+        plane_issue_id: wf.plane_issue_id,
+        error: wf.error,
+        created_at: wf.created_at,
+        started_at: wf.started_at,
+        completed_at: wf.completed_at,
+        branch_name: wf.branch_name,
+        pr_url: wf.pr_url,
+        result: wf.result,
+        cost_usd: cost,
+        steps: stepJson,
       };
     };
     const getOr404 = (id: number) => {
@@ -59,7 +99,11 @@ export function workflowRoutes(deps: WorkflowDeps) {
       if (!wf) throw notFound('Workflow');
       return wf;
     };
-    const start = (name: string, def: ReturnType<typeof workflowDefSchema.parse>, b: { title: string; description: string; repo: string; plane_issue_id: string }) => {
+    const start = (
+      name: string,
+      def: ReturnType<typeof workflowDefSchema.parse>,
+      b: { title: string; description: string; repo: string; plane_issue_id: string },
+    ) => {
       const { repo } = checkRepo(s, b.repo);
       try {
         validateWorkflow(name, def);
@@ -75,7 +119,12 @@ export function workflowRoutes(deps: WorkflowDeps) {
       const def = b.definition ?? s.config.workflows[b.workflow_name];
       if (!def) {
         const known = Object.keys(s.config.workflows);
-        throw new AppError(400, 'invalid_input', `Unknown workflow: '${b.workflow_name}'. Available: ${known.join(', ') || 'none'}`, 'workflow_name');
+        throw new AppError(
+          400,
+          'invalid_input',
+          `Unknown workflow: '${b.workflow_name}'. Available: ${known.join(', ') || 'none'}`,
+          'workflow_name',
+        );
       }
       return reply.status(201).send(json(start(b.workflow_name, def, b)));
     });
@@ -83,16 +132,21 @@ export function workflowRoutes(deps: WorkflowDeps) {
     app.post('/api/workflows/code_review', async (req, reply) => {
       const b = parseInput(z.object(startFields), req.body, 'body');
       const def = s.config.workflows.code_review;
-      if (!def) throw new AppError(400, 'not_configured', 'code_review workflow is not configured. Add it to the workflows section of config.yml.');
+      if (!def)
+        throw new AppError(400, 'not_configured', 'code_review workflow is not configured. Add it to the workflows section of config.yml.');
       return reply.status(201).send(json(start('code_review', def, b)));
     });
 
     app.get('/api/workflows', async (req) => {
-      const q = parseInput(z.object({
-        status: z.enum(WF_STATUSES, { error: `must be one of ${WF_STATUSES.join(', ')}` }).optional(),
-        limit: z.coerce.number().int().min(1).max(500).default(100),
-        offset: z.coerce.number().int().min(0).default(0),
-      }), req.query, 'query');
+      const q = parseInput(
+        z.object({
+          status: z.enum(WF_STATUSES, { error: `must be one of ${WF_STATUSES.join(', ')}` }).optional(),
+          limit: z.coerce.number().int().min(1).max(500).default(100),
+          offset: z.coerce.number().int().min(0).default(0),
+        }),
+        req.query,
+        'query',
+      );
       return deps.workflows.list(q).map(json);
     });
 
@@ -111,17 +165,27 @@ export function workflowRoutes(deps: WorkflowDeps) {
     });
 
     app.post('/api/handoffs', async (req, reply) => {
-      const b = parseInput(z.object({
-        from_task_id: z.number({ error: 'is required and must be an integer' }).int().positive(),
-        to_task_id: z.number({ error: 'must be an integer or null' }).int().positive().nullable().default(null),
-        workflow_id: z.number({ error: 'must be an integer or null' }).int().positive().nullable().default(null),
-        output_type: z.enum(['code_diff', 'review_comments', 'research_notes', 'test_results', 'general', 'error_report'], { error: 'must be one of code_diff, review_comments, research_notes, test_results, general, error_report' }).default('general'),
-        content: z.string().max(50_000, 'must be at most 50000 characters').default(''),
-        summary: z.string().max(2_000, 'must be at most 2000 characters').default(''),
-      }), req.body, 'body');
+      const b = parseInput(
+        z.object({
+          from_task_id: z.number({ error: 'is required and must be an integer' }).int().positive(),
+          to_task_id: z.number({ error: 'must be an integer or null' }).int().positive().nullable().default(null),
+          workflow_id: z.number({ error: 'must be an integer or null' }).int().positive().nullable().default(null),
+          output_type: z
+            .enum(['code_diff', 'review_comments', 'research_notes', 'test_results', 'general', 'error_report'], {
+              error: 'must be one of code_diff, review_comments, research_notes, test_results, general, error_report',
+            })
+            .default('general'),
+          content: z.string().max(50_000, 'must be at most 50000 characters').default(''),
+          summary: z.string().max(2_000, 'must be at most 2000 characters').default(''),
+        }),
+        req.body,
+        'body',
+      );
       if (!s.tasks.get(b.from_task_id)) throw new AppError(404, 'not_found', `Source task ${b.from_task_id} not found`, 'from_task_id');
-      if (b.to_task_id !== null && !s.tasks.get(b.to_task_id)) throw new AppError(404, 'not_found', `Target task ${b.to_task_id} not found`, 'to_task_id');
-      if (b.workflow_id !== null && !deps.workflows.get(b.workflow_id)) throw new AppError(404, 'not_found', `Workflow ${b.workflow_id} not found`, 'workflow_id');
+      if (b.to_task_id !== null && !s.tasks.get(b.to_task_id))
+        throw new AppError(404, 'not_found', `Target task ${b.to_task_id} not found`, 'to_task_id');
+      if (b.workflow_id !== null && !deps.workflows.get(b.workflow_id))
+        throw new AppError(404, 'not_found', `Workflow ${b.workflow_id} not found`, 'workflow_id');
       return reply.status(201).send(handoffJson(deps.handoffs.create(b)));
     });
 
@@ -133,7 +197,11 @@ export function workflowRoutes(deps: WorkflowDeps) {
 
     app.get('/api/tasks/:id/handoffs', async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
-      const q = parseInput(z.object({ direction: z.enum(['to', 'from'], { error: 'must be "to" or "from"' }).default('to') }), req.query, 'query');
+      const q = parseInput(
+        z.object({ direction: z.enum(['to', 'from'], { error: 'must be "to" or "from"' }).default('to') }),
+        req.query,
+        'query',
+      );
       getTaskOr404(s, id);
       return deps.handoffs.forTask(id, q.direction).map(handoffJson);
     });

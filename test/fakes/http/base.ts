@@ -84,12 +84,7 @@ function compile(pattern: string): { regex: RegExp; names: string[] } {
 }
 
 /** Polls `check` every `intervalMs` until it returns a value other than undefined/false, or the deadline. */
-export async function pollUntil<T>(
-  check: () => T | undefined | false,
-  timeoutMs = 5000,
-  what = 'condition',
-  intervalMs = 20,
-): Promise<T> {
+export async function pollUntil<T>(check: () => T | undefined | false, timeoutMs = 5000, what = 'condition', intervalMs = 20): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = check();

@@ -40,11 +40,7 @@ export interface FakeGitHubOptions extends FakeServerOptions {
 type Obj = Record<string, unknown>;
 
 /** Produces the headers + body GitHub sends for a webhook delivery. */
-export function signGitHubWebhook(
-  secret: string,
-  event: string,
-  payload: unknown,
-): { headers: Record<string, string>; body: string } {
+export function signGitHubWebhook(secret: string, event: string, payload: unknown): { headers: Record<string, string>; body: string } {
   const body = typeof payload === 'string' ? payload : JSON.stringify(payload);
   const sig = createHmac('sha256', secret).update(body).digest('hex');
   return {
@@ -86,33 +82,42 @@ export class FakeGitHub extends FakeServer {
     }));
     this.route('GET', repo, (r) => ({
       json: {
-        name: r.params.repo, full_name: `${r.params.owner}/${r.params.repo}`, default_branch: opts.defaultBranch ?? 'main',
-        private: true, owner: { login: r.params.owner },
+        name: r.params.repo,
+        full_name: `${r.params.owner}/${r.params.repo}`,
+        default_branch: opts.defaultBranch ?? 'main',
+        private: true,
+        owner: { login: r.params.owner },
       },
     }));
     this.route('POST', `${repo}/pulls`, (r) => this.createPull(r));
     this.route('GET', `${repo}/pulls`, (r) => ({ json: this.listPulls(r).map((p) => this.prJson(p)) }));
     this.route('GET', `${repo}/pulls/:n`, (r) => this.withPr(r, (p) => ({ json: this.prJson(p) })));
-    this.route('PATCH', `${repo}/pulls/:n`, (r) => this.withPr(r, (p) => {
-      for (const k of ['title', 'body'] as const) {
-        const v = field(r.json, k);
-        if (typeof v === 'string') p[k] = v;
-      }
-      const state = field(r.json, 'state');
-      if (state === 'open' || state === 'closed') p.state = state;
-      const base = field(r.json, 'base');
-      if (typeof base === 'string') p.base.ref = base;
-      p.updated_at = now();
-      return { json: this.prJson(p) };
-    }));
-    this.route('PUT', `${repo}/pulls/:n/merge`, (r) => this.withPr(r, (p) => {
-      if (p.state !== 'open') return { status: 405, json: { message: 'Pull Request is not mergeable' } };
-      this.setPrState(p.number, 'closed', true);
-      return { json: { sha: p.head.sha, merged: true, message: 'Pull Request successfully merged' } };
-    }));
+    this.route('PATCH', `${repo}/pulls/:n`, (r) =>
+      this.withPr(r, (p) => {
+        for (const k of ['title', 'body'] as const) {
+          const v = field(r.json, k);
+          if (typeof v === 'string') p[k] = v;
+        }
+        const state = field(r.json, 'state');
+        if (state === 'open' || state === 'closed') p.state = state;
+        const base = field(r.json, 'base');
+        if (typeof base === 'string') p.base.ref = base;
+        p.updated_at = now();
+        return { json: this.prJson(p) };
+      }),
+    );
+    this.route('PUT', `${repo}/pulls/:n/merge`, (r) =>
+      this.withPr(r, (p) => {
+        if (p.state !== 'open') return { status: 405, json: { message: 'Pull Request is not mergeable' } };
+        this.setPrState(p.number, 'closed', true);
+        return { json: { sha: p.head.sha, merged: true, message: 'Pull Request successfully merged' } };
+      }),
+    );
     this.route('GET', `${repo}/pulls/:n/reviews`, (r) => ({ json: this.reviews.get(Number(r.params.n)) ?? [] }));
     this.route('GET', `${repo}/pulls/:n/comments`, (r) => ({ json: this.reviewComments.get(Number(r.params.n)) ?? [] }));
-    this.route('GET', `${repo}/collaborators/:user/permission`, (r) => ({ json: { permission: this.permissions.get(r.params.user!) ?? 'write', user: { login: r.params.user } } }));
+    this.route('GET', `${repo}/collaborators/:user/permission`, (r) => ({
+      json: { permission: this.permissions.get(r.params.user!) ?? 'write', user: { login: r.params.user } },
+    }));
     this.route('GET', `${repo}/issues/:n/comments`, (r) => ({ json: this.issueComments.get(Number(r.params.n)) ?? [] }));
     this.route('POST', `${repo}/issues/:n/comments`, (r) => {
       const body = field(r.json, 'body');
@@ -160,17 +165,20 @@ export class FakeGitHub extends FakeServer {
   }
 
   setCheckRuns(sha: string, runs: Array<Partial<CheckRun> & { name: string }>): void {
-    this.checkRuns.set(sha, runs.map((r) => {
-      const id = r.id ?? this.nextId++;
-      return {
-        id,
-        name: r.name,
-        status: r.status ?? 'completed',
-        conclusion: r.conclusion === undefined ? ((r.status ?? 'completed') === 'completed' ? 'success' : null) : r.conclusion,
-        output: { title: null, summary: null, text: null, ...(r.output ?? {}) },
-        html_url: r.html_url ?? `https://github.example/checks/${id}`,
-      };
-    }));
+    this.checkRuns.set(
+      sha,
+      runs.map((r) => {
+        const id = r.id ?? this.nextId++;
+        return {
+          id,
+          name: r.name,
+          status: r.status ?? 'completed',
+          conclusion: r.conclusion === undefined ? ((r.status ?? 'completed') === 'completed' ? 'success' : null) : r.conclusion,
+          output: { title: null, summary: null, text: null, ...(r.output ?? {}) },
+          html_url: r.html_url ?? `https://github.example/checks/${id}`,
+        };
+      }),
+    );
   }
 
   setCombinedStatus(sha: string, state: string, statuses: unknown[] = []): void {
@@ -192,8 +200,12 @@ export class FakeGitHub extends FakeServer {
   addIssueComment(n: number, comment: Obj, fullName = 'owner/repo'): Obj {
     const id = (comment.id as number | undefined) ?? this.nextId++;
     const c = {
-      id, user: { login: 'someone' }, created_at: now(), updated_at: now(),
-      html_url: `https://github.example/${fullName}/pull/${n}#issuecomment-${id}`, ...comment,
+      id,
+      user: { login: 'someone' },
+      created_at: now(),
+      updated_at: now(),
+      html_url: `https://github.example/${fullName}/pull/${n}#issuecomment-${id}`,
+      ...comment,
     };
     this.push(this.issueComments, n, c);
     return c;
@@ -242,12 +254,20 @@ export class FakeGitHub extends FakeServer {
     const number = this.nextPr++;
     const body = field(r.json, 'body');
     const pr: FakePullRequest = {
-      number, owner, repo, title, body: typeof body === 'string' ? body : '', state: 'open', merged: false, merged_at: null,
+      number,
+      owner,
+      repo,
+      title,
+      body: typeof body === 'string' ? body : '',
+      state: 'open',
+      merged: false,
+      merged_at: null,
       draft: field(r.json, 'draft') === true,
       head: { ref, label: `${owner}:${ref}`, sha: createHash('sha1').update(`${owner}/${repo}:${ref}:${number}`).digest('hex') },
       base: { ref: base },
       html_url: `https://github.example/${owner}/${repo}/pull/${number}`,
-      created_at: now(), updated_at: now(),
+      created_at: now(),
+      updated_at: now(),
     };
     this.pulls.set(number, pr);
     return { status: 201, json: this.prJson(pr) };
@@ -275,12 +295,23 @@ export class FakeGitHub extends FakeServer {
 
   private prJson(p: FakePullRequest): Obj {
     return {
-      id: 100000 + p.number, number: p.number, title: p.title, body: p.body, state: p.state, merged: p.merged,
-      merged_at: p.merged_at, draft: p.draft, mergeable: p.state === 'open' ? true : null, mergeable_state: 'clean',
-      html_url: p.html_url, url: `${this.url}/repos/${p.owner}/${p.repo}/pulls/${p.number}`,
+      id: 100000 + p.number,
+      number: p.number,
+      title: p.title,
+      body: p.body,
+      state: p.state,
+      merged: p.merged,
+      merged_at: p.merged_at,
+      draft: p.draft,
+      mergeable: p.state === 'open' ? true : null,
+      mergeable_state: 'clean',
+      html_url: p.html_url,
+      url: `${this.url}/repos/${p.owner}/${p.repo}/pulls/${p.number}`,
       head: { ...p.head, repo: { full_name: `${p.owner}/${p.repo}` } },
       base: { ...p.base, repo: { full_name: `${p.owner}/${p.repo}` } },
-      user: { login: this.login }, created_at: p.created_at, updated_at: p.updated_at,
+      user: { login: this.login },
+      created_at: p.created_at,
+      updated_at: p.updated_at,
     };
   }
 }

@@ -88,7 +88,9 @@ export class FakeOpenAI extends FakeServer {
   }
 
   protected override failureBody(status: number): unknown {
-    return { error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null, status } };
+    return {
+      error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null, status },
+    };
   }
 
   private embeddings(r: RouteRequest): Reply {
@@ -97,7 +99,8 @@ export class FakeOpenAI extends FakeServer {
     const format = field(r.json, 'encoding_format');
     const dims = field(r.json, 'dimensions');
     if (typeof model !== 'string' || !model) return oaiError(400, 'you must provide a model parameter', 'invalid_request_error', null);
-    const inputs = typeof input === 'string' ? [input] : Array.isArray(input) ? input.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))) : null;
+    const inputs =
+      typeof input === 'string' ? [input] : Array.isArray(input) ? input.map((x) => (typeof x === 'string' ? x : JSON.stringify(x))) : null;
     if (!inputs || inputs.length === 0 || inputs.some((s) => s === '')) {
       return oaiError(400, "'$.input' is invalid. Please check the API reference.", 'invalid_request_error', null);
     }

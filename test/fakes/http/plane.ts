@@ -2,8 +2,18 @@
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { FakeServer, field, type FakeServerOptions, type Reply, type RouteRequest } from './base.js';
 
-export interface PlaneState { id: string; name: string; group: string; color: string; sequence: number }
-export interface PlaneLabel { id: string; name: string; color: string }
+export interface PlaneState {
+  id: string;
+  name: string;
+  group: string;
+  color: string;
+  sequence: number;
+}
+export interface PlaneLabel {
+  id: string;
+  name: string;
+  color: string;
+}
 
 export interface PlaneIssue {
   id: string;
@@ -45,8 +55,12 @@ export interface FakePlaneOptions extends FakeServerOptions {
 }
 
 const DEFAULT_STATES = [
-  { name: 'Backlog', group: 'backlog' }, { name: 'Todo', group: 'unstarted' }, { name: 'In Progress', group: 'started' },
-  { name: 'In Review', group: 'started' }, { name: 'Done', group: 'completed' }, { name: 'Cancelled', group: 'cancelled' },
+  { name: 'Backlog', group: 'backlog' },
+  { name: 'Todo', group: 'unstarted' },
+  { name: 'In Progress', group: 'started' },
+  { name: 'In Review', group: 'started' },
+  { name: 'Done', group: 'completed' },
+  { name: 'Cancelled', group: 'cancelled' },
 ];
 
 /** Deterministic UUID-shaped id from a string (so tests and builders agree on state/label ids). */
@@ -126,7 +140,12 @@ export function issueEvent(i: IssueEventInput = {}): Record<string, unknown> {
 }
 
 export function commentEvent(c: {
-  issueId: string; comment_html: string; actor?: string; id?: string; projectId?: string; workspaceId?: string;
+  issueId: string;
+  comment_html: string;
+  actor?: string;
+  id?: string;
+  projectId?: string;
+  workspaceId?: string;
 }): Record<string, unknown> {
   const actor = c.actor ?? 'human-1';
   const workspace = c.workspaceId ?? 'workspace-1';
@@ -136,8 +155,13 @@ export function commentEvent(c: {
     webhook_id: randomUUID(),
     workspace_id: workspace,
     data: {
-      id: c.id ?? randomUUID(), comment_html: c.comment_html, issue: c.issueId, actor,
-      project: c.projectId ?? 'project-1', workspace, created_at: new Date().toISOString(),
+      id: c.id ?? randomUUID(),
+      comment_html: c.comment_html,
+      issue: c.issueId,
+      actor,
+      project: c.projectId ?? 'project-1',
+      workspace,
+      created_at: new Date().toISOString(),
     },
     activity: { field: 'comment', old_value: null, new_value: c.comment_html, actor: { id: actor } },
   };
@@ -160,7 +184,11 @@ export class FakePlane extends FakeServer {
     super(opts);
     this.opts = opts;
     this.states = (opts.states ?? DEFAULT_STATES).map((s, i) => ({
-      id: planeStateId(s.name), name: s.name, group: s.group, color: '#888888', sequence: (i + 1) * 1000,
+      id: planeStateId(s.name),
+      name: s.name,
+      group: s.group,
+      color: '#888888',
+      sequence: (i + 1) * 1000,
     }));
     this.labels = (opts.labels ?? ['factory', 'bug', 'feature']).map((name) => ({ id: planeLabelId(name), name, color: '#123456' }));
     const base = '/api/v1/workspaces/:slug/projects/:project';
@@ -170,12 +198,15 @@ export class FakePlane extends FakeServer {
       this.route('GET', `${base}/${items}/:id/`, (r) => this.withIssue(r, (i) => ({ json: i })));
       this.route('PATCH', `${base}/${items}/:id/`, (r) => this.withIssue(r, (i) => this.patchIssue(i, r)));
       this.route('GET', `${base}/${items}/:id/comments/`, (r) =>
-        this.withIssue(r, (i) => ({ json: this.page([...this.comments(i.id)].reverse()) })));
-      this.route('POST', `${base}/${items}/:id/comments/`, (r) => this.withIssue(r, (i) => {
-        const html = field(r.json, 'comment_html');
-        if (typeof html !== 'string' || !html) return { status: 400, json: { error: 'comment_html is required' } };
-        return { status: 201, json: this.addComment(i.id, html, this.botUserId) };
-      }));
+        this.withIssue(r, (i) => ({ json: this.page([...this.comments(i.id)].reverse()) })),
+      );
+      this.route('POST', `${base}/${items}/:id/comments/`, (r) =>
+        this.withIssue(r, (i) => {
+          const html = field(r.json, 'comment_html');
+          if (typeof html !== 'string' || !html) return { status: 400, json: { error: 'comment_html is required' } };
+          return { status: 201, json: this.addComment(i.id, html, this.botUserId) };
+        }),
+      );
     }
     this.route('GET', `${base}/states/`, () => ({ json: this.page(this.states) }));
     this.route('GET', `${base}/labels/`, () => ({ json: this.page(this.labels) }));
@@ -197,10 +228,17 @@ export class FakePlane extends FakeServer {
     const ts = this.timestamp();
     const { stateName, ...rest } = i;
     const issue: PlaneIssue = {
-      id: randomUUID(), sequence_id: this.nextSeq++, description_html: '', labels: [], priority: 'none',
-      project: this.opts.projectId ?? 'project-1', workspace: this.opts.workspaceId ?? 'workspace-1',
-      created_at: ts, updated_at: ts, ...rest,
-      state: rest.state ?? (stateName ? this.stateId(stateName) : this.states[0]?.id ?? ''),
+      id: randomUUID(),
+      sequence_id: this.nextSeq++,
+      description_html: '',
+      labels: [],
+      priority: 'none',
+      project: this.opts.projectId ?? 'project-1',
+      workspace: this.opts.workspaceId ?? 'workspace-1',
+      created_at: ts,
+      updated_at: ts,
+      ...rest,
+      state: rest.state ?? (stateName ? this.stateId(stateName) : (this.states[0]?.id ?? '')),
     };
     this.issues.set(issue.id, issue);
     return issue;
@@ -226,9 +264,17 @@ export class FakePlane extends FakeServer {
     if (!i) throw new Error(`FakePlane: no work item ${issueId}`);
     const st = this.states.find((s) => s.id === i.state);
     return issueEvent({
-      id: i.id, name: i.name, description_html: i.description_html, sequence_id: i.sequence_id, stateId: i.state,
-      stateName: st?.name ?? 'Unknown', stateGroup: st?.group ?? 'started', projectId: i.project, workspaceId: i.workspace,
-      labels: i.labels.map((id) => this.labels.find((l) => l.id === id)?.name ?? id), ...overrides,
+      id: i.id,
+      name: i.name,
+      description_html: i.description_html,
+      sequence_id: i.sequence_id,
+      stateId: i.state,
+      stateName: st?.name ?? 'Unknown',
+      stateGroup: st?.group ?? 'started',
+      projectId: i.project,
+      workspaceId: i.workspace,
+      labels: i.labels.map((id) => this.labels.find((l) => l.id === id)?.name ?? id),
+      ...overrides,
     });
   }
 
@@ -253,9 +299,18 @@ export class FakePlane extends FakeServer {
 
   private page<T>(results: T[]): Record<string, unknown> {
     return {
-      grouped_by: null, sub_grouped_by: null, total_count: results.length, next_cursor: `${results.length}:1:0`,
-      prev_cursor: `${results.length}:-1:1`, next_page_results: false, prev_page_results: false, count: results.length,
-      total_pages: 1, total_results: results.length, extra_stats: null, results,
+      grouped_by: null,
+      sub_grouped_by: null,
+      total_count: results.length,
+      next_cursor: `${results.length}:1:0`,
+      prev_cursor: `${results.length}:-1:1`,
+      next_page_results: false,
+      prev_page_results: false,
+      count: results.length,
+      total_pages: 1,
+      total_results: results.length,
+      extra_stats: null,
+      results,
     };
   }
 
@@ -276,7 +331,9 @@ export class FakePlane extends FakeServer {
     }
     const body = (r.json ?? {}) as Record<string, unknown>;
     const issue = this.addIssue({
-      ...body, name, project: r.params.project ?? 'project-1',
+      ...body,
+      name,
+      project: r.params.project ?? 'project-1',
       description_html: typeof body.description_html === 'string' ? body.description_html : '<p></p>',
       ...(typeof body.state === 'string' ? { state: body.state } : {}),
     });
@@ -302,8 +359,15 @@ export class FakePlane extends FakeServer {
     const ts = this.timestamp();
     const issue = this.issues.get(issueId);
     const c: PlaneComment = {
-      id: randomUUID(), comment_html: html, issue: issueId, actor, actor_detail: { id: actor, display_name: actor },
-      project: issue?.project ?? 'project-1', workspace: issue?.workspace ?? 'workspace-1', created_at: ts, updated_at: ts,
+      id: randomUUID(),
+      comment_html: html,
+      issue: issueId,
+      actor,
+      actor_detail: { id: actor, display_name: actor },
+      project: issue?.project ?? 'project-1',
+      workspace: issue?.workspace ?? 'workspace-1',
+      created_at: ts,
+      updated_at: ts,
     };
     const list = this.commentStore.get(issueId) ?? [];
     list.push(c);

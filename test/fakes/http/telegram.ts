@@ -1,7 +1,12 @@
 // Fake Telegram Bot API (`/bot<token>/<method>`): sendMessage recording, long-polled getUpdates, pushReply.
 import { FakeServer, pollUntil, type FakeServerOptions, type Reply, type RouteRequest } from './base.js';
 
-export interface TelegramUser { id: number; is_bot?: boolean; first_name?: string; username?: string }
+export interface TelegramUser {
+  id: number;
+  is_bot?: boolean;
+  first_name?: string;
+  username?: string;
+}
 
 export interface SentMessage {
   message_id: number;
@@ -28,11 +33,25 @@ export interface FakeTelegramOptions extends FakeServerOptions {
 
 /** Fields that node-telegram-bot-api (and other clients) JSON-encode inside urlencoded/multipart bodies. */
 const JSON_FIELDS = new Set([
-  'reply_parameters', 'reply_markup', 'entities', 'link_preview_options', 'allowed_updates', 'caption_entities', 'commands',
+  'reply_parameters',
+  'reply_markup',
+  'entities',
+  'link_preview_options',
+  'allowed_updates',
+  'caption_entities',
+  'commands',
 ]);
 
 const NUMERIC_FIELDS = new Set([
-  'chat_id', 'message_id', 'offset', 'limit', 'timeout', 'reply_to_message_id', 'message_thread_id', 'from_chat_id', 'user_id',
+  'chat_id',
+  'message_id',
+  'offset',
+  'limit',
+  'timeout',
+  'reply_to_message_id',
+  'message_thread_id',
+  'from_chat_id',
+  'user_id',
 ]);
 const TEXT_FIELDS = new Set(['text', 'caption', 'parse_mode', 'callback_query_id', 'data']);
 
@@ -71,19 +90,35 @@ export class FakeTelegram extends FakeServer {
   }
 
   /** Queues an incoming message replying to `toMessageId`; chat defaults to that message's chat. */
-  pushReply(toMessageId: number, text: string, fromUser: TelegramUser = { id: 1, username: 'alice' }, chatId?: number | string): TelegramUpdate {
+  pushReply(
+    toMessageId: number,
+    text: string,
+    fromUser: TelegramUser = { id: 1, username: 'alice' },
+    chatId?: number | string,
+  ): TelegramUpdate {
     const original = this.sent.find((s) => s.message_id === toMessageId);
     const chat = chatId ?? original?.chat_id ?? fromUser.id;
-    return this.pushMessage(text, fromUser, chat, { reply_to_message: { message_id: toMessageId, chat: { id: chat }, text: original?.text } });
+    return this.pushMessage(text, fromUser, chat, {
+      reply_to_message: { message_id: toMessageId, chat: { id: chat }, text: original?.text },
+    });
   }
 
   /** Queues an incoming (non-reply) message. */
-  pushMessage(text: string, fromUser: TelegramUser = { id: 1, username: 'alice' }, chatId?: number | string, extra: Record<string, unknown> = {}): TelegramUpdate {
+  pushMessage(
+    text: string,
+    fromUser: TelegramUser = { id: 1, username: 'alice' },
+    chatId?: number | string,
+    extra: Record<string, unknown> = {},
+  ): TelegramUpdate {
     const chat = chatId ?? fromUser.id;
     return this.pushUpdate({
       message: {
-        message_id: this.nextMessageId++, chat: { id: chat, type: 'private' }, from: { is_bot: false, first_name: fromUser.username ?? 'user', ...fromUser },
-        text, date: Math.floor(Date.now() / 1000), ...extra,
+        message_id: this.nextMessageId++,
+        chat: { id: chat, type: 'private' },
+        from: { is_bot: false, first_name: fromUser.username ?? 'user', ...fromUser },
+        text,
+        date: Math.floor(Date.now() / 1000),
+        ...extra,
       },
     });
   }
@@ -154,8 +189,16 @@ export class FakeTelegram extends FakeServer {
         return this.ok({ id: p.chat_id, type: 'private' });
       case 'getWebhookInfo':
         return this.ok({ url: '', has_custom_certificate: false, pending_update_count: this.updates.length });
-      case 'deleteWebhook': case 'setWebhook': case 'setMyCommands': case 'deleteMyCommands': case 'sendChatAction':
-      case 'answerCallbackQuery': case 'deleteMessage': case 'setMessageReaction': case 'logOut': case 'close':
+      case 'deleteWebhook':
+      case 'setWebhook':
+      case 'setMyCommands':
+      case 'deleteMyCommands':
+      case 'sendChatAction':
+      case 'answerCallbackQuery':
+      case 'deleteMessage':
+      case 'setMessageReaction':
+      case 'logOut':
+      case 'close':
         return this.ok(true);
       default:
         return this.bad('Not Found: method not found', 404);
@@ -166,18 +209,27 @@ export class FakeTelegram extends FakeServer {
     if (p.chat_id === undefined || p.chat_id === '') return this.bad('Bad Request: chat_id is empty');
     if (typeof p.text !== 'string' || p.text === '') return this.bad('Bad Request: message text is empty');
     const rp = p.reply_parameters as { message_id?: unknown } | undefined;
-    const replyTo = typeof rp?.message_id === 'number' ? rp.message_id
-      : typeof p.reply_to_message_id === 'number' ? p.reply_to_message_id : undefined;
+    const replyTo =
+      typeof rp?.message_id === 'number' ? rp.message_id : typeof p.reply_to_message_id === 'number' ? p.reply_to_message_id : undefined;
     const chatId = p.chat_id as number | string;
     const msg: SentMessage = {
-      message_id: this.nextMessageId++, chat_id: chatId, text: p.text,
+      message_id: this.nextMessageId++,
+      chat_id: chatId,
+      text: p.text,
       parse_mode: typeof p.parse_mode === 'string' ? p.parse_mode : undefined,
-      reply_to_message_id: replyTo, reply_markup: p.reply_markup, params: p, at: Date.now(),
+      reply_to_message_id: replyTo,
+      reply_markup: p.reply_markup,
+      params: p,
+      at: Date.now(),
     };
     this.sent.push(msg);
     return this.ok({
-      message_id: msg.message_id, from: this.bot, chat: { id: chatId, type: 'private' }, date: Math.floor(msg.at / 1000),
-      text: msg.text, ...(replyTo !== undefined ? { reply_to_message: { message_id: replyTo, chat: { id: chatId } } } : {}),
+      message_id: msg.message_id,
+      from: this.bot,
+      chat: { id: chatId, type: 'private' },
+      date: Math.floor(msg.at / 1000),
+      text: msg.text,
+      ...(replyTo !== undefined ? { reply_to_message: { message_id: replyTo, chat: { id: chatId } } } : {}),
     });
   }
 
