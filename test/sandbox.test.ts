@@ -161,6 +161,37 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
     expect(readFileSync(path.join(cache, 'config'), 'utf8')).not.toContain('probe');
   });
 
+  it('still runs an agent command that lives under /tmp, behind the private /tmp', async () => {
+    // Factory or the agent CLI installed under /tmp (a CI checkout, say) must stay visible inside.
+    const binDir = mkdtempSync('/tmp/factory-agent-bin-');
+    const agent = path.join(binDir, 'agent');
+    writeFileSync(agent, '#!/bin/sh\necho "ran from $0" > "$OUT"\n', { mode: 0o755 });
+    const out = path.join(wt1, 'tmp-agent.txt');
+    const run = await sandbox.prepare(agent, [], {
+      taskId: 1,
+      worktree: wt1,
+      cache,
+      allow: [],
+      env: { PATH: process.env.PATH ?? '', OUT: out },
+    });
+    try {
+      const res = await runAgent({
+        command: run.command,
+        args: run.args,
+        cwd: wt1,
+        env: run.env,
+        totalTimeoutMs: 30_000,
+        idleTimeoutMs: 30_000,
+        killGraceMs: 500,
+      });
+      expect(res.exitCode, res.tail.join('\n')).toBe(0);
+      expect(readFileSync(out, 'utf8')).toBe(`ran from ${agent}\n`);
+    } finally {
+      await run.dispose();
+      rmSync(binDir, { recursive: true, force: true });
+    }
+  });
+
   it('reaches allowed hosts through the proxy and Factory API through its relay, nothing else', async () => {
     const { lines, refused } = await runProbe([
       ['proxy', `http://127.0.0.1:${allowed.port}/x`],

@@ -16,6 +16,11 @@ export interface SandboxPolicy {
   worktree: string;
   /** The clone cache (bare repository) the worktree belongs to. */
   cache: string;
+  /**
+   * Host paths under /tmp the agent must still see (Factory's own files, the agent command): the
+   * private /tmp would hide them, so they are mounted back read-only, before anything is hidden.
+   */
+  visibleInTmp: string[];
   /** Directories and files replaced by empty mounts (only existing ones may be passed). */
   hiddenDirs: string[];
   hiddenFiles: string[];
@@ -48,6 +53,7 @@ export function bwrapArgs(p: SandboxPolicy, existsInCache: (name: string) => boo
     '--tmpfs',
     '/tmp',
   ];
+  for (const d of p.visibleInTmp) args.push('--ro-bind', d, d);
   for (const d of p.hiddenDirs) args.push('--tmpfs', d);
   for (const f of p.hiddenFiles) args.push('--ro-bind', '/dev/null', f);
   args.push('--bind', p.cache, p.cache);

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config } from '../../config.js';
+import { PACKAGE_ROOT, type Config } from '../../config.js';
 import { bwrapArgs, launcherScript, SANDBOX_PROXY_PORT } from './bwrap.js';
 import { startEgress } from './egress.js';
 
@@ -119,6 +119,7 @@ export class AgentSandbox {
     const policy = {
       worktree: input.worktree,
       cache: input.cache,
+      visibleInTmp: underTmp(existing([PACKAGE_ROOT, c.rootDir, ...(path.isAbsolute(cmd) ? [path.dirname(cmd)] : [])])),
       hiddenDirs: existing([c.data_dir, c.repos_dir, c.worktrees_dir, ...c.agent.sandbox_hidden.map((p) => path.resolve(c.rootDir, p))])
         .filter(isDir)
         .concat(homeSecrets.filter(isDir)),
@@ -202,4 +203,10 @@ export async function probeSandbox(): Promise<string | null> {
   return /ENOENT/.test(message)
     ? 'bubblewrap is not installed (Debian: apt-get install bubblewrap socat)'
     : `bubblewrap cannot create namespaces here: ${why}`;
+}
+
+/** The outermost of the paths that lie under /tmp (a path inside another is covered by it). */
+export function underTmp(paths: string[]): string[] {
+  const inTmp = [...new Set(paths.map((p) => path.resolve(p)))].filter((p) => p.startsWith('/tmp/'));
+  return inTmp.filter((p) => !inTmp.some((q) => q !== p && p.startsWith(`${q}/`)));
 }
