@@ -10,6 +10,8 @@
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
 import type { Db, RunResult, Statement } from './sql.js';
 import { redactDbUrl } from '../config.js';
+import type pg from 'pg';
+import { postgresKysely, type AsyncDb } from './async.js';
 
 export interface PgOptions {
   /** How long one statement may run on the server (statement_timeout). */
@@ -311,8 +313,18 @@ export class PgSyncDb implements Db {
     return wrapped as unknown as F;
   }
 
+  private pooled: { db: AsyncDb; pool: pg.Pool } | null = null;
+
+  /** The pool opens on first use: a process that never runs an asynchronous query holds none. */
+  get async(): AsyncDb {
+    this.pooled ??= postgresKysely(this.url, { statementTimeoutMs: this.statementTimeoutMs, applicationName: this.applicationName });
+    return this.pooled.db;
+  }
+
   close(): void {
     if (this.closed) return;
+    // Ends the pool's connections in the background; queries still running on it fail.
+    if (this.pooled) void this.pooled.pool.end().catch(() => {});
     try {
       if (!this.exited) this.query('', null, 'close' as never);
     } catch {

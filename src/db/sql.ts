@@ -6,6 +6,8 @@
 // routes never know which engine they run on. SQL text is shared where both engines accept it;
 // repositories branch on `dialect` only for the few statements that must differ.
 
+import type { AsyncDb } from './async.js';
+
 export type Dialect = 'sqlite' | 'postgres';
 
 export interface RunResult {
@@ -27,6 +29,8 @@ export interface Db {
   /** Wraps fn so that it runs in one transaction (nested calls become savepoints). */
   transaction<F extends (...args: any[]) => any>(fn: F): F;
   close(): void;
+  /** The same database behind the asynchronous query builder (see async.ts). */
+  readonly async: AsyncDb;
   /** Where the data lives, for messages; never carries a password. */
   readonly describe: string;
 }

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Db, Statement } from './sql.js';
+import { sqliteKysely, type AsyncDb } from './async.js';
 
 /** better-sqlite3 behind the Db interface: statements are the native ones, nothing is copied. */
 export class SqliteDb implements Db {
@@ -31,7 +32,15 @@ export class SqliteDb implements Db {
     return this.raw.transaction(fn) as unknown as F;
   }
 
+  private kysely: AsyncDb | null = null;
+
+  get async(): AsyncDb {
+    this.kysely ??= sqliteKysely(this.raw);
+    return this.kysely;
+  }
+
   close(): void {
+    // Not kysely.destroy(): the handle is this object's, and closing it is enough.
     if (this.raw.open) this.raw.close();
   }
 }

@@ -144,7 +144,7 @@ export function messageRoutes(deps: MessageRouteDeps): RoutePlugin {
 
     app.post('/api/messages', async (req, reply) => {
       const body = parseInput(postMessageBody, req.body, 'body');
-      return reply.status(201).send(board.post(body));
+      return reply.status(201).send(await board.postPublished(body));
     });
 
     app.get('/api/messages', async (req) => {

@@ -1,0 +1,43 @@
+// The asynchronous data layer: one Kysely instance per database, whatever the engine.
+//
+// PostgreSQL gets a real connection pool (pg.Pool): a statement that waits on a lock or a slow
+// network waits on a socket, and the event loop keeps serving HTTP, SSE and timers meanwhile.
+// SQLite shares the better-sqlite3 handle of the synchronous layer, so both see one database and
+// one transaction state. Repositories move here one at a time (see docs/architecture.md); until the
+// last one has, the synchronous Db stays beside this.
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import type Database from 'better-sqlite3';
+import pg from 'pg';
+import type { Tables } from './schema.js';
+
+export type AsyncDb = Kysely<Tables>;
+
+// BIGINT and NUMERIC arrive as strings by default; Factory's ids, counts and costs fit a double.
+pg.types.setTypeParser(20, (v) => Number(v));
+pg.types.setTypeParser(1700, (v) => Number(v));
+
+export interface PgPoolOptions {
+  statementTimeoutMs: number;
+  applicationName: string;
+  /** Connections at most (default 4: Factory's queries are short; lock waits hold one each). */
+  max?: number;
+}
+
+export function postgresKysely(url: string, opts: PgPoolOptions): { db: AsyncDb; pool: pg.Pool } {
+  const pool = new pg.Pool({
+    connectionString: url,
+    application_name: opts.applicationName,
+    statement_timeout: opts.statementTimeoutMs,
+    max: opts.max ?? 4,
+    connectionTimeoutMillis: 5000,
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+  });
+  // An idle connection the server dropped: the pool discards it and opens another on demand.
+  pool.on('error', () => {});
+  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), pool };
+}
+
+export function sqliteKysely(raw: Database.Database): AsyncDb {
+  return new Kysely<Tables>({ dialect: new SqliteDialect({ database: raw }) });
+}
