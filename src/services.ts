@@ -17,6 +17,8 @@ import { WorkersRepo } from './db/repositories/workers.js';
 import { PgEventFeed } from './events/pg-feed.js';
 import { registerSecrets } from './secrets.js';
 import { LoopMonitor } from './health/loop-monitor.js';
+import { QueueControl } from './queue/control.js';
+import { reapLeftoverRun } from './agents/reap.js';
 
 export interface Services {
   config: Config;
@@ -29,6 +31,8 @@ export interface Services {
   runsSingletons: boolean;
   bus: EventBus;
   stream: StreamPublisher;
+  /** Pauses, resumes and the daily budget: the scheduler's start gate. */
+  queue: QueueControl;
   tasks: TaskService;
   scheduler: Scheduler;
   taskTokens: TaskTokens;
@@ -77,8 +81,17 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   );
   const tasks = new TaskService(repos.tasks, bus, stream);
   const executor: Executor = opts.executor ?? (async () => ({ status: 'failed', error: 'no agent executor configured' }));
+  const queue = new QueueControl({ kv: repos.kv, runs: repos.runs, bus, dailyBudgetUsd: config.budgets.daily_usd });
   const scheduler = new Scheduler(
-    { tasks, repo: repos.tasks, runs: repos.runs, logger, executor },
+    {
+      tasks,
+      repo: repos.tasks,
+      runs: repos.runs,
+      logger,
+      executor,
+      gate: queue.gate,
+      reapAgent: (run) => reapLeftoverRun(run, config.agent.command, logger),
+    },
     {
       maxConcurrent: config.max_concurrent_agents,
       maxAttempts: config.queue.max_attempts,
@@ -144,6 +157,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     repos,
     bus,
     stream,
+    queue,
     tasks,
     scheduler,
     taskTokens: new TaskTokens(repos.kv),

@@ -22,9 +22,7 @@ import type { Board } from './board/index.js';
 import { attachMemory, createMemoryFromConfig } from './memory/wiring.js';
 import { memoryRoutes } from './server/routes/memory.js';
 import type { MemoryStore } from './memory/types.js';
-import { QueueControl } from './queue/control.js';
 import { queueRoutes } from './server/routes/queue.js';
-import { reapLeftoverRun } from './agents/reap.js';
 import { PrLoop } from './prloop/service.js';
 import { PrWatchRepo } from './db/repositories/pr-watch.js';
 import { githubWebhookRoutes } from './server/routes/github-webhook.js';
@@ -92,12 +90,6 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     checkpointMs: s.db.dialect === 'postgres' ? config.agent.checkpoint_seconds * 1000 : 0,
   });
   s.scheduler.setExecutor(executor.execute);
-  s.scheduler.reapAgent = (run) => reapLeftoverRun(run, config.agent.command, s.logger);
-  const queue = new QueueControl({ kv: s.repos.kv, runs: s.repos.runs, bus: s.bus, dailyBudgetUsd: config.budgets.daily_usd });
-  s.scheduler.gate = queue.gate;
-  executor.onUsageLimit = (until, message) => {
-    queue.pause(until, `usage limit: ${message}`, 'agent');
-  };
 
   // Workflow definitions are checked at startup: a bad one stops the service with a clear message.
   for (const [name, def] of Object.entries(config.workflows)) validateWorkflow(name, def);
@@ -236,7 +228,7 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
 
   const routes = [
     ...environments.routes,
-    queueRoutes(queue),
+    queueRoutes(s.queue),
     workflowRoutes({ engine, workflows, handoffs }),
     ...board.routes,
     clarifyRoutes(clarify),

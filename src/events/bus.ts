@@ -21,6 +21,8 @@ export interface DomainEvents {
   'workflow.cancelled': { workflow: WorkflowRow };
   /** The PR loop gave up on a task's pull request; a person must look. */
   'task.pr_attention': { task: TaskRow; reason: string };
+  /** A run ended on the agent's own usage-limit report; its task waits until `until`. */
+  'agent.usage_limit': { task: TaskRow; until: Date; message: string };
   'queue.paused': { until: string | null; reason: string; by: string };
   'queue.resumed': { by: string; reason: string };
   'queue.budget_spent': { spent: number; budget: number; resumesAt: string };

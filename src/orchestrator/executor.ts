@@ -80,8 +80,6 @@ export class TaskExecutor {
   private readonly eventListeners: Array<(task: TaskRow, ev: StreamEvent) => void> = [];
   private finisherFor: (task: TaskRow) => Finisher | undefined = () => undefined;
   systemPromptFor: (task: TaskRow) => string | undefined = () => undefined;
-  /** Called when the agent hit a usage limit; the task itself goes back to the queue. */
-  onUsageLimit: (until: Date, message: string) => void = () => {};
 
   constructor(private readonly d: ExecutorDeps) {
     // Answers to earlier questions always travel with the prompt (a resumed session may be gone).
@@ -518,7 +516,7 @@ export class TaskExecutor {
     log.system(
       `usage limit reached (${limit.message}); the task waits until ${until.toISOString()} (pause ${streak} of at most ${cap} in a row)`,
     );
-    this.onUsageLimit(until, limit.message);
+    this.d.bus.emit('agent.usage_limit', { task, until, message: limit.message });
     return { status: 'queued', notBefore: until, countAttempt: false };
   }
 

@@ -21,7 +21,12 @@ const startOfUtcDay = (ms: number) => {
 };
 
 export class QueueControl {
-  constructor(private readonly d: { kv: KvRepo; runs: RunsRepo; bus: EventBus; dailyBudgetUsd: number }) {}
+  constructor(private readonly d: { kv: KvRepo; runs: RunsRepo; bus: EventBus; dailyBudgetUsd: number }) {
+    // An agent that met a usage limit stops new starts until the limit resets.
+    d.bus.on('agent.usage_limit', ({ until, message }) => {
+      this.pause(until, `usage limit: ${message}`, 'agent');
+    });
+  }
 
   state(now = Date.now()): PauseState & { daily_spent_usd: number; daily_budget_usd: number } {
     const p = this.d.kv.get<PauseState>(KEY);

@@ -58,6 +58,18 @@ interface Running {
   done: Promise<void>;
 }
 
+export interface SchedulerDeps {
+  tasks: TaskService;
+  repo: TasksRepo;
+  runs: RunsRepo;
+  logger: Logger;
+  executor: Executor;
+  /** Whether new work may start now (pauses, budgets). */
+  gate: StartGate;
+  /** Ends what is left of an agent from a previous run of this process (boot recovery). */
+  reapAgent: (run: Pick<RunRow, 'pid' | 'proc_mark'>) => Promise<void>;
+}
+
 export interface SchedulerOptions {
   maxConcurrent: number;
   maxAttempts: number;
@@ -87,12 +99,9 @@ export class Scheduler {
   private stopPromise: Promise<void> | null = null;
   /** How many times the loop has looked for work (lets tests observe that it did, without sleeping). */
   passes = 0;
-  gate: StartGate = () => ({ ok: true });
-  /** Kills what is left of an agent process group from a previous run (set by wiring). */
-  reapAgent: (run: Pick<RunRow, 'pid' | 'proc_mark'>) => Promise<void> = async () => {};
 
   constructor(
-    private readonly deps: { tasks: TaskService; repo: TasksRepo; runs: RunsRepo; logger: Logger; executor: Executor },
+    private readonly deps: SchedulerDeps,
     private readonly opts: SchedulerOptions,
   ) {}
 
@@ -150,9 +159,9 @@ export class Scheduler {
       // Awaited: the task may run again only once nothing of its previous run is left.
       for (const r of this.deps.runs.open(t.id)) {
         if ((r.pid || r.proc_mark) && (!r.host || r.host === hostname())) {
-          await this.reapAgent(r).catch((err) =>
-            this.deps.logger.warn({ err: coerceError(err), taskId: t.id }, 'could not reap a leftover agent'),
-          );
+          await this.deps
+            .reapAgent(r)
+            .catch((err) => this.deps.logger.warn({ err: coerceError(err), taskId: t.id }, 'could not reap a leftover agent'));
         }
       }
       this.deps.runs.closeOpen(t.id, 'interrupted', 'Factory stopped while the agent was running');
@@ -215,7 +224,7 @@ export class Scheduler {
     let delay = this.opts.pollMs;
     if (this.opts.distributed) await this.watchShared();
     while (!this.stopping && this.running.size < this.opts.maxConcurrent) {
-      const gate = this.gate();
+      const gate = this.deps.gate();
       if (!gate.ok) {
         if (gate.retryAt) delay = Math.max(10, Math.min(delay, gate.retryAt - Date.now()));
         return delay;
