@@ -1,5 +1,6 @@
 // The operator CLI: `factory serve | doctor | config | migrate | migrate-db | version | help`.
 // bin/factory.js loads this file (through tsx from src/, or compiled from dist/) and calls runCli().
+import { parseOptions } from './args.js';
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -54,10 +55,7 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
     switch (command) {
       case 'serve': {
         const role = serveRole(rest);
-        if (role instanceof Error) {
-          err(`factory serve: ${role.message}\n\n${USAGE}`);
-          return 2;
-        }
+        if (role instanceof Error) return usageError('serve', role.message);
         // The config reads FACTORY_ROLE when ../main.js loads it.
         if (role) process.env.FACTORY_ROLE = role;
         await import('../main.js');
@@ -65,10 +63,16 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
       }
       case 'doctor':
         return await doctor(out);
-      case 'config':
-        return showConfig(out, rest.includes('--json') ? 'json' : 'yaml');
-      case 'migrate':
-        return migrateCommand(out, { asRoot: rest.includes('--as-root') });
+      case 'config': {
+        const o = parseOptions(rest, { json: { type: 'boolean' } });
+        if (typeof o === 'string') return usageError('config', o);
+        return showConfig(out, o.json ? 'json' : 'yaml');
+      }
+      case 'migrate': {
+        const o = parseOptions(rest, { 'as-root': { type: 'boolean' } });
+        if (typeof o === 'string') return usageError('migrate', o);
+        return migrateCommand(out, { asRoot: o['as-root'] === true });
+      }
       case 'migrate-db':
         return migrateDbCommand(rest, { out, err, cwd: invocationDir });
       case 'version':
@@ -99,18 +103,18 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
   }
 }
 
+function usageError(command: string, message: string): number {
+  err(`factory ${command}: ${message}\n\n${USAGE}`);
+  return 2;
+}
+
 const ROLES = ['all', 'api', 'worker'] as const;
 
 /** The value of `--role X` / `--role=X` (undefined without it), or an Error for anything else. */
 function serveRole(args: string[]): (typeof ROLES)[number] | undefined | Error {
-  let role: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const m = /^--role(?:=(.*))?$/.exec(a);
-    if (!m) return new Error(`unexpected argument "${a}"`);
-    role = m[1] ?? args[++i];
-    if (role === undefined) return new Error('--role needs a value: all, api or worker');
-  }
+  const parsed = parseOptions(args, { role: { type: 'string' } });
+  if (typeof parsed === 'string') return new Error(parsed);
+  const role = parsed.role as string | undefined;
   if (role === undefined) return undefined;
   return (ROLES as readonly string[]).includes(role)
     ? (role as (typeof ROLES)[number])

@@ -8,6 +8,7 @@
 // leaves the target as empty as it was, so the command can simply be run again. Before the commit
 // the row counts of every table are compared; afterwards PostgreSQL identity sequences continue
 // after the copied ids (or after the source's high-water mark, so deleted ids are not reused).
+import { parseOptions } from './args.js';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { redactDbUrl } from '../config.js';
@@ -33,16 +34,9 @@ export interface MigrateDbArgs {
 
 /** Parses `--from X --to Y [--batch N]` (also `--from=X`); a string is the usage error. */
 export function parseMigrateDbArgs(args: string[]): MigrateDbArgs | string {
-  const values: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const m = /^--(from|to|batch)(?:=(.*))?$/.exec(a);
-    if (!m) return `unexpected argument "${a}"`;
-    const value = m[2] ?? args[++i];
-    if (value === undefined || value === '') return `--${m[1]} needs a value`;
-    if (values[m[1]!] !== undefined) return `--${m[1]} given twice`;
-    values[m[1]!] = value;
-  }
+  const parsed = parseOptions(args, { from: { type: 'string' }, to: { type: 'string' }, batch: { type: 'string' } });
+  if (typeof parsed === 'string') return parsed;
+  const values = parsed as { from?: string; to?: string; batch?: string };
   if (!values.from) return '--from is required';
   if (!values.to) return '--to is required';
   let batch = DEFAULT_BATCH;
