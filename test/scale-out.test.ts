@@ -347,7 +347,9 @@ describe.skipIf(!hasPg)(`one API and two workers on PostgreSQL${PG_SKIP_NOTE}`, 
     const [firstName, first] = Object.entries(workers).find(([, p]) => p.child.exitCode === null && p.child.signalCode === null)!;
     const created = await api.api('POST', '/api/tasks?auto_run=true', {
       title: 'Resume elsewhere',
-      description: '[fake:slow ms=150 lines=60]',
+      // Long enough that the first worker is still running it when w3 is up (a second start under CI
+      // load can take longer than a 9 s agent; a finished, pushed branch would then leave nothing to resume).
+      description: '[fake:slow ms=150 lines=150]',
       repo: 'acme/web',
     });
     const id = created.json.id as number;
