@@ -68,7 +68,7 @@ async function claimerMain(target: string, owner: string, globalLimit: number): 
   const t0 = nowMs();
   let claimed = 0;
   for (;;) {
-    const task = repo.claimNext(owner, 60_000, new Date(), globalLimit);
+    const task = await repo.claimNext(owner, 60_000, new Date(), globalLimit);
     if (!task) break;
     const done = repo.transition(
       task.id,

@@ -76,9 +76,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   const bus = new EventBus((err, event) => logger.error({ err: coerceError(err), event }, 'event listener failed'));
   // On PostgreSQL every process hears every event (its own included) through LISTEN, in id order.
   const feed = distributed ? new PgEventFeed(config.database.url, repos.events, bus, logger.child({ component: 'event-feed' })) : null;
-  const stream = new StreamPublisher(repos.events, bus, !feed, (err, kind) =>
-    logger.error({ err: coerceError(err), kind }, 'live event not stored'),
-  );
+  const stream = new StreamPublisher(repos.events, bus, !feed);
   const tasks = new TaskService(repos.tasks, bus, stream);
   const executor: Executor = opts.executor ?? (async () => ({ status: 'failed', error: 'no agent executor configured' }));
   const queue = new QueueControl({ kv: repos.kv, runs: repos.runs, bus, dailyBudgetUsd: config.budgets.daily_usd });
@@ -201,7 +199,6 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
             logger.error({ err: coerceError(err) }, 'shutdown hook failed');
           }
         }
-        await stream.flush();
         await feed?.stop();
         loopMonitor.stop();
       })();

@@ -189,7 +189,7 @@ async function seed(file: string): Promise<void> {
     });
 
     const events = new EventsRepo(db);
-    for (let i = 0; i < 5; i++) await events.append('task.updated', i === 4 ? null : t1.id, { i, text: 'ünïcode "json"' });
+    for (let i = 0; i < 5; i++) events.append('task.updated', i === 4 ? null : t1.id, { i, text: 'ünïcode "json"' });
     // The newest event is gone: its id must still not be handed out again by the target.
     db.prepare('DELETE FROM events WHERE id = (SELECT MAX(id) FROM events)').run();
 
@@ -326,7 +326,7 @@ describe('factory migrate-db', () => {
       const db: Db = openDb(target.url);
       try {
         expect(new TasksRepo(db).create({ title: 'after the move' }).id).toBe(maxTask + 1);
-        expect((await new EventsRepo(db).append('task.created', null, {})).id).toBe(eventsHigh + 1);
+        expect(new EventsRepo(db).append('task.created', null, {}).id).toBe(eventsHigh + 1);
         const messages = new MessagesRepo(db);
         expect(messages.create({ sender: 'user', message: 'new one', reply_to: 1 }).id).toBe(maxMessage + 1);
         // Full-text search works on the copied rows (PostgreSQL's expression index, not FTS5).

@@ -49,14 +49,14 @@ describe.skipIf(!hasPg)(`PgSyncDb on a real server${PG_SKIP_NOTE}`, () => {
     await tdb?.drop();
   });
 
-  it('returns rows like SQLite does: numbers for 64-bit ids and sums, undefined for no row', () => {
+  it('returns rows like SQLite does: numbers for 64-bit ids and sums, undefined for no row', async () => {
     const tasks = new TasksRepo(db);
     const t = tasks.create({ title: 'x', run: true });
     expect(typeof t.id).toBe('number');
-    const claimed = tasks.claimNext('me', 60_000)!;
+    const claimed = (await tasks.claimNext('me', 60_000))!;
     expect(claimed.lease_expires_at).toBeGreaterThan(Date.now());
     expect(typeof claimed.lease_expires_at).toBe('number');
-    expect(tasks.counts()).toEqual({ queued: 0, runnable: 0, in_progress: 1, waiting_for_input: 0 });
+    expect(await tasks.counts()).toEqual({ queued: 0, runnable: 0, in_progress: 1, waiting_for_input: 0 });
     expect(tasks.get(999_999)).toBeUndefined();
     expect(db.prepare('SELECT 1 AS one WHERE 1 = 0').get()).toBeUndefined();
   });

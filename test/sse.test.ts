@@ -105,7 +105,7 @@ describe('SSE stream', () => {
     const behind = await open('/api/messages/stream/sse', { 'Last-Event-ID': lastId });
     const reset = await behind.waitFor((x) => x.of('reset')[0], 'reset');
     expect(JSON.parse(reset.data).reason).toBe('too_far_behind');
-    expect(Number(reset.id)).toBe(env.services.repos.events.lastId());
+    expect(Number(reset.id)).toBe(await env.services.repos.events.lastId());
     expect(behind.messages()).toEqual([]);
     const future = await open('/api/messages/stream/sse', { 'Last-Event-ID': '99999999' });
     await future.waitFor((x) => x.of('reset').length === 1, 'reset for unknown id');

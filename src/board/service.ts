@@ -98,16 +98,6 @@ export class BoardService {
     return msg;
   }
 
-  /**
-   * post(), answering once the message's live event is stored too: whoever posts and then opens the
-   * stream with Last-Event-ID finds it there (events are written asynchronously, see StreamPublisher).
-   */
-  async postPublished(input: PostInput): Promise<MessageJson> {
-    const msg = this.post(input);
-    await this.d.stream.flush();
-    return msg;
-  }
-
   /** A message from Factory itself (task started/completed/failed); skipped when the board is disabled. */
   postSystem(input: Omit<PostInput, 'sender'> & { sender?: string }): MessageJson | null {
     if (!this.enabled) return null;

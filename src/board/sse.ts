@@ -38,6 +38,8 @@ interface Client {
   filter: StreamFilter;
   /** Live events up to this id are not sent: the client got them by replay, or they predate it. */
   floor: number;
+  /** While the client is being set up (reading the log): live events for it, sent after the replay. */
+  held: EventRow[] | null;
 }
 
 const DEFAULTS: Required<SseOptions> = {
@@ -99,7 +101,7 @@ export class SseHub {
    * So no event falls between them or arrives twice, whether the bus delivers an event at its insert
    * (SQLite) or later through the LISTEN feed, together with other processes' events (PostgreSQL).
    */
-  open(req: FastifyRequest, reply: FastifyReply, filter: StreamFilter, lastEventId: number | undefined): void {
+  async open(req: FastifyRequest, reply: FastifyReply, filter: StreamFilter, lastEventId: number | undefined): Promise<void> {
     if (this.stopped) throw new AppError(503, 'shutting_down', 'the server is shutting down');
     if (this.clients.size >= this.opts.maxClients)
       throw new AppError(503, 'too_many_streams', `too many open event streams (max ${this.opts.maxClients})`);
@@ -108,10 +110,9 @@ export class SseHub {
     req.raw.socket.setTimeout(0);
     req.raw.socket.setNoDelay(true);
     raw.writeHead(200, HEADERS);
-    const head = this.events.lastId();
-    const client: Client = { raw, filter, floor: head };
-    raw.write(`retry: ${this.opts.retryMs}\n${sseFrame('connected', JSON.stringify({ last_event_id: head }))}`);
-    if (lastEventId !== undefined) this.replay(client, lastEventId, head);
+    // Listening before the log is read (asynchronously): a live event arriving meanwhile is held,
+    // then sent after the replay if it is newer than the head, so none falls in between.
+    const client: Client = { raw, filter, floor: Number.MAX_SAFE_INTEGER, held: [] };
     this.clients.add(client);
     this.stats.connected++;
     // The peer went away (or the write failed): forget it and make sure its socket is released, since
@@ -122,20 +123,33 @@ export class SseHub {
     };
     raw.on('close', gone);
     raw.on('error', gone);
+    try {
+      const head = await this.events.lastId();
+      client.floor = head;
+      raw.write(`retry: ${this.opts.retryMs}\n${sseFrame('connected', JSON.stringify({ last_event_id: head }))}`);
+      if (lastEventId !== undefined) await this.replay(client, lastEventId, head);
+    } catch (err) {
+      this.logger.warn({ err }, 'sse: the event log could not be read; closing the stream (the client reconnects)');
+      gone();
+      return;
+    }
+    const held = client.held ?? [];
+    client.held = null;
+    for (const row of held) if (row.id > client.floor) this.write(client, sseFrame(row.kind, row.payload, row.id));
   }
 
-  private replay(client: Client, after: number, head: number): void {
+  private async replay(client: Client, after: number, head: number): Promise<void> {
     if (after >= head) {
       if (after === head) return;
       // An id from the future: another database, or the table was reset. Start over from now.
       this.reset(client, head, 'unknown_last_event_id');
       return;
     }
-    const rows = this.events.after(after, this.opts.replayLimit + 1).filter((r) => r.id <= head);
+    const rows = (await this.events.after(after, this.opts.replayLimit + 1)).filter((r) => r.id <= head);
     // (Rows newer than head reach the client live.)
     // A jump in ids is a trim only when the client's own event is gone too: PostgreSQL ids may skip
     // a value (a rolled-back insert) without anything missing.
-    const trimmed = rows.length > 0 && rows[0]!.id > after + 1 && this.events.firstId() > after;
+    const trimmed = rows.length > 0 && rows[0]!.id > after + 1 && (await this.events.firstId()) > after;
     if (rows.length > this.opts.replayLimit || trimmed) {
       this.reset(client, head, trimmed ? 'events_trimmed' : 'too_far_behind');
       return;
@@ -165,7 +179,12 @@ export class SseHub {
     let frame: string | undefined;
     const messageType = lazyMessageType(row);
     for (const c of this.clients) {
-      if (row.id <= c.floor || !matches(c.filter, row, messageType)) continue;
+      if (!matches(c.filter, row, messageType)) continue;
+      if (c.held) {
+        c.held.push(row);
+        continue;
+      }
+      if (row.id <= c.floor) continue;
       frame ??= sseFrame(row.kind, row.payload, row.id);
       this.write(c, frame);
     }
@@ -192,11 +211,7 @@ export class SseHub {
   }
 
   private trim(): void {
-    try {
-      this.events.trim(this.opts.keepEvents);
-    } catch (err) {
-      this.logger.warn({ err }, 'events table trim failed');
-    }
+    this.events.trim(this.opts.keepEvents).catch((err: unknown) => this.logger.warn({ err }, 'events table trim failed'));
   }
 
   /** Ends every open stream (shutdown); clients reconnect to the next instance by themselves. */

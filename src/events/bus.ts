@@ -61,35 +61,16 @@ export class EventBus {
  * other processes, so every listener sees one ordered stream.
  */
 export class StreamPublisher {
-  private pending: Promise<void> = Promise.resolve();
-
   constructor(
     private readonly repo: EventsRepo,
     private readonly bus: EventBus,
     private readonly fanOut = true,
-    private readonly onError: (err: unknown, kind: string) => void = () => {},
   ) {}
 
-  /**
-   * Queues the event and returns at once. Events are written one after another, in publish order,
-   * and each is fanned out after its insert, so listeners see them in id order. A failed write is
-   * logged and dropped (the task's own state is already stored; only its live notice is lost).
-   */
-  publish(kind: string, taskId: number | null, payload: unknown): void {
+  publish(kind: string, taskId: number | null, payload: unknown): EventRow {
     // The stream is stored and served to browsers: the one scrubber runs on every payload.
-    const clean = scrubDeep(payload);
-    this.pending = this.pending
-      .then(() => this.repo.append(kind, taskId, clean))
-      .then(
-        (row) => {
-          if (this.fanOut) this.bus.emit('stream', row);
-        },
-        (err: unknown) => this.onError(err, kind),
-      );
-  }
-
-  /** Resolves once every event published so far is written (shutdown waits for it). */
-  flush(): Promise<void> {
-    return this.pending;
+    const row = this.repo.append(kind, taskId, scrubDeep(payload));
+    if (this.fanOut) this.bus.emit('stream', row);
+    return row;
   }
 }

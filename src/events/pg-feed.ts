@@ -17,6 +17,7 @@ const YIELD_BYTES = 256 * 1024;
 export class PgEventFeed {
   private client: pg.Client | null = null;
   private lastId = 0;
+  private readonly positioned: Promise<boolean>;
   private timer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -30,11 +31,19 @@ export class PgEventFeed {
     private readonly logger: Logger,
     private readonly safetyPollMs = 2000,
   ) {
-    // From construction (before the SSE hub is built), so nothing written meanwhile is skipped.
-    this.lastId = events.lastId();
+    // The position is read from construction on (before the SSE hub is built), so nothing written
+    // meanwhile is skipped; a failed read is tried once more at start (and then fails the start).
+    this.positioned = events.lastId().then(
+      (id) => {
+        this.lastId = id;
+        return true;
+      },
+      () => false,
+    );
   }
 
   async start(): Promise<void> {
+    if (!(await this.positioned)) this.lastId = await this.events.lastId();
     await this.connect().catch((err) => {
       this.logger.warn({ err: coerceError(err) }, 'event feed: LISTEN connection failed; polling until it is back');
       this.scheduleReconnect();
@@ -106,7 +115,7 @@ export class PgEventFeed {
       do {
         this.again = false;
         for (;;) {
-          const rows = this.events.after(this.lastId, BATCH);
+          const rows = await this.events.after(this.lastId, BATCH);
           let bytes = 0;
           for (const row of rows) {
             if (this.stopped) return;

@@ -230,7 +230,7 @@ export class Scheduler {
         return delay;
       }
       // Never a task this process still runs (a copy that lost its lease and has not ended yet).
-      const task = this.deps.repo.claimNext(this.owner, this.opts.leaseMs, new Date(), this.opts.globalLimit ?? 0, [
+      const task = await this.deps.repo.claimNext(this.owner, this.opts.leaseMs, new Date(), this.opts.globalLimit ?? 0, [
         ...this.running.keys(),
       ]);
       if (!task) break;

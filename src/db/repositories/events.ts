@@ -1,7 +1,5 @@
-import { sql, type Transaction } from 'kysely';
-import type { AsyncDb } from '../async.js';
+import { sql } from 'kysely';
 import type { Db } from '../connection.js';
-import type { Tables } from '../schema.js';
 import { nowIso } from '../time.js';
 
 export interface EventRow {
@@ -21,39 +19,51 @@ export class EventsRepo {
   constructor(private readonly db: Db) {}
 
   /**
-   * Asynchronous: on PostgreSQL the insert may wait for the lock below while another process holds
-   * it, and that wait must not stop this process's event loop.
+   * Synchronous on purpose: the event must be stored in the same turn as the state change it
+   * reports, or another process acting on the new state (a worker claiming a new task) can store its
+   * own event first and readers see them out of order. It moves to the asynchronous layer together
+   * with the state changes, in one transaction with them.
    */
-  async append(kind: string, taskId: number | null, payload: unknown): Promise<EventRow> {
-    const values = { kind, task_id: taskId, payload: JSON.stringify(payload), created_at: nowIso() };
-    const insert = (q: AsyncDb | Transaction<Tables>) => q.insertInto('events').values(values).returningAll().executeTakeFirstOrThrow();
-    if (this.db.dialect === 'sqlite') return insert(this.db.async);
+  append(kind: string, taskId: number | null, payload: unknown): EventRow {
+    const insert = () =>
+      this.db
+        .prepare('INSERT INTO events (kind, task_id, payload, created_at) VALUES (?, ?, ?, ?) RETURNING *')
+        .get(kind, taskId, JSON.stringify(payload), nowIso()) as EventRow;
+    if (this.db.dialect === 'sqlite') return insert();
     // PostgreSQL: with several writers, ids could otherwise become visible out of order and a
     // reader replaying "after id N" would skip the late one for good. Taking the id under a
     // transaction lock makes commit order equal id order. The NOTIFY goes out at commit.
-    return this.db.async.transaction().execute(async (tx) => {
-      await sql`SELECT pg_advisory_xact_lock(${EVENTS_LOCK})`.execute(tx);
-      const row = await insert(tx);
-      await sql`SELECT pg_notify(${EVENTS_CHANNEL}, ${String(row.id)})`.execute(tx);
+    return this.db.transaction(() => {
+      this.db.prepare('SELECT pg_advisory_xact_lock(?)').get(EVENTS_LOCK);
+      const row = insert();
+      this.db.prepare('SELECT pg_notify(?, ?)').get(EVENTS_CHANNEL, String(row.id));
       return row;
-    });
+    })();
   }
 
-  after(id: number, limit: number): EventRow[] {
-    return this.db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(id, limit) as EventRow[];
+  after(id: number, limit: number): Promise<EventRow[]> {
+    return this.db.async.selectFrom('events').selectAll().where('id', '>', id).orderBy('id').limit(limit).execute();
   }
 
   /** The oldest event still kept (0 when there is none). */
-  firstId(): number {
-    return (this.db.prepare('SELECT COALESCE(MIN(id), 0) AS id FROM events').get() as { id: number }).id;
+  async firstId(): Promise<number> {
+    const row = await this.db.async
+      .selectFrom('events')
+      .select(sql<number>`COALESCE(MIN(id), 0)`.as('id'))
+      .executeTakeFirst();
+    return Number(row?.id ?? 0);
   }
 
-  lastId(): number {
-    return (this.db.prepare('SELECT COALESCE(MAX(id), 0) AS id FROM events').get() as { id: number }).id;
+  async lastId(): Promise<number> {
+    const row = await this.db.async
+      .selectFrom('events')
+      .select(sql<number>`COALESCE(MAX(id), 0)`.as('id'))
+      .executeTakeFirst();
+    return Number(row?.id ?? 0);
   }
 
   /** Keeps the newest `keep` events. */
-  trim(keep: number): void {
-    this.db.prepare('DELETE FROM events WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM events) - ?').run(keep);
+  async trim(keep: number): Promise<void> {
+    await sql`DELETE FROM events WHERE id <= (SELECT COALESCE(MAX(id), 0) FROM events) - ${keep}`.execute(this.db.async);
   }
 }

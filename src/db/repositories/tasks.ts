@@ -1,3 +1,6 @@
+import { sql, type Transaction } from 'kysely';
+import type { AsyncDb } from '../async.js';
+import type { Tables } from '../schema.js';
 import type { Db } from '../connection.js';
 import { nowIso } from '../time.js';
 import type { TaskStatus } from '../../domain/task-status.js';
@@ -122,6 +125,13 @@ export interface LeaseGuard {
 /** Advisory lock key (PostgreSQL) that serialises claims while a global limit is set. */
 const CLAIM_LOCK = 7_140_302;
 
+export interface TaskCounts {
+  queued: number;
+  runnable: number;
+  in_progress: number;
+  waiting_for_input: number;
+}
+
 export class TasksRepo {
   constructor(private readonly db: Db) {}
 
@@ -224,39 +234,39 @@ export class TasksRepo {
    * candidate row is locked with FOR UPDATE SKIP LOCKED (two workers never wait on, or take, the
    * same task), and the global limit is counted under a transaction-scoped advisory lock.
    */
-  claimNext(owner: string, leaseMs: number, now = new Date(), globalLimit = 0, exclude: readonly number[] = []): TaskRow | undefined {
+  async claimNext(
+    owner: string,
+    leaseMs: number,
+    now = new Date(),
+    globalLimit = 0,
+    exclude: readonly number[] = [],
+  ): Promise<TaskRow | undefined> {
     const iso = now.toISOString();
-    const params: Record<string, unknown> = { owner, lease_ms: leaseMs, iso, ...this.clockParam(now.getTime()) };
-    exclude.forEach((id, i) => {
-      params[`x${i}`] = id;
-    });
-    const notMine = exclude.length ? ` AND id NOT IN (${exclude.map((_, i) => `@x${i}`).join(', ')})` : '';
-    const underLimit = () =>
-      globalLimit <= 0 ||
-      (this.db.prepare(`SELECT COUNT(*) AS n FROM tasks WHERE status = 'in_progress'`).get() as { n: number }).n < globalLimit;
     const pg = this.db.dialect === 'postgres';
-    const claim = () =>
-      underLimit()
-        ? (this.db
-            .prepare(
-              `
-      UPDATE tasks SET status = 'in_progress', lease_owner = @owner, lease_expires_at = ${this.clock()} + @lease_ms,
-        attempts = attempts + 1, started_at = COALESCE(started_at, @iso), updated_at = @iso
-      WHERE id = (
-        SELECT id FROM tasks
-        WHERE status = 'queued' AND run_requested_at IS NOT NULL AND cancel_requested = 0
-          AND (not_before IS NULL OR not_before <= @iso)${notMine}
-        ORDER BY run_requested_at, id LIMIT 1${pg ? ' FOR UPDATE SKIP LOCKED' : ''}
-      ) AND status = 'queued'
-      RETURNING *`,
-            )
-            .get(params) as TaskRow | undefined)
-        : undefined;
-    if (!pg) return claim();
-    return this.db.transaction(() => {
-      if (globalLimit > 0) this.db.prepare('SELECT pg_advisory_xact_lock(?)').get(CLAIM_LOCK);
-      return claim();
-    })();
+    const clock = pg ? sql`(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint` : sql`${now.getTime()}`;
+    const notMine = exclude.length ? sql` AND id NOT IN (${sql.join(exclude)})` : sql``;
+    const claim = async (q: AsyncDb | Transaction<Tables>): Promise<TaskRow | undefined> => {
+      if (globalLimit > 0) {
+        const { rows } = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM tasks WHERE status = 'in_progress'`.execute(q);
+        if (Number(rows[0]?.n ?? 0) >= globalLimit) return undefined;
+      }
+      const { rows } = await sql<TaskRow>`
+        UPDATE tasks SET status = 'in_progress', lease_owner = ${owner}, lease_expires_at = ${clock} + ${leaseMs},
+          attempts = attempts + 1, started_at = COALESCE(started_at, ${iso}), updated_at = ${iso}
+        WHERE id = (
+          SELECT id FROM tasks
+          WHERE status = 'queued' AND run_requested_at IS NOT NULL AND cancel_requested = 0
+            AND (not_before IS NULL OR not_before <= ${iso})${notMine}
+          ORDER BY run_requested_at, id LIMIT 1${pg ? sql` FOR UPDATE SKIP LOCKED` : sql``}
+        ) AND status = 'queued'
+        RETURNING *`.execute(q);
+      return rows[0];
+    };
+    if (!pg) return claim(this.db.async);
+    return this.db.async.transaction().execute(async (tx) => {
+      if (globalLimit > 0) await sql`SELECT pg_advisory_xact_lock(${CLAIM_LOCK})`.execute(tx);
+      return claim(tx);
+    });
   }
 
   /**
@@ -333,17 +343,21 @@ export class TasksRepo {
     return row.t ?? undefined;
   }
 
-  counts(): { queued: number; runnable: number; in_progress: number; waiting_for_input: number } {
-    return this.db
-      .prepare(
-        `SELECT
+  /** Queue depth by state (asynchronous: /health asks for it and must not wait on a busy server). */
+  async counts(): Promise<TaskCounts> {
+    const { rows } = await sql<TaskCounts>`SELECT
       COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0) AS queued,
       COALESCE(SUM(CASE WHEN status = 'queued' AND run_requested_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS runnable,
       COALESCE(SUM(CASE WHEN status = 'in_progress' THEN 1 ELSE 0 END), 0) AS in_progress,
       COALESCE(SUM(CASE WHEN status = 'waiting_for_input' THEN 1 ELSE 0 END), 0) AS waiting_for_input
-      FROM tasks`,
-      )
-      .get() as never;
+      FROM tasks`.execute(this.db.async);
+    const r = rows[0];
+    return {
+      queued: Number(r?.queued ?? 0),
+      runnable: Number(r?.runnable ?? 0),
+      in_progress: Number(r?.in_progress ?? 0),
+      waiting_for_input: Number(r?.waiting_for_input ?? 0),
+    };
   }
 
   byStatus(status: TaskStatus): TaskRow[] {

@@ -133,7 +133,7 @@ export function messageRoutes(deps: MessageRouteDeps): RoutePlugin {
     const filter: StreamFilter = { types: types ? new Set(types) : undefined, taskId: q.task_id, messageType: q.message_type };
     const header = req.headers['last-event-id'];
     const fromHeader = typeof header === 'string' && /^\d{1,15}$/.test(header.trim()) ? Number(header.trim()) : undefined;
-    sse.open(req, reply, filter, fromHeader ?? q.last_event_id);
+    await sse.open(req, reply, filter, fromHeader ?? q.last_event_id);
   };
 
   return async (app) => {
@@ -144,7 +144,7 @@ export function messageRoutes(deps: MessageRouteDeps): RoutePlugin {
 
     app.post('/api/messages', async (req, reply) => {
       const body = parseInput(postMessageBody, req.body, 'body');
-      return reply.status(201).send(await board.postPublished(body));
+      return reply.status(201).send(board.post(body));
     });
 
     app.get('/api/messages', async (req) => {

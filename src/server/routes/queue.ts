@@ -11,7 +11,7 @@ const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be 
 export function queueRoutes(control: QueueControl) {
   return async (app: FastifyInstance, s: Services): Promise<void> => {
     const stats = new StatsRepo(s.db);
-    const state = () => ({ ...control.state(), running: s.scheduler.runningCount(), ...s.repos.tasks.counts() });
+    const state = async () => ({ ...control.state(), running: s.scheduler.runningCount(), ...(await s.repos.tasks.counts()) });
 
     app.get('/api/queue', async () => state());
     app.post('/api/queue/pause', async (req) => {
@@ -32,12 +32,12 @@ export function queueRoutes(control: QueueControl) {
       const until = b.until ? new Date(b.until) : b.minutes ? new Date(Date.now() + b.minutes * 60_000) : null;
       if (until && until.getTime() <= Date.now()) throw new AppError(400, 'invalid_input', 'until: must be in the future', 'until');
       control.pause(until, b.reason, 'operator');
-      return state();
+      return await state();
     });
     app.post('/api/queue/resume', async () => {
       control.resume('operator');
       s.scheduler.notify();
-      return state();
+      return await state();
     });
 
     app.get('/api/stats', async (req) => {
