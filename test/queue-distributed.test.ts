@@ -58,7 +58,7 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
     const s = env.services;
     const repo = s.repos.tasks;
     const renew = repo.renewLease;
-    repo.renewLease = () => {
+    repo.renewLease = async () => {
       throw new Error('database unreachable');
     };
     try {

@@ -149,7 +149,7 @@ export class Scheduler {
   // and the loop keeps checking, because a worker can die at any time.
   async recover(): Promise<void> {
     const orphans = this.opts.distributed
-      ? this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, [...this.running.keys()])
+      ? await this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, [...this.running.keys()])
       : this.deps.repo.orphans(this.owner).map((t) => ({ ...t, previous_owner: t.lease_owner }));
     for (const t of orphans) {
       if (this.opts.distributed)
@@ -236,7 +236,7 @@ export class Scheduler {
       if (!task) break;
       this.launch(task);
     }
-    const next = this.deps.repo.nextNotBefore();
+    const next = await this.deps.repo.nextNotBefore();
     if (next) delay = Math.max(10, Math.min(delay, Date.parse(next) - Date.now()));
     return delay;
   }
@@ -246,7 +246,7 @@ export class Scheduler {
   // Several processes: cancel requests taken by another process, and leases other workers let lapse.
   private async watchShared(): Promise<void> {
     if (this.running.size) {
-      for (const id of this.deps.repo.cancelRequested(this.owner)) {
+      for (const id of await this.deps.repo.cancelRequested(this.owner)) {
         const entry = this.running.get(id);
         if (entry && !entry.reason) {
           this.deps.logger.info({ taskId: id }, 'cancel requested through another process');
@@ -276,24 +276,32 @@ export class Scheduler {
         controller.abort(reason);
       }
     };
-    // Renews every third of the lease; checks every tenth whether the lease is still confirmed.
+    let renewing = false;
+    // Renews every third of the lease; checks every tenth whether the lease is still confirmed. A
+    // renewal is asynchronous: one the database does not answer leaves the check below to act.
     const heartbeat = setInterval(
       () => {
-        if (Date.now() >= nextRenewal) {
+        if (Date.now() >= nextRenewal && !renewing) {
           nextRenewal = Date.now() + Math.max(1000, Math.floor(this.opts.leaseMs / 3));
           const sentAt = Date.now();
-          try {
-            if (this.deps.repo.renewLease(task.id, lease, this.opts.leaseMs)) {
-              renewedAt = sentAt;
-            } else {
-              this.deps.logger.warn({ taskId: task.id }, 'lease renewal found no row held by this claim');
-              // Another worker took the task over (this one was cut off for longer than a lease): stop
-              // this copy so the task never runs twice.
-              stop('lease_lost');
-            }
-          } catch (err) {
-            this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'lease renewal failed');
-          }
+          renewing = true;
+          void Promise.resolve()
+            .then(() => this.deps.repo.renewLease(task.id, lease, this.opts.leaseMs))
+            .then(
+              (held) => {
+                if (held) renewedAt = sentAt;
+                else {
+                  this.deps.logger.warn({ taskId: task.id }, 'lease renewal found no row held by this claim');
+                  // Another worker took the task over (this one was cut off for longer than a lease): stop
+                  // this copy so the task never runs twice.
+                  stop('lease_lost');
+                }
+              },
+              (err: unknown) => this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'lease renewal failed'),
+            )
+            .finally(() => {
+              renewing = false;
+            });
         }
         // Cut off from the database: before the lease can lapse and another worker take the task, stop
         // this copy and hand the task back (the work so far goes out as a checkpoint).

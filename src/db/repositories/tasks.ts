@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { AsyncDb } from '../async.js';
 import type { Tables } from '../schema.js';
 import type { Db } from '../connection.js';
@@ -243,7 +243,7 @@ export class TasksRepo {
   ): Promise<TaskRow | undefined> {
     const iso = now.toISOString();
     const pg = this.db.dialect === 'postgres';
-    const clock = pg ? sql`(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint` : sql`${now.getTime()}`;
+    const clock = pg ? this.clock() : sql`${now.getTime()}`;
     const notMine = exclude.length ? sql` AND id NOT IN (${sql.join(exclude)})` : sql``;
     const claim = async (q: AsyncDb | Transaction<Tables>): Promise<TaskRow | undefined> => {
       if (globalLimit > 0) {
@@ -273,24 +273,17 @@ export class TasksRepo {
    * Lease times: on PostgreSQL from the database's clock, so hosts whose clocks disagree still agree
    * on when a lease lapses; SQLite serves one host, whose clock it is.
    */
-  private clock(): string {
-    return this.db.dialect === 'postgres' ? '(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint' : '@now_ms';
-  }
-
-  private clockParam(nowMs: number): Record<string, number> {
-    return this.db.dialect === 'postgres' ? {} : { now_ms: nowMs };
+  private clock(): RawBuilder<number> {
+    return this.db.dialect === 'postgres'
+      ? sql<number>`(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint`
+      : sql<number>`${Date.now()}`;
   }
 
   /** Extends the lease of one claim; false when that claim no longer holds the task. */
-  renewLease(id: number, lease: LeaseGuard, leaseMs: number): boolean {
-    return (
-      this.db
-        .prepare(
-          `UPDATE tasks SET lease_expires_at = ${this.clock()} + @lease_ms
-      WHERE id = @id AND lease_owner = @owner AND attempts = @attempts AND status = 'in_progress'`,
-        )
-        .run({ id, owner: lease.owner, attempts: lease.attempts, lease_ms: leaseMs, ...this.clockParam(Date.now()) }).changes === 1
-    );
+  async renewLease(id: number, lease: LeaseGuard, leaseMs: number): Promise<boolean> {
+    const r = await sql`UPDATE tasks SET lease_expires_at = ${this.clock()} + ${leaseMs}
+      WHERE id = ${id} AND lease_owner = ${lease.owner} AND attempts = ${lease.attempts} AND status = 'in_progress'`.execute(this.db.async);
+    return Number(r.numAffectedRows ?? 0) === 1;
   }
 
   /**
@@ -298,34 +291,31 @@ export class TasksRepo {
    * lapsed (its worker died or lost the database), so exactly one process recovers each. Returns
    * the rows with the owner they had before.
    */
-  takeOverExpired(owner: string, leaseMs: number, running: readonly number[] = []): Array<TaskRow & { previous_owner: string | null }> {
+  async takeOverExpired(
+    owner: string,
+    leaseMs: number,
+    running: readonly number[] = [],
+  ): Promise<Array<TaskRow & { previous_owner: string | null }>> {
     // Never a task this process still runs: that copy finds out at its next renewal and stops
     // itself; taking it over here would run the task twice in one process. One of ours that no
     // longer runs (its result could not be recorded) is recovered like anyone's.
-    const params: Record<string, unknown> = { owner, lease_ms: leaseMs, ...this.clockParam(Date.now()) };
-    running.forEach((id, i) => {
-      params[`r${i}`] = id;
-    });
-    const stillMine = running.length ? ` AND NOT (lease_owner = @owner AND id IN (${running.map((_, i) => `@r${i}`).join(', ')}))` : '';
-    return this.db
-      .prepare(
-        `UPDATE tasks SET lease_owner = @owner, lease_expires_at = ${this.clock()} + @lease_ms
+    const stillMine = running.length ? sql` AND NOT (lease_owner = ${owner} AND id IN (${sql.join(running)}))` : sql``;
+    const clock = this.clock();
+    const { rows } = await sql<TaskRow & { previous_owner: string | null }>`
+      UPDATE tasks SET lease_owner = ${owner}, lease_expires_at = ${clock} + ${leaseMs}
       FROM (SELECT id AS expired_id, lease_owner AS previous_owner FROM tasks
-            WHERE status = 'in_progress' AND (lease_expires_at IS NULL OR lease_expires_at < ${this.clock()})${stillMine}
+            WHERE status = 'in_progress' AND (lease_expires_at IS NULL OR lease_expires_at < ${clock})${stillMine}
             ORDER BY id FOR UPDATE SKIP LOCKED) expired
       WHERE tasks.id = expired.expired_id
-      RETURNING tasks.*, expired.previous_owner`,
-      )
-      .all(params) as Array<TaskRow & { previous_owner: string | null }>;
+      RETURNING tasks.*, expired.previous_owner`.execute(this.db.async);
+    return rows;
   }
 
   /** Running tasks of `owner` that someone asked to cancel (another process took the request). */
-  cancelRequested(owner: string): number[] {
-    return (
-      this.db.prepare(`SELECT id FROM tasks WHERE status = 'in_progress' AND lease_owner = ? AND cancel_requested = 1`).all(owner) as {
-        id: number;
-      }[]
-    ).map((r) => r.id);
+  async cancelRequested(owner: string): Promise<number[]> {
+    const { rows } = await sql<{ id: number }>`SELECT id FROM tasks
+      WHERE status = 'in_progress' AND lease_owner = ${owner} AND cancel_requested = 1`.execute(this.db.async);
+    return rows.map((r) => Number(r.id));
   }
 
   /** Tasks marked in_progress whose lease is not held by `owner`. */
@@ -336,11 +326,10 @@ export class TasksRepo {
   }
 
   /** When the next delayed task becomes runnable (ISO), if any. */
-  nextNotBefore(): string | undefined {
-    const row = this.db
-      .prepare(`SELECT MIN(not_before) AS t FROM tasks WHERE status = 'queued' AND run_requested_at IS NOT NULL AND not_before IS NOT NULL`)
-      .get() as { t: string | null };
-    return row.t ?? undefined;
+  async nextNotBefore(): Promise<string | undefined> {
+    const { rows } = await sql<{ t: string | null }>`SELECT MIN(not_before) AS t FROM tasks
+      WHERE status = 'queued' AND run_requested_at IS NOT NULL AND not_before IS NOT NULL`.execute(this.db.async);
+    return rows[0]?.t ?? undefined;
   }
 
   /** Queue depth by state (asynchronous: /health asks for it and must not wait on a busy server). */
