@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentSandbox, probeSandbox, sandboxApiTarget } from '../src/agents/sandbox/index.js';
+import { AgentSandbox, probeSandbox, sandboxApiTarget, type SandboxedRun } from '../src/agents/sandbox/index.js';
 import { runAgent } from '../src/agents/runner.js';
 import { loadConfig, type Config } from '../src/config.js';
 import { Workspace } from '../src/git/workspace.js';
@@ -89,6 +89,21 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
+  /** Runs a prepared sandbox command in the first worktree, as the executor would. */
+  function runPrepared(run: SandboxedRun, opts: { signal?: AbortSignal; idleTimeoutMs?: number; onStart?: () => void } = {}) {
+    return runAgent({
+      command: run.command,
+      args: run.args,
+      cwd: wt1,
+      env: run.env,
+      totalTimeoutMs: 60_000,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
+      killGraceMs: 500,
+      signal: opts.signal,
+      onStart: opts.onStart,
+    });
+  }
+
   async function runProbe(plan: unknown[], opts: { signal?: AbortSignal; idleTimeoutMs?: number; onStart?: () => void } = {}) {
     const out = path.join(wt1, `probe-${Date.now()}-${Math.random().toString(16).slice(2)}.jsonl`);
     const refused: string[] = [];
@@ -107,17 +122,7 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
       onRefused: (d) => refused.push(d),
     });
     try {
-      const res = await runAgent({
-        command: run.command,
-        args: run.args,
-        cwd: wt1,
-        env: run.env,
-        totalTimeoutMs: 60_000,
-        idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
-        killGraceMs: 500,
-        signal: opts.signal,
-        onStart: opts.onStart,
-      });
+      const res = await runPrepared(run, opts);
       const lines = existsSync(out)
         ? readFileSync(out, 'utf8')
             .trim()
@@ -175,15 +180,7 @@ describe.skipIf(!usable && process.env.FACTORY_CI_SANDBOX !== '1')('agent sandbo
       env: { PATH: process.env.PATH ?? '', OUT: out },
     });
     try {
-      const res = await runAgent({
-        command: run.command,
-        args: run.args,
-        cwd: wt1,
-        env: run.env,
-        totalTimeoutMs: 30_000,
-        idleTimeoutMs: 30_000,
-        killGraceMs: 500,
-      });
+      const res = await runPrepared(run);
       expect(res.exitCode, res.tail.join('\n')).toBe(0);
       expect(readFileSync(out, 'utf8')).toBe(`ran from ${agent}\n`);
     } finally {
