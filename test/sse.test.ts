@@ -158,9 +158,11 @@ describe('SSE stream', () => {
     let posted = 0;
     // Bounded loop: stop as soon as the hub has given up on the slow socket (at most ~80 MB).
     while (board.sse.stats.dropped_slow === dropsBefore && posted < 2000) {
-      await post({ sender: 'flood', message: `${posted} ${big}` });
+      const m = await post({ sender: 'flood', message: `${posted} ${big}` });
       posted++;
-      await new Promise((r) => setImmediate(r));
+      // The fast clients read each message before the next: on a loaded machine a reader in this same
+      // process could otherwise fall 1 MiB behind too and be dropped for it.
+      for (const c of [fast1, fast2]) await c.waitFor((x) => x.messages().some((e) => e.id === m.id), 'fast client keeping up');
     }
     expect(board.sse.stats.dropped_slow).toBe(dropsBefore + 1);
     expect(board.sse.clientCount).toBe(2);

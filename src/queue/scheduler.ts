@@ -147,7 +147,17 @@ export class Scheduler {
   // One process (SQLite): every in_progress task not ours is an orphan, checked once at start.
   // Several (PostgreSQL): a task is an orphan when its lease has lapsed; any worker may take it over,
   // and the loop keeps checking, because a worker can die at any time.
-  async recover(): Promise<void> {
+  // One pass at a time: the loop and a caller (start, a test) may ask at once, and a second pass must
+  // see what the first one did (a task it took over is ours by then, not an orphan to skip).
+  recover(): Promise<void> {
+    const pass = this.recovering.then(() => this.recoverPass());
+    this.recovering = pass.catch(() => {});
+    return pass;
+  }
+
+  private recovering: Promise<void> = Promise.resolve();
+
+  private async recoverPass(): Promise<void> {
     const orphans = this.opts.distributed
       ? await this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, [...this.running.keys()])
       : this.deps.repo.orphans(this.owner).map((t) => ({ ...t, previous_owner: t.lease_owner }));
