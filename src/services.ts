@@ -37,7 +37,7 @@ export interface Services {
   scheduler: Scheduler;
   taskTokens: TaskTokens;
   /** Extra /health fields contributed by optional parts (memory, outbox). */
-  health(): Record<string, unknown>;
+  health(): Promise<Record<string, unknown>>;
   addHealth(name: string, fn: () => unknown): void;
   /** Hooks run on start (after recovery, before the queue starts), in order. */
   onStart(fn: () => Promise<void> | void): void;
@@ -167,7 +167,18 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     onStart: (fn) => {
       startHooks.push(fn);
     },
-    health: () => ({ event_loop: loopMonitor.health(), ...Object.fromEntries([...healthParts].map(([k, fn]) => [k, fn()])) }),
+    // Parts may answer asynchronously (database counts); one that fails says so instead of failing /health.
+    health: async () => {
+      const parts = await Promise.all(
+        [...healthParts].map(async ([k, fn]) => [
+          k,
+          await Promise.resolve()
+            .then(fn)
+            .catch((err: unknown) => ({ error: coerceError(err).message })),
+        ]),
+      );
+      return { event_loop: loopMonitor.health(), ...Object.fromEntries(parts) };
+    },
     addHealth: (name, fn) => {
       healthParts.set(name, fn);
     },

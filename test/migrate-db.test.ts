@@ -196,7 +196,7 @@ async function seed(file: string): Promise<void> {
     const outbox = new OutboxRepo(db);
     outbox.enqueue('telegram', { text: 'Hallo 👋' }, { orderKey: 'chat:1', dedupeKey: 'tg:1' });
     const dead = outbox.enqueue('plane', { comment: "it's" }, { notBefore: 1_900_000_000_000 });
-    outbox.markDead(dead.row.id, 'HTTP 400: bad request');
+    await outbox.markDead(dead.row.id, 'HTTP 400: bad request');
     const kv = new KvRepo(db);
     kv.set('queue.paused', { paused: true, reason: 'Wartung „heute“', until: null });
     kv.set('budget', 12.5);

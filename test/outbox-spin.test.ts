@@ -43,14 +43,14 @@ describe('outbox with a blocked order key', () => {
     }
   });
 
-  it('computes the next wake-up from head rows only', () => {
+  it('computes the next wake-up from head rows only', async () => {
     const db = openDb(`${tempDir()}/outbox.db`);
     const repo = new OutboxRepo(db);
     const head = repo.enqueue('tg', { n: 1 }, { orderKey: 'k' }).row;
     repo.enqueue('tg', { n: 2 }, { orderKey: 'k', notBefore: 1000 });
-    repo.markFailed(head.id, 'rate limited', 5_000_000_000_000);
+    await repo.markFailed(head.id, 'rate limited', 5_000_000_000_000);
     // The successor's own time (1000, long past) must not count: it cannot go before the head.
-    expect(repo.nextDueAt(['tg'])).toBe(5_000_000_000_000);
+    expect(await repo.nextDueAt(['tg'])).toBe(5_000_000_000_000);
     db.close();
   });
 });

@@ -101,8 +101,8 @@ export class OutboxWorker {
     return this.repo.pending(channel);
   }
 
-  health() {
-    return { pending: this.repo.pending(), dead: this.repo.dead(), oldest_pending_at: this.repo.oldestPendingAt(), running: this.running };
+  async health() {
+    return { ...(await this.repo.stats()), running: this.running };
   }
 
   /** Starts the delivery loop; a no-op when it already runs. */
@@ -141,11 +141,11 @@ export class OutboxWorker {
       this.dirty = false;
       let delay: number;
       try {
-        this.startDue();
-        this.maybePurge();
+        await this.startDue();
+        await this.maybePurge();
         // A full pool sleeps until a delivery ends (it notifies); otherwise until the next head is due.
         const next =
-          this.inFlight.size >= this.opts.concurrency ? undefined : this.repo.nextDueAt(this.channels(), [...this.inFlight.keys()]);
+          this.inFlight.size >= this.opts.concurrency ? undefined : await this.repo.nextDueAt(this.channels(), [...this.inFlight.keys()]);
         delay = next === undefined ? this.opts.idleMs : Math.min(next - Date.now(), this.opts.idleMs);
       } catch (err) {
         // A database error must not kill the loop; try again after an idle period.
@@ -177,9 +177,9 @@ export class OutboxWorker {
   }
 
   /** Starts the due rows that fit in the free slots; in-flight rows are skipped (and still block their key). */
-  private startDue(): void {
+  private async startDue(): Promise<void> {
     const free = this.opts.concurrency - this.inFlight.size;
-    const rows = this.repo.due(this.channels(), Date.now(), free, [...this.inFlight.keys()]);
+    const rows = await this.repo.due(this.channels(), Date.now(), free, [...this.inFlight.keys()]);
     for (const row of rows) {
       const delivery = this.deliver(row)
         .catch((err) => this.logger.error({ err: coerceError(err), outbox_id: row.id }, 'outbox could not record a delivery'))
@@ -198,19 +198,19 @@ export class OutboxWorker {
     const attempt = row.attempts + 1;
     try {
       const result = await handler(JSON.parse(row.payload), { id: row.id, attempt, signal: this.abort.signal });
-      this.repo.markDelivered(row.id, result === undefined ? '' : JSON.stringify(result));
+      await this.repo.markDelivered(row.id, result === undefined ? '' : JSON.stringify(result));
     } catch (err) {
       const e = coerceError(err);
       const info = err instanceof DeliveryError ? err.opts : {};
       const message = scrub(`${e.message}`).slice(0, 2000);
       const age = Date.now() - Date.parse(row.created_at);
       if ((info.permanent && attempt >= this.opts.maxPermanentAttempts) || age >= this.opts.maxAgeMs) {
-        this.repo.markDead(row.id, `dead after ${attempt} attempts: ${message}`);
+        await this.repo.markDead(row.id, `dead after ${attempt} attempts: ${message}`);
         this.logger.error({ outbox_id: row.id, channel: row.channel, attempt, error: message }, 'outbox delivery given up');
         return;
       }
       const wait = info.retryAfterMs ?? this.backoff(attempt);
-      this.repo.markFailed(row.id, message, Date.now() + wait);
+      await this.repo.markFailed(row.id, message, Date.now() + wait);
       this.logger.warn(
         { outbox_id: row.id, channel: row.channel, attempt, retry_in_ms: wait, error: message },
         'outbox delivery failed; will retry',
@@ -224,10 +224,10 @@ export class OutboxWorker {
     return Math.min(this.opts.maxDelayMs, Math.round(raw * (0.8 + Math.random() * 0.4)));
   }
 
-  private maybePurge(): void {
+  private async maybePurge(): Promise<void> {
     if (Date.now() - this.lastPurge < 3600_000) return;
     this.lastPurge = Date.now();
-    const n = this.repo.purge(new Date(Date.now() - this.opts.retainMs).toISOString());
+    const n = await this.repo.purge(new Date(Date.now() - this.opts.retainMs).toISOString());
     if (n > 0) this.logger.info({ removed: n }, 'outbox purged old rows');
   }
 }

@@ -1,3 +1,4 @@
+import { sql, type RawBuilder } from 'kysely';
 import type { Db } from '../connection.js';
 import { nowIso } from '../time.js';
 
@@ -34,9 +35,17 @@ export interface EnqueueOptions {
   notBefore?: number;
 }
 
-/** ` AND o.id NOT IN (?, …)` for `ids`, or nothing; the ids are bound as parameters. */
-function notIn(ids: readonly number[]): string {
-  return ids.length === 0 ? '' : ` AND o.id NOT IN (${ids.map(() => '?').join(',')})`;
+/** ` AND o.id NOT IN (…)` for `ids`, or nothing; the ids are bound as parameters. */
+function notIn(ids: readonly number[]): RawBuilder<unknown> {
+  return ids.length === 0 ? sql`` : sql` AND o.id NOT IN (${sql.join(ids)})`;
+}
+
+/** Row `o` is the head of its order key: no older pending row with the same (channel, order_key). */
+function isHead(): RawBuilder<unknown> {
+  return sql`(o.order_key = '' OR NOT EXISTS (
+           SELECT 1 FROM outbox p
+           WHERE p.channel = o.channel AND p.order_key = o.order_key AND p.id < o.id
+             AND p.delivered_at IS NULL AND p.next_attempt_at < ${DEAD_AT}))`;
 }
 
 /** SQL for the durable outbox; the delivery policy lives in src/integrations/outbox.ts. */
@@ -79,20 +88,13 @@ export class OutboxRepo {
    * and a failing head row holds back its successors until it is delivered or dead. `skip` names rows
    * being delivered right now; they stay pending, so they keep holding back their successors too.
    */
-  due(channels: readonly string[], now: number, limit: number, skip: readonly number[] = []): OutboxRow[] {
+  async due(channels: readonly string[], now: number, limit: number, skip: readonly number[] = []): Promise<OutboxRow[]> {
     if (channels.length === 0 || limit <= 0) return [];
-    const marks = channels.map(() => '?').join(',');
-    return this.db
-      .prepare(
-        `SELECT o.* FROM outbox o
-       WHERE o.channel IN (${marks}) AND o.delivered_at IS NULL AND o.next_attempt_at <= ?${notIn(skip)}
-         AND (o.order_key = '' OR NOT EXISTS (
-           SELECT 1 FROM outbox p
-           WHERE p.channel = o.channel AND p.order_key = o.order_key AND p.id < o.id
-             AND p.delivered_at IS NULL AND p.next_attempt_at < ?))
-       ORDER BY o.id LIMIT ?`,
-      )
-      .all(...channels, now, ...skip, DEAD_AT, limit) as OutboxRow[];
+    const { rows } = await sql<OutboxRow>`SELECT o.* FROM outbox o
+       WHERE o.channel IN (${sql.join(channels)}) AND o.delivered_at IS NULL AND o.next_attempt_at <= ${now}${notIn(skip)}
+         AND ${isHead()}
+       ORDER BY o.id LIMIT ${limit}`.execute(this.db.async);
+    return rows;
   }
 
   /**
@@ -101,37 +103,41 @@ export class OutboxRepo {
    * head has a time long past, but it cannot go before the head, so it must not count. Rows in
    * `skip` (in flight) do not count either: their completion wakes the loop.
    */
-  nextDueAt(channels: readonly string[], skip: readonly number[] = []): number | undefined {
+  async nextDueAt(channels: readonly string[], skip: readonly number[] = []): Promise<number | undefined> {
     if (channels.length === 0) return undefined;
-    const marks = channels.map(() => '?').join(',');
-    const r = this.db
-      .prepare(
-        `SELECT MIN(o.next_attempt_at) AS t FROM outbox o
-       WHERE o.channel IN (${marks}) AND o.delivered_at IS NULL AND o.next_attempt_at < ?${notIn(skip)}
-         AND (o.order_key = '' OR NOT EXISTS (
-           SELECT 1 FROM outbox p
-           WHERE p.channel = o.channel AND p.order_key = o.order_key AND p.id < o.id
-             AND p.delivered_at IS NULL AND p.next_attempt_at < ?))`,
-      )
-      .get(...channels, DEAD_AT, ...skip, DEAD_AT) as { t: number | string | null };
-    return r.t === null ? undefined : Number(r.t);
+    const { rows } = await sql<{ t: number | string | null }>`SELECT MIN(o.next_attempt_at) AS t FROM outbox o
+       WHERE o.channel IN (${sql.join(channels)}) AND o.delivered_at IS NULL AND o.next_attempt_at < ${DEAD_AT}${notIn(skip)}
+         AND ${isHead()}`.execute(this.db.async);
+    const t = rows[0]?.t ?? null;
+    return t === null ? undefined : Number(t);
   }
 
-  markDelivered(id: number, result: string): void {
-    this.db
-      .prepare("UPDATE outbox SET delivered_at = ?, result = ?, attempts = attempts + 1, last_error = '' WHERE id = ?")
-      .run(nowIso(), result, id);
+  async markDelivered(id: number, result: string): Promise<void> {
+    await sql`UPDATE outbox SET delivered_at = ${nowIso()}, result = ${result}, attempts = attempts + 1, last_error = ''
+      WHERE id = ${id}`.execute(this.db.async);
   }
 
-  markFailed(id: number, error: string, nextAttemptAt: number): void {
+  async markFailed(id: number, error: string, nextAttemptAt: number): Promise<void> {
     // Epoch ms are whole numbers (BIGINT on PostgreSQL); a computed delay may not be.
-    this.db
-      .prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?')
-      .run(error, Math.round(nextAttemptAt), id);
+    await sql`UPDATE outbox SET attempts = attempts + 1, last_error = ${error}, next_attempt_at = ${Math.round(nextAttemptAt)}
+      WHERE id = ${id}`.execute(this.db.async);
   }
 
-  markDead(id: number, error: string): void {
-    this.db.prepare('UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?').run(error, DEAD_AT, id);
+  async markDead(id: number, error: string): Promise<void> {
+    await sql`UPDATE outbox SET attempts = attempts + 1, last_error = ${error}, next_attempt_at = ${DEAD_AT} WHERE id = ${id}`.execute(
+      this.db.async,
+    );
+  }
+
+  /** Pending and dead rows and the oldest pending row's created time, in one query (for /health). */
+  async stats(): Promise<{ pending: number; dead: number; oldest_pending_at: string | null }> {
+    const { rows } = await sql<{ pending: number | null; dead: number | null; oldest: string | null }>`SELECT
+        SUM(CASE WHEN next_attempt_at < ${DEAD_AT} THEN 1 ELSE 0 END) AS pending,
+        SUM(CASE WHEN next_attempt_at = ${DEAD_AT} THEN 1 ELSE 0 END) AS dead,
+        MIN(CASE WHEN next_attempt_at < ${DEAD_AT} THEN created_at END) AS oldest
+      FROM outbox WHERE delivered_at IS NULL`.execute(this.db.async);
+    const r = rows[0];
+    return { pending: Number(r?.pending ?? 0), dead: Number(r?.dead ?? 0), oldest_pending_at: r?.oldest ?? null };
   }
 
   /** Pending (not delivered, not dead) rows, optionally of one channel. */
@@ -145,18 +151,12 @@ export class OutboxRepo {
     return (this.db.prepare(sql).get(...(channel ? [DEAD_AT, channel] : [DEAD_AT])) as { n: number }).n;
   }
 
-  /** Created time of the oldest pending row (for /health), or null. */
-  oldestPendingAt(): string | null {
-    const r = this.db
-      .prepare('SELECT MIN(created_at) AS t FROM outbox WHERE delivered_at IS NULL AND next_attempt_at < ?')
-      .get(DEAD_AT) as { t: string | null };
-    return r.t;
-  }
-
   /** Deletes delivered and dead rows created before `beforeIso`; pending rows are never removed. */
-  purge(beforeIso: string): number {
-    return this.db
-      .prepare('DELETE FROM outbox WHERE created_at < ? AND (delivered_at IS NOT NULL OR next_attempt_at = ?)')
-      .run(beforeIso, DEAD_AT).changes;
+  async purge(beforeIso: string): Promise<number> {
+    const r =
+      await sql`DELETE FROM outbox WHERE created_at < ${beforeIso} AND (delivered_at IS NOT NULL OR next_attempt_at = ${DEAD_AT})`.execute(
+        this.db.async,
+      );
+    return Number(r.numAffectedRows ?? 0);
   }
 }

@@ -36,7 +36,7 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
         running: s.scheduler.runningCount(),
         max_concurrent: s.config.max_concurrent_agents,
       },
-      ...s.health(),
+      ...(await s.health()),
     });
   });
 
