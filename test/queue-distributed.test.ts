@@ -29,16 +29,23 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
 
   it('takes over lapsed leases (also its own when nothing of it runs any more) and honours a cancel asked meanwhile', async () => {
     const s = env.services;
-    const [a, b, c] = [1, 2, 3].map((i) => s.tasks.create({ title: `t${i}`, repo: 'acme/web' }).id) as [number, number, number];
-    await lapsed(a, 'dead-host:1:aaaaaa');
-    await lapsed(b, s.scheduler.owner);
-    await lapsed(c, 'dead-host:1:aaaaaa', ', cancel_requested = 1');
-    await s.scheduler.recover();
-    expect(s.repos.tasks.get(a)).toMatchObject({ status: 'queued', lease_owner: null });
-    // Ours, but not running here any more (say its result could not be recorded): recovered too.
-    expect(s.repos.tasks.get(b)).toMatchObject({ status: 'queued', lease_owner: null });
-    expect(s.repos.tasks.get(c)).toMatchObject({ status: 'cancelled', error: 'Cancelled by request' });
-    await db.query(`UPDATE tasks SET status = 'cancelled' WHERE id = ANY($1)`, [[a, b]]);
+    // No new claims meanwhile: the running scheduler would otherwise take a requeued task straight
+    // back (correctly) before the checks below see it queued. Recovery goes on while paused.
+    s.queue.pause(null, 'recovery test', 'test');
+    try {
+      const [a, b, c] = [1, 2, 3].map((i) => s.tasks.create({ title: `t${i}`, repo: 'acme/web' }).id) as [number, number, number];
+      await lapsed(a, 'dead-host:1:aaaaaa');
+      await lapsed(b, s.scheduler.owner);
+      await lapsed(c, 'dead-host:1:aaaaaa', ', cancel_requested = 1');
+      await s.scheduler.recover();
+      expect(s.repos.tasks.get(a)).toMatchObject({ status: 'queued', lease_owner: null });
+      // Ours, but not running here any more (say its result could not be recorded): recovered too.
+      expect(s.repos.tasks.get(b)).toMatchObject({ status: 'queued', lease_owner: null });
+      expect(s.repos.tasks.get(c)).toMatchObject({ status: 'cancelled', error: 'Cancelled by request' });
+      await db.query(`UPDATE tasks SET status = 'cancelled' WHERE id = ANY($1)`, [[a, b]]);
+    } finally {
+      s.queue.resume('test');
+    }
   });
 
   it('never takes over a task it still runs, even when the lease looks lapsed', async () => {
