@@ -9,7 +9,7 @@ npx eslint . &
 eslint=$!
 npx prettier --check --log-level warn --cache --cache-location node_modules/.cache/prettier/cache.json . &
 prettier=$!
-npx madge --circular --extensions ts --ts-config tsconfig.json src test bench &
+npm run --silent lint:cycles &
 madge=$!
 status=0
 wait $eslint || { echo "lint: eslint found problems" >&2; status=1; }

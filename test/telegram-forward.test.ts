@@ -146,7 +146,7 @@ describe('outbox worker', () => {
       expect(attempts.get('bad')).toBe(3); // dead after 3, then its successor went out
       expect(seen.filter((s) => s === 'once').length).toBe(1);
       expect(attempts.get('flaky')).toBe(3);
-      expect(repo.dead()).toBe(1);
+      expect((await repo.stats()).dead).toBe(1);
       expect(worker.pending()).toBe(0);
       expect(JSON.parse(repo.byDedupeKey('same')!.result)).toEqual({ ok: 'once' });
     } finally {

@@ -206,7 +206,7 @@ export async function probeSandbox(): Promise<string | null> {
 }
 
 /** The outermost of the paths that lie under /tmp (a path inside another is covered by it). */
-export function underTmp(paths: string[]): string[] {
+function underTmp(paths: string[]): string[] {
   const inTmp = [...new Set(paths.map((p) => path.resolve(p)))].filter((p) => p.startsWith('/tmp/'));
   return inTmp.filter((p) => !inTmp.some((q) => q !== p && p.startsWith(`${q}/`)));
 }

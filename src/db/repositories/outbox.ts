@@ -146,11 +146,6 @@ export class OutboxRepo {
     return (this.db.prepare(sql).get(...(channel ? [DEAD_AT, channel] : [DEAD_AT])) as { n: number }).n;
   }
 
-  dead(channel?: string): number {
-    const sql = `SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL AND next_attempt_at = ?${channel ? ' AND channel = ?' : ''}`;
-    return (this.db.prepare(sql).get(...(channel ? [DEAD_AT, channel] : [DEAD_AT])) as { n: number }).n;
-  }
-
   /** Deletes delivered and dead rows created before `beforeIso`; pending rows are never removed. */
   async purge(beforeIso: string): Promise<number> {
     const r =
