@@ -9,7 +9,7 @@ import { WorkflowEngine } from './workflows/engine.js';
 import { validateWorkflow } from './workflows/definition.js';
 import { buildHandoff } from './workflows/handoff.js';
 import { workflowRoutes } from './server/routes/workflows.js';
-import { registerRevisionMode } from './workflows/revision.js';
+import { registerRevisionPrompt } from './workflows/revision.js';
 import { createBoard, createOutbox, type BoardOptions } from './board/index.js';
 import { PendingPullRequests } from './prloop/pending-pr.js';
 import { ClarificationService } from './orchestrator/clarify.js';
@@ -108,7 +108,7 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     bus: s.bus,
     stream: s.stream,
   });
-  registerRevisionMode({ tasks: s.tasks, handoffs, executor, bus: s.bus });
+  registerRevisionPrompt({ tasks: s.tasks, handoffs, executor });
   // Standalone tasks keep their handoff too: revisions, PR follow-ups and people read it later.
   executor.onRun((r) => {
     if (r.task.workflow_id || r.status === 'queued' || r.status === 'waiting_for_input') return;

@@ -10,7 +10,6 @@ import type Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Tables } from './schema.js';
 
-export type AsyncDb = Kysely<Tables>;
 
 // BIGINT and NUMERIC arrive as strings by default; Factory's ids, counts and costs fit a double.
 pg.types.setTypeParser(20, (v) => Number(v));
@@ -23,7 +22,7 @@ export interface PgPoolOptions {
   max?: number;
 }
 
-export function postgresKysely(url: string, opts: PgPoolOptions): { db: AsyncDb; pool: pg.Pool } {
+export function postgresKysely(url: string, opts: PgPoolOptions): { db: Kysely<Tables>; pool: pg.Pool } {
   const pool = new pg.Pool({
     connectionString: url,
     application_name: opts.applicationName,
@@ -35,9 +34,12 @@ export function postgresKysely(url: string, opts: PgPoolOptions): { db: AsyncDb;
   });
   // An idle connection the server dropped: the pool discards it and opens another on demand.
   pool.on('error', () => {});
+  // One that drops while checked out (between a transaction's statements) must not become an
+  // uncaught 'error' event: its next query fails instead, and the pool discards it on release.
+  pool.on('connect', (client) => client.on('error', () => {}));
   return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), pool };
 }
 
-export function sqliteKysely(raw: Database.Database): AsyncDb {
+export function sqliteKysely(raw: Database.Database): Kysely<Tables> {
   return new Kysely<Tables>({ dialect: new SqliteDialect({ database: raw }) });
 }

@@ -1,46 +1,33 @@
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import type { Db, Statement } from './sql.js';
-import { sqliteKysely, type AsyncDb } from './async.js';
+import type { Db } from './sql.js';
+import { sqliteKysely } from './async.js';
+import { KyselyDb } from './query.js';
 
-/** better-sqlite3 behind the Db interface: statements are the native ones, nothing is copied. */
-export class SqliteDb implements Db {
-  readonly dialect = 'sqlite' as const;
-  readonly raw: Database.Database;
+/**
+ * SQLite (the embedded default): better-sqlite3 under Kysely's SQLite driver. Its calls are
+ * synchronous disk I/O on a local file, as short as a system call; Kysely's one-connection mutex
+ * keeps a transaction's statements together while others wait their turn.
+ */
+export class SqliteDb extends KyselyDb implements Db {
   readonly describe: string;
+  private readonly raw: Database.Database;
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
-    this.raw = new Database(file);
+    const raw = new Database(file);
+    raw.pragma('journal_mode = WAL');
+    raw.pragma('foreign_keys = ON');
+    raw.pragma('busy_timeout = 5000');
+    raw.pragma('synchronous = NORMAL');
+    super(sqliteKysely(raw), 'sqlite', (script) => raw.exec(script));
+    this.raw = raw;
     this.describe = `sqlite:${file}`;
-    this.raw.pragma('journal_mode = WAL');
-    this.raw.pragma('foreign_keys = ON');
-    this.raw.pragma('busy_timeout = 5000');
-    this.raw.pragma('synchronous = NORMAL');
   }
 
-  prepare(sql: string): Statement {
-    return this.raw.prepare(sql) as unknown as Statement;
-  }
-
-  exec(sql: string): void {
-    this.raw.exec(sql);
-  }
-
-  transaction<F extends (...args: any[]) => any>(fn: F): F {
-    return this.raw.transaction(fn) as unknown as F;
-  }
-
-  private kysely: AsyncDb | null = null;
-
-  get async(): AsyncDb {
-    this.kysely ??= sqliteKysely(this.raw);
-    return this.kysely;
-  }
-
-  close(): void {
-    // Not kysely.destroy(): the handle is this object's, and closing it is enough.
+  async close(): Promise<void> {
+    // Not kysely.destroy() first: it waits for nothing that the handle's close does not end too.
     if (this.raw.open) this.raw.close();
   }
 }

@@ -4,6 +4,7 @@ import type { TaskRow } from '../db/repositories/tasks.js';
 import type { TaskStatus } from '../domain/task-status.js';
 import type { WorkflowRow } from '../db/repositories/workflows.js';
 import { scrubDeep } from '../secrets.js';
+import type { AsyncDb } from '../db/query.js';
 
 /** Domain events inside the process. Listeners must not throw; errors are logged by the emitter's owner. */
 export interface DomainEvents {
@@ -67,10 +68,21 @@ export class StreamPublisher {
     private readonly fanOut = true,
   ) {}
 
-  publish(kind: string, taskId: number | null, payload: unknown): EventRow {
-    // The stream is stored and served to browsers: the one scrubber runs on every payload.
-    const row = this.repo.append(kind, taskId, scrubDeep(payload));
-    if (this.fanOut) this.bus.emit('stream', row);
+  /** Stores and fans out one event. */
+  async publish(kind: string, taskId: number | null, payload: unknown): Promise<EventRow> {
+    const row = await this.repo.append(kind, taskId, scrubDeep(payload));
+    this.deliver(row);
     return row;
+  }
+
+  /** Stores an event inside the caller's transaction; the caller delivers it after the commit. */
+  record(tx: AsyncDb, kind: string, taskId: number | null, payload: unknown): Promise<EventRow> {
+    // The stream is stored and served to browsers: the one scrubber runs on every payload.
+    return this.repo.in(tx).append(kind, taskId, scrubDeep(payload));
+  }
+
+  /** Fans a stored event out in this process (unless the PostgreSQL feed does it for every process). */
+  deliver(row: EventRow): void {
+    if (this.fanOut) this.bus.emit('stream', row);
   }
 }

@@ -1,6 +1,7 @@
 import type { LeaseGuard, TaskPatch, TaskRow, TasksRepo, NewTask } from '../db/repositories/tasks.js';
 import { canTransition, type TaskStatus } from '../domain/task-status.js';
 import type { EventBus, StreamPublisher } from '../events/bus.js';
+import type { AsyncDb } from '../db/query.js';
 
 /** The task fields published on the live stream when a status changes. */
 export function taskStreamPayload(t: TaskRow, from: TaskStatus | null) {
@@ -20,52 +21,79 @@ export function taskStreamPayload(t: TaskRow, from: TaskStatus | null) {
   };
 }
 
+/**
+ * Adjusts a task just created, before it becomes runnable (revision mode: a new task for a Plane
+ * issue continues the open PR of an earlier one). Runs inside the creating transaction.
+ */
+export type TaskAdopter = (task: TaskRow, tasks: TasksRepo) => Promise<void>;
+
 /** Task writes that other parts must observe go through here, so every status change is checked and published. */
 export class TaskService {
   constructor(
+    private readonly db: AsyncDb,
     readonly repo: TasksRepo,
     private readonly bus: EventBus,
     private readonly stream: StreamPublisher,
+    private readonly adopt: TaskAdopter = async () => {},
   ) {}
 
-  create(input: NewTask): TaskRow {
-    // Inserted not yet runnable: listeners may adjust the new row (revision mode) and its creation is
-    // published before any worker, in this process or another, can claim it.
-    const created = this.repo.create({ ...input, run: false });
-    this.bus.emit('task.created', { task: created });
-    let task = this.repo.get(created.id) ?? created;
-    this.stream.publish('task_status', task.id, taskStreamPayload(task, null));
-    if (input.run && !input.inReview) task = this.repo.requestRun(task.id) ?? task;
+  /**
+   * Creation, its adjustment and its event are one transaction, and the task becomes runnable only
+   * after it: no worker, in this process or another, can claim it before its creation is published.
+   */
+  async create(input: NewTask): Promise<TaskRow> {
+    const { task, event } = await this.db.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const created = await repo.create({ ...input, run: false });
+      await this.adopt(created, repo);
+      const task = (await repo.get(created.id)) ?? created;
+      return { task, event: await this.stream.record(tx, 'task_status', task.id, taskStreamPayload(task, null)) };
+    });
+    this.stream.deliver(event);
+    this.bus.emit('task.created', { task });
+    if (input.run && !input.inReview) return (await this.repo.requestRun(task.id)) ?? task;
     return task;
   }
 
-  get(id: number): TaskRow | undefined {
+  get(id: number): Promise<TaskRow | undefined> {
     return this.repo.get(id);
   }
 
   /**
    * Moves a task from one of `from` to `to`, if that transition is legal and the row is still in `from`.
-   * Returns undefined when another writer got there first.
+   * Returns undefined when another writer got there first. The change and its stream event commit together.
    */
-  transition(id: number, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch = {}, lease?: LeaseGuard): TaskRow | undefined {
+  async transition(
+    id: number,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    patch: TaskPatch = {},
+    lease?: LeaseGuard,
+  ): Promise<TaskRow | undefined> {
     const legal = from.filter((f) => canTransition(f, to));
     if (legal.length === 0) throw new Error(`illegal task transition ${from.join('|')} -> ${to}`);
-    const before = this.repo.get(id);
-    if (!before || !legal.includes(before.status)) return undefined;
-    const task = this.repo.transition(id, [before.status], to, patch, lease);
-    if (!task) return undefined;
-    this.bus.emit('task.status', { task, from: before.status });
-    this.stream.publish('task_status', task.id, taskStreamPayload(task, before.status));
-    return task;
+    const done = await this.db.transaction(async (tx) => {
+      const repo = this.repo.in(tx);
+      const before = await repo.get(id);
+      if (!before || !legal.includes(before.status)) return undefined;
+      const task = await repo.transition(id, [before.status], to, patch, lease);
+      if (!task) return undefined;
+      const event = await this.stream.record(tx, 'task_status', task.id, taskStreamPayload(task, before.status));
+      return { task, from: before.status, event };
+    });
+    if (!done) return undefined;
+    this.stream.deliver(done.event);
+    this.bus.emit('task.status', { task: done.task, from: done.from });
+    return done.task;
   }
 
   /** Publishes a status change made by an atomic queue operation (claim). */
-  announce(task: TaskRow, from: TaskStatus): void {
+  async announce(task: TaskRow, from: TaskStatus): Promise<void> {
+    await this.stream.publish('task_status', task.id, taskStreamPayload(task, from));
     this.bus.emit('task.status', { task, from });
-    this.stream.publish('task_status', task.id, taskStreamPayload(task, from));
   }
 
-  update(id: number, patch: TaskPatch): TaskRow | undefined {
+  update(id: number, patch: TaskPatch): Promise<TaskRow | undefined> {
     return this.repo.update(id, patch);
   }
 }

@@ -1,34 +1,33 @@
 // Revision mode: a new task for a Plane issue whose earlier task has an open PR continues that
 // branch and PR (coder_revision) instead of starting a second one.
-import type { EventBus } from '../events/bus.js';
-import type { TaskService } from '../tasks/service.js';
+import type { TaskService, TaskAdopter } from '../tasks/service.js';
 import type { HandoffsRepo } from '../db/repositories/workflows.js';
 import type { TaskExecutor } from '../orchestrator/executor.js';
 import { truncate } from '../agents/prompt.js';
 
-export function registerRevisionMode(d: { tasks: TaskService; handoffs: HandoffsRepo; executor: TaskExecutor; bus: EventBus }): void {
-  // Runs synchronously inside TaskService.create, before the scheduler can claim the task.
-  d.bus.on('task.created', ({ task }) => {
-    if (!task.plane_issue_id || task.workflow_id || task.branch_name) return;
-    const earlier = d.tasks.repo
-      .list({ plane_issue_id: task.plane_issue_id, limit: 50 })
-      .find((t) => t.id !== task.id && t.status === 'in_review' && t.pr_url && t.branch_name);
-    if (!earlier) return;
-    d.tasks.update(task.id, {
-      branch_name: earlier.branch_name,
-      base_branch: earlier.base_branch,
-      pr_url: earlier.pr_url,
-      pr_number: earlier.pr_number,
-      agent_type: task.agent_type === 'coder' ? 'coder_revision' : task.agent_type,
-    });
-    d.tasks.repo.setParent(task.id, earlier.id);
+/** Runs inside TaskService.create, in the creating transaction, before the task becomes runnable. */
+export const adoptOpenPullRequest: TaskAdopter = async (task, tasks) => {
+  if (!task.plane_issue_id || task.workflow_id || task.branch_name) return;
+  const earlier = (await tasks.list({ plane_issue_id: task.plane_issue_id, limit: 50 })).find(
+    (t) => t.id !== task.id && t.status === 'in_review' && t.pr_url && t.branch_name,
+  );
+  if (!earlier) return;
+  await tasks.update(task.id, {
+    branch_name: earlier.branch_name,
+    base_branch: earlier.base_branch,
+    pr_url: earlier.pr_url,
+    pr_number: earlier.pr_number,
+    agent_type: task.agent_type === 'coder' ? 'coder_revision' : task.agent_type,
   });
+  await tasks.setParent(task.id, earlier.id);
+};
 
-  d.executor.addPromptSource((task) => {
+export function registerRevisionPrompt(d: { tasks: TaskService; handoffs: HandoffsRepo; executor: TaskExecutor }): void {
+  d.executor.addPromptSource(async (task) => {
     if (!task.parent_task_id) return undefined;
-    const parent = d.tasks.get(task.parent_task_id);
+    const parent = await d.tasks.get(task.parent_task_id);
     if (!parent) return undefined;
-    const handoff = d.handoffs.forTask(parent.id, 'from').at(-1);
+    const handoff = (await d.handoffs.forTask(parent.id, 'from')).at(-1);
     return truncate(
       [
         `## Earlier work on this issue (task ${parent.id})`,

@@ -1,4 +1,4 @@
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 
 const round1 = (n: number) => Math.round(n * 10) / 10;
 const pct = (part: number, total: number) => (total ? round1((part / total) * 100) : 0);
@@ -7,14 +7,14 @@ const pct = (part: number, total: number) => (total ? round1((part / total) * 10
  * The upstream /api/analytics shape. Deliberate fix: a success is `done` or `in_review` (a
  * standalone task that opened a PR ends in_review), so success rates and durations count it.
  */
-export function analytics(db: Db, now = new Date()) {
+export async function analytics(db: AsyncDb, now = new Date()) {
   // Minutes between two ISO timestamps stored as text.
   const minutes =
     db.dialect === 'postgres'
       ? 'EXTRACT(EPOCH FROM (completed_at::timestamptz - started_at::timestamptz)) / 60'
       : '(julianday(completed_at) - julianday(started_at)) * 1440';
   const counts = Object.fromEntries(
-    (db.prepare('SELECT status, COUNT(*) AS n FROM tasks GROUP BY status').all() as { status: string; n: number }[]).map((r) => [
+    ((await db.all('SELECT status, COUNT(*) AS n FROM tasks GROUP BY status')) as { status: string; n: number }[]).map((r) => [
       r.status,
       r.n,
     ]),
@@ -23,40 +23,39 @@ export function analytics(db: Db, now = new Date()) {
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   const ok = c('done') + c('in_review');
   const durations = (
-    db
-      .prepare(
-        `SELECT ${minutes} AS m FROM tasks
-    WHERE status IN ('done','in_review') AND started_at IS NOT NULL AND completed_at IS NOT NULL ORDER BY m`,
-      )
-      .all() as { m: number }[]
+    (await db.all(`SELECT ${minutes} AS m FROM tasks
+    WHERE status IN ('done','in_review') AND started_at IS NOT NULL AND completed_at IS NOT NULL ORDER BY m`)) as { m: number }[]
   ).map((r) => r.m);
   const median = durations.length
     ? durations.length % 2
       ? durations[(durations.length - 1) / 2]!
       : (durations[durations.length / 2 - 1]! + durations[durations.length / 2]!) / 2
     : 0;
-  const agents = db
-    .prepare(
-      `SELECT CASE WHEN agent_type = '' THEN 'default' ELSE agent_type END AS agent_type, COUNT(*) AS total,
+  const agents = (await db.all(`SELECT CASE WHEN agent_type = '' THEN 'default' ELSE agent_type END AS agent_type, COUNT(*) AS total,
       SUM(CASE WHEN status IN ('done','in_review') THEN 1 ELSE 0 END) AS done, SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS failed,
       AVG(CASE WHEN status IN ('done','in_review') AND completed_at IS NOT NULL AND started_at IS NOT NULL THEN ${minutes} END) AS avg_duration
-    FROM tasks GROUP BY 1 ORDER BY 1`,
-    )
-    .all() as { agent_type: string; total: number; done: number; failed: number; avg_duration: number | null }[];
+    FROM tasks GROUP BY 1 ORDER BY 1`)) as {
+    agent_type: string;
+    total: number;
+    done: number;
+    failed: number;
+    avg_duration: number | null;
+  }[];
   const start = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - 29));
-  const day = (col: string, where = '') =>
+  const day = async (col: string, where = '') =>
     Object.fromEntries(
       (
-        db
-          .prepare(`SELECT substr(${col}, 1, 10) AS d, COUNT(*) AS n FROM tasks WHERE ${col} >= ? ${where} GROUP BY d`)
-          .all(start.toISOString()) as { d: string; n: number }[]
+        (await db.all(
+          `SELECT substr(${col}, 1, 10) AS d, COUNT(*) AS n FROM tasks WHERE ${col} >= ? ${where} GROUP BY d`,
+          start.toISOString(),
+        )) as { d: string; n: number }[]
       ).map((r) => [r.d, r.n]),
     );
-  const created = day('created_at');
-  const completed = day('completed_at', "AND status IN ('done','in_review')");
-  const failed = day('completed_at', "AND status = 'failed'");
+  const created = await day('created_at');
+  const completed = await day('completed_at', "AND status IN ('done','in_review')");
+  const failed = await day('completed_at', "AND status = 'failed'");
   const wf = Object.fromEntries(
-    (db.prepare('SELECT status, COUNT(*) AS n FROM workflows GROUP BY status').all() as { status: string; n: number }[]).map((r) => [
+    ((await db.all('SELECT status, COUNT(*) AS n FROM workflows GROUP BY status')) as { status: string; n: number }[]).map((r) => [
       r.status,
       r.n,
     ]),

@@ -1,4 +1,4 @@
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 import { nowIso } from '../time.js';
 
 export const ENV_TYPES = ['test', 'preview'] as const;
@@ -68,38 +68,37 @@ const COLS = new Set([
 ]);
 
 export class EnvironmentsRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
   /** Inserts a live row for the project, or takes over the live one (a second `up` of the same project). */
-  upsertLive(e: NewEnvironment): EnvironmentRow {
+  async upsertLive(e: NewEnvironment): Promise<EnvironmentRow> {
     const now = nowIso();
-    const live = this.liveByProject(e.project);
+    const live = await this.liveByProject(e.project);
     if (live) {
-      return this.update(live.id, { ...e, status: 'starting', health: '', container_id: '', last_error: '' })!;
+      return (await this.update(live.id, { ...e, status: 'starting', health: '', container_id: '', last_error: '' }))!;
     }
-    return this.db
-      .prepare(
-        `
+    return (await this.db.get(
+      `
       INSERT INTO environments (task_id, repo, project, env_type, service, port, host, url, status, pr_number,
         compose_file, override_file, worktree, machine, created_at, updated_at)
       VALUES (@task_id, @repo, @project, @env_type, @service, @port, @host, @url, 'starting', @pr_number,
         @compose_file, @override_file, @worktree, @machine, @now, @now)
       RETURNING *`,
-      )
-      .get({ ...e, now }) as EnvironmentRow;
+      { ...e, now },
+    )) as EnvironmentRow;
   }
 
-  get(id: number): EnvironmentRow | undefined {
-    return this.db.prepare('SELECT * FROM environments WHERE id = ?').get(id) as EnvironmentRow | undefined;
+  async get(id: number): Promise<EnvironmentRow | undefined> {
+    return (await this.db.get('SELECT * FROM environments WHERE id = ?', id)) as EnvironmentRow | undefined;
   }
 
-  liveByProject(project: string): EnvironmentRow | undefined {
-    return this.db.prepare('SELECT * FROM environments WHERE project = ? AND removed_at IS NULL').get(project) as
+  async liveByProject(project: string): Promise<EnvironmentRow | undefined> {
+    return (await this.db.get('SELECT * FROM environments WHERE project = ? AND removed_at IS NULL', project)) as
       EnvironmentRow | undefined;
   }
 
   /** Live environments (not torn down), oldest first; optionally of one task and/or type. */
-  live(q: { taskId?: number; type?: EnvType } = {}): EnvironmentRow[] {
+  async live(q: { taskId?: number; type?: EnvType } = {}): Promise<EnvironmentRow[]> {
     const where = ['removed_at IS NULL'];
     const params: Record<string, unknown> = {};
     if (q.taskId !== undefined) {
@@ -110,11 +109,11 @@ export class EnvironmentsRepo {
       where.push('env_type = @type');
       params.type = q.type;
     }
-    return this.db.prepare(`SELECT * FROM environments WHERE ${where.join(' AND ')} ORDER BY id`).all(params) as EnvironmentRow[];
+    return (await this.db.all(`SELECT * FROM environments WHERE ${where.join(' AND ')} ORDER BY id`, params)) as EnvironmentRow[];
   }
 
   /** Every row (also torn-down ones), newest first. */
-  list(q: { taskId?: number; includeRemoved?: boolean; limit?: number } = {}): EnvironmentRow[] {
+  async list(q: { taskId?: number; includeRemoved?: boolean; limit?: number } = {}): Promise<EnvironmentRow[]> {
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: q.limit ?? 200 };
     if (!q.includeRemoved) where.push('removed_at IS NULL');
@@ -123,29 +122,31 @@ export class EnvironmentsRepo {
       params.taskId = q.taskId;
     }
     const sql = `SELECT * FROM environments ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT @limit`;
-    return this.db.prepare(sql).all(params) as EnvironmentRow[];
+    return (await this.db.all(sql, params)) as EnvironmentRow[];
   }
 
-  update(id: number, patch: EnvironmentPatch): EnvironmentRow | undefined {
+  async update(id: number, patch: EnvironmentPatch): Promise<EnvironmentRow | undefined> {
     const entries = Object.entries(patch).filter(([k, v]) => v !== undefined && COLS.has(k));
     const sets = ['updated_at = @updated_at', ...entries.map(([k]) => `${k} = @p_${k}`)];
     const params = Object.fromEntries(entries.map(([k, v]) => [`p_${k}`, v]));
-    return this.db
-      .prepare(`UPDATE environments SET ${sets.join(', ')} WHERE id = @id RETURNING *`)
-      .get({ ...params, updated_at: nowIso(), id }) as EnvironmentRow | undefined;
+    return (await this.db.get(`UPDATE environments SET ${sets.join(', ')} WHERE id = @id RETURNING *`, {
+      ...params,
+      updated_at: nowIso(),
+      id,
+    })) as EnvironmentRow | undefined;
   }
 
   /** Marks a row torn down; `status` stays `failed` for an `up` that failed. */
-  markRemoved(id: number, status: 'removed' | 'failed' = 'removed', error?: string): EnvironmentRow | undefined {
+  markRemoved(id: number, status: 'removed' | 'failed' = 'removed', error?: string): Promise<EnvironmentRow | undefined> {
     return this.update(id, { status, removed_at: nowIso(), ...(error !== undefined ? { last_error: error } : {}) });
   }
 
   /** Whether environments were ever used here (nothing to clean up otherwise). */
-  any(): boolean {
-    return this.db.prepare('SELECT 1 FROM environments LIMIT 1').get() !== undefined;
+  async any(): Promise<boolean> {
+    return (await this.db.get('SELECT 1 FROM environments LIMIT 1')) !== undefined;
   }
 
-  countLive(): number {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM environments WHERE removed_at IS NULL').get() as { n: number }).n;
+  async countLive(): Promise<number> {
+    return ((await this.db.get('SELECT COUNT(*) AS n FROM environments WHERE removed_at IS NULL')) as { n: number }).n;
   }
 }

@@ -1,4 +1,4 @@
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 import { nowIso } from '../time.js';
 
 export const MESSAGE_TYPES = ['info', 'question', 'handoff', 'status', 'error'] as const;
@@ -77,28 +77,25 @@ const likeEscape = (s: string) => s.replace(/[\\%_]/g, (c) => `\\${c}`);
 
 /** The message board table, its FTS5 index and thread walks. */
 export class MessagesRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
-  create(m: NewMessage): MessageRow {
-    return this.db
-      .prepare(
-        `INSERT INTO messages (sender, recipient, task_id, workflow_id, message, message_type, reply_to, created_at)
+  async create(m: NewMessage): Promise<MessageRow> {
+    return (await this.db.get(
+      `INSERT INTO messages (sender, recipient, task_id, workflow_id, message, message_type, reply_to, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *`,
-      )
-      .get(
-        m.sender,
-        m.recipient ?? null,
-        m.task_id ?? null,
-        m.workflow_id ?? null,
-        m.message,
-        m.message_type ?? 'info',
-        m.reply_to ?? null,
-        nowIso(),
-      ) as MessageRow;
+      m.sender,
+      m.recipient ?? null,
+      m.task_id ?? null,
+      m.workflow_id ?? null,
+      m.message,
+      m.message_type ?? 'info',
+      m.reply_to ?? null,
+      nowIso(),
+    )) as MessageRow;
   }
 
-  get(id: number): MessageRow | undefined {
-    return this.db.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow | undefined;
+  async get(id: number): Promise<MessageRow | undefined> {
+    return (await this.db.get('SELECT * FROM messages WHERE id = ?', id)) as MessageRow | undefined;
   }
 
   /**
@@ -106,17 +103,19 @@ export class MessagesRepo {
    * workflow_id), or undefined when all exist. Checked up front so the caller gets a 400 naming the
    * field rather than a foreign-key error.
    */
-  missingReference(m: Pick<NewMessage, 'task_id' | 'workflow_id' | 'reply_to'>): 'task_id' | 'workflow_id' | 'reply_to' | undefined {
-    const exists = (table: 'tasks' | 'workflows' | 'messages', id: number) =>
-      this.db.prepare(`SELECT 1 FROM ${table} WHERE id = ?`).get(id) !== undefined;
-    if (m.task_id != null && !exists('tasks', m.task_id)) return 'task_id';
-    if (m.workflow_id != null && !exists('workflows', m.workflow_id)) return 'workflow_id';
-    if (m.reply_to != null && !exists('messages', m.reply_to)) return 'reply_to';
+  async missingReference(
+    m: Pick<NewMessage, 'task_id' | 'workflow_id' | 'reply_to'>,
+  ): Promise<'task_id' | 'workflow_id' | 'reply_to' | undefined> {
+    const exists = async (table: 'tasks' | 'workflows' | 'messages', id: number) =>
+      (await this.db.get(`SELECT 1 FROM ${table} WHERE id = ?`, id)) !== undefined;
+    if (m.task_id != null && !(await exists('tasks', m.task_id))) return 'task_id';
+    if (m.workflow_id != null && !(await exists('workflows', m.workflow_id))) return 'workflow_id';
+    if (m.reply_to != null && !(await exists('messages', m.reply_to))) return 'reply_to';
     return undefined;
   }
 
   /** Newest first. Unlike upstream, `search` combines with every other filter and with offset. */
-  list(f: MessageFilters = {}): MessageRow[] {
+  async list(f: MessageFilters = {}): Promise<MessageRow[]> {
     const where: string[] = [];
     const args: unknown[] = [];
     if (f.task_id !== undefined) {
@@ -173,21 +172,21 @@ export class MessagesRepo {
     }
     const sql = `SELECT * FROM messages ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ? OFFSET ?`;
     args.push(f.limit ?? 100, f.offset ?? 0);
-    return this.db.prepare(sql).all(...args) as MessageRow[];
+    return (await this.db.all(sql, ...args)) as MessageRow[];
   }
 
   /** The message and all its replies at any depth, oldest first; [] when the message does not exist. */
-  thread(id: number): MessageRow[] {
-    return this.db
-      .prepare(
-        `WITH RECURSIVE t(id) AS (
+  async thread(id: number): Promise<MessageRow[]> {
+    return (await this.db.all(
+      `WITH RECURSIVE t(id) AS (
          SELECT id FROM messages WHERE id = ?
          UNION
          SELECT m.id FROM messages m JOIN t ON m.reply_to = t.id
        )
        SELECT messages.* FROM messages JOIN t USING (id) ORDER BY messages.id LIMIT ?`,
-      )
-      .all(id, MAX_THREAD_SIZE) as MessageRow[];
+      id,
+      MAX_THREAD_SIZE,
+    )) as MessageRow[];
   }
 }
 

@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 import { nowIso } from '../time.js';
 
 export interface OutboxRow {
@@ -50,36 +50,33 @@ function isHead(): RawBuilder<unknown> {
 
 /** SQL for the durable outbox; the delivery policy lives in src/integrations/outbox.ts. */
 export class OutboxRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
-  enqueue(channel: string, payload: unknown, opts: EnqueueOptions = {}): { row: OutboxRow; created: boolean } {
-    const row = this.db
-      .prepare(
-        `INSERT INTO outbox (channel, order_key, dedupe_key, payload, next_attempt_at, created_at)
+  async enqueue(channel: string, payload: unknown, opts: EnqueueOptions = {}): Promise<{ row: OutboxRow; created: boolean }> {
+    const row = (await this.db.get(
+      `INSERT INTO outbox (channel, order_key, dedupe_key, payload, next_attempt_at, created_at)
        VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING RETURNING *`,
-      )
-      .get(
-        channel,
-        opts.orderKey ?? '',
-        opts.dedupeKey ?? null,
-        JSON.stringify(payload),
-        Math.round(opts.notBefore ?? Date.now()),
-        nowIso(),
-      ) as OutboxRow | undefined;
+      channel,
+      opts.orderKey ?? '',
+      opts.dedupeKey ?? null,
+      JSON.stringify(payload),
+      Math.round(opts.notBefore ?? Date.now()),
+      nowIso(),
+    )) as OutboxRow | undefined;
     if (row) {
       // Other processes deliver too (PostgreSQL): wake them (see PgEventFeed).
-      if (this.db.dialect === 'postgres') this.db.prepare('SELECT pg_notify(?, ?)').get(OUTBOX_CHANNEL, String(row.id));
+      if (this.db.dialect === 'postgres') await this.db.get('SELECT pg_notify(?, ?)', OUTBOX_CHANNEL, String(row.id));
       return { row, created: true };
     }
-    return { row: this.byDedupeKey(opts.dedupeKey!)!, created: false };
+    return { row: (await this.byDedupeKey(opts.dedupeKey!))!, created: false };
   }
 
-  get(id: number): OutboxRow | undefined {
-    return this.db.prepare('SELECT * FROM outbox WHERE id = ?').get(id) as OutboxRow | undefined;
+  async get(id: number): Promise<OutboxRow | undefined> {
+    return (await this.db.get('SELECT * FROM outbox WHERE id = ?', id)) as OutboxRow | undefined;
   }
 
-  byDedupeKey(key: string): OutboxRow | undefined {
-    return this.db.prepare('SELECT * FROM outbox WHERE dedupe_key = ?').get(key) as OutboxRow | undefined;
+  async byDedupeKey(key: string): Promise<OutboxRow | undefined> {
+    return (await this.db.get('SELECT * FROM outbox WHERE dedupe_key = ?', key)) as OutboxRow | undefined;
   }
 
   /**
@@ -93,7 +90,7 @@ export class OutboxRepo {
     const { rows } = await sql<OutboxRow>`SELECT o.* FROM outbox o
        WHERE o.channel IN (${sql.join(channels)}) AND o.delivered_at IS NULL AND o.next_attempt_at <= ${now}${notIn(skip)}
          AND ${isHead()}
-       ORDER BY o.id LIMIT ${limit}`.execute(this.db.async);
+       ORDER BY o.id LIMIT ${limit}`.execute(this.db.kysely);
     return rows;
   }
 
@@ -107,25 +104,25 @@ export class OutboxRepo {
     if (channels.length === 0) return undefined;
     const { rows } = await sql<{ t: number | string | null }>`SELECT MIN(o.next_attempt_at) AS t FROM outbox o
        WHERE o.channel IN (${sql.join(channels)}) AND o.delivered_at IS NULL AND o.next_attempt_at < ${DEAD_AT}${notIn(skip)}
-         AND ${isHead()}`.execute(this.db.async);
+         AND ${isHead()}`.execute(this.db.kysely);
     const t = rows[0]?.t ?? null;
     return t === null ? undefined : Number(t);
   }
 
   async markDelivered(id: number, result: string): Promise<void> {
     await sql`UPDATE outbox SET delivered_at = ${nowIso()}, result = ${result}, attempts = attempts + 1, last_error = ''
-      WHERE id = ${id}`.execute(this.db.async);
+      WHERE id = ${id}`.execute(this.db.kysely);
   }
 
   async markFailed(id: number, error: string, nextAttemptAt: number): Promise<void> {
     // Epoch ms are whole numbers (BIGINT on PostgreSQL); a computed delay may not be.
     await sql`UPDATE outbox SET attempts = attempts + 1, last_error = ${error}, next_attempt_at = ${Math.round(nextAttemptAt)}
-      WHERE id = ${id}`.execute(this.db.async);
+      WHERE id = ${id}`.execute(this.db.kysely);
   }
 
   async markDead(id: number, error: string): Promise<void> {
     await sql`UPDATE outbox SET attempts = attempts + 1, last_error = ${error}, next_attempt_at = ${DEAD_AT} WHERE id = ${id}`.execute(
-      this.db.async,
+      this.db.kysely,
     );
   }
 
@@ -135,22 +132,22 @@ export class OutboxRepo {
         SUM(CASE WHEN next_attempt_at < ${DEAD_AT} THEN 1 ELSE 0 END) AS pending,
         SUM(CASE WHEN next_attempt_at = ${DEAD_AT} THEN 1 ELSE 0 END) AS dead,
         MIN(CASE WHEN next_attempt_at < ${DEAD_AT} THEN created_at END) AS oldest
-      FROM outbox WHERE delivered_at IS NULL`.execute(this.db.async);
+      FROM outbox WHERE delivered_at IS NULL`.execute(this.db.kysely);
     const r = rows[0];
     return { pending: Number(r?.pending ?? 0), dead: Number(r?.dead ?? 0), oldest_pending_at: r?.oldest ?? null };
   }
 
   /** Pending (not delivered, not dead) rows, optionally of one channel. */
-  pending(channel?: string): number {
+  async pending(channel?: string): Promise<number> {
     const sql = `SELECT COUNT(*) AS n FROM outbox WHERE delivered_at IS NULL AND next_attempt_at < ?${channel ? ' AND channel = ?' : ''}`;
-    return (this.db.prepare(sql).get(...(channel ? [DEAD_AT, channel] : [DEAD_AT])) as { n: number }).n;
+    return ((await this.db.get(sql, ...(channel ? [DEAD_AT, channel] : [DEAD_AT]))) as { n: number }).n;
   }
 
   /** Deletes delivered and dead rows created before `beforeIso`; pending rows are never removed. */
   async purge(beforeIso: string): Promise<number> {
     const r =
       await sql`DELETE FROM outbox WHERE created_at < ${beforeIso} AND (delivered_at IS NOT NULL OR next_attempt_at = ${DEAD_AT})`.execute(
-        this.db.async,
+        this.db.kysely,
       );
     return Number(r.numAffectedRows ?? 0);
   }

@@ -1,4 +1,4 @@
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 import { nowIso } from '../time.js';
 
 export interface PrWatchRow {
@@ -18,36 +18,41 @@ export interface PrWatchRow {
 const COLS = new Set(['state', 'head_sha', 'ci_handled_sha', 'ci_fix_attempts', 'last_failure_signature', 'gave_up']);
 
 export class PrWatchRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
-  upsert(taskId: number, owner: string, repo: string, prNumber: number): PrWatchRow {
-    this.db
-      .prepare(
-        `INSERT INTO pr_watch (task_id, owner, repo, pr_number, updated_at) VALUES (?, ?, ?, ?, ?)
+  async upsert(taskId: number, owner: string, repo: string, prNumber: number): Promise<PrWatchRow> {
+    await this.db.run(
+      `INSERT INTO pr_watch (task_id, owner, repo, pr_number, updated_at) VALUES (?, ?, ?, ?, ?)
       ON CONFLICT(task_id) DO UPDATE SET pr_number = excluded.pr_number`,
-      )
-      .run(taskId, owner, repo, prNumber, nowIso());
-    return this.get(taskId)!;
+      taskId,
+      owner,
+      repo,
+      prNumber,
+      nowIso(),
+    );
+    return (await this.get(taskId))!;
   }
 
-  get(taskId: number): PrWatchRow | undefined {
-    return this.db.prepare('SELECT * FROM pr_watch WHERE task_id = ?').get(taskId) as PrWatchRow | undefined;
+  async get(taskId: number): Promise<PrWatchRow | undefined> {
+    return (await this.db.get('SELECT * FROM pr_watch WHERE task_id = ?', taskId)) as PrWatchRow | undefined;
   }
 
-  byPr(owner: string, repo: string, prNumber: number): PrWatchRow | undefined {
-    return this.db.prepare('SELECT * FROM pr_watch WHERE owner = ? AND repo = ? AND pr_number = ?').get(owner, repo, prNumber) as
+  async byPr(owner: string, repo: string, prNumber: number): Promise<PrWatchRow | undefined> {
+    return (await this.db.get('SELECT * FROM pr_watch WHERE owner = ? AND repo = ? AND pr_number = ?', owner, repo, prNumber)) as
       PrWatchRow | undefined;
   }
 
-  open(): PrWatchRow[] {
-    return this.db.prepare(`SELECT * FROM pr_watch WHERE state = 'open' ORDER BY task_id`).all() as PrWatchRow[];
+  async open(): Promise<PrWatchRow[]> {
+    return (await this.db.all(`SELECT * FROM pr_watch WHERE state = 'open' ORDER BY task_id`)) as PrWatchRow[];
   }
 
-  update(taskId: number, patch: Partial<PrWatchRow>): void {
+  async update(taskId: number, patch: Partial<PrWatchRow>): Promise<void> {
     const entries = Object.entries(patch).filter(([k, v]) => v !== undefined && COLS.has(k));
     if (!entries.length) return;
-    this.db
-      .prepare(`UPDATE pr_watch SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')}, updated_at = @now WHERE task_id = @id`)
-      .run({ ...Object.fromEntries(entries), now: nowIso(), id: taskId });
+    await this.db.run(`UPDATE pr_watch SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')}, updated_at = @now WHERE task_id = @id`, {
+      ...Object.fromEntries(entries),
+      now: nowIso(),
+      id: taskId,
+    });
   }
 }

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 import { nowIso } from '../time.js';
 
 export interface RunRow {
@@ -44,40 +44,50 @@ const COLS = new Set([
 ]);
 
 export class RunsRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
-  start(taskId: number, attempt: number, kind: string, host = hostname()): RunRow {
-    return this.db
-      .prepare('INSERT INTO task_runs (task_id, attempt, kind, started_at, host) VALUES (?, ?, ?, ?, ?) RETURNING *')
-      .get(taskId, attempt, kind, nowIso(), host) as RunRow;
+  async start(taskId: number, attempt: number, kind: string, host = hostname()): Promise<RunRow> {
+    return (await this.db.get(
+      'INSERT INTO task_runs (task_id, attempt, kind, started_at, host) VALUES (?, ?, ?, ?, ?) RETURNING *',
+      taskId,
+      attempt,
+      kind,
+      nowIso(),
+      host,
+    )) as RunRow;
   }
 
-  update(id: number, patch: RunPatch): void {
+  async update(id: number, patch: RunPatch): Promise<void> {
     const entries = Object.entries(patch).filter(([k, v]) => v !== undefined && COLS.has(k));
     if (!entries.length) return;
-    this.db
-      .prepare(`UPDATE task_runs SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`)
-      .run({ ...Object.fromEntries(entries), id });
+    await this.db.run(`UPDATE task_runs SET ${entries.map(([k]) => `${k} = @${k}`).join(', ')} WHERE id = @id`, {
+      ...Object.fromEntries(entries),
+      id,
+    });
   }
 
   /** Runs left open by a crash are closed with the given outcome. */
-  closeOpen(taskId: number, outcome: string, error: string): void {
-    this.db
-      .prepare(`UPDATE task_runs SET outcome = ?, error = ?, ended_at = ? WHERE task_id = ? AND ended_at IS NULL`)
-      .run(outcome, error, nowIso(), taskId);
+  async closeOpen(taskId: number, outcome: string, error: string): Promise<void> {
+    await this.db.run(
+      `UPDATE task_runs SET outcome = ?, error = ?, ended_at = ? WHERE task_id = ? AND ended_at IS NULL`,
+      outcome,
+      error,
+      nowIso(),
+      taskId,
+    );
   }
 
-  open(taskId: number): RunRow[] {
-    return this.db.prepare('SELECT * FROM task_runs WHERE task_id = ? AND ended_at IS NULL ORDER BY id').all(taskId) as RunRow[];
+  async open(taskId: number): Promise<RunRow[]> {
+    return (await this.db.all('SELECT * FROM task_runs WHERE task_id = ? AND ended_at IS NULL ORDER BY id', taskId)) as RunRow[];
   }
 
   /** Dollars spent by runs started at or after `sinceIso`. */
-  costSince(sinceIso: string): number {
-    return (this.db.prepare('SELECT COALESCE(SUM(cost_usd), 0) AS c FROM task_runs WHERE started_at >= ?').get(sinceIso) as { c: number })
+  async costSince(sinceIso: string): Promise<number> {
+    return ((await this.db.get('SELECT COALESCE(SUM(cost_usd), 0) AS c FROM task_runs WHERE started_at >= ?', sinceIso)) as { c: number })
       .c;
   }
 
-  forTask(taskId: number): RunRow[] {
-    return this.db.prepare('SELECT * FROM task_runs WHERE task_id = ? ORDER BY id').all(taskId) as RunRow[];
+  async forTask(taskId: number): Promise<RunRow[]> {
+    return (await this.db.all('SELECT * FROM task_runs WHERE task_id = ? ORDER BY id', taskId)) as RunRow[];
   }
 }

@@ -1,25 +1,30 @@
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 import { nowIso } from '../time.js';
 
 /** Keys of outside events already handled (idempotency for webhooks and pollers). */
 export class SeenRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
   /** Records the key; returns false when it was already there. */
-  mark(key: string, own = false): boolean {
+  async mark(key: string, own = false): Promise<boolean> {
     return (
-      this.db
-        .prepare('INSERT INTO external_seen (key, own, created_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING')
-        .run(key, own ? 1 : 0, nowIso()).changes === 1
+      (
+        await this.db.run(
+          'INSERT INTO external_seen (key, own, created_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING',
+          key,
+          own ? 1 : 0,
+          nowIso(),
+        )
+      ).changes === 1
     );
   }
 
-  has(key: string): { own: boolean } | undefined {
-    const row = this.db.prepare('SELECT own FROM external_seen WHERE key = ?').get(key) as { own: number } | undefined;
+  async has(key: string): Promise<{ own: boolean } | undefined> {
+    const row = (await this.db.get('SELECT own FROM external_seen WHERE key = ?', key)) as { own: number } | undefined;
     return row ? { own: row.own === 1 } : undefined;
   }
 
-  purgeOlderThan(iso: string): void {
-    this.db.prepare('DELETE FROM external_seen WHERE created_at < ? AND own = 0').run(iso);
+  async purgeOlderThan(iso: string): Promise<void> {
+    await this.db.run('DELETE FROM external_seen WHERE created_at < ? AND own = 0', iso);
   }
 }

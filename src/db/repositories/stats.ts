@@ -1,4 +1,4 @@
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 
 export interface StatRow {
   key: string;
@@ -19,25 +19,24 @@ const SUMS = `COUNT(*) AS runs, COUNT(DISTINCT r.task_id) AS tasks, COALESCE(SUM
 
 /** Cost and usage of agent runs, grouped (GET /api/stats). */
 export class StatsRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
-  private grouped(expr: string, since: string): StatRow[] {
-    return this.db
-      .prepare(
-        `SELECT ${expr} AS key, ${SUMS} FROM task_runs r JOIN tasks t ON t.id = r.task_id
+  private async grouped(expr: string, since: string): Promise<StatRow[]> {
+    return (await this.db.all(
+      `SELECT ${expr} AS key, ${SUMS} FROM task_runs r JOIN tasks t ON t.id = r.task_id
       WHERE r.started_at >= ? GROUP BY key ORDER BY key`,
-      )
-      .all(since) as StatRow[];
+      since,
+    )) as StatRow[];
   }
 
-  summary(since: string) {
-    const totals = this.db.prepare(`SELECT 'all' AS key, ${SUMS} FROM task_runs r WHERE r.started_at >= ?`).get(since) as StatRow;
+  async summary(since: string) {
+    const totals = (await this.db.get(`SELECT 'all' AS key, ${SUMS} FROM task_runs r WHERE r.started_at >= ?`, since)) as StatRow;
     return {
       totals,
-      by_day: this.grouped('substr(r.started_at, 1, 10)', since),
-      by_repo: this.grouped('t.repo', since),
-      by_agent_type: this.grouped('t.agent_type', since),
-      by_outcome: this.grouped('r.outcome', since),
+      by_day: await this.grouped('substr(r.started_at, 1, 10)', since),
+      by_repo: await this.grouped('t.repo', since),
+      by_agent_type: await this.grouped('t.agent_type', since),
+      by_outcome: await this.grouped('r.outcome', since),
     };
   }
 }

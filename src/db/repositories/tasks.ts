@@ -1,7 +1,6 @@
-import { sql, type RawBuilder, type Transaction } from 'kysely';
-import type { AsyncDb } from '../async.js';
+import { sql, type Kysely, type RawBuilder } from 'kysely';
+import type { AsyncDb } from '../query.js';
 import type { Tables } from '../schema.js';
-import type { Db } from '../connection.js';
 import { nowIso } from '../time.js';
 import type { TaskStatus } from '../../domain/task-status.js';
 
@@ -133,20 +132,23 @@ export interface TaskCounts {
 }
 
 export class TasksRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
-  create(t: NewTask): TaskRow {
+  /** The same repository inside a transaction (see AsyncDb.transaction). */
+  in(tx: AsyncDb): TasksRepo {
+    return new TasksRepo(tx);
+  }
+
+  async create(t: NewTask): Promise<TaskRow> {
     const now = nowIso();
-    return this.db
-      .prepare(
-        `
+    return (await this.db.get<TaskRow>(
+      `
       INSERT INTO tasks (title, description, repo, agent_type, status, plane_issue_id, plane_sequence_id,
         workflow_id, workflow_step, parent_task_id, branch_name, base_branch, pr_url, pr_number, run_requested_at, created_at, completed_at, updated_at)
       VALUES (@title, @description, @repo, @agent_type, @status, @plane_issue_id, @plane_sequence_id,
         @workflow_id, @workflow_step, @parent_task_id, @branch_name, @base_branch, @pr_url, @pr_number, @run_requested_at, @now, @completed_at, @now)
       RETURNING *`,
-      )
-      .get({
+      {
         title: t.title,
         description: t.description ?? '',
         repo: t.repo ?? '',
@@ -164,14 +166,15 @@ export class TasksRepo {
         base_branch: t.base_branch ?? '',
         completed_at: t.inReview ? now : null,
         now,
-      }) as TaskRow;
+      },
+    ))!;
   }
 
-  get(id: number): TaskRow | undefined {
-    return this.db.prepare('SELECT * FROM tasks WHERE id = ?').get(id) as TaskRow | undefined;
+  get(id: number): Promise<TaskRow | undefined> {
+    return this.db.get<TaskRow>('SELECT * FROM tasks WHERE id = ?', id);
   }
 
-  list(q: TaskListQuery = {}): TaskRow[] {
+  list(q: TaskListQuery = {}): Promise<TaskRow[]> {
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: q.limit ?? 100, offset: q.offset ?? 0 };
     if (q.status) {
@@ -190,41 +193,49 @@ export class TasksRepo {
       where.push('plane_issue_id = @plane_issue_id');
       params.plane_issue_id = q.plane_issue_id;
     }
-    const sql = `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit OFFSET @offset`;
-    return this.db.prepare(sql).all(params) as TaskRow[];
+    const text = `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit OFFSET @offset`;
+    return this.db.all<TaskRow>(text, params);
   }
 
   /** Sets non-status fields. Returns the updated row. */
-  update(id: number, patch: TaskPatch): TaskRow | undefined {
+  update(id: number, patch: TaskPatch): Promise<TaskRow | undefined> {
     const { sets, params } = buildSet(patch);
-    return this.db.prepare(`UPDATE tasks SET ${sets} WHERE id = @id RETURNING *`).get({ ...params, id }) as TaskRow | undefined;
+    return this.db.get<TaskRow>(`UPDATE tasks SET ${sets} WHERE id = @id RETURNING *`, { ...params, id });
   }
 
   /** Guarded status change: only succeeds while the row is in one of `from`. A lost race returns undefined. */
-  transition(id: number, from: readonly TaskStatus[], to: TaskStatus, patch: TaskPatch = {}, lease?: LeaseGuard): TaskRow | undefined {
+  transition(
+    id: number,
+    from: readonly TaskStatus[],
+    to: TaskStatus,
+    patch: TaskPatch = {},
+    lease?: LeaseGuard,
+  ): Promise<TaskRow | undefined> {
     const { sets, params } = buildSet(patch);
     const fromList = from.map((_, i) => `@from${i}`).join(', ');
     const fromParams = Object.fromEntries(from.map((s, i) => [`from${i}`, s]));
     // With a lease guard, only the claim that holds the lease may settle the task.
     const owned = lease ? ' AND lease_owner = @guard_owner AND attempts = @guard_attempts' : '';
-    return this.db
-      .prepare(`UPDATE tasks SET status = @to, ${sets} WHERE id = @id AND status IN (${fromList})${owned} RETURNING *`)
-      .get({ ...params, ...fromParams, to, id, ...(lease ? { guard_owner: lease.owner, guard_attempts: lease.attempts } : {}) }) as
-      TaskRow | undefined;
+    return this.db.get<TaskRow>(`UPDATE tasks SET status = @to, ${sets} WHERE id = @id AND status IN (${fromList})${owned} RETURNING *`, {
+      ...params,
+      ...fromParams,
+      to,
+      id,
+      ...(lease ? { guard_owner: lease.owner, guard_attempts: lease.attempts } : {}),
+    });
   }
 
-  setParent(id: number, parentId: number): void {
-    this.db.prepare('UPDATE tasks SET parent_task_id = ? WHERE id = ?').run(parentId, id);
+  async setParent(id: number, parentId: number): Promise<void> {
+    await this.db.run('UPDATE tasks SET parent_task_id = ? WHERE id = ?', parentId, id);
   }
 
   /** Marks a queued task to be run by the scheduler. */
-  requestRun(id: number): TaskRow | undefined {
-    return this.db
-      .prepare(
-        `UPDATE tasks SET run_requested_at = COALESCE(run_requested_at, @now), updated_at = @now
+  requestRun(id: number): Promise<TaskRow | undefined> {
+    return this.db.get<TaskRow>(
+      `UPDATE tasks SET run_requested_at = COALESCE(run_requested_at, @now), updated_at = @now
       WHERE id = @id AND status = 'queued' RETURNING *`,
-      )
-      .get({ id, now: nowIso() }) as TaskRow | undefined;
+      { id, now: nowIso() },
+    );
   }
 
   /**
@@ -245,7 +256,7 @@ export class TasksRepo {
     const pg = this.db.dialect === 'postgres';
     const clock = pg ? this.clock() : sql`${now.getTime()}`;
     const notMine = exclude.length ? sql` AND id NOT IN (${sql.join(exclude)})` : sql``;
-    const claim = async (q: AsyncDb | Transaction<Tables>): Promise<TaskRow | undefined> => {
+    const claim = async (q: Kysely<Tables>): Promise<TaskRow | undefined> => {
       if (globalLimit > 0) {
         const { rows } = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM tasks WHERE status = 'in_progress'`.execute(q);
         if (Number(rows[0]?.n ?? 0) >= globalLimit) return undefined;
@@ -262,10 +273,10 @@ export class TasksRepo {
         RETURNING *`.execute(q);
       return rows[0];
     };
-    if (!pg) return claim(this.db.async);
-    return this.db.async.transaction().execute(async (tx) => {
-      if (globalLimit > 0) await sql`SELECT pg_advisory_xact_lock(${CLAIM_LOCK})`.execute(tx);
-      return claim(tx);
+    if (!pg) return claim(this.db.kysely);
+    return this.db.transaction(async (tx) => {
+      if (globalLimit > 0) await sql`SELECT pg_advisory_xact_lock(${CLAIM_LOCK})`.execute(tx.kysely);
+      return claim(tx.kysely);
     });
   }
 
@@ -282,7 +293,9 @@ export class TasksRepo {
   /** Extends the lease of one claim; false when that claim no longer holds the task. */
   async renewLease(id: number, lease: LeaseGuard, leaseMs: number): Promise<boolean> {
     const r = await sql`UPDATE tasks SET lease_expires_at = ${this.clock()} + ${leaseMs}
-      WHERE id = ${id} AND lease_owner = ${lease.owner} AND attempts = ${lease.attempts} AND status = 'in_progress'`.execute(this.db.async);
+      WHERE id = ${id} AND lease_owner = ${lease.owner} AND attempts = ${lease.attempts} AND status = 'in_progress'`.execute(
+      this.db.kysely,
+    );
     return Number(r.numAffectedRows ?? 0) === 1;
   }
 
@@ -307,28 +320,29 @@ export class TasksRepo {
             WHERE status = 'in_progress' AND (lease_expires_at IS NULL OR lease_expires_at < ${clock})${stillMine}
             ORDER BY id FOR UPDATE SKIP LOCKED) expired
       WHERE tasks.id = expired.expired_id
-      RETURNING tasks.*, expired.previous_owner`.execute(this.db.async);
+      RETURNING tasks.*, expired.previous_owner`.execute(this.db.kysely);
     return rows;
   }
 
   /** Running tasks of `owner` that someone asked to cancel (another process took the request). */
   async cancelRequested(owner: string): Promise<number[]> {
     const { rows } = await sql<{ id: number }>`SELECT id FROM tasks
-      WHERE status = 'in_progress' AND lease_owner = ${owner} AND cancel_requested = 1`.execute(this.db.async);
+      WHERE status = 'in_progress' AND lease_owner = ${owner} AND cancel_requested = 1`.execute(this.db.kysely);
     return rows.map((r) => Number(r.id));
   }
 
   /** Tasks marked in_progress whose lease is not held by `owner`. */
-  orphans(owner: string): TaskRow[] {
-    return this.db
-      .prepare(`SELECT * FROM tasks WHERE status = 'in_progress' AND (lease_owner IS NULL OR lease_owner <> ?) ORDER BY id`)
-      .all(owner) as TaskRow[];
+  orphans(owner: string): Promise<TaskRow[]> {
+    return this.db.all<TaskRow>(
+      `SELECT * FROM tasks WHERE status = 'in_progress' AND (lease_owner IS NULL OR lease_owner <> ?) ORDER BY id`,
+      owner,
+    );
   }
 
   /** When the next delayed task becomes runnable (ISO), if any. */
   async nextNotBefore(): Promise<string | undefined> {
     const { rows } = await sql<{ t: string | null }>`SELECT MIN(not_before) AS t FROM tasks
-      WHERE status = 'queued' AND run_requested_at IS NOT NULL AND not_before IS NOT NULL`.execute(this.db.async);
+      WHERE status = 'queued' AND run_requested_at IS NOT NULL AND not_before IS NOT NULL`.execute(this.db.kysely);
     return rows[0]?.t ?? undefined;
   }
 
@@ -339,7 +353,7 @@ export class TasksRepo {
       COALESCE(SUM(CASE WHEN status = 'queued' AND run_requested_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS runnable,
       COALESCE(SUM(CASE WHEN status = 'in_progress' THEN 1 ELSE 0 END), 0) AS in_progress,
       COALESCE(SUM(CASE WHEN status = 'waiting_for_input' THEN 1 ELSE 0 END), 0) AS waiting_for_input
-      FROM tasks`.execute(this.db.async);
+      FROM tasks`.execute(this.db.kysely);
     const r = rows[0];
     return {
       queued: Number(r?.queued ?? 0),
@@ -349,8 +363,8 @@ export class TasksRepo {
     };
   }
 
-  byStatus(status: TaskStatus): TaskRow[] {
-    return this.db.prepare('SELECT * FROM tasks WHERE status = ? ORDER BY id').all(status) as TaskRow[];
+  byStatus(status: TaskStatus): Promise<TaskRow[]> {
+    return this.db.all<TaskRow>('SELECT * FROM tasks WHERE status = ? ORDER BY id', status);
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 import { nowIso } from '../time.js';
 
 export interface WorkerRow {
@@ -15,30 +15,29 @@ export interface WorkerRow {
 
 /** The registry of Factory processes sharing this database (GET /api/workers). */
 export class WorkersRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
   /** Registers the process or renews its heartbeat with what it runs now. */
-  heartbeat(w: { id: string; host: string; pid: number; role: string; max_concurrent: number; running: number[] }): void {
+  async heartbeat(w: { id: string; host: string; pid: number; role: string; max_concurrent: number; running: number[] }): Promise<void> {
     const now = nowIso();
-    this.db
-      .prepare(
-        `INSERT INTO workers (id, host, pid, role, max_concurrent, running, started_at, heartbeat_at)
+    await this.db.run(
+      `INSERT INTO workers (id, host, pid, role, max_concurrent, running, started_at, heartbeat_at)
       VALUES (@id, @host, @pid, @role, @max_concurrent, @running, @now, @now)
       ON CONFLICT (id) DO UPDATE SET running = excluded.running, heartbeat_at = excluded.heartbeat_at, stopped_at = NULL`,
-      )
-      .run({ ...w, running: JSON.stringify(w.running), now });
+      { ...w, running: JSON.stringify(w.running), now },
+    );
   }
 
-  stopped(id: string): void {
-    this.db.prepare(`UPDATE workers SET stopped_at = ?, running = '[]' WHERE id = ?`).run(nowIso(), id);
+  async stopped(id: string): Promise<void> {
+    await this.db.run(`UPDATE workers SET stopped_at = ?, running = '[]' WHERE id = ?`, nowIso(), id);
   }
 
   /** Processes seen since `sinceIso`, newest heartbeat first. */
-  list(sinceIso: string): WorkerRow[] {
-    return this.db.prepare('SELECT * FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC, id').all(sinceIso) as WorkerRow[];
+  async list(sinceIso: string): Promise<WorkerRow[]> {
+    return (await this.db.all('SELECT * FROM workers WHERE heartbeat_at >= ? ORDER BY heartbeat_at DESC, id', sinceIso)) as WorkerRow[];
   }
 
-  purgeOlderThan(iso: string): number {
-    return this.db.prepare('DELETE FROM workers WHERE heartbeat_at < ?').run(iso).changes;
+  async purgeOlderThan(iso: string): Promise<number> {
+    return (await this.db.run('DELETE FROM workers WHERE heartbeat_at < ?', iso)).changes;
   }
 }

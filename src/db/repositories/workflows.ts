@@ -1,4 +1,4 @@
-import type { Db } from '../connection.js';
+import type { AsyncDb } from '../query.js';
 import { nowIso } from '../time.js';
 import { scrubDeep } from '../../secrets.js';
 
@@ -59,9 +59,9 @@ function sets(patch: Record<string, unknown>, allowed: Set<string>, prefix = 'p_
 }
 
 export class WorkflowsRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
-  create(w: {
+  async create(w: {
     name: string;
     title: string;
     description: string;
@@ -70,77 +70,103 @@ export class WorkflowsRepo {
     plane_issue_id: string;
     definition: string;
     steps: Array<{ agent: string; input?: string; output?: string; condition?: string; loop_to?: string; prompt_template?: string }>;
-  }): WorkflowRow {
-    return this.db.transaction(() => {
+  }): Promise<WorkflowRow> {
+    return this.db.transaction(async (tx) => {
       const now = nowIso();
-      const row = this.db
-        .prepare(
-          `INSERT INTO workflows (name, title, description, repo, status, max_iterations, plane_issue_id, definition, created_at, started_at, updated_at)
+      const row = (await tx.get(
+        `INSERT INTO workflows (name, title, description, repo, status, max_iterations, plane_issue_id, definition, created_at, started_at, updated_at)
         VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?) RETURNING *`,
-        )
-        .get(w.name, w.title, w.description, w.repo, w.max_iterations, w.plane_issue_id, w.definition, now, now, now) as WorkflowRow;
-      const ins = this.db
-        .prepare(`INSERT INTO workflow_steps (workflow_id, step_index, agent_type, input_key, output_key, condition, loop_to, prompt_template)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
-      w.steps.forEach((s, i) =>
-        ins.run(row.id, i, s.agent, s.input ?? '', s.output ?? '', s.condition ?? '', s.loop_to ?? '', s.prompt_template ?? ''),
-      );
+        w.name,
+        w.title,
+        w.description,
+        w.repo,
+        w.max_iterations,
+        w.plane_issue_id,
+        w.definition,
+        now,
+        now,
+        now,
+      )) as WorkflowRow;
+      for (const [i, s] of w.steps.entries()) {
+        await tx.run(
+          `INSERT INTO workflow_steps (workflow_id, step_index, agent_type, input_key, output_key, condition, loop_to, prompt_template)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          row.id,
+          i,
+          s.agent,
+          s.input ?? '',
+          s.output ?? '',
+          s.condition ?? '',
+          s.loop_to ?? '',
+          s.prompt_template ?? '',
+        );
+      }
       return row;
-    })();
+    });
   }
 
-  get(id: number): WorkflowRow | undefined {
-    return this.db.prepare('SELECT * FROM workflows WHERE id = ?').get(id) as WorkflowRow | undefined;
+  async get(id: number): Promise<WorkflowRow | undefined> {
+    return (await this.db.get('SELECT * FROM workflows WHERE id = ?', id)) as WorkflowRow | undefined;
   }
 
-  list(q: { status?: WorkflowStatus; limit?: number; offset?: number } = {}): WorkflowRow[] {
-    return this.db
-      .prepare(`SELECT * FROM workflows ${q.status ? 'WHERE status = @status' : ''} ORDER BY id DESC LIMIT @limit OFFSET @offset`)
-      .all({ status: q.status, limit: q.limit ?? 100, offset: q.offset ?? 0 }) as WorkflowRow[];
+  async list(q: { status?: WorkflowStatus; limit?: number; offset?: number } = {}): Promise<WorkflowRow[]> {
+    return (await this.db.all(
+      `SELECT * FROM workflows ${q.status ? 'WHERE status = @status' : ''} ORDER BY id DESC LIMIT @limit OFFSET @offset`,
+      { status: q.status, limit: q.limit ?? 100, offset: q.offset ?? 0 },
+    )) as WorkflowRow[];
   }
 
-  byStatus(status: WorkflowStatus): WorkflowRow[] {
-    return this.db.prepare('SELECT * FROM workflows WHERE status = ? ORDER BY id').all(status) as WorkflowRow[];
+  async byStatus(status: WorkflowStatus): Promise<WorkflowRow[]> {
+    return (await this.db.all('SELECT * FROM workflows WHERE status = ? ORDER BY id', status)) as WorkflowRow[];
   }
 
-  update(id: number, patch: Partial<WorkflowRow>): WorkflowRow | undefined {
+  async update(id: number, patch: Partial<WorkflowRow>): Promise<WorkflowRow | undefined> {
     const s = sets(patch, WF_COLS);
-    return this.db
-      .prepare(`UPDATE workflows SET ${s.sql ? s.sql + ', ' : ''}updated_at = @now WHERE id = @id RETURNING *`)
-      .get({ ...s.params, now: nowIso(), id }) as WorkflowRow | undefined;
+    return (await this.db.get(`UPDATE workflows SET ${s.sql ? s.sql + ', ' : ''}updated_at = @now WHERE id = @id RETURNING *`, {
+      ...s.params,
+      now: nowIso(),
+      id,
+    })) as WorkflowRow | undefined;
   }
 
   /** Guarded status change; undefined when the workflow is no longer in `from`. */
-  transition(id: number, from: WorkflowStatus[], to: WorkflowStatus, patch: Partial<WorkflowRow> = {}): WorkflowRow | undefined {
+  async transition(
+    id: number,
+    from: WorkflowStatus[],
+    to: WorkflowStatus,
+    patch: Partial<WorkflowRow> = {},
+  ): Promise<WorkflowRow | undefined> {
     const s = sets(patch, WF_COLS);
     const inList = from.map((_, i) => `@f${i}`).join(', ');
-    return this.db
-      .prepare(
-        `UPDATE workflows SET status = @to, ${s.sql ? s.sql + ', ' : ''}updated_at = @now WHERE id = @id AND status IN (${inList}) RETURNING *`,
-      )
-      .get({ ...s.params, ...Object.fromEntries(from.map((f, i) => [`f${i}`, f])), to, now: nowIso(), id }) as WorkflowRow | undefined;
+    return (await this.db.get(
+      `UPDATE workflows SET status = @to, ${s.sql ? s.sql + ', ' : ''}updated_at = @now WHERE id = @id AND status IN (${inList}) RETURNING *`,
+      { ...s.params, ...Object.fromEntries(from.map((f, i) => [`f${i}`, f])), to, now: nowIso(), id },
+    )) as WorkflowRow | undefined;
   }
 
-  steps(workflowId: number): StepRow[] {
-    return this.db.prepare('SELECT * FROM workflow_steps WHERE workflow_id = ? ORDER BY step_index').all(workflowId) as StepRow[];
+  async steps(workflowId: number): Promise<StepRow[]> {
+    return (await this.db.all('SELECT * FROM workflow_steps WHERE workflow_id = ? ORDER BY step_index', workflowId)) as StepRow[];
   }
 
-  updateStep(workflowId: number, index: number, patch: Partial<StepRow>): void {
+  async updateStep(workflowId: number, index: number, patch: Partial<StepRow>): Promise<void> {
     const s = sets(patch, STEP_COLS);
     if (!s.sql) return;
-    this.db
-      .prepare(`UPDATE workflow_steps SET ${s.sql} WHERE workflow_id = @wid AND step_index = @idx`)
-      .run({ ...s.params, wid: workflowId, idx: index });
+    await this.db.run(`UPDATE workflow_steps SET ${s.sql} WHERE workflow_id = @wid AND step_index = @idx`, {
+      ...s.params,
+      wid: workflowId,
+      idx: index,
+    });
   }
 
   /** Steps from `index` onward go back to pending for another iteration. */
-  resetStepsFrom(workflowId: number, index: number, iteration: number): void {
-    this.db
-      .prepare(
-        `UPDATE workflow_steps SET status = 'pending', task_id = NULL, output_data = '', started_at = NULL, completed_at = NULL, iteration = ?
+  async resetStepsFrom(workflowId: number, index: number, iteration: number): Promise<void> {
+    await this.db.run(
+      `UPDATE workflow_steps SET status = 'pending', task_id = NULL, output_data = '', started_at = NULL, completed_at = NULL, iteration = ?
       WHERE workflow_id = ? AND step_index >= ?`,
-      )
-      .run(iteration, workflowId, index);
+      iteration,
+      workflowId,
+      index,
+    );
   }
 }
 
@@ -156,32 +182,31 @@ export interface HandoffRow {
 }
 
 export class HandoffsRepo {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
   /** Handoff text is agent output that later prompts and the API carry: it is stored scrubbed. */
-  create(h: Omit<HandoffRow, 'id' | 'created_at'>): HandoffRow {
-    return this.db
-      .prepare(
-        `INSERT INTO handoffs (from_task_id, to_task_id, workflow_id, output_type, content, summary, created_at)
+  async create(h: Omit<HandoffRow, 'id' | 'created_at'>): Promise<HandoffRow> {
+    return (await this.db.get(
+      `INSERT INTO handoffs (from_task_id, to_task_id, workflow_id, output_type, content, summary, created_at)
       VALUES (@from_task_id, @to_task_id, @workflow_id, @output_type, @content, @summary, @now) RETURNING *`,
-      )
-      .get({ ...scrubDeep(h), now: nowIso() }) as HandoffRow;
+      { ...scrubDeep(h), now: nowIso() },
+    )) as HandoffRow;
   }
 
-  get(id: number): HandoffRow | undefined {
-    return this.db.prepare('SELECT * FROM handoffs WHERE id = ?').get(id) as HandoffRow | undefined;
+  async get(id: number): Promise<HandoffRow | undefined> {
+    return (await this.db.get('SELECT * FROM handoffs WHERE id = ?', id)) as HandoffRow | undefined;
   }
 
-  setTarget(id: number, toTaskId: number): void {
-    this.db.prepare('UPDATE handoffs SET to_task_id = ? WHERE id = ?').run(toTaskId, id);
+  async setTarget(id: number, toTaskId: number): Promise<void> {
+    await this.db.run('UPDATE handoffs SET to_task_id = ? WHERE id = ?', toTaskId, id);
   }
 
-  forTask(taskId: number, direction: 'from' | 'to'): HandoffRow[] {
+  async forTask(taskId: number, direction: 'from' | 'to'): Promise<HandoffRow[]> {
     const col = direction === 'from' ? 'from_task_id' : 'to_task_id';
-    return this.db.prepare(`SELECT * FROM handoffs WHERE ${col} = ? ORDER BY id`).all(taskId) as HandoffRow[];
+    return (await this.db.all(`SELECT * FROM handoffs WHERE ${col} = ? ORDER BY id`, taskId)) as HandoffRow[];
   }
 
-  forWorkflow(workflowId: number): HandoffRow[] {
-    return this.db.prepare('SELECT * FROM handoffs WHERE workflow_id = ? ORDER BY id').all(workflowId) as HandoffRow[];
+  async forWorkflow(workflowId: number): Promise<HandoffRow[]> {
+    return (await this.db.all('SELECT * FROM handoffs WHERE workflow_id = ? ORDER BY id', workflowId)) as HandoffRow[];
   }
 }
