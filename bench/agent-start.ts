@@ -54,9 +54,9 @@ async function factoryOnce(f: BenchFactory, i: number): Promise<FactoryRun> {
   const t0 = Date.now();
   const id = await f.createTask('Do nothing.\n[fake:noop]', `bench start ${i}`);
   const end = await f.statusAt(id, ['done', 'in_review', 'failed'], 30_000);
-  if (end.status === 'failed') throw new Error(`task ${id} failed: ${f.env.services.tasks.get(id)?.error}`);
+  if (end.status === 'failed') throw new Error(`task ${id} failed: ${(await f.env.services.tasks.get(id))?.error}`);
   // Breakdown from the task's own system log lines (their ts is taken when written, ms resolution).
-  const sys = f.env.services.repos.logs.list(id, { limit: 100 }).filter((r) => r.stream === 'system');
+  const sys = (await f.env.services.repos.logs.list(id, { limit: 100 })).filter((r) => r.stream === 'system');
   const at = (prefix: string) => Date.parse(sys.find((r) => r.line.startsWith(prefix))?.ts ?? 'x') - t0;
   return {
     started: startedAt(f.claudeLog, (r) => r.env?.FACTORY_TASK_ID === String(id)) - t0,

@@ -7,6 +7,7 @@
 // validation, SQLite list + last-line lookups, row → JSON mapping, hooks).
 // Same client for both: a worker thread (own event loop) with 20 keep-alive connections in a closed
 // loop for a fixed time, after a short warm-up. The server runs on the main thread.
+import { LogsRepo } from '../src/db/repositories/logs.js';
 import { Worker } from 'node:worker_threads';
 import Fastify from 'fastify';
 import type { FastifyInstance } from 'fastify';
@@ -56,18 +57,20 @@ export async function run(): Promise<Row[]> {
   try {
     const { services } = env;
     const statuses = ['done', 'in_review', 'failed', 'cancelled'] as const;
-    services.db.transaction(() => {
+    await services.db.transaction(async (tx) => {
       for (let i = 1; i <= TASKS; i++) {
-        const t = services.repos.tasks.create({
+        const t = await services.repos.tasks.in(tx).create({
           title: `Benchmark task ${i}: make the widget list sortable`,
           description: `Please change the widget list so that it can be sorted by name and date. Task ${i}. `.repeat(3),
           repo: 'acme/web',
           agent_type: 'coder',
         });
         if (i % 10 !== 0)
-          services.repos.tasks.transition(t.id, ['queued'], statuses[i % statuses.length]!, { result_summary: 'Implemented the change.' });
+          await services.repos.tasks
+            .in(tx)
+            .transition(t.id, ['queued'], statuses[i % statuses.length]!, { result_summary: 'Implemented the change.' });
         const ts = new Date().toISOString();
-        services.repos.logs.appendMany(
+        await new LogsRepo(tx).appendMany(
           Array.from({ length: 5 }, (_, k) => ({
             task_id: t.id,
             ts,
@@ -76,7 +79,7 @@ export async function run(): Promise<Row[]> {
           })),
         );
       }
-    })();
+    });
     const path = '/api/tasks?limit=100';
     const sample = await env.app.inject({ url: path });
     const items = sample.json() as unknown[];

@@ -37,29 +37,30 @@ const LOGS_PER_TASK = 10;
 const N = pick(5, 2);
 const BOOT_TIMEOUT_MS = 60_000;
 
-function populate(dataDir: string, tasks: number): void {
+async function populate(dataDir: string, tasks: number): Promise<void> {
   mkdirSync(dataDir, { recursive: true });
-  const db = openDb(path.join(dataDir, 'factory.db'));
+  const db = await openDb(path.join(dataDir, 'factory.db'));
   try {
     if (tasks === 0) return;
-    const repo = new TasksRepo(db);
-    const logs = new LogsRepo(db);
+
     // Finished work only: queued/in_progress rows would make the booted Factory start agents.
     const ends = ['done', 'done', 'done', 'in_review', 'failed', 'cancelled'] as const;
-    db.transaction(() => {
+    await db.transaction(async (tx) => {
+      const repo = new TasksRepo(tx);
+      const logs = new LogsRepo(tx);
       for (let i = 1; i <= tasks; i++) {
-        const t = repo.create({
+        const t = await repo.create({
           title: `Historic task ${i}`,
           description: `Do thing number ${i} in the web app.`,
           repo: 'acme/web',
           agent_type: 'coder',
         });
-        repo.transition(t.id, ['queued'], ends[i % ends.length]!, {
+        await repo.transition(t.id, ['queued'], ends[i % ends.length]!, {
           result_summary: 'Implemented the change.',
           completed_at: new Date().toISOString(),
         });
         const ts = new Date().toISOString();
-        logs.appendMany(
+        await logs.appendMany(
           Array.from({ length: LOGS_PER_TASK }, (_, k) => ({
             task_id: t.id,
             ts,
@@ -71,9 +72,9 @@ function populate(dataDir: string, tasks: number): void {
           })),
         );
       }
-    })();
+    });
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -142,8 +143,8 @@ export async function run(): Promise<Row[]> {
     const empty = path.join(root, 'empty');
     const full = path.join(root, 'full');
     const tp = nowMs();
-    populate(empty, 0);
-    populate(full, TASKS);
+    await populate(empty, 0);
+    await populate(full, TASKS);
     log(`boot: db with ${TASKS} tasks / ${TASKS * LOGS_PER_TASK} log lines built in ${round(nowMs() - tp)} ms; ${N} boots each`);
     await bootOnce(root, empty);
     const e: Array<{ bootMs: number; exitMs: number }> = [];

@@ -86,13 +86,14 @@ async function childFactory(mb: number, chunk: number): Promise<Sample> {
     const totalMs = nowMs() - t0;
     const { start, peak } = s.stop();
     const db = f.env.services.db;
-    const stored = db
-      .prepare(`SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(line)), 0) AS bytes FROM task_logs WHERE task_id = ? AND stream = 'stdout'`)
-      .get(id) as { n: number; bytes: number };
+    const stored = (await db.get(
+      `SELECT COUNT(*) AS n, COALESCE(SUM(LENGTH(line)), 0) AS bytes FROM task_logs WHERE task_id = ? AND stream = 'stdout'`,
+      id,
+    )) as { n: number; bytes: number };
     const base = { startMb: mib(start), peakMb: mib(peak), growthMb: mib(peak - start), totalMs, hwmMb: hwmMb() };
     if (!end) {
       await f.env.services.scheduler.cancel(id, 10_000);
-      const runStart = Date.parse(f.env.services.repos.runs.forTask(id).at(-1)?.started_at ?? '') || Date.now() - totalMs;
+      const runStart = Date.parse((await f.env.services.repos.runs.forTask(id)).at(-1)?.started_at ?? '') || Date.now() - totalMs;
       const agentMs = Date.now() - runStart;
       return {
         ...base,
@@ -101,8 +102,8 @@ async function childFactory(mb: number, chunk: number): Promise<Sample> {
         extra: `DID NOT FINISH within the ${FACTORY_CAP_MS / 1000} s cap (noticed after ${round(totalMs / 1000)} s: busy event loop), cancelled with ${round(mib(stored.bytes))} of ${mb} MiB stored (${stored.n} rows); throughput is the rate so far`,
       };
     }
-    if (end.status === 'failed') throw new Error(`flood task failed: ${f.env.services.tasks.get(id)?.error}`);
-    const runRow = f.env.services.repos.runs.forTask(id).at(-1);
+    if (end.status === 'failed') throw new Error(`flood task failed: ${(await f.env.services.tasks.get(id))?.error}`);
+    const runRow = (await f.env.services.repos.runs.forTask(id)).at(-1);
     return { ...base, agentMs: runRow?.duration_ms ?? totalMs, extra: `${stored.n} stdout rows stored` };
   } finally {
     await f.close();

@@ -36,8 +36,8 @@ async function factoryOnce(f: BenchFactory, i: number): Promise<number> {
   const t0 = nowMs();
   const id = await f.createTask(PROMPT, `bench full ${i}`);
   const end = await f.statusAt(id, ['in_review', 'done', 'failed'], 60_000);
-  if (end.status !== 'in_review') throw new Error(`task ${id} ended ${end.status}: ${f.env.services.tasks.get(id)?.error}`);
-  const pr = f.env.services.tasks.get(id)?.pr_number;
+  if (end.status !== 'in_review') throw new Error(`task ${id} ended ${end.status}: ${(await f.env.services.tasks.get(id))?.error}`);
+  const pr = (await f.env.services.tasks.get(id))?.pr_number;
   if (!pr || !f.github.pulls.has(pr)) throw new Error(`task ${id} reached in_review without a PR on the fake GitHub`);
   return end.at - t0;
 }

@@ -54,7 +54,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Child mode: open the queue, say ready, wait for "go", drain it, report, exit. */
 async function claimerMain(target: string, owner: string, globalLimit: number): Promise<void> {
-  const db = openDb(target, { migrate: false });
+  const db = await openDb(target, { migrate: false });
   const repo = new TasksRepo(db);
   const send = (msg: unknown) => process.stdout.write(`${JSON.stringify(msg)}\n`);
   const lines = createInterface({ input: process.stdin });
@@ -70,7 +70,7 @@ async function claimerMain(target: string, owner: string, globalLimit: number): 
   for (;;) {
     const task = await repo.claimNext(owner, 60_000, new Date(), globalLimit);
     if (!task) break;
-    const done = repo.transition(
+    const done = await repo.transition(
       task.id,
       ['in_progress'],
       'done',
@@ -87,7 +87,7 @@ async function claimerMain(target: string, owner: string, globalLimit: number): 
   }
   send({ claimed, ms: nowMs() - t0 });
   lines.close();
-  db.close();
+  await db.close();
   process.exit(0);
 }
 
@@ -242,22 +242,21 @@ function formatTable(rows: Result[]): string {
 
 // ---------------------------------------------------------------- 0. one statement's round trip
 
-/** Median µs of `SELECT 1` through the Db interface (SQLite in-process; PostgreSQL via the bridge). */
-function roundTripUs(target: string, n = 2000): number {
-  const db = openDb(target, { migrate: false });
+/** Median µs of `SELECT 1` through the Db interface (SQLite in-process; PostgreSQL through the pool). */
+async function roundTripUs(target: string, n = 2000): Promise<number> {
+  const db = await openDb(target, { migrate: false });
   try {
-    const st = db.prepare('SELECT 1 AS one');
-    for (let i = 0; i < 200; i++) st.get();
+    for (let i = 0; i < 200; i++) await db.get('SELECT 1 AS one');
     const xs: number[] = [];
     for (let i = 0; i < n; i++) {
       const t = nowMs();
-      st.get();
+      await db.get('SELECT 1 AS one');
       xs.push(nowMs() - t);
     }
     xs.sort((a, b) => a - b);
     return xs[Math.floor(xs.length / 2)]! * 1000;
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -335,12 +334,12 @@ function spawnClaimer(target: string, owner: string, globalLimit: number): Claim
 }
 
 async function claimScenario(label: string, target: string, k: number, globalLimit = 0): Promise<Result> {
-  const db = openDb(target);
+  const db = await openDb(target);
   try {
-    const repo = new TasksRepo(db);
-    db.transaction(() => {
-      for (let i = 0; i < N_CLAIMS; i++) repo.create({ title: `claim ${i}`, repo: 'acme/web', description: 'bench', run: true });
-    })();
+    await db.transaction(async (tx) => {
+      const repo = new TasksRepo(tx);
+      for (let i = 0; i < N_CLAIMS; i++) await repo.create({ title: `claim ${i}`, repo: 'acme/web', description: 'bench', run: true });
+    });
     const kids = Array.from({ length: k }, (_, i) => spawnClaimer(target, `bench-claimer-${i + 1}`, globalLimit));
     try {
       await Promise.all(kids.map((c) => c.ready));
@@ -351,14 +350,10 @@ async function claimScenario(label: string, target: string, k: number, globalLim
       const ms = nowMs() - t0;
       const busy = cpu();
       const claimed = got.reduce((s, g) => s + g.claimed, 0);
-      const row = db
-        .prepare(
-          `SELECT COUNT(*) AS total,
+      const row = (await db.get(`SELECT COUNT(*) AS total,
           COALESCE(SUM(CASE WHEN attempts > 1 THEN 1 ELSE 0 END), 0) AS twice,
           COALESCE(SUM(CASE WHEN status = 'done' AND attempts = 1 THEN 1 ELSE 0 END), 0) AS once
-        FROM tasks`,
-        )
-        .get() as { total: number; twice: number; once: number };
+        FROM tasks`)) as { total: number; twice: number; once: number };
       const ok = claimed === N_CLAIMS && Number(row.twice) === 0 && Number(row.once) === N_CLAIMS && Number(row.total) === N_CLAIMS;
       const split = k > 1 ? ` (split ${got.map((g) => g.claimed).join('/')})` : '';
       log(`${label}: ${claimed} claims in ${ms.toFixed(0)} ms${split}; attempts>1: ${row.twice}`);
@@ -375,7 +370,7 @@ async function claimScenario(label: string, target: string, k: number, globalLim
       for (const c of kids) await stopChild(c.child, 2000);
     }
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -568,9 +563,13 @@ async function main(): Promise<void> {
     const pg = await startPg(freePort);
     log(`PostgreSQL at ${pg.url.replace(/:[^:@/]*@/, ':***@')}`);
 
-    roundTrip = { sqlite: roundTripUs(path.join(sqliteDir, 'rt.db')), pg: roundTripUs(pg.url), pgAsync: await asyncPgRoundTripUs(pg.url) };
+    roundTrip = {
+      sqlite: await roundTripUs(path.join(sqliteDir, 'rt.db')),
+      pg: await roundTripUs(pg.url),
+      pgAsync: await asyncPgRoundTripUs(pg.url),
+    };
     log(
-      `SELECT 1 round trip, median: SQLite ${roundTrip.sqlite.toFixed(1)} µs, PostgreSQL bridge ${roundTrip.pg.toFixed(1)} µs, plain async pg ${roundTrip.pgAsync.toFixed(1)} µs`,
+      `SELECT 1 round trip, median: SQLite ${roundTrip.sqlite.toFixed(1)} µs, PostgreSQL (Factory's pool) ${roundTrip.pg.toFixed(1)} µs, plain async pg ${roundTrip.pgAsync.toFixed(1)} µs`,
     );
     log(`claims: N=${N_CLAIMS}`);
     rows.push(await claimScenario('claims: SQLite file, 1 process (bare baseline)', path.join(sqliteDir, 'claims.db'), 1));
@@ -610,8 +609,8 @@ async function main(): Promise<void> {
   console.log(formatTable(rows));
   const cores = cpus().length;
   const rt = roundTrip
-    ? `\n- One statement (SELECT 1), median: SQLite ${roundTrip.sqlite.toFixed(1)} µs; PostgreSQL through the synchronous
-  bridge ${roundTrip.pg.toFixed(1)} µs; a plain async node-postgres client ${roundTrip.pgAsync.toFixed(1)} µs. A claim + settle is
+    ? `\n- One statement (SELECT 1), median: SQLite ${roundTrip.sqlite.toFixed(1)} µs; PostgreSQL through Factory's
+  pool ${roundTrip.pg.toFixed(1)} µs; a plain async node-postgres client ${roundTrip.pgAsync.toFixed(1)} µs. A claim + settle is
   2 statements on SQLite, 4 round trips on PostgreSQL (BEGIN, the SKIP LOCKED UPDATE, COMMIT, the
   guarded UPDATE) and 6 with global_max_concurrent (+ advisory lock, COUNT).`
     : '';

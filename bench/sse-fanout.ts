@@ -145,7 +145,7 @@ async function benchFactory(): Promise<Result> {
     dotenv: false,
     overrides: { data_dir: path.join(dir, 'data'), log_level: 'silent', message_board: { telegram_forward: false } },
   });
-  const services = createServices(config, pino({ level: 'silent' }), { executor: async () => ({ status: 'done' }) });
+  const services = await createServices(config, pino({ level: 'silent' }), { executor: async () => ({ status: 'done' }) });
   const board = createBoard(services);
   const app = await buildApp(services, { plugins: board.routes });
   await app.listen({ port: 0, host: '127.0.0.1' });

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger({ level: config.log_level, pretty: config.devLogs || process.stdout.isTTY === true });
   const unlock = lockDataDir(config.data_dir);
-  const services = createServices(config, logger);
+  const services = await createServices(config, logger);
   const wired = await wireFactory(services);
   const app = await buildApp(services, { plugins: wired.routes });
 

@@ -19,6 +19,7 @@ import { registerSecrets } from './secrets.js';
 import { LoopMonitor } from './health/loop-monitor.js';
 import { QueueControl } from './queue/control.js';
 import { reapLeftoverRun } from './agents/reap.js';
+import { adoptOpenPullRequest } from './workflows/revision.js';
 
 export interface Services {
   config: Config;
@@ -55,10 +56,10 @@ export interface ServiceOptions {
   executor?: Executor;
 }
 
-export function createServices(config: Config, logger: Logger, opts: ServiceOptions = {}): Services {
+export async function createServices(config: Config, logger: Logger, opts: ServiceOptions = {}): Promise<Services> {
   // Before anything can log or answer: every configured secret is known to the one scrubber.
   registerSecrets(secretValues(config));
-  const db = openDb(config.database.url, {
+  const db = await openDb(config.database.url, {
     statementTimeoutMs: config.database.statement_timeout_seconds * 1000,
     applicationName: `factory-${config.role}`,
   });
@@ -77,7 +78,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
   // On PostgreSQL every process hears every event (its own included) through LISTEN, in id order.
   const feed = distributed ? new PgEventFeed(config.database.url, repos.events, bus, logger.child({ component: 'event-feed' })) : null;
   const stream = new StreamPublisher(repos.events, bus, !feed);
-  const tasks = new TaskService(repos.tasks, bus, stream);
+  const tasks = new TaskService(db, repos.tasks, bus, stream, adoptOpenPullRequest);
   const executor: Executor = opts.executor ?? (async () => ({ status: 'failed', error: 'no agent executor configured' }));
   const queue = new QueueControl({ kv: repos.kv, runs: repos.runs, bus, dailyBudgetUsd: config.budgets.daily_usd });
   const scheduler = new Scheduler(
@@ -108,28 +109,28 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
 
   // Old task logs go, so a busy install's database does not grow without bound.
   let retentionTimer: NodeJS.Timeout | null = null;
-  const purgeLogs = () => {
+  const purgeLogs = async () => {
     const days = config.retention.task_logs_days;
     if (days <= 0) return;
     try {
-      const n = repos.logs.purgeEnded(new Date(Date.now() - days * 86_400_000).toISOString());
+      const n = await repos.logs.purgeEnded(new Date(Date.now() - days * 86_400_000).toISOString());
       if (n > 0) logger.info({ removed: n, days }, 'old task logs deleted');
-      repos.workers.purgeOlderThan(new Date(Date.now() - 7 * 86_400_000).toISOString());
+      await repos.workers.purgeOlderThan(new Date(Date.now() - 7 * 86_400_000).toISOString());
     } catch (err) {
       logger.warn({ err: coerceError(err) }, 'task log purge failed');
     }
   };
   const startRetention = () => {
-    purgeLogs();
-    retentionTimer ??= setInterval(purgeLogs, 3_600_000);
+    void purgeLogs();
+    retentionTimer ??= setInterval(() => void purgeLogs(), 3_600_000);
     retentionTimer.unref();
   };
 
   // The process registry behind GET /api/workers.
   let heartbeatTimer: NodeJS.Timeout | null = null;
-  const heartbeat = () => {
+  const heartbeat = async () => {
     try {
-      repos.workers.heartbeat({
+      await repos.workers.heartbeat({
         id: scheduler.owner,
         host: hostname(),
         pid: process.pid,
@@ -158,7 +159,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     queue,
     tasks,
     scheduler,
-    taskTokens: new TaskTokens(repos.kv),
+    taskTokens: await TaskTokens.load(repos.kv),
     runsAgents,
     runsSingletons,
     onStop: (fn) => {
@@ -185,8 +186,14 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     async start() {
       loopMonitor.start();
       await feed?.start();
-      heartbeat();
-      heartbeatTimer = setInterval(heartbeat, 5000);
+      await heartbeat();
+      // One beat at a time: a slow database must not pile them up.
+      let beating = false;
+      heartbeatTimer = setInterval(() => {
+        if (beating) return;
+        beating = true;
+        void heartbeat().finally(() => (beating = false));
+      }, 5000);
       heartbeatTimer.unref();
       if (runsAgents) await scheduler.recover();
       if (runsSingletons) startRetention();
@@ -199,7 +206,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
         if (heartbeatTimer) clearInterval(heartbeatTimer);
         await scheduler.stop(config.shutdown.grace_seconds * 1000);
         try {
-          repos.workers.stopped(scheduler.owner);
+          await repos.workers.stopped(scheduler.owner);
         } catch {
           /* the database may be gone */
         }
@@ -218,7 +225,7 @@ export function createServices(config: Config, logger: Logger, opts: ServiceOpti
     stop() {
       stopping ??= (async () => {
         await services.stopWork();
-        db.close();
+        await db.close();
       })();
       return stopping;
     },

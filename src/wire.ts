@@ -1,4 +1,5 @@
 // Connects agent execution, the board and the integrations to the core services.
+import { coerceError } from './errors.js';
 import type { Services } from './services.js';
 import type { RoutePlugin } from './server/app.js';
 import { Workspace } from './git/workspace.js';
@@ -110,9 +111,9 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
   });
   registerRevisionPrompt({ tasks: s.tasks, handoffs, executor });
   // Standalone tasks keep their handoff too: revisions, PR follow-ups and people read it later.
-  executor.onRun((r) => {
+  executor.onRun(async (r) => {
     if (r.task.workflow_id || r.status === 'queued' || r.status === 'waiting_for_input') return;
-    handoffs.create({
+    await handoffs.create({
       from_task_id: r.task.id,
       to_task_id: null,
       workflow_id: null,
@@ -124,12 +125,15 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
 
   const board = createBoard(s, opts.board, outbox);
   executor.onProtocol((task, obj) => {
-    if (obj.type === 'message') board.board.postFromAgent(task, obj);
+    if (obj.type === 'message')
+      void board.board
+        .postFromAgent(task, obj)
+        .catch((err: unknown) => s.logger.warn({ err: coerceError(err), taskId: task.id }, 'agent message not posted'));
   });
   // Inter-agent messages: what earlier steps of a workflow addressed to this agent type reaches its prompt.
-  executor.addPromptSource((task) => {
+  executor.addPromptSource(async (task) => {
     if (!task.workflow_id) return undefined;
-    const msgs = board.messages.list({ workflow_id: task.workflow_id, recipient: task.agent_type, limit: 20 }).reverse();
+    const msgs = (await board.messages.list({ workflow_id: task.workflow_id, recipient: task.agent_type, limit: 20 })).reverse();
     if (!msgs.length) return undefined;
     const lines = msgs.map((m) => `- [${m.message_type}] from ${m.sender}: ${m.message.slice(0, 1000)}`);
     return `## Messages addressed to you (${task.agent_type}) by earlier steps\n\n${lines.join('\n')}`;
@@ -149,7 +153,9 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
       telegram: Boolean(config.secrets.telegramBotToken) && config.telegram.poll_replies,
     },
     announce: (message) => {
-      board.board.postSystem({ message_type: 'error', message });
+      void board.board
+        .postSystem({ message_type: 'error', message })
+        .catch((err: unknown) => s.logger.warn({ err: coerceError(err) }, 'board notice not posted'));
     },
   });
   s.addHealth('triggers', () => gate.health());
@@ -173,7 +179,10 @@ export async function wireFactory(s: Services, opts: WireOptions = {}): Promise<
     gate,
   });
   executor.onAgentEvent((task, ev) => {
-    if (ev.kind === 'text') plane.agentOutput(task, ev.text);
+    if (ev.kind === 'text')
+      void plane
+        .agentOutput(task, ev.text)
+        .catch((err: unknown) => s.logger.warn({ err: coerceError(err), taskId: task.id }, 'agent output not sent to Plane'));
   });
   const notifications = new Notifications({
     config,

@@ -150,7 +150,7 @@ describe('agent execution end to end', () => {
     for (const file of [...walk(env.services.config.repos_dir), ...walk(env.services.config.worktrees_dir)]) {
       expect(readFileSync(file, 'utf8'), file).not.toContain(GITHUB_TOKEN);
     }
-    const rows = env.services.db.prepare('SELECT line FROM task_logs').all() as { line: string }[];
+    const rows = await env.services.db.all<{ line: string }>('SELECT line FROM task_logs');
     expect(rows.length).toBeGreaterThan(10);
     expect(rows.some((r) => r.line.includes(GITHUB_TOKEN))).toBe(false);
     const tasks = await env.app.inject({ url: '/api/tasks?limit=500' });

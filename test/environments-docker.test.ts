@@ -66,8 +66,8 @@ describe.skipIf(!ready.ok)(`real Docker daemon${ready.ok ? '' : ` (skipped: ${re
     });
     const id = res.json().id as number;
     const task = await waitFor(
-      () => {
-        const t = env.services.tasks.get(id);
+      async () => {
+        const t = await env.services.tasks.get(id);
         return t?.status === 'in_progress' && t.worktree_path ? t : undefined;
       },
       { timeoutMs: 20_000 },

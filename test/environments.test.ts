@@ -105,8 +105,8 @@ async function hungTask(env: AgentEnv, body: Record<string, unknown> = {}, token
   expect(res.statusCode, res.body).toBe(201);
   const id = res.json().id as number;
   return waitFor(
-    () => {
-      const cur = env.services.tasks.get(id);
+    async () => {
+      const cur = await env.services.tasks.get(id);
       return cur?.status === 'in_progress' && cur.worktree_path && env.fakeLog().some((r) => r.env.FACTORY_TASK_ID === String(id))
         ? cur
         : undefined;
@@ -115,12 +115,12 @@ async function hungTask(env: AgentEnv, body: Record<string, unknown> = {}, token
   );
 }
 
-function worktreeOf(env: AgentEnv, id: number): string {
-  return env.services.tasks.get(id)!.worktree_path;
+async function worktreeOf(env: AgentEnv, id: number): Promise<string> {
+  return (await env.services.tasks.get(id))!.worktree_path;
 }
 
-function writeCompose(env: AgentEnv, id: number, text = COMPOSE, file = 'docker-compose.yml'): string {
-  const p = path.join(worktreeOf(env, id), file);
+async function writeCompose(env: AgentEnv, id: number, text = COMPOSE, file = 'docker-compose.yml'): Promise<string> {
+  const p = path.join(await worktreeOf(env, id), file);
   mkdirSync(path.dirname(p), { recursive: true });
   writeFileSync(p, text);
   return p;
@@ -140,7 +140,7 @@ async function cancel(env: AgentEnv, id: number, token?: string) {
     headers: token ? { authorization: `Bearer ${token}` } : {},
   });
   expect(res.statusCode, res.body).toBe(200);
-  await waitFor(() => env.services.tasks.get(id)?.status === 'cancelled', { what: `task ${id} cancelled` });
+  await waitFor(async () => (await env.services.tasks.get(id))?.status === 'cancelled', { what: `task ${id} cancelled` });
 }
 
 /** Test environments go in a bus listener after the status change: wait for the row, not only the containers. */
@@ -173,7 +173,7 @@ describe('docker environments (fake docker)', () => {
 
   it('starts a test environment: project, labels, Traefik host, no published ports; removed when the task ends', async () => {
     const t = await hungTask(env);
-    const composePath = writeCompose(env, t.id);
+    const composePath = await writeCompose(env, t.id);
     const res = await upReq(env, t.id, {});
     expect(res.statusCode, res.body).toBe(201);
     const body = res.json();
@@ -189,7 +189,7 @@ describe('docker environments (fake docker)', () => {
     });
 
     const upCall = d.calls().find((c) => c.argv.includes('up') && c.argv.includes(`factory-task-${t.id}`))!;
-    expect(upCall.cwd).toBe(worktreeOf(env, t.id));
+    expect(upCall.cwd).toBe(await worktreeOf(env, t.id));
     const overridePath = upCall.argv[upCall.argv.lastIndexOf('-f') + 1]!;
     expect(upCall.argv).toEqual([
       'compose',
@@ -205,7 +205,7 @@ describe('docker environments (fake docker)', () => {
       'web',
     ]);
     // the override never lands in the worktree (the agent's commits must not pick it up)
-    expect(overridePath.startsWith(worktreeOf(env, t.id))).toBe(false);
+    expect(overridePath.startsWith(await worktreeOf(env, t.id))).toBe(false);
     const overrideText = upCall.files[overridePath]!;
     expect(overrideText).toMatch(/web:[\s\S]*ports: !reset \[\]/);
     expect(overrideText).toMatch(/db:\n\s+ports: !reset \[\]\n\s+container_name: !reset null/);
@@ -219,7 +219,7 @@ describe('docker environments (fake docker)', () => {
       'factory.task-id': String(t.id),
       'factory.repo': 'acme/web',
       'factory.env-type': 'test',
-      'factory.instance': managerOf(env).instanceId(),
+      'factory.instance': await managerOf(env).instanceId(),
       'traefik.enable': 'true',
       'traefik.docker.network': 'traefik',
       [`${router}.rule`]: `Host(\`task-${t.id}.${DOMAIN}\`)`,
@@ -255,7 +255,7 @@ describe('docker environments (fake docker)', () => {
     });
     // a test environment is not a preview
     expect(previews.filter((p) => p.taskId === t.id)).toEqual([]);
-    expect(env.services.tasks.get(t.id)!.preview_url).toBe('');
+    expect((await env.services.tasks.get(t.id))!.preview_url).toBe('');
 
     await cancel(env, t.id);
     await waitFor(() => !d.read().projects[`factory-task-${t.id}`], { what: 'test environment torn down' });
@@ -272,8 +272,8 @@ describe('docker environments (fake docker)', () => {
 
   it('validates the request: 400 naming the field, 404 for an unknown task, 409 unless the task is running', async () => {
     const t = await hungTask(env);
-    writeCompose(env, t.id);
-    writeFileSync(path.join(path.dirname(worktreeOf(env, t.id)), 'outside.yml'), COMPOSE);
+    await writeCompose(env, t.id);
+    writeFileSync(path.join(path.dirname(await worktreeOf(env, t.id)), 'outside.yml'), COMPOSE);
     const bad: Array<[Record<string, unknown>, string, RegExp?]> = [
       [{ port: 0 }, 'port'],
       [{ port: 70000 }, 'port'],
@@ -319,7 +319,7 @@ describe('docker environments (fake docker)', () => {
 
   it('fails with the logs tail when the service is unhealthy or the build fails, and tears the project down', async () => {
     const t = await hungTask(env);
-    writeCompose(env, t.id, COMPOSE.replace('- app.owner=agent', '- fake.health=unhealthy'));
+    await writeCompose(env, t.id, COMPOSE.replace('- app.owner=agent', '- fake.health=unhealthy'));
     const res = await upReq(env, t.id, {});
     expect(res.statusCode).toBe(502);
     const err = res.json().error;
@@ -331,13 +331,13 @@ describe('docker environments (fake docker)', () => {
     expect(row).toMatchObject({ status: 'failed' });
     expect(row.last_error).toMatch(/ECONNREFUSED/);
 
-    writeCompose(env, t.id, COMPOSE.replace('- app.owner=agent', '- fake.up=fail'));
+    await writeCompose(env, t.id, COMPOSE.replace('- app.owner=agent', '- fake.up=fail'));
     const broken = await upReq(env, t.id, {});
     expect(broken.statusCode).toBe(502);
     expect(broken.json().error.message).toMatch(/docker compose up failed \(exit code 17\)[\s\S]*npm ci/);
 
     // the same switch for every container, flipped at run time
-    writeCompose(env, t.id);
+    await writeCompose(env, t.id);
     d.setControl({ unhealthy: true });
     try {
       expect((await upReq(env, t.id, {})).statusCode).toBe(502);
@@ -359,7 +359,7 @@ describe('docker environments (fake docker)', () => {
     const port = (server.address() as AddressInfo).port;
     try {
       const t = await hungTask(env);
-      writeCompose(env, t.id, 'services:\n  api:\n    build: .\n');
+      await writeCompose(env, t.id, 'services:\n  api:\n    build: .\n');
       const slow = await upReq(env, t.id, { service: 'api', port, health_path: '/healthz' });
       expect(slow.statusCode).toBe(502);
       expect(slow.json().error.message).toMatch(
@@ -389,7 +389,7 @@ describe('docker environments (fake docker)', () => {
   it('previews: preview-task-<id> before a PR, pr-<n> after; announced once; removed when the PR is merged', async () => {
     // before a PR exists
     const a = await hungTask(env, { plane_issue_id: 'iss-early' });
-    writeCompose(env, a.id);
+    await writeCompose(env, a.id);
     const first = await upReq(env, a.id, { preview: true });
     expect(first.statusCode, first.body).toBe(201);
     expect(first.json()).toMatchObject({
@@ -399,11 +399,11 @@ describe('docker environments (fake docker)', () => {
     });
     expect((await upReq(env, a.id, { preview: true })).statusCode).toBe(201); // again: same URL, no second notice
     expect(previews.filter((p) => p.taskId === a.id)).toEqual([{ taskId: a.id, url: first.json().url }]);
-    expect(env.services.tasks.get(a.id)!.preview_url).toBe(first.json().url);
+    expect((await env.services.tasks.get(a.id))!.preview_url).toBe(first.json().url);
     await tg.waitFor((r) => r.path.endsWith('/sendMessage') && String(r.form?.text ?? r.json ?? '').includes(`preview-task-${a.id}.`));
     // the task ends without a PR: nothing to wait for
     await cancel(env, a.id);
-    await waitFor(() => liveRows(env, a.id).length === 0, { what: 'PR-less preview removed' });
+    await waitFor(async () => (await liveRows(env, a.id)).length === 0, { what: 'PR-less preview removed' });
     expect(d.read().projects[`factory-preview-task-${a.id}`]).toBeUndefined();
 
     // a task that opened PR #n, then a revision task on the same PR (revision mode copies pr_number)
@@ -413,8 +413,8 @@ describe('docker environments (fake docker)', () => {
     const n = done.pr_number as number;
     expect(n).toBeGreaterThan(0);
     const c = await hungTask(env, { plane_issue_id: 'iss-pr' });
-    expect(env.services.tasks.get(c.id)!.pr_number).toBe(n);
-    writeCompose(env, c.id);
+    expect((await env.services.tasks.get(c.id))!.pr_number).toBe(n);
+    await writeCompose(env, c.id);
     const pv = await upReq(env, c.id, { preview: true });
     expect(pv.statusCode, pv.body).toBe(201);
     expect(pv.json()).toMatchObject({ project: `factory-pr-${n}`, url: `https://pr-${n}.${DOMAIN}`, pr_number: n });
@@ -434,11 +434,11 @@ describe('docker environments (fake docker)', () => {
     expect(test.json().project).toBe(`factory-task-${c.id}`);
     expect(Object.keys(d.read().projects).sort()).toEqual([`factory-pr-${n}`, `factory-task-${c.id}`]);
     expect(previews.filter((p) => p.taskId === c.id)).toEqual([{ taskId: c.id, url: `https://pr-${n}.${DOMAIN}` }]);
-    expect(env.services.tasks.get(c.id)!.preview_url).toBe(`https://pr-${n}.${DOMAIN}`);
+    expect((await env.services.tasks.get(c.id))!.preview_url).toBe(`https://pr-${n}.${DOMAIN}`);
 
     // the task ends: its test environment goes, the preview stays while the PR is open
     await cancel(env, c.id);
-    await waitFor(() => liveRows(env, c.id).every((r) => r.env_type === 'preview'), { what: 'test env removed' });
+    await waitFor(async () => (await liveRows(env, c.id)).every((r) => r.env_type === 'preview'), { what: 'test env removed' });
     expect(d.read().projects[`factory-task-${c.id}`]).toBeUndefined();
     expect(await managerOf(env).pollPreviews()).toEqual([]);
     expect(d.read().projects[`factory-pr-${n}`]).toBeDefined();
@@ -458,12 +458,12 @@ describe('docker environments (fake docker)', () => {
 
   it('removes a preview older than docker.preview_max_age_hours at the next poll', async () => {
     const t = await hungTask(env);
-    writeCompose(env, t.id);
+    await writeCompose(env, t.id);
     const up = await upReq(env, t.id, { preview: true });
     expect(up.statusCode, up.body).toBe(201);
     expect(await managerOf(env).pollPreviews()).toEqual([]);
     const old = new Date(Date.now() - (env.config.docker.preview_max_age_hours + 1) * 3_600_000).toISOString();
-    env.services.db.prepare('UPDATE environments SET created_at = ? WHERE id = ?').run(old, up.json().id);
+    await env.services.db.run('UPDATE environments SET created_at = ? WHERE id = ?', old, up.json().id);
     expect((await managerOf(env).pollPreviews()).map((r) => r.project)).toEqual([`factory-preview-task-${t.id}`]);
     expect(d.read().projects[`factory-preview-task-${t.id}`]).toBeUndefined();
     await cancel(env, t.id);
@@ -471,29 +471,29 @@ describe('docker environments (fake docker)', () => {
 
   it("leaves another host's environments to that host: no teardown, poll or removal from here", async () => {
     const t = await hungTask(env);
-    writeCompose(env, t.id);
+    await writeCompose(env, t.id);
     const up = await upReq(env, t.id, {});
     expect(up.statusCode, up.body).toBe(201);
     expect(up.json().machine).toBe(hostname());
     const project = `factory-task-${t.id}`;
     // As if a worker on another host had started it (several hosts share one PostgreSQL).
-    env.services.db.prepare('UPDATE environments SET machine = ? WHERE id = ?').run('worker-b', up.json().id);
+    await env.services.db.run('UPDATE environments SET machine = ? WHERE id = ?', 'worker-b', up.json().id);
     await cancel(env, t.id);
     expect(await managerOf(env).pollPreviews()).toEqual([]);
     expect(d.read().projects[project]).toBeDefined();
-    expect(liveRows(env, t.id)).toHaveLength(1);
+    expect(await liveRows(env, t.id)).toHaveLength(1);
     const del = await env.app.inject({ method: 'DELETE', url: `/api/environments/${up.json().id}` });
     expect(del.statusCode).toBe(409);
     expect(del.json().detail).toMatch(/runs on worker-b, not on this host/);
     // Back on this host, the next poll removes it (its task has ended).
-    env.services.db.prepare('UPDATE environments SET machine = ? WHERE id = ?').run(hostname(), up.json().id);
+    await env.services.db.run('UPDATE environments SET machine = ? WHERE id = ?', hostname(), up.json().id);
     expect((await managerOf(env).pollPreviews()).map((r) => r.project)).toEqual([project]);
     expect(d.read().projects[project]).toBeUndefined();
   });
 
   it('Docker down: a clear 503 for the agent; tasks without environments are unaffected', async () => {
     const t = await hungTask(env);
-    writeCompose(env, t.id);
+    await writeCompose(env, t.id);
     d.setControl({ down: true });
     try {
       const res = await upReq(env, t.id, {});
@@ -523,18 +523,18 @@ describe('boot-time cleanup', () => {
     let finishedId: number;
     let keptId: number;
     let vanishedId: number;
-    const instance = managerOf(env1).instanceId();
+    const instance = await managerOf(env1).instanceId();
     try {
       const finished = await env1.createTask({ title: 'finished', description: '[fake:noop]' });
       finishedId = finished.id;
       await env1.waitStatus(finishedId, ['done', 'in_review']);
       const kept = await hungTask(env1);
       keptId = kept.id;
-      writeCompose(env1, keptId);
+      await writeCompose(env1, keptId);
       expect((await upReq(env1, keptId, {})).statusCode).toBe(201);
       const vanished = await hungTask(env1);
       vanishedId = vanished.id;
-      writeCompose(env1, vanishedId);
+      await writeCompose(env1, vanishedId);
       expect((await upReq(env1, vanishedId, {})).statusCode).toBe(201);
     } finally {
       // a shutdown hands running tasks to the next start (queued); their environments stay
@@ -636,8 +636,8 @@ describe('factory-env CLI and task tokens', () => {
 
   it('up / status / down from a subdirectory of the worktree, with the task token', async () => {
     const t = await hungTask(env, {}, MASTER);
-    writeCompose(env, t.id);
-    const sub = path.join(worktreeOf(env, t.id), 'src');
+    await writeCompose(env, t.id);
+    const sub = path.join(await worktreeOf(env, t.id), 'src');
     mkdirSync(sub, { recursive: true });
     const token = env.services.taskTokens.issue(t.id);
 
@@ -650,7 +650,7 @@ describe('factory-env CLI and task tokens', () => {
     expect(up.code).toBe(0);
     expect(up.stdout).toBe(`https://task-${t.id}.${DOMAIN}\n`);
     const upCall = d.calls().find((c) => c.argv.includes('up'))!;
-    expect(upCall.argv[4]).toBe(path.join(worktreeOf(env, t.id), 'docker-compose.yml'));
+    expect(upCall.argv[4]).toBe(path.join(await worktreeOf(env, t.id), 'docker-compose.yml'));
 
     const status = await cli(['status'], { cwd: sub, taskId: t.id, token });
     expect(status.code).toBe(0);
@@ -672,7 +672,7 @@ describe('factory-env CLI and task tokens', () => {
 
     // errors from the server reach stderr with exit 1
     const bad = await cli(['up', '--compose', 'nope.yml', '--service', 'web', '--port', '3000'], {
-      cwd: worktreeOf(env, t.id),
+      cwd: await worktreeOf(env, t.id),
       taskId: t.id,
       token,
     });

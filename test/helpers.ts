@@ -64,7 +64,7 @@ export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv>
     overrides: { data_dir: path.join(dir, 'data'), log_level: 'silent', queue: { poll_interval_ms: 50 }, ...opts.overrides },
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const services = createServices(config, logger, opts);
+  const services = await createServices(config, logger, opts);
   const wired = (opts.wire ?? !opts.executor) ? await wireFactory(services, opts.wireOptions) : undefined;
   const app = await buildApp(services, { plugins: wired?.routes ?? [] });
   await app.ready();

@@ -62,7 +62,7 @@ function report(taskId: number, runId: number, learnings: string[]): RunReport {
 
 describe('memory writes go through the outbox', () => {
   it('stores what runs learned during an outage once each after it, in order', async () => {
-    const db = openDb(`${tempDir()}/factory.db`);
+    const db = await openDb(`${tempDir()}/factory.db`);
     const outbox = new OutboxWorker(new OutboxRepo(db), quiet, { baseDelayMs: 50, maxDelayMs: 200 });
     const real = createSurrealMemory({ url: 'mem://', ...NS, dataDir: tempDir(), logger: quiet });
     await real.init();
@@ -76,13 +76,13 @@ describe('memory writes go through the outbox', () => {
       await hooks.finishRun(report(2, 12, []));
       await waitFor(() => memory.addCalls >= 3, { what: 'failed store attempts during the outage' });
       expect(await real.search({ repo: 'acme/web' })).toEqual([]);
-      expect(outbox.pending(MEMORY_CHANNEL)).toBe(3);
+      expect(await outbox.pending(MEMORY_CHANNEL)).toBe(3);
       // The same run reported twice (a listener retried) queues nothing new.
       await hooks.finishRun(report(1, 11, ['The zebra suite needs NODE_ENV=test']));
-      expect(outbox.pending(MEMORY_CHANNEL)).toBe(3);
+      expect(await outbox.pending(MEMORY_CHANNEL)).toBe(3);
 
       memory.down = false;
-      await waitFor(() => outbox.pending(MEMORY_CHANNEL) === 0, { what: 'the queued memories stored' });
+      await waitFor(async () => (await outbox.pending(MEMORY_CHANNEL)) === 0, { what: 'the queued memories stored' });
       const stored = await real.search({ repo: 'acme/web', limit: 50 });
       expect(stored.map((m) => [m.task_id, m.kind]).sort()).toEqual([
         [1, 'learning'],
@@ -93,7 +93,7 @@ describe('memory writes go through the outbox', () => {
     } finally {
       await outbox.stop();
       await real.close();
-      db.close();
+      await db.close();
     }
   });
 });

@@ -20,7 +20,7 @@ describe('messages API', () => {
     board = createBoard(env.services);
     app = await buildApp(env.services, { plugins: board.routes });
     await app.ready();
-    taskId = env.services.tasks.create({ title: 'board test', repo: 'acme/web' }).id;
+    taskId = (await env.services.tasks.create({ title: 'board test', repo: 'acme/web' })).id;
   });
   afterAll(async () => {
     await app.close();
@@ -149,7 +149,7 @@ describe('messages API', () => {
   });
 
   it('matches agent senders by their upstream task-<id> name too', async () => {
-    const m = board.board.postFromAgent(
+    const m = await board.board.postFromAgent(
       { id: taskId, agent_type: 'coder' },
       { type: 'message', to: 'reviewer', content: 'agent note', message_type: 'info' },
     );
@@ -157,13 +157,13 @@ describe('messages API', () => {
     const ids = (await get(`/api/messages?sender=task-${taskId}`)).json().map((x: { id: number }) => x.id);
     expect(ids).toEqual([m!.id]);
     // Invalid agent objects are dropped without throwing; an unknown type is kept as info.
-    expect(board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { type: 'message', content: '' })).toBeNull();
-    expect(board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, 'nope')).toBeNull();
-    expect(board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { content: 'x', message_type: 'shout' })?.message_type).toBe(
-      'info',
-    );
+    expect(await board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { type: 'message', content: '' })).toBeNull();
+    expect(await board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, 'nope')).toBeNull();
     expect(
-      board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { content: 'y'.repeat(9000) })?.message.length,
+      (await board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { content: 'x', message_type: 'shout' }))?.message_type,
+    ).toBe('info');
+    expect(
+      (await board.board.postFromAgent({ id: taskId, agent_type: 'coder' }, { content: 'y'.repeat(9000) }))?.message.length,
     ).toBeLessThanOrEqual(5000);
   });
 

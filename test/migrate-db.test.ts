@@ -78,12 +78,12 @@ function factory(dir: string, args: string[], env: Record<string, string> = {}):
 
 /** Fills an SQLite database through the repositories, with awkward values everywhere. */
 async function seed(file: string): Promise<void> {
-  const db = openDb(file);
+  const db = await openDb(file);
   try {
     const tasks = new TasksRepo(db);
     const workflows = new WorkflowsRepo(db);
     const messages = new MessagesRepo(db);
-    const wf = workflows.create({
+    const wf = await workflows.create({
       name: 'code_review',
       title: 'Überprüfung „Login“ 🚀',
       description: 'it\'s "quoted"\nand\ttabbed',
@@ -96,14 +96,14 @@ async function seed(file: string): Promise<void> {
         { agent: 'reviewer', input: 'code', condition: "output contains 'APPROVED'", loop_to: 'coder' },
       ],
     });
-    workflows.update(wf.id, { outputs: JSON.stringify({ code: 'line1\nline2 \\ backslash' }), result: 'approved' });
-    const t1 = tasks.create({
+    await workflows.update(wf.id, { outputs: JSON.stringify({ code: 'line1\nline2 \\ backslash' }), result: 'approved' });
+    const t1 = await tasks.create({
       title: 'Fix "login" — naïve façade 👩‍💻',
       description: "Robert'); DROP TABLE tasks;--\n\nsecond paragraph",
       repo: 'acme/app',
       run: true,
     });
-    const t2 = tasks.create({
+    const t2 = await tasks.create({
       title: 'step 1',
       workflow_id: wf.id,
       workflow_step: 0,
@@ -111,10 +111,10 @@ async function seed(file: string): Promise<void> {
       plane_sequence_id: 42,
       pr_number: 7,
     });
-    const t3 = tasks.create({ title: 'no description', agent_type: 'reviewer', base_branch: 'main' });
+    const t3 = await tasks.create({ title: 'no description', agent_type: 'reviewer', base_branch: 'main' });
     // A parent with a higher id than its child: the copy must set it after both rows exist.
-    tasks.setParent(t1.id, t3.id);
-    tasks.transition(t1.id, ['queued'], 'in_progress', {
+    await tasks.setParent(t1.id, t3.id);
+    await tasks.transition(t1.id, ['queued'], 'in_progress', {
       lease_owner: 'host-a:1234',
       lease_expires_at: LEASE_MS,
       cost_usd: 0.123456789,
@@ -123,14 +123,14 @@ async function seed(file: string): Promise<void> {
       session_id: 'sess-ünïcode',
       attempts: 1,
     });
-    tasks.transition(t3.id, ['queued'], 'done', {
+    await tasks.transition(t3.id, ['queued'], 'done', {
       result_summary: 'ok\r\nwindows line',
       completed_at: new Date().toISOString(),
       pr_state: 'merged',
       ci_conclusion: 'success',
     });
-    for (let i = 0; i < 5; i++) tasks.create({ title: `filler ${i}`, description: i % 2 ? '' : 'x'.repeat(10_000) });
-    workflows.updateStep(wf.id, 0, { task_id: t2.id, status: 'running', started_at: new Date().toISOString() });
+    for (let i = 0; i < 5; i++) await tasks.create({ title: `filler ${i}`, description: i % 2 ? '' : 'x'.repeat(10_000) });
+    await workflows.updateStep(wf.id, 0, { task_id: t2.id, status: 'running', started_at: new Date().toISOString() });
 
     const logs: NewLog[] = [];
     for (let i = 0; i < LOG_LINES; i++) {
@@ -142,11 +142,11 @@ async function seed(file: string): Promise<void> {
       });
     }
     logs.push({ task_id: t1.id, ts: new Date().toISOString(), stream: 'system', line: 'binary\u0000output' });
-    new LogsRepo(db).appendMany(logs);
+    await new LogsRepo(db).appendMany(logs);
 
     const runs = new RunsRepo(db);
-    const r1 = runs.start(t1.id, 1, 'run', 'host-ä');
-    runs.update(r1.id, {
+    const r1 = await runs.start(t1.id, 1, 'run', 'host-ä');
+    await runs.update(r1.id, {
       ended_at: new Date().toISOString(),
       outcome: 'failed',
       error: 'usage limit\nreset at 5pm',
@@ -154,23 +154,23 @@ async function seed(file: string): Promise<void> {
       cost_usd: 1.5,
       duration_ms: 86_400_000,
     });
-    runs.start(t1.id, 2, 'resume');
+    await runs.start(t1.id, 2, 'resume');
 
-    const m1 = messages.create({
+    const m1 = await messages.create({
       sender: 'task-1:coder',
       recipient: 'user',
       task_id: t1.id,
       message: 'Authentifizierung fehlgeschlagen: token "abc" expired',
       message_type: 'question',
     });
-    const m2 = messages.create({
+    const m2 = await messages.create({
       sender: 'user',
       recipient: 'task-1:coder',
       task_id: t1.id,
       message: 'Use the refresh token\nthen retry',
       reply_to: m1.id,
     });
-    messages.create({
+    await messages.create({
       sender: 'task-1:coder',
       recipient: null,
       workflow_id: wf.id,
@@ -178,8 +178,8 @@ async function seed(file: string): Promise<void> {
       message_type: 'status',
       reply_to: m2.id,
     });
-    messages.create({ sender: 'system', message: "it's fine", message_type: 'error' });
-    new HandoffsRepo(db).create({
+    await messages.create({ sender: 'system', message: "it's fine", message_type: 'error' });
+    await new HandoffsRepo(db).create({
       from_task_id: t2.id,
       to_task_id: null,
       workflow_id: wf.id,
@@ -189,21 +189,21 @@ async function seed(file: string): Promise<void> {
     });
 
     const events = new EventsRepo(db);
-    for (let i = 0; i < 5; i++) events.append('task.updated', i === 4 ? null : t1.id, { i, text: 'ünïcode "json"' });
+    for (let i = 0; i < 5; i++) await events.append('task.updated', i === 4 ? null : t1.id, { i, text: 'ünïcode "json"' });
     // The newest event is gone: its id must still not be handed out again by the target.
-    db.prepare('DELETE FROM events WHERE id = (SELECT MAX(id) FROM events)').run();
+    await db.run('DELETE FROM events WHERE id = (SELECT MAX(id) FROM events)');
 
     const outbox = new OutboxRepo(db);
-    outbox.enqueue('telegram', { text: 'Hallo 👋' }, { orderKey: 'chat:1', dedupeKey: 'tg:1' });
-    const dead = outbox.enqueue('plane', { comment: "it's" }, { notBefore: 1_900_000_000_000 });
+    await outbox.enqueue('telegram', { text: 'Hallo 👋' }, { orderKey: 'chat:1', dedupeKey: 'tg:1' });
+    const dead = await outbox.enqueue('plane', { comment: "it's" }, { notBefore: 1_900_000_000_000 });
     await outbox.markDead(dead.row.id, 'HTTP 400: bad request');
     const kv = new KvRepo(db);
-    kv.set('queue.paused', { paused: true, reason: 'Wartung „heute“', until: null });
-    kv.set('budget', 12.5);
-    new SeenRepo(db).mark('plane:comment:ä-1', true);
-    new PrWatchRepo(db).upsert(t1.id, 'acme', 'app', 7);
-    new WorkersRepo(db).heartbeat({ id: 'host-a:1234', host: 'host-a', pid: 1234, role: 'all', max_concurrent: 2, running: [t1.id] });
-    new EnvironmentsRepo(db).upsertLive({
+    await kv.set('queue.paused', { paused: true, reason: 'Wartung „heute“', until: null });
+    await kv.set('budget', 12.5);
+    await new SeenRepo(db).mark('plane:comment:ä-1', true);
+    await new PrWatchRepo(db).upsert(t1.id, 'acme', 'app', 7);
+    await new WorkersRepo(db).heartbeat({ id: 'host-a:1234', host: 'host-a', pid: 1234, role: 'all', max_concurrent: 2, running: [t1.id] });
+    await new EnvironmentsRepo(db).upsertLive({
       task_id: t1.id,
       repo: 'acme/app',
       project: `factory-task-${t1.id}`,
@@ -219,7 +219,7 @@ async function seed(file: string): Promise<void> {
       machine: 'host-a',
     });
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
@@ -323,20 +323,20 @@ describe('factory migrate-db', () => {
       const eventsHigh = (raw.prepare(`SELECT seq FROM sqlite_sequence WHERE name = 'events'`).get() as { seq: number }).seq;
       expect(eventsHigh).toBeGreaterThan((raw.prepare('SELECT MAX(id) AS m FROM events').get() as { m: number }).m);
       const maxMessage = (raw.prepare('SELECT MAX(id) AS m FROM messages').get() as { m: number }).m;
-      const db: Db = openDb(target.url);
+      const db: Db = await openDb(target.url);
       try {
-        expect(new TasksRepo(db).create({ title: 'after the move' }).id).toBe(maxTask + 1);
-        expect(new EventsRepo(db).append('task.created', null, {}).id).toBe(eventsHigh + 1);
+        expect((await new TasksRepo(db).create({ title: 'after the move' })).id).toBe(maxTask + 1);
+        expect((await new EventsRepo(db).append('task.created', null, {})).id).toBe(eventsHigh + 1);
         const messages = new MessagesRepo(db);
-        expect(messages.create({ sender: 'user', message: 'new one', reply_to: 1 }).id).toBe(maxMessage + 1);
+        expect((await messages.create({ sender: 'user', message: 'new one', reply_to: 1 })).id).toBe(maxMessage + 1);
         // Full-text search works on the copied rows (PostgreSQL's expression index, not FTS5).
-        expect(messages.list({ search: 'Authentifizierung' }).map((m) => m.message)).toEqual([
+        expect((await messages.list({ search: 'Authentifizierung' })).map((m) => m.message)).toEqual([
           'Authentifizierung fehlgeschlagen: token "abc" expired',
         ]);
-        expect(messages.list({ search: 'refresh tok' }).map((m) => m.reply_to)).toEqual([1]);
-        expect(messages.thread(1).map((m) => m.id)).toEqual([1, 2, 3, maxMessage + 1]);
+        expect((await messages.list({ search: 'refresh tok' })).map((m) => m.reply_to)).toEqual([1]);
+        expect((await messages.thread(1)).map((m) => m.id)).toEqual([1, 2, 3, maxMessage + 1]);
       } finally {
-        db.close();
+        await db.close();
       }
     } finally {
       raw.close();
@@ -436,11 +436,11 @@ describe('factory migrate-db', () => {
       a.close();
       b.close();
     }
-    const db = openDb(copyFile);
+    const db = await openDb(copyFile);
     try {
-      expect(new MessagesRepo(db).list({ search: 'fehlgeschl' })).toHaveLength(1);
+      expect(await new MessagesRepo(db).list({ search: 'fehlgeschl' })).toHaveLength(1);
     } finally {
-      db.close();
+      await db.close();
     }
   });
 

@@ -29,7 +29,7 @@ function stuckHandler(): {
 
 describe('outbox with a delivery that never answers', () => {
   it('keeps delivering other channels and other order keys while one request hangs', async () => {
-    const db = openDb(`${tempDir()}/outbox.db`);
+    const db = await openDb(`${tempDir()}/outbox.db`);
     const repo = new OutboxRepo(db);
     const worker = new OutboxWorker(repo, pino({ level: 'silent' }), { idleMs: 30_000, stopGraceMs: 200 });
     const stuck = stuckHandler();
@@ -40,41 +40,41 @@ describe('outbox with a delivery that never answers', () => {
     });
     worker.start();
     try {
-      const head = worker.enqueue('telegram', { text: 'first' }, { orderKey: 'chat:1' });
-      const behind = worker.enqueue('telegram', { text: 'second' }, { orderKey: 'chat:1' });
+      const head = await worker.enqueue('telegram', { text: 'first' }, { orderKey: 'chat:1' });
+      const behind = await worker.enqueue('telegram', { text: 'second' }, { orderKey: 'chat:1' });
       await waitFor(() => stuck.started.includes(head.id), { what: 'the stuck delivery to start' });
       // Enqueued after the stuck request began: a loop that waits for its whole batch never gets here.
-      for (const n of ['a', 'b', 'c']) worker.enqueue('plane', { n }, { orderKey: 'issue:7' });
+      for (const n of ['a', 'b', 'c']) await worker.enqueue('plane', { n }, { orderKey: 'issue:7' });
       await waitFor(() => plane.length === 3, { what: 'the Plane rows delivered while Telegram hangs', timeoutMs: 5000 });
       expect(plane).toEqual(['a', 'b', 'c']);
       // The row behind the stuck head keeps its place: not attempted, still pending.
       expect(stuck.started).toEqual([head.id]);
-      expect(repo.get(behind.id)!.attempts).toBe(0);
+      expect((await repo.get(behind.id))!.attempts).toBe(0);
       stuck.release();
       await waitFor(() => stuck.started.length === 2, { what: 'the second Telegram row after the head' });
-      await waitFor(() => repo.pending() === 0, { what: 'everything delivered' });
+      await waitFor(async () => (await repo.pending()) === 0, { what: 'everything delivered' });
       expect(stuck.started).toEqual([head.id, behind.id]);
     } finally {
       stuck.release();
       await worker.stop();
-      db.close();
+      await db.close();
     }
   });
 
   it('stop() aborts a delivery that outlives the grace and records it for a retry', async () => {
-    const db = openDb(`${tempDir()}/outbox.db`);
+    const db = await openDb(`${tempDir()}/outbox.db`);
     const repo = new OutboxRepo(db);
     const worker = new OutboxWorker(repo, pino({ level: 'silent' }), { stopGraceMs: 100 });
     const stuck = stuckHandler();
     worker.register('telegram', stuck.handler);
     worker.start();
-    const row = worker.enqueue('telegram', { text: 'hangs' });
+    const row = await worker.enqueue('telegram', { text: 'hangs' });
     await waitFor(() => stuck.started.length === 1, { what: 'the stuck delivery to start' });
     await worker.stop();
-    const after = repo.get(row.id)!;
+    const after = (await repo.get(row.id))!;
     expect(after.delivered_at).toBeNull();
     expect(after.attempts).toBe(1);
     expect(after.last_error).toMatch(/aborted/);
-    db.close();
+    await db.close();
   });
 });

@@ -1,24 +1,33 @@
 // The PostgreSQL side of the Db interface: parameter translation, errors, transactions, types.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDb, type Db } from '../src/db/connection.js';
-import { PgError, translateParams } from '../src/db/pg-sync.js';
+import type { AsyncDb } from '../src/db/query.js';
+import { waitFor } from './helpers.js';
+import { compileParams } from '../src/db/query.js';
 import { TasksRepo } from '../src/db/repositories/tasks.js';
 import { freshDatabase, hasPg, PG_SKIP_NOTE, type TestDatabase } from './pg.js';
 
-describe('translateParams', () => {
-  it('numbers ? in order and gives each @name one $n, leaving strings, identifiers, comments and @@ alone', () => {
-    expect(translateParams('SELECT * FROM t WHERE a = ? AND b = ?').text).toBe('SELECT * FROM t WHERE a = $1 AND b = $2');
-    const named = translateParams('UPDATE t SET a = @a, b = @b WHERE id = @id AND a <> @a');
+describe('compileParams', () => {
+  it('numbers ? in order and gives each @name one $n on PostgreSQL, leaving strings, identifiers, comments and @@ alone', () => {
+    const pg = (sql: string) => compileParams(sql, 'postgres');
+    expect(pg('SELECT * FROM t WHERE a = ? AND b = ?').text).toBe('SELECT * FROM t WHERE a = $1 AND b = $2');
+    const named = pg('UPDATE t SET a = @a, b = @b WHERE id = @id AND a <> @a');
     expect(named.text).toBe('UPDATE t SET a = $1, b = $2 WHERE id = $3 AND a <> $1');
-    expect(named.names).toEqual(['a', 'b', 'id']);
-    expect(translateParams('SELECT \'what? @x\', "col?" FROM t -- really? @y\nWHERE a = ?').text).toBe(
+    expect(named.slots).toEqual(['a', 'b', 'id']);
+    expect(pg('SELECT \'what? @x\', "col?" FROM t -- really? @y\nWHERE a = ?').text).toBe(
       'SELECT \'what? @x\', "col?" FROM t -- really? @y\nWHERE a = $1',
     );
-    expect(translateParams("SELECT 'it''s ?' , ?").text).toBe("SELECT 'it''s ?' , $1");
-    expect(translateParams("SELECT to_tsvector('simple', m) @@ to_tsquery('simple', ?)").text).toBe(
+    expect(pg("SELECT 'it''s ?' , ?").text).toBe("SELECT 'it''s ?' , $1");
+    expect(pg("SELECT to_tsvector('simple', m) @@ to_tsquery('simple', ?)").text).toBe(
       "SELECT to_tsvector('simple', m) @@ to_tsquery('simple', $1)",
     );
-    expect(() => translateParams('SELECT ? , @a')).toThrow(/not both/);
+    expect(() => pg('SELECT ? , @a')).toThrow(/not both/);
+  });
+
+  it('gives SQLite one ? per use of a name, in order', () => {
+    const c = compileParams('UPDATE t SET a = @a, b = @b WHERE id = @id AND a <> @a', 'sqlite');
+    expect(c.text).toBe('UPDATE t SET a = ?, b = ? WHERE id = ? AND a <> ?');
+    expect(c.slots).toEqual(['a', 'b', 'id', 'a']);
   });
 });
 
@@ -27,7 +36,7 @@ describe('an unreachable PostgreSQL', () => {
     const started = Date.now();
     let error: Error | undefined;
     try {
-      openDb('postgres://factory:Very-secret-pw@127.0.0.1:1/factory');
+      await openDb('postgres://factory:Very-secret-pw@127.0.0.1:1/factory');
     } catch (err) {
       error = err as Error;
     }
@@ -37,108 +46,117 @@ describe('an unreachable PostgreSQL', () => {
   });
 });
 
-describe.skipIf(!hasPg)(`PgSyncDb on a real server${PG_SKIP_NOTE}`, () => {
+describe.skipIf(!hasPg)(`PostgresDb on a real server${PG_SKIP_NOTE}`, () => {
   let tdb: TestDatabase;
   let db: Db;
   beforeAll(async () => {
     tdb = await freshDatabase();
-    db = openDb(tdb.url);
+    db = await openDb(tdb.url);
   });
   afterAll(async () => {
-    db?.close();
+    await db?.close();
     await tdb?.drop();
   });
 
   it('returns rows like SQLite does: numbers for 64-bit ids and sums, undefined for no row', async () => {
     const tasks = new TasksRepo(db);
-    const t = tasks.create({ title: 'x', run: true });
+    const t = await tasks.create({ title: 'x', run: true });
     expect(typeof t.id).toBe('number');
     const claimed = (await tasks.claimNext('me', 60_000))!;
     expect(claimed.lease_expires_at).toBeGreaterThan(Date.now());
     expect(typeof claimed.lease_expires_at).toBe('number');
     expect(await tasks.counts()).toEqual({ queued: 0, runnable: 0, in_progress: 1, waiting_for_input: 0 });
-    expect(tasks.get(999_999)).toBeUndefined();
-    expect(db.prepare('SELECT 1 AS one WHERE 1 = 0').get()).toBeUndefined();
+    expect(await tasks.get(999_999)).toBeUndefined();
+    expect(await db.get('SELECT 1 AS one WHERE 1 = 0')).toBeUndefined();
   });
 
-  it('rolls a transaction back on error, and nested ones to their savepoint', () => {
-    db.exec('CREATE TABLE tx_t (v INTEGER PRIMARY KEY)');
-    const insert = db.prepare('INSERT INTO tx_t (v) VALUES (?)');
-    expect(() =>
-      db.transaction(() => {
-        insert.run(1);
-        insert.run(1);
-      })(),
-    ).toThrow(PgError);
-    expect(db.prepare('SELECT COUNT(*) AS n FROM tx_t').get()).toEqual({ n: 0 });
-    db.transaction(() => {
-      insert.run(2);
-      expect(() =>
-        db.transaction(() => {
-          insert.run(3);
+  it('rolls a transaction back on error; a nested one joins the outer transaction', async () => {
+    await db.exec('CREATE TABLE tx_t (v INTEGER PRIMARY KEY)');
+    const insert = (q: AsyncDb, v: number) => q.run('INSERT INTO tx_t (v) VALUES (?)', v);
+    await expect(
+      db.transaction(async (tx) => {
+        await insert(tx, 1);
+        await insert(tx, 1);
+      }),
+    ).rejects.toMatchObject({ code: '23505' });
+    expect(await db.get('SELECT COUNT(*) AS n FROM tx_t')).toEqual({ n: 0 });
+    await db.transaction(async (tx) => {
+      await insert(tx, 2);
+      await tx.transaction(async (inner) => insert(inner, 3));
+      await insert(tx, 4);
+    });
+    expect((await db.all<{ v: number }>('SELECT v FROM tx_t ORDER BY v')).map((r) => r.v)).toEqual([2, 3, 4]);
+    // A failing nested part fails the whole: nothing of it stays.
+    await expect(
+      db.transaction(async (tx) => {
+        await insert(tx, 5);
+        await tx.transaction(async () => {
           throw new Error('inner');
-        })(),
-      ).toThrow('inner');
-      insert.run(4);
-    })();
-    expect((db.prepare('SELECT v FROM tx_t ORDER BY v').all() as { v: number }[]).map((r) => r.v)).toEqual([2, 4]);
+        });
+      }),
+    ).rejects.toThrow('inner');
+    expect((await db.all<{ v: number }>('SELECT v FROM tx_t ORDER BY v')).map((r) => r.v)).toEqual([2, 3, 4]);
   });
 
-  it('never finishes a transaction on a new connection after its own died, and recovers afterwards', () => {
-    const other = openDb(tdb.url, { migrate: false });
+  it('never finishes a transaction on a new connection after its own died, and recovers afterwards', async () => {
+    const other = await openDb(tdb.url, { migrate: false });
     try {
-      db.exec('CREATE TABLE tx_lost (v INTEGER)');
-      const insert = db.prepare('INSERT INTO tx_lost (v) VALUES (?)');
-      const count = () => (db.prepare('SELECT COUNT(*) AS n FROM tx_lost').get() as { n: number }).n;
-      const killMine = () => {
-        const pid = (db.prepare('SELECT pg_backend_pid() AS p').get() as { p: number }).p;
-        other.prepare('SELECT pg_terminate_backend(?)').get(pid);
+      await db.exec('CREATE TABLE tx_lost (v INTEGER)');
+      const insert = (q: AsyncDb, v: number) => q.run('INSERT INTO tx_lost (v) VALUES (?)', v);
+      const count = async () => (await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM tx_lost'))!.n;
+      const killMine = async (q: AsyncDb) => {
+        const pid = (await q.get<{ p: number }>('SELECT pg_backend_pid() AS p'))!.p;
+        await other.get('SELECT pg_terminate_backend(?)', pid);
       };
       // The connection dies in the middle: the rest must not run on a fresh connection outside the transaction.
-      expect(() =>
-        db.transaction(() => {
-          insert.run(1);
-          killMine();
-          insert.run(2);
-          insert.run(3);
-        })(),
-      ).toThrow(/lost during a transaction|terminat/);
-      expect(count()).toBe(0);
+      await expect(
+        db.transaction(async (tx) => {
+          await insert(tx, 1);
+          await killMine(tx);
+          await insert(tx, 2);
+          await insert(tx, 3);
+        }),
+      ).rejects.toThrow(/terminat|Connection terminated|not queryable/i);
+      expect(await count()).toBe(0);
       // It dies just before COMMIT: the commit fails, nothing is kept, and later transactions still work.
-      expect(() =>
-        db.transaction(() => {
-          insert.run(4);
-          killMine();
-        })(),
-      ).toThrow();
-      expect(count()).toBe(0);
-      db.transaction(() => {
-        insert.run(5);
-        db.transaction(() => insert.run(6))();
-      })();
-      expect((db.prepare('SELECT v FROM tx_lost ORDER BY v').all() as { v: number }[]).map((r) => r.v)).toEqual([5, 6]);
+      await expect(
+        db.transaction(async (tx) => {
+          await insert(tx, 4);
+          await killMine(tx);
+        }),
+      ).rejects.toThrow();
+      expect(await count()).toBe(0);
+      await db.transaction(async (tx) => {
+        await insert(tx, 5);
+        await tx.transaction(async (inner) => insert(inner, 6));
+      });
+      expect((await db.all<{ v: number }>('SELECT v FROM tx_lost ORDER BY v')).map((r) => r.v)).toEqual([5, 6]);
     } finally {
-      other.close();
+      await other.close();
     }
   });
 
-  it('replaces a connection thread that died', async () => {
-    await (db as unknown as { worker: { terminate(): Promise<number> } }).worker.terminate();
-    await new Promise((r) => setImmediate(r));
-    expect(db.prepare('SELECT 1 AS one').get()).toEqual({ one: 1 });
-  });
-
-  it('reports server errors with their SQLSTATE and keeps working afterwards', () => {
-    let err: PgError | undefined;
+  it('replaces a pooled connection the server dropped while idle', async () => {
+    const other = await openDb(tdb.url, { migrate: false });
     try {
-      db.prepare('SELECT * FROM no_such_table').all();
-    } catch (e) {
-      err = e as PgError;
+      const pid = (await db.get<{ p: number }>('SELECT pg_backend_pid() AS p'))!.p;
+      await other.get('SELECT pg_terminate_backend(?)', pid);
+      await waitFor(
+        async () => (await other.get<{ n: number }>('SELECT COUNT(*) AS n FROM pg_stat_activity WHERE pid = ?', pid))!.n === 0,
+        {
+          what: 'the backend gone',
+        },
+      );
+      expect(await db.get('SELECT 1 AS one')).toEqual({ one: 1 });
+    } finally {
+      await other.close();
     }
-    expect(err).toBeInstanceOf(PgError);
-    expect(err!.code).toBe('42P01');
-    expect(db.prepare('SELECT ? AS v').get(5)).toEqual({ v: '5' });
-    expect(() => db.prepare('SELECT @a AS v').get({})).toThrow(/Missing named parameter "a"/);
-    expect(() => db.prepare('SELECT ? AS v').get()).toThrow(/Too few/);
+  });
+
+  it('reports server errors with their SQLSTATE and keeps working afterwards', async () => {
+    await expect(db.all('SELECT * FROM no_such_table')).rejects.toMatchObject({ code: '42P01' });
+    expect(await db.get('SELECT ? AS v', 5)).toEqual({ v: '5' });
+    await expect(db.get('SELECT @a AS v', {})).rejects.toThrow(/Missing named parameter "a"/);
+    await expect(db.get('SELECT ? AS v')).rejects.toThrow(/Too few/);
   });
 });

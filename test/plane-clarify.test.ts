@@ -268,7 +268,7 @@ describe('clarification, Plane and Telegram', () => {
     expect(plane.stateHistory(issue.id)).toEqual([]);
     plane.setDown(false);
     tg.setDown(false);
-    await waitFor(() => env.wired!.board.outbox.pending() === 0, { what: 'outbox drained', timeoutMs: 20_000 });
+    await waitFor(async () => (await env.wired!.board.outbox.pending()) === 0, { what: 'outbox drained', timeoutMs: 20_000 });
     expect(plane.stateHistory(issue.id)).toEqual([STATES.in_progress, STATES.in_review]);
     const prComments = plane.comments(issue.id).filter((c) => c.comment_html.includes(done.pr_url));
     expect(prComments).toHaveLength(1);

@@ -79,9 +79,9 @@ describe('one scrubber on every way out', () => {
     found.push(...leaksIn('memory', memory));
     const db = env.services.db;
     for (const table of ['events', 'messages', 'handoffs', 'task_logs']) {
-      found.push(...leaksIn(`table ${table}`, JSON.stringify(db.prepare(`SELECT * FROM ${table}`).all())));
+      found.push(...leaksIn(`table ${table}`, JSON.stringify(await db.all(`SELECT * FROM ${table}`))));
     }
-    found.push(...leaksIn('stored results', JSON.stringify(db.prepare('SELECT result_summary, error FROM tasks').all())));
+    found.push(...leaksIn('stored results', JSON.stringify(await db.all('SELECT result_summary, error FROM tasks'))));
     const prRequest = env.github.requests.find((r) => r.method === 'POST' && r.path === '/repos/acme/web/pulls');
     expect(prRequest?.rawBody).toContain('Leaked');
     found.push(...leaksIn('GitHub', env.github.requests.map((r) => r.rawBody).join('\n')));

@@ -114,16 +114,16 @@ describe('SSE stream', () => {
   });
 
   it('filters by task, message type and event kind', async () => {
-    const t1 = env.services.tasks.create({ title: 'one', repo: 'acme/a' }).id;
-    const t2 = env.services.tasks.create({ title: 'two', repo: 'acme/b' }).id;
+    const t1 = (await env.services.tasks.create({ title: 'one', repo: 'acme/a' })).id;
+    const t2 = (await env.services.tasks.create({ title: 'two', repo: 'acme/b' })).id;
     const byTask = await open(`/api/messages/stream/sse?task_id=${t1}`);
     const byType = await open('/api/messages/stream/sse?message_type=error');
     const all = await open('/api/events/stream');
     const statusOnly = await open(`/api/events/stream?types=task_status&task_id=${t2}`);
     const a = await post({ sender: 'x', message: 'for t1', task_id: t1 });
     const b = await post({ sender: 'x', message: 'for t2 error', task_id: t2, message_type: 'error' });
-    const t3 = env.services.tasks.create({ title: 'three', repo: 'acme/c' }).id;
-    env.services.tasks.transition(t2, ['queued'], 'cancelled');
+    const t3 = (await env.services.tasks.create({ title: 'three', repo: 'acme/c' })).id;
+    await env.services.tasks.transition(t2, ['queued'], 'cancelled');
     const end = await post({ sender: 'x', message: 'end', task_id: t1, message_type: 'error' });
     await all.waitFor((x) => x.messages().some((e) => e.id === end.id), 'end on all');
     await byTask.waitFor((x) => x.messages().some((e) => e.id === end.id), 'end on byTask');

@@ -13,7 +13,7 @@ describe('start order', () => {
   it('exits on a busy port without claiming a queued task', async () => {
     const dir = tempDir('factory-order-');
     const seed = await createTestEnv({ dir, start: false, executor: gatedExecutor().executor });
-    const task = seed.services.tasks.create({ title: 'waits', repo: 'acme/web', run: true });
+    const task = await seed.services.tasks.create({ title: 'waits', repo: 'acme/web', run: true });
     await seed.close();
 
     const blocker = createServer();
@@ -47,7 +47,7 @@ describe('start order', () => {
 
     const after = await createTestEnv({ dir, start: false, executor: gatedExecutor().executor });
     try {
-      const row = after.services.tasks.get(task.id)!;
+      const row = (await after.services.tasks.get(task.id))!;
       expect(row.status).toBe('queued');
       expect(row.attempts).toBe(0);
       expect(existsSync(claudeLog)).toBe(false); // no agent was started

@@ -164,7 +164,7 @@ describe('tasks API', () => {
   it('returns logs oldest first, paged by id or time', async () => {
     const t = (await post('/api/tasks', { title: 'logs', repo: 'acme/web' })).json();
     const base = Date.parse('2026-01-01T00:00:00Z');
-    env.services.repos.logs.appendMany(
+    await env.services.repos.logs.appendMany(
       Array.from({ length: 5 }, (_, i) => ({
         task_id: t.id,
         ts: new Date(base + i * 1000).toISOString(),
@@ -206,14 +206,14 @@ describe('tasks API', () => {
     const old = (await post('/api/tasks', { title: 'old', repo: 'acme/web' })).json();
     const recent = (await post('/api/tasks', { title: 'recent', repo: 'acme/web' })).json();
     const running = (await post('/api/tasks', { title: 'still queued', repo: 'acme/web' })).json();
-    tasks.transition(old.id, ['queued'], 'failed', { completed_at: '2020-01-01T00:00:00.000Z' });
-    tasks.transition(recent.id, ['queued'], 'failed', { completed_at: new Date().toISOString() });
+    await tasks.transition(old.id, ['queued'], 'failed', { completed_at: '2020-01-01T00:00:00.000Z' });
+    await tasks.transition(recent.id, ['queued'], 'failed', { completed_at: new Date().toISOString() });
     const line = (id: number) => ({ task_id: id, ts: '2020-01-01T00:00:00.000Z', stream: 'stdout' as const, line: 'x' });
-    env.services.repos.logs.appendMany([line(old.id), line(recent.id), line(running.id)]);
-    const removed = env.services.repos.logs.purgeEnded(new Date(Date.now() - 30 * 86_400_000).toISOString());
+    await env.services.repos.logs.appendMany([line(old.id), line(recent.id), line(running.id)]);
+    const removed = await env.services.repos.logs.purgeEnded(new Date(Date.now() - 30 * 86_400_000).toISOString());
     expect(removed).toBe(1);
-    const count = (id: number) => env.services.repos.logs.list(id, { limit: 10 }).length;
-    expect([count(old.id), count(recent.id), count(running.id)]).toEqual([0, 1, 1]);
+    const count = async (id: number) => (await env.services.repos.logs.list(id, { limit: 10 })).length;
+    expect([await count(old.id), await count(recent.id), await count(running.id)]).toEqual([0, 1, 1]);
   });
 
   it('reports health with queue numbers', async () => {

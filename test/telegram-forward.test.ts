@@ -68,9 +68,9 @@ describe('Telegram forwarding of board messages', () => {
     expect(fake.sent.findIndex((s) => s.text.includes('[q-1]'))).toBeLessThan(fake.sent.findIndex((s) => s.text.includes('[err-1]')));
     // The Telegram message id is kept for matching replies later.
     await waitFor(() => board.telegram.sentMessageId(`board-message:${q.id}`), { what: 'stored message id' });
-    expect(board.telegram.sentMessageId(`board-message:${q.id}`)).toBe(msg!.message_id);
+    expect(await board.telegram.sentMessageId(`board-message:${q.id}`)).toBe(msg!.message_id);
     // The fake answers before the outbox records the delivery; wait for the record.
-    await waitFor(() => board.outbox.pending() === 0, { what: 'outbox drained' });
+    await waitFor(async () => (await board.outbox.pending()) === 0, { what: 'outbox drained' });
   });
 
   it('truncates long messages under the Telegram limit', async () => {
@@ -90,11 +90,10 @@ describe('Telegram forwarding of board messages', () => {
     // Retried with backoff while down...
     await waitFor(() => fake.requests.filter((r) => r.failed).length >= failedBefore + 3, { what: 'several failed attempts' });
     expect(sentWith('[down-1]')).toEqual([]);
-    expect(board.outbox.pending()).toBe(2);
-    const row = env.services.db.prepare("SELECT attempts, last_error FROM outbox WHERE payload LIKE '%[down-1]%'").get() as {
-      attempts: number;
-      last_error: string;
-    };
+    expect(await board.outbox.pending()).toBe(2);
+    const row = (await env.services.db.get<{ attempts: number; last_error: string }>(
+      "SELECT attempts, last_error FROM outbox WHERE payload LIKE '%[down-1]%'",
+    ))!;
     expect(row.attempts).toBeGreaterThan(0);
     expect(row.last_error).toContain('500');
     expect(row.last_error).not.toContain(fake.token);
@@ -107,7 +106,7 @@ describe('Telegram forwarding of board messages', () => {
     expect(sentWith('[down-2]').length).toBe(1);
     const order = ['[down-1]', '[down-2]', '[after-1]'].map((k) => fake.sent.findIndex((s) => s.text.includes(k)));
     expect(order).toEqual([...order].sort((a, b) => a - b));
-    expect(board.outbox.pending()).toBe(0);
+    expect(await board.outbox.pending()).toBe(0);
   });
 
   it('honours a 429 retry_after and keeps the message', async () => {
@@ -121,7 +120,7 @@ describe('Telegram forwarding of board messages', () => {
 describe('outbox worker', () => {
   it('parks permanent failures as dead after a few attempts and keeps order per key', async () => {
     const dir = tempDir();
-    const db = openDb(`${dir}/outbox.db`);
+    const db = await openDb(`${dir}/outbox.db`);
     const repo = new OutboxRepo(db);
     const worker = new OutboxWorker(repo, pino({ level: 'silent' }), { baseDelayMs: 5, maxDelayMs: 20, maxPermanentAttempts: 3 });
     const seen: string[] = [];
@@ -136,23 +135,23 @@ describe('outbox worker', () => {
     try {
       worker.start();
       worker.start(); // idempotent
-      worker.enqueue('test', { name: 'bad' }, { orderKey: 'k' });
-      worker.enqueue('test', { name: 'flaky' }, { orderKey: 'k2' });
-      worker.enqueue('test', { name: 'after-bad' }, { orderKey: 'k' });
-      const dup1 = worker.enqueue('test', { name: 'once' }, { dedupeKey: 'same' });
-      const dup2 = worker.enqueue('test', { name: 'once' }, { dedupeKey: 'same' });
+      await worker.enqueue('test', { name: 'bad' }, { orderKey: 'k' });
+      await worker.enqueue('test', { name: 'flaky' }, { orderKey: 'k2' });
+      await worker.enqueue('test', { name: 'after-bad' }, { orderKey: 'k' });
+      const dup1 = await worker.enqueue('test', { name: 'once' }, { dedupeKey: 'same' });
+      const dup2 = await worker.enqueue('test', { name: 'once' }, { dedupeKey: 'same' });
       expect(dup2.id).toBe(dup1.id);
       await waitFor(() => seen.includes('after-bad') && seen.includes('flaky') && seen.includes('once'), { what: 'deliveries' });
       expect(attempts.get('bad')).toBe(3); // dead after 3, then its successor went out
       expect(seen.filter((s) => s === 'once').length).toBe(1);
       expect(attempts.get('flaky')).toBe(3);
       expect((await repo.stats()).dead).toBe(1);
-      expect(worker.pending()).toBe(0);
-      expect(JSON.parse(repo.byDedupeKey('same')!.result)).toEqual({ ok: 'once' });
+      expect(await worker.pending()).toBe(0);
+      expect(JSON.parse((await repo.byDedupeKey('same'))!.result)).toEqual({ ok: 'once' });
     } finally {
       await worker.stop();
       await worker.stop();
-      db.close();
+      await db.close();
       removeDir(dir);
     }
   });

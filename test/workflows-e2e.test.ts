@@ -213,7 +213,7 @@ describe('workflow restart', () => {
     await waitFor(
       async () => {
         const t = (await a.app.inject({ url: '/api/tasks?limit=5' })).json().find((x: { workflow_id: number }) => x.workflow_id === id);
-        return t && a.services.repos.logs.list(t.id, { limit: 1000 }).filter((l) => l.stream === 'stdout').length >= 3;
+        return t && (await a.services.repos.logs.list(t.id, { limit: 1000 })).filter((l) => l.stream === 'stdout').length >= 3;
       },
       { what: 'coder output' },
     );

@@ -5,14 +5,24 @@ import type { KvRepo } from '../db/repositories/kv.js';
 export class TaskTokens {
   private readonly secret: Buffer;
 
-  /** The secret is stored once per install, so tokens survive restarts but never equal FACTORY_AUTH_TOKEN. */
-  constructor(kv: KvRepo) {
-    let s = kv.get<string>('task_token_secret');
+  /** `secretHex`: the install's secret (see load). */
+  constructor(secretHex: string) {
+    this.secret = Buffer.from(secretHex, 'hex');
+  }
+
+  /**
+   * The secret is stored once per install, so tokens survive restarts but never equal FACTORY_AUTH_TOKEN.
+   * Read, then written when missing: two processes starting at once on a new install could each write
+   * their own (the last one wins, and the other's tokens would not verify); a single-process start
+   * does this once.
+   */
+  static async load(kv: KvRepo): Promise<TaskTokens> {
+    let s = await kv.get<string>('task_token_secret');
     if (!s) {
       s = randomBytes(32).toString('hex');
-      kv.set('task_token_secret', s);
+      await kv.set('task_token_secret', s);
     }
-    this.secret = Buffer.from(s, 'hex');
+    return new TaskTokens(s);
   }
 
   private mac(taskId: number): string {

@@ -56,7 +56,7 @@ export class BoardService {
    * live stream as kind 'message', and queues a Telegram notice for forwarded types.
    * Throws AppError: 400 naming the field (empty text, unknown reference), 413 for oversize text.
    */
-  post(input: PostInput): MessageJson {
+  async post(input: PostInput): Promise<MessageJson> {
     const max = this.d.config.message_board.max_message_chars;
     if (typeof input.message !== 'string' || input.message.trim() === '') {
       throw new AppError(400, 'invalid_input', 'message: must not be empty', 'message');
@@ -80,30 +80,40 @@ export class BoardService {
       throw new AppError(400, 'invalid_input', `message_type: must be one of ${MESSAGE_TYPES.join(', ')}`, 'message_type');
     }
     const refs = { task_id: input.task_id ?? null, workflow_id: input.workflow_id ?? null, reply_to: input.reply_to ?? null };
-    const missing = this.d.messages.missingReference(refs);
-    if (missing) {
+    const missingError = (missing: keyof typeof refs) => {
       const what = missing === 'reply_to' ? 'message' : missing === 'task_id' ? 'task' : 'workflow';
-      throw new AppError(400, 'invalid_input', `${missing}: ${what} ${refs[missing]} does not exist`, missing);
+      return new AppError(400, 'invalid_input', `${missing}: ${what} ${refs[missing]} does not exist`, missing);
+    };
+    const missing = await this.d.messages.missingReference(refs);
+    if (missing) throw missingError(missing);
+    let row;
+    try {
+      row = await this.d.messages.create({
+        sender,
+        recipient: input.recipient?.trim() || null,
+        message: scrub(input.message),
+        message_type: type,
+        ...refs,
+      });
+    } catch (err) {
+      // The check above is not atomic with the insert: a row referenced may have gone meanwhile, and
+      // the foreign key refused the insert. Report it like the check would have.
+      const gone = await this.d.messages.missingReference(refs).catch(() => undefined);
+      if (gone) throw missingError(gone);
+      throw err;
     }
-    const row = this.d.messages.create({
-      sender,
-      recipient: input.recipient?.trim() || null,
-      message: scrub(input.message),
-      message_type: type,
-      ...refs,
-    });
     const msg = messageJson(row);
-    this.d.stream.publish('message', msg.task_id, msg);
-    this.forward(msg);
+    await this.d.stream.publish('message', msg.task_id, msg);
+    await this.forward(msg);
     return msg;
   }
 
   /** A message from Factory itself (task started/completed/failed); skipped when the board is disabled. */
-  postSystem(input: Omit<PostInput, 'sender'> & { sender?: string }): MessageJson | null {
+  async postSystem(input: Omit<PostInput, 'sender'> & { sender?: string }): Promise<MessageJson | null> {
     if (!this.enabled) return null;
     try {
       const max = this.d.config.message_board.max_message_chars;
-      return this.post({ ...input, sender: input.sender ?? 'orchestrator', message: clip(input.message, max) });
+      return await this.post({ ...input, sender: input.sender ?? 'orchestrator', message: clip(input.message, max) });
     } catch (err) {
       this.d.logger.warn({ err, task_id: input.task_id }, 'system message not posted');
       return null;
@@ -115,7 +125,7 @@ export class BoardService {
    * runner: an invalid object is dropped with a warning. Unknown message_type becomes info (the text
    * is still worth keeping); overlong content is cut to max_message_chars rather than lost.
    */
-  postFromAgent(task: AgentTaskRef, obj: unknown): MessageJson | null {
+  async postFromAgent(task: AgentTaskRef, obj: unknown): Promise<MessageJson | null> {
     if (!this.enabled) return null;
     const log = this.d.logger.child({ task_id: task.id });
     try {
@@ -139,10 +149,10 @@ export class BoardService {
         typeof o.reply_to === 'number' &&
         Number.isSafeInteger(o.reply_to) &&
         o.reply_to > 0 &&
-        !this.d.messages.missingReference({ reply_to: o.reply_to })
+        !(await this.d.messages.missingReference({ reply_to: o.reply_to }))
           ? o.reply_to
           : null;
-      return this.post({
+      return await this.post({
         sender: agentSender(task),
         recipient: to,
         message: clip(o.content, this.d.config.message_board.max_message_chars),
@@ -158,11 +168,11 @@ export class BoardService {
   }
 
   /** Queues the Telegram notice for a forwarded type (message_board.forward_types). */
-  private forward(msg: MessageJson): void {
+  private async forward(msg: MessageJson): Promise<void> {
     const mb = this.d.config.message_board;
     if (!mb.telegram_forward || !mb.forward_types.includes(msg.message_type)) return;
     try {
-      this.d.telegram.notify(formatTelegram(msg, this.d.config.public_url), {
+      await this.d.telegram.notify(formatTelegram(msg, this.d.config.public_url), {
         chatId: mb.telegram_chat_id || undefined,
         dedupeKey: `board-message:${msg.id}`,
       });

@@ -224,7 +224,7 @@ export function checkDataDir(config: Config): CheckResult {
 }
 
 /** Compares the database's schema version with what this build knows, without writing to it. */
-export function checkDatabase(config: Config): CheckResult {
+export async function checkDatabase(config: Config): Promise<CheckResult> {
   if (config.database.dialect === 'postgres') return checkPostgres(config);
   const file = config.database.url;
   const known = Math.max(0, ...listMigrations('sqlite').map((m) => m.version));
@@ -268,15 +268,15 @@ function schemaResult(current: number, known: number, where: string): CheckResul
 }
 
 /** PostgreSQL: connects (without migrating) and reads schema_migrations; only describe (no password) is shown. */
-function checkPostgres(config: Config): CheckResult {
+async function checkPostgres(config: Config): Promise<CheckResult> {
   const { url, describe } = config.database;
   const known = Math.max(0, ...listMigrations('postgres').map((m) => m.version));
   let db: Db | undefined;
   try {
-    db = openDb(url, { migrate: false, statementTimeoutMs: 5_000, applicationName: 'factory doctor' });
+    db = await openDb(url, { migrate: false, statementTimeoutMs: 5_000, applicationName: 'factory doctor' });
     // schemaVersion would create schema_migrations on a new database: look first, change nothing.
-    const hasTable = (db.prepare("SELECT to_regclass('schema_migrations') IS NOT NULL AS t").get() as { t: boolean }).t;
-    const current = hasTable ? schemaVersion(db) : 0;
+    const hasTable = (await db.get<{ t: boolean }>("SELECT to_regclass('schema_migrations') IS NOT NULL AS t"))!.t;
+    const current = hasTable ? await schemaVersion(db) : 0;
     if (!hasTable)
       return { name: 'database', level: 'ok', message: `${describe}: reachable, empty; schema ${known} is created at first start` };
     return schemaResult(current, known, `${describe}: `);
@@ -288,7 +288,7 @@ function checkPostgres(config: Config): CheckResult {
       fix: 'check database.url / FACTORY_DATABASE_URL (host, port, user, password, database name) and that PostgreSQL accepts connections from this host',
     };
   } finally {
-    db?.close();
+    await db?.close();
   }
 }
 

@@ -71,10 +71,10 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
       case 'migrate': {
         const o = parseOptions(rest, { 'as-root': { type: 'boolean' } });
         if (typeof o === 'string') return usageError('migrate', o);
-        return migrateCommand(out, { asRoot: o['as-root'] === true });
+        return await migrateCommand(out, { asRoot: o['as-root'] === true });
       }
       case 'migrate-db':
-        return migrateDbCommand(rest, { out, err, cwd: invocationDir });
+        return await migrateDbCommand(rest, { out, err, cwd: invocationDir });
       case 'version':
       case '--version':
       case '-v':

@@ -13,7 +13,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { redactDbUrl } from '../config.js';
 import { isPostgresUrl, openDb, schemaVersion, SchemaTooNewError, type Db, type Dialect } from '../db/connection.js';
-import type { Statement } from '../db/sql.js';
+import type { AsyncDb } from '../db/query.js';
 import { DataDirLockedError, lockDataDir } from '../lock.js';
 import { registerSecrets, scrub } from '../secrets.js';
 
@@ -87,77 +87,70 @@ interface ForeignKey {
 
 /** Reads the schema of one database through the engine's own catalog. */
 class Catalog {
-  constructor(private readonly db: Db) {}
+  constructor(private readonly db: AsyncDb) {}
 
   /** Plain data tables; FTS virtual tables, their shadow tables and bookkeeping tables are left out. */
-  tables(): string[] {
+  async tables(): Promise<string[]> {
     if (this.db.dialect === 'postgres') {
       return (
-        this.db
-          .prepare(
-            `SELECT table_name AS name FROM information_schema.tables
+        await this.db.all<{ name: string }>(
+          `SELECT table_name AS name FROM information_schema.tables
         WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name`,
-          )
-          .all() as { name: string }[]
+        )
       )
         .map((r) => r.name)
         .filter((n) => !SKIPPED_TABLES.has(n));
     }
-    const rows = this.db.prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as {
-      name: string;
-      sql: string | null;
-    }[];
+    const rows = await this.db.all<{ name: string; sql: string | null }>(
+      `SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name`,
+    );
     const virtual = rows.filter((r) => /^\s*CREATE\s+VIRTUAL\s+TABLE/i.test(r.sql ?? '')).map((r) => r.name);
     return rows
       .map((r) => r.name)
       .filter((n) => !SKIPPED_TABLES.has(n) && !n.startsWith('sqlite_') && !virtual.some((v) => n === v || n.startsWith(`${v}_`)));
   }
 
-  columns(table: string): Column[] {
+  async columns(table: string): Promise<Column[]> {
     if (this.db.dialect === 'postgres') {
       return (
-        this.db
-          .prepare(
-            `SELECT column_name AS name, is_nullable AS nullable FROM information_schema.columns
+        await this.db.all<{ name: string; nullable: string }>(
+          `SELECT column_name AS name, is_nullable AS nullable FROM information_schema.columns
         WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position`,
-          )
-          .all(table) as { name: string; nullable: string }[]
+          table,
+        )
       ).map((r) => ({ name: r.name, notNull: r.nullable === 'NO' }));
     }
     return (
-      this.db.prepare('SELECT name, "notnull" AS nn, pk FROM pragma_table_info(?) ORDER BY cid').all(table) as {
-        name: string;
-        nn: number;
-        pk: number;
-      }[]
+      await this.db.all<{ name: string; nn: number; pk: number }>(
+        'SELECT name, "notnull" AS nn, pk FROM pragma_table_info(?) ORDER BY cid',
+        table,
+      )
     ).map((r) => ({ name: r.name, notNull: r.nn === 1 }));
   }
 
-  primaryKey(table: string): string[] {
+  async primaryKey(table: string): Promise<string[]> {
     if (this.db.dialect === 'postgres') {
       return (
-        this.db
-          .prepare(
-            `SELECT a.attname AS name FROM pg_index i
+        await this.db.all<{ name: string }>(
+          `SELECT a.attname AS name FROM pg_index i
         JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
         WHERE i.indisprimary AND n.nspname = current_schema() AND c.relname = ? ORDER BY k.ord`,
-          )
-          .all(table) as { name: string }[]
+          table,
+        )
       ).map((r) => r.name);
     }
-    return (this.db.prepare('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk').all(table) as { name: string }[]).map(
+    return (await this.db.all<{ name: string }>('SELECT name FROM pragma_table_info(?) WHERE pk > 0 ORDER BY pk', table)).map(
       (r) => r.name,
     );
   }
 
   /** Single-column foreign keys of `table` (the only kind Factory's schema has). */
-  foreignKeys(table: string): ForeignKey[] {
+  async foreignKeys(table: string): Promise<ForeignKey[]> {
     if (this.db.dialect === 'postgres') {
-      return this.db
-        .prepare(
-          `SELECT a.attname AS "column", pc.relname AS parent, pa.attname AS ref
+      return this.db.all<ForeignKey>(
+        `SELECT a.attname AS "column", pc.relname AS parent, pa.attname AS ref
         FROM pg_constraint c
         JOIN pg_class cc ON cc.oid = c.conrelid JOIN pg_namespace n ON n.oid = cc.relnamespace
         JOIN pg_class pc ON pc.oid = c.confrelid
@@ -165,34 +158,36 @@ class Catalog {
         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.src
         JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.dst
         WHERE c.contype = 'f' AND n.nspname = current_schema() AND cc.relname = ?`,
-        )
-        .all(table) as ForeignKey[];
+        table,
+      );
     }
-    const rows = this.db
-      .prepare('SELECT "table" AS parent, "from" AS "column", "to" AS ref FROM pragma_foreign_key_list(?)')
-      .all(table) as Array<{ parent: string; column: string; ref: string | null }>;
-    return rows.map((r) => ({ column: r.column, parent: r.parent, ref: r.ref ?? this.primaryKey(r.parent)[0] ?? 'rowid' }));
+    const rows = await this.db.all<{ parent: string; column: string; ref: string | null }>(
+      'SELECT "table" AS parent, "from" AS "column", "to" AS ref FROM pragma_foreign_key_list(?)',
+      table,
+    );
+    const fks: ForeignKey[] = [];
+    for (const r of rows) fks.push({ column: r.column, parent: r.parent, ref: r.ref ?? (await this.primaryKey(r.parent))[0] ?? 'rowid' });
+    return fks;
   }
 
-  count(table: string): number {
-    return Number((this.db.prepare(`SELECT COUNT(*) AS n FROM ${q(table)}`).get() as { n: number | bigint }).n);
+  async count(table: string): Promise<number> {
+    return Number((await this.db.get<{ n: number | bigint }>(`SELECT COUNT(*) AS n FROM ${q(table)}`))!.n);
   }
 
   /**
    * The highest id the table's id generator has handed out (it can exceed MAX(id) when the newest
    * rows were deleted), or 0 when unknown.
    */
-  highWater(table: string, column: string): number {
+  async highWater(table: string, column: string): Promise<number> {
     if (this.db.dialect === 'postgres') {
-      const seq = (this.db.prepare('SELECT pg_get_serial_sequence(?, ?) AS s').get(table, column) as { s: string | null }).s;
+      const seq = (await this.db.get<{ s: string | null }>('SELECT pg_get_serial_sequence(?, ?) AS s', table, column))!.s;
       if (!seq) return 0;
-      const r = this.db.prepare(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS v FROM ${seq}`).get() as
-        { v: number } | undefined;
+      const r = await this.db.get<{ v: number }>(`SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END AS v FROM ${seq}`);
       return Number(r?.v ?? 0);
     }
-    const has = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'`).get();
+    const has = await this.db.get(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_sequence'`);
     if (!has) return 0;
-    const r = this.db.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').get(table) as { seq: number } | undefined;
+    const r = await this.db.get<{ seq: number }>('SELECT seq FROM sqlite_sequence WHERE name = ?', table);
     return Number(r?.seq ?? 0);
   }
 }
@@ -251,7 +246,7 @@ export interface MigrateDbIo {
   cwd?: string;
 }
 
-export function migrateDbCommand(args: string[], io: MigrateDbIo): number {
+export async function migrateDbCommand(args: string[], io: MigrateDbIo): Promise<number> {
   const { out, err } = io;
   const fail = (msg: string) => {
     err(`factory migrate-db: ${scrub(msg)}`);
@@ -299,28 +294,28 @@ export function migrateDbCommand(args: string[], io: MigrateDbIo): number {
     }
     const pgOpts = { applicationName: 'factory migrate-db', statementTimeoutMs: 300_000 };
     try {
-      sourceDb = openDb(source.target, pgOpts);
+      sourceDb = await openDb(source.target, pgOpts);
     } catch (e) {
       if (e instanceof SchemaTooNewError) return fail(`the source ${source.describe}: ${e.message}`);
       return fail(`could not open the source ${source.describe}: ${(e as Error).message}`);
     }
     try {
-      targetDb = openDb(target.target, pgOpts);
+      targetDb = await openDb(target.target, pgOpts);
     } catch (e) {
       if (e instanceof SchemaTooNewError) return fail(`the target ${target.describe}: ${e.message}`);
       return fail(`could not open the target ${target.describe}: ${(e as Error).message}`);
     }
-    return copyDatabase(sourceDb, targetDb, source, target, parsed.batch, out, err);
+    return await copyDatabase(sourceDb, targetDb, source, target, parsed.batch, out, err);
   } catch (e) {
     return fail(e instanceof Error ? e.message : String(e));
   } finally {
-    targetDb?.close();
-    sourceDb?.close();
+    await targetDb?.close();
+    await sourceDb?.close();
     for (const u of unlocks.reverse()) u();
   }
 }
 
-function copyDatabase(
+async function copyDatabase(
   sdb: Db,
   tdb: Db,
   source: Endpoint,
@@ -328,18 +323,22 @@ function copyDatabase(
   batch: number,
   out: (l: string) => void,
   err: (l: string) => void,
-): number {
+): Promise<number> {
   const fail = (msg: string) => {
     err(`factory migrate-db: ${scrub(msg)}`);
     return 1;
   };
   const sc = new Catalog(sdb);
   const tc = new Catalog(tdb);
-  const sourceTables = sc.tables();
-  const targetTables = tc.tables();
+  const sourceTables = await sc.tables();
+  const targetTables = await tc.tables();
 
   // Never merge: ids would collide and a live database would end up with two histories.
-  const used = targetTables.map((t) => ({ t, n: tc.count(t) })).filter((r) => r.n > 0);
+  const used: Array<{ t: string; n: number }> = [];
+  for (const t of targetTables) {
+    const n = await tc.count(t);
+    if (n > 0) used.push({ t, n });
+  }
   if (used.length) {
     return fail(
       `the target ${target.describe} already holds data (${used.map((r) => `${r.t}: ${r.n} rows`).join(', ')}); ` +
@@ -352,7 +351,7 @@ function copyDatabase(
 
   // Dangling references (possible in an SQLite file written with foreign keys off) would abort the copy midway.
   if (sdb.dialect === 'sqlite') {
-    const broken = sdb.prepare('PRAGMA foreign_key_check').all() as Array<{ table: string; rowid: number; parent: string }>;
+    const broken = await sdb.all<{ table: string; rowid: number; parent: string }>('PRAGMA foreign_key_check');
     if (broken.length) {
       const sample = broken
         .slice(0, 5)
@@ -364,75 +363,94 @@ function copyDatabase(
     }
   }
 
-  const fks = new Map(sourceTables.map((t) => [t, tc.foreignKeys(t)] as const));
+  const fks = new Map<string, ForeignKey[]>();
+  for (const t of sourceTables) fks.set(t, await tc.foreignKeys(t));
   const { order, later } = copyOrder(sourceTables, fks);
-  const plans: TablePlan[] = order.map((name) => {
-    const targetCols = tc.columns(name);
+  const plans: TablePlan[] = [];
+  for (const name of order) {
+    const targetCols = await tc.columns(name);
     const targetNames = new Set(targetCols.map((c) => c.name));
-    const sourceCols = sc.columns(name).map((c) => c.name);
+    const sourceCols = (await sc.columns(name)).map((c) => c.name);
     const onlySource = sourceCols.filter((c) => !targetNames.has(c));
     if (onlySource.length)
       err(
         `factory migrate-db: note: ${onlySource.map((c) => `${name}.${c}`).join(', ')} exist(s) only in the source and will not be copied`,
       );
     const columns = sourceCols.filter((c) => targetNames.has(c));
-    const pk = sc.primaryKey(name);
+    const pk = await sc.primaryKey(name);
     const key = pk.length === 1 && columns.includes(pk[0]!) ? pk[0] : undefined;
     const nullable = new Set(targetCols.filter((c) => !c.notNull).map((c) => c.name));
     const usable = (f: ForeignKey) => key !== undefined && columns.includes(f.column) && nullable.has(f.column);
-    return {
+    plans.push({
       name,
       columns,
       key,
       nullable,
       selfRefs: (fks.get(name) ?? []).filter((f) => f.parent === name && usable(f)),
       laterRefs: (later.get(name) ?? []).filter(usable),
-    };
-  });
+    });
+  }
 
-  const version = schemaVersion(sdb);
+  const version = await schemaVersion(sdb);
   out(`copying ${source.describe} (schema ${version}) to ${target.describe}`);
 
   const stats = { nul: 0 };
   const counts = new Map<string, number>();
-  // One snapshot of the source for the whole copy (SQLite: a read transaction; PostgreSQL: repeatable read).
-  sdb.exec(sdb.dialect === 'postgres' ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN');
+  const copy: { begun: boolean; failure?: string } = { begun: false };
   try {
-    tdb.transaction(() => {
-      const fixups: Fixup[] = [];
-      for (const plan of plans) {
-        let n: number;
-        try {
-          n = copyTable(sdb, tdb, plan, batch, fixups, stats);
-        } catch (e) {
-          throw new CopyError(`copying ${plan.name} failed: ${(e as Error).message}`);
-        }
-        counts.set(plan.name, n);
-        out(`${plan.name}: ${n} rows`);
+    // One snapshot of the source for the whole copy (SQLite: one transaction; PostgreSQL: repeatable
+    // read, read only). Inside it every source query goes through stx, every target query through tx.
+    await sdb.transaction(async (stx) => {
+      if (stx.dialect === 'postgres') await stx.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      copy.begun = true;
+      const ssc = new Catalog(stx);
+      try {
+        await tdb.transaction(async (tx) => {
+          const ttc = new Catalog(tx);
+          const fixups: Fixup[] = [];
+          for (const plan of plans) {
+            let n: number;
+            try {
+              n = await copyTable(stx, tx, plan, batch, fixups, stats);
+            } catch (e) {
+              throw new CopyError(`copying ${plan.name} failed: ${(e as Error).message}`);
+            }
+            counts.set(plan.name, n);
+            out(`${plan.name}: ${n} rows`);
+          }
+          for (const f of fixups) {
+            await tx.run(`UPDATE ${q(f.table)} SET ${q(f.column)} = ? WHERE ${q(f.key)} = ?`, f.value, f.keyValue);
+          }
+          if (tx.dialect === 'postgres') await resetSequences(tx, plans, ssc);
+          else await raiseSqliteSequences(tx, plans, ssc);
+          // Verified before the commit: a mismatch leaves the target empty.
+          const wrong: Array<{ t: string; s: number; d: number }> = [];
+          for (const p of plans) {
+            const s = await ssc.count(p.name);
+            const d = await ttc.count(p.name);
+            if (s !== d) wrong.push({ t: p.name, s, d });
+          }
+          if (wrong.length) {
+            throw new CopyError(`row counts differ after copying (${wrong.map((r) => `${r.t}: source ${r.s}, target ${r.d}`).join('; ')})`);
+          }
+        });
+      } catch (e) {
+        copy.failure = `${(e as Error).message}; the copy was rolled back, the target is unchanged`;
       }
-      for (const f of fixups) {
-        tdb.prepare(`UPDATE ${q(f.table)} SET ${q(f.column)} = ? WHERE ${q(f.key)} = ?`).run(f.value, f.keyValue);
-      }
-      if (tdb.dialect === 'postgres') resetSequences(tdb, plans, sc);
-      else raiseSqliteSequences(tdb, plans, sc);
-      // Verified before the commit: a mismatch leaves the target empty.
-      const wrong = plans.map((p) => ({ t: p.name, s: sc.count(p.name), d: tc.count(p.name) })).filter((r) => r.s !== r.d);
-      if (wrong.length) {
-        throw new CopyError(`row counts differ after copying (${wrong.map((r) => `${r.t}: source ${r.s}, target ${r.d}`).join('; ')})`);
-      }
-    })();
+    });
   } catch (e) {
-    return fail(`${(e as Error).message}; the copy was rolled back, the target is unchanged`);
-  } finally {
-    try {
-      sdb.exec('COMMIT');
-    } catch {
-      /* the snapshot ends with the connection */
-    }
+    // The snapshot could not begin: nothing was tried. Ending it failed: it ends with the connection.
+    if (!copy.begun) throw e;
   }
+  if (copy.failure !== undefined) return fail(copy.failure);
 
   // Once more after the commit, as another connection would see it.
-  const after = plans.map((p) => ({ t: p.name, want: counts.get(p.name) ?? -1, got: tc.count(p.name) })).filter((r) => r.want !== r.got);
+  const after: Array<{ t: string; want: number; got: number }> = [];
+  for (const p of plans) {
+    const want = counts.get(p.name) ?? -1;
+    const got = await tc.count(p.name);
+    if (want !== got) after.push({ t: p.name, want, got });
+  }
   if (after.length)
     return fail(`row counts differ after the commit (${after.map((r) => `${r.t}: copied ${r.want}, target has ${r.got}`).join('; ')})`);
   if (stats.nul) {
@@ -444,38 +462,49 @@ function copyDatabase(
   return 0;
 }
 
+/**
+ * SQLite source: a 64-bit integer beyond 2^53 is read as its decimal text, so it is not rounded to a
+ * double on the way; the target stores it as the integer again (PostgreSQL parses the text into
+ * int8, SQLite's INTEGER affinity converts it back). Every other value is read as it is.
+ */
+const exactSqlite = (column: string, alias: string) =>
+  `CASE WHEN typeof(${column}) = 'integer' AND ${column} NOT BETWEEN -9007199254740991 AND 9007199254740991 ` +
+  `THEN CAST(${column} AS TEXT) ELSE ${column} END AS ${alias}`;
+
 /** Copies one table in key order, `batch` rows per read; returns the number of rows written. */
-function copyTable(sdb: Db, tdb: Db, plan: TablePlan, batch: number, fixups: Fixup[], stats: { nul: number }): number {
+async function copyTable(
+  sdb: AsyncDb,
+  tdb: AsyncDb,
+  plan: TablePlan,
+  batch: number,
+  fixups: Fixup[],
+  stats: { nul: number },
+): Promise<number> {
   const cols = plan.columns;
   if (cols.length === 0) return 0;
   const list = cols.map(q).join(', ');
   const t = q(plan.name);
-  const exact = (s: Statement) => {
-    // SQLite: 64-bit integers as BigInt, so nothing above 2^53 is rounded on the way.
-    const native = s as Statement & { safeIntegers?: (on: boolean) => unknown };
-    if (sdb.dialect === 'sqlite' && typeof native.safeIntegers === 'function') native.safeIntegers(true);
-    return s;
-  };
+  // Qualified, so ORDER BY and WHERE mean the table's column, not the select list's expression of the same name.
+  const selected = sdb.dialect === 'sqlite' ? cols.map((c) => exactSqlite(`${t}.${q(c)}`, q(c))).join(', ') : list;
   const key = plan.key;
-  const first = exact(
-    key
-      ? sdb.prepare(`SELECT ${list} FROM ${t} ORDER BY ${q(key)} LIMIT ?`)
-      : sdb.prepare(`SELECT ${list} FROM ${t} ORDER BY ${cols.map((_, i) => i + 1).join(', ')} LIMIT ? OFFSET ?`),
-  );
-  const next = key ? exact(sdb.prepare(`SELECT ${list} FROM ${t} WHERE ${q(key)} > ? ORDER BY ${q(key)} LIMIT ?`)) : undefined;
+  const keyCol = key ? `${t}.${q(key)}` : '';
+  const first = key
+    ? `SELECT ${selected} FROM ${t} ORDER BY ${keyCol} LIMIT ?`
+    : `SELECT ${selected} FROM ${t} ORDER BY ${cols.map((_, i) => i + 1).join(', ')} LIMIT ? OFFSET ?`;
+  const next = key ? `SELECT ${selected} FROM ${t} WHERE ${keyCol} > ? ORDER BY ${keyCol} LIMIT ?` : '';
 
   const perStatement = Math.max(1, Math.min(batch, Math.floor(MAX_PARAMS[tdb.dialect] / cols.length)));
-  const inserts = new Map<number, Statement>();
+  const inserts = new Map<number, string>();
   const insert = (n: number) => {
     let s = inserts.get(n);
     if (!s) {
       const row = `(${cols.map(() => '?').join(', ')})`;
-      s = tdb.prepare(`INSERT INTO ${t} (${list}) VALUES ${Array.from({ length: n }, () => row).join(', ')}`);
+      s = `INSERT INTO ${t} (${list}) VALUES ${Array.from({ length: n }, () => row).join(', ')}`;
       inserts.set(n, s);
     }
     return s;
   };
-  // PostgreSQL text cannot hold NUL: replaced here as pg-sync.ts would, but counted for the report.
+  // PostgreSQL text cannot hold NUL: replaced here as the database layer would, but counted for the report.
   const toPg = tdb.dialect === 'postgres';
   const value = (v: unknown) => {
     if (toPg && typeof v === 'string' && v.includes('\u0000')) {
@@ -488,7 +517,11 @@ function copyTable(sdb: Db, tdb: Db, plan: TablePlan, batch: number, fixups: Fix
   let copied = 0;
   let last: unknown;
   for (;;) {
-    const rows = (key ? (copied === 0 ? first.all(batch) : next!.all(last, batch)) : first.all(batch, copied)) as Record<string, unknown>[];
+    const rows = key
+      ? copied === 0
+        ? await sdb.all(first, batch)
+        : await sdb.all(next, last, batch)
+      : await sdb.all(first, batch, copied);
     if (rows.length === 0) break;
     for (let i = 0; i < rows.length; i += perStatement) {
       const chunk = rows.slice(i, i + perStatement);
@@ -511,7 +544,7 @@ function copyTable(sdb: Db, tdb: Db, plan: TablePlan, batch: number, fixups: Fix
           values.push(value(v));
         }
       }
-      insert(chunk.length).run(values);
+      await tdb.run(insert(chunk.length), values);
     }
     copied += rows.length;
     if (key) last = rows[rows.length - 1]![key];
@@ -521,32 +554,32 @@ function copyTable(sdb: Db, tdb: Db, plan: TablePlan, batch: number, fixups: Fix
 }
 
 /** PostgreSQL: every identity/serial id continues after the copied ids (and the source's high-water mark). */
-function resetSequences(tdb: Db, plans: TablePlan[], sc: Catalog): void {
+async function resetSequences(tdb: AsyncDb, plans: TablePlan[], sc: Catalog): Promise<void> {
   for (const p of plans) {
     if (!p.key) continue;
-    const seq = (tdb.prepare('SELECT pg_get_serial_sequence(?, ?) AS s').get(p.name, p.key) as { s: string | null }).s;
+    const seq = (await tdb.get<{ s: string | null }>('SELECT pg_get_serial_sequence(?, ?) AS s', p.name, p.key))!.s;
     if (!seq) continue;
-    const max = Number((tdb.prepare(`SELECT COALESCE(MAX(${q(p.key)}), 0) AS m FROM ${q(p.name)}`).get() as { m: number }).m);
-    const next = Math.max(max, sc.highWater(p.name, p.key));
-    if (next > 0) tdb.prepare('SELECT setval(?::regclass, ?, true)').get(seq, next);
-    else tdb.prepare('SELECT setval(?::regclass, 1, false)').get(seq);
+    const max = Number((await tdb.get<{ m: number }>(`SELECT COALESCE(MAX(${q(p.key)}), 0) AS m FROM ${q(p.name)}`))!.m);
+    const next = Math.max(max, await sc.highWater(p.name, p.key));
+    if (next > 0) await tdb.get('SELECT setval(?::regclass, ?, true)', seq, next);
+    else await tdb.get('SELECT setval(?::regclass, 1, false)', seq);
   }
 }
 
 /** SQLite target: AUTOINCREMENT already follows the explicit ids; only a higher source high-water mark is carried over. */
-function raiseSqliteSequences(tdb: Db, plans: TablePlan[], sc: Catalog): void {
+async function raiseSqliteSequences(tdb: AsyncDb, plans: TablePlan[], sc: Catalog): Promise<void> {
   const auto = new Set(
-    (tdb.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'`).all() as { name: string }[]).map(
+    (await tdb.all<{ name: string }>(`SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%AUTOINCREMENT%'`)).map(
       (r) => r.name,
     ),
   );
   for (const p of plans) {
     if (!p.key || !auto.has(p.name)) continue;
-    const hw = sc.highWater(p.name, p.key);
+    const hw = await sc.highWater(p.name, p.key);
     if (hw <= 0) continue;
-    const changed = tdb.prepare('UPDATE sqlite_sequence SET seq = ? WHERE name = ? AND seq < ?').run(hw, p.name, hw).changes;
-    if (changed === 0 && !tdb.prepare('SELECT 1 FROM sqlite_sequence WHERE name = ?').get(p.name)) {
-      tdb.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)').run(p.name, hw);
+    const changed = (await tdb.run('UPDATE sqlite_sequence SET seq = ? WHERE name = ? AND seq < ?', hw, p.name, hw)).changes;
+    if (changed === 0 && !(await tdb.get('SELECT 1 FROM sqlite_sequence WHERE name = ?', p.name))) {
+      await tdb.run('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)', p.name, hw);
     }
   }
 }

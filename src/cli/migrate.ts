@@ -5,7 +5,7 @@ import { listMigrations, openDb, SchemaTooNewError, type Db } from '../db/connec
 import { DataDirLockedError, lockDataDir } from '../lock.js';
 import { registerSecrets } from '../secrets.js';
 
-export function migrateCommand(print: (line: string) => void, opts: { asRoot?: boolean } = {}): number {
+export async function migrateCommand(print: (line: string) => void, opts: { asRoot?: boolean } = {}): Promise<number> {
   const config = loadConfig();
   // Error messages go through the scrubber in runCli; it must know the database password.
   registerSecrets(secretValues(config));
@@ -36,23 +36,21 @@ export function migrateCommand(print: (line: string) => void, opts: { asRoot?: b
     const { url, dialect, describe, statement_timeout_seconds: timeout } = config.database;
     let db: Db;
     try {
-      db = openDb(url, { applicationName: 'factory migrate', statementTimeoutMs: timeout * 1000 });
+      db = await openDb(url, { applicationName: 'factory migrate', statementTimeoutMs: timeout * 1000 });
     } catch (err) {
       if (err instanceof SchemaTooNewError) throw err;
       throw new Error(`could not open ${describe}: ${(err as Error).message}`, { cause: err });
     }
     try {
-      const rows = db.prepare('SELECT version, name, applied_at FROM schema_migrations ORDER BY version').all() as Array<{
-        version: number;
-        name: string;
-        applied_at: string;
-      }>;
+      const rows = await db.all<{ version: number; name: string; applied_at: string }>(
+        'SELECT version, name, applied_at FROM schema_migrations ORDER BY version',
+      );
       const known = Math.max(0, ...listMigrations(dialect).map((m) => m.version));
       const current = rows.length ? rows[rows.length - 1]!.version : 0;
       for (const r of rows) print(`  ${String(r.version).padStart(4, '0')} ${r.name.replace(/^\d+_/, '')} (applied ${r.applied_at})`);
       print(`${describe}: schema version ${current}${current === known ? ' (up to date)' : ` (this build knows ${known})`}`);
     } finally {
-      db.close();
+      await db.close();
     }
   } finally {
     unlock();

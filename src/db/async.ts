@@ -10,7 +10,6 @@ import type Database from 'better-sqlite3';
 import pg from 'pg';
 import type { Tables } from './schema.js';
 
-
 // BIGINT and NUMERIC arrive as strings by default; Factory's ids, counts and costs fit a double.
 pg.types.setTypeParser(20, (v) => Number(v));
 pg.types.setTypeParser(1700, (v) => Number(v));

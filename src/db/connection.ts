@@ -83,7 +83,12 @@ async function migrateOn(db: AsyncDb, migrations: Migration[]): Promise<number[]
     if (applied.has(m.version)) continue;
     await db.transaction(async (tx) => {
       await tx.exec(m.sql);
-      await tx.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', m.version, m.name, new Date().toISOString());
+      await tx.run(
+        'INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)',
+        m.version,
+        m.name,
+        new Date().toISOString(),
+      );
     });
     done.push(m.version);
   }

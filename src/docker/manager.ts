@@ -81,6 +81,8 @@ export class EnvironmentManager {
   private timer: NodeJS.Timeout | null = null;
   private polling: Promise<unknown> | null = null;
   private available: { ok: boolean | null; checkedAt: string | null; error: string } = { ok: null, checkedAt: null, error: '' };
+  /** instanceId(), read (or made) once: concurrent first callers must not each make their own. */
+  private instance: Promise<string> | null = null;
 
   private readonly machine: string;
 
@@ -122,12 +124,13 @@ export class EnvironmentManager {
     await this.polling?.catch(() => undefined);
   }
 
-  health(): Record<string, unknown> {
+  async health(): Promise<Record<string, unknown>> {
+    const environments = await this.d.repo.countLive();
     return {
       available: this.available.ok,
       checked_at: this.available.checkedAt,
       ...(this.available.error ? { error: this.available.error } : {}),
-      environments: this.d.repo.countLive(),
+      environments,
     };
   }
 
@@ -139,7 +142,7 @@ export class EnvironmentManager {
       throw new AppError(400, 'invalid_input', 'service: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', 'service');
     if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535)
       throw new AppError(400, 'invalid_input', 'port: must be an integer between 1 and 65535', 'port');
-    const task = this.d.tasks.get(input.taskId);
+    const task = await this.d.tasks.get(input.taskId);
     if (!task) throw notFound('Task');
     if (task.status !== 'in_progress') {
       throw conflict(`Task ${task.id} is ${task.status}: environments can only be started while its agent is running (in_progress)`);
@@ -164,21 +167,21 @@ export class EnvironmentManager {
     const prNumber = task.pr_number ?? null;
     let n = naming(type, task.id, type === 'preview' ? prNumber : null);
     // Two repositories can have a PR with the same number: the second gets the repository in its name.
-    const holder = type === 'preview' && prNumber ? this.d.repo.liveByProject(n.project) : undefined;
+    const holder = type === 'preview' && prNumber ? await this.d.repo.liveByProject(n.project) : undefined;
     if (holder && holder.repo && holder.repo !== spec.slug) n = naming(type, task.id, prNumber, dnsPart(spec.slug));
     const host = `${n.hostLabel}.${config.docker.domain}`;
     const url = `https://${host}`;
 
     if (type === 'preview') {
       // One preview per task: a preview started before the PR existed gives way to the pr-<n> one.
-      for (const other of this.d.repo.live({ taskId: task.id, type: 'preview' })) {
+      for (const other of await this.d.repo.live({ taskId: task.id, type: 'preview' })) {
         if (other.project !== n.project) await this.teardown(other, 'replaced by a newer preview of the same task');
       }
     }
 
     return this.locks.run(n.project, async () => {
       // The task may have ended while we waited for the lock; its teardown would then miss this row.
-      const now = this.d.tasks.get(task.id);
+      const now = await this.d.tasks.get(task.id);
       if (now?.status !== 'in_progress')
         throw conflict(
           `Task ${task.id} is ${now?.status ?? 'gone'}: environments can only be started while its agent is running (in_progress)`,
@@ -191,7 +194,7 @@ export class EnvironmentManager {
         'factory.env-type': type,
         ...(prNumber ? { 'factory.pr-number': String(prNumber) } : {}),
         'factory.created-at': nowIso(),
-        'factory.instance': this.instanceId(),
+        'factory.instance': await this.instanceId(),
       };
       writeFileSync(
         overrideFile,
@@ -207,7 +210,7 @@ export class EnvironmentManager {
           compose: info,
         }),
       );
-      let row = this.d.repo.upsertLive({
+      let row = await this.d.repo.upsertLive({
         task_id: task.id,
         repo: spec.slug,
         project: n.project,
@@ -250,9 +253,14 @@ export class EnvironmentManager {
       });
       if (!health.ok) throw await this.failUp(row, files, worktree, health.error);
 
-      row = this.d.repo.update(row.id, { status: 'running', health: health.health, container_id: health.containerId, last_error: '' })!;
+      row = (await this.d.repo.update(row.id, {
+        status: 'running',
+        health: health.health,
+        container_id: health.containerId,
+        last_error: '',
+      }))!;
       this.log.info({ taskId: task.id, project: n.project, url, health: health.health }, 'environment ready');
-      if (type === 'preview') this.announcePreview(task.id, url);
+      if (type === 'preview') await this.announcePreview(task.id, url);
       return row;
     });
   }
@@ -272,22 +280,22 @@ export class EnvironmentManager {
     this.log.warn({ taskId: row.task_id, project: row.project, error: why }, 'environment failed to start; tearing it down');
     const down = await this.composeDown(row);
     if (down.ok) {
-      this.d.repo.markRemoved(row.id, 'failed', message);
+      await this.d.repo.markRemoved(row.id, 'failed', message);
       this.removeOverride(row);
     } else {
-      this.d.repo.update(row.id, { status: 'failed', last_error: message });
+      await this.d.repo.update(row.id, { status: 'failed', last_error: message });
     }
     return new AppError(502, 'environment_failed', `Environment ${row.project} did not come up: ${message}`);
   }
 
   /** Stores the preview URL on the task and announces it once per (task, url). */
-  private announcePreview(taskId: number, url: string): void {
+  private async announcePreview(taskId: number, url: string): Promise<void> {
     const key = `environments:preview_notified:${taskId}`;
-    const seen = this.d.kv.get<string[]>(key) ?? [];
-    const current = this.d.tasks.get(taskId);
-    const task = current && current.preview_url !== url ? (this.d.tasks.update(taskId, { preview_url: url }) ?? current) : current;
+    const seen = (await this.d.kv.get<string[]>(key)) ?? [];
+    const current = await this.d.tasks.get(taskId);
+    const task = current && current.preview_url !== url ? ((await this.d.tasks.update(taskId, { preview_url: url })) ?? current) : current;
     if (!task || seen.includes(url)) return;
-    this.d.kv.set(key, [...seen, url]);
+    await this.d.kv.set(key, [...seen, url]);
     this.d.bus.emit('task.preview', { task, url });
   }
 
@@ -295,7 +303,7 @@ export class EnvironmentManager {
 
   /** Tears down the task's live environments (of one type, or all). */
   async down(taskId: number, type?: EnvType, reason = 'requested by the agent'): Promise<RemoveResult[]> {
-    const all = this.d.repo.live({ taskId, type });
+    const all = await this.d.repo.live({ taskId, type });
     const rows = all.filter((r) => this.mine(r));
     const elsewhere = all.find((r) => !this.mine(r));
     if (!rows.length && elsewhere) throw this.notHere(elsewhere);
@@ -307,7 +315,7 @@ export class EnvironmentManager {
 
   /** Tears down one environment by our id (operator route). */
   async remove(id: number, reason = 'removed by an operator'): Promise<RemoveResult | undefined> {
-    const row = this.d.repo.get(id);
+    const row = await this.d.repo.get(id);
     if (!row) return undefined;
     if (row.removed_at) return { ok: true, row, already: true };
     if (!this.mine(row)) throw this.notHere(row);
@@ -326,33 +334,33 @@ export class EnvironmentManager {
     );
   }
 
-  status(taskId: number): EnvironmentRow[] {
+  status(taskId: number): Promise<EnvironmentRow[]> {
     return this.d.repo.list({ taskId, includeRemoved: false });
   }
 
   /** Newest first; torn-down ones too when `includeRemoved`. */
-  list(includeRemoved = false, taskId?: number): EnvironmentRow[] {
+  list(includeRemoved = false, taskId?: number): Promise<EnvironmentRow[]> {
     return this.d.repo.list({ includeRemoved, taskId });
   }
 
-  get(id: number): EnvironmentRow | undefined {
+  get(id: number): Promise<EnvironmentRow | undefined> {
     return this.d.repo.get(id);
   }
 
   /** `docker compose down -v --remove-orphans` of the row's project; the row is marked removed on success. */
   async teardown(row: EnvironmentRow, reason: string): Promise<RemoveResult> {
     return this.locks.run(row.project, async () => {
-      const fresh = this.d.repo.get(row.id) ?? row;
+      const fresh = (await this.d.repo.get(row.id)) ?? row;
       if (fresh.removed_at) return { ok: true, row: fresh, already: true };
       const r = await this.composeDown(fresh);
       if (!r.ok) {
         const error = scrub(`docker compose down failed: ${firstLine(r.stderr) || r.spawnError || `exit code ${r.exitCode}`}`);
         this.log.warn({ taskId: fresh.task_id, project: fresh.project, error }, 'could not tear down environment');
-        return { ok: false, row: this.d.repo.update(fresh.id, { last_error: error }) ?? fresh, error };
+        return { ok: false, row: (await this.d.repo.update(fresh.id, { last_error: error })) ?? fresh, error };
       }
       this.removeOverride(fresh);
       this.log.info({ taskId: fresh.task_id, project: fresh.project, reason }, 'environment torn down');
-      return { ok: true, row: this.d.repo.markRemoved(fresh.id, fresh.status === 'failed' ? 'failed' : 'removed') ?? fresh };
+      return { ok: true, row: (await this.d.repo.markRemoved(fresh.id, fresh.status === 'failed' ? 'failed' : 'removed')) ?? fresh };
     });
   }
 
@@ -380,10 +388,10 @@ export class EnvironmentManager {
   /** Bus listener: a task that stopped working loses its test environments. */
   async onTaskStatus(task: TaskRow): Promise<void> {
     // Environments on other hosts are theirs: their poller sees the task's end.
-    const live = this.d.repo.live({ taskId: task.id }).filter((r) => this.mine(r));
+    const live = (await this.d.repo.live({ taskId: task.id })).filter((r) => this.mine(r));
     if (!live.length) return;
     for (const row of live) {
-      if (row.env_type === 'preview' && !row.pr_number && task.pr_number) this.d.repo.update(row.id, { pr_number: task.pr_number });
+      if (row.env_type === 'preview' && !row.pr_number && task.pr_number) await this.d.repo.update(row.id, { pr_number: task.pr_number });
     }
     if (!isFinished(task.status)) return;
     for (const row of live) {
@@ -410,13 +418,13 @@ export class EnvironmentManager {
 
   private async pollOnce(): Promise<EnvironmentRow[]> {
     const removed: EnvironmentRow[] = [];
-    const live = this.d.repo.live().filter((r) => this.mine(r));
+    const live = (await this.d.repo.live()).filter((r) => this.mine(r));
     if (!live.length) return removed;
     if (!(await this.checkDocker())) return removed;
     const maxAgeMs = this.d.config.docker.preview_max_age_hours * 3_600_000;
     for (const row of live) {
       if (this.abort.signal.aborted) break;
-      const task = this.d.tasks.get(row.task_id);
+      const task = await this.d.tasks.get(row.task_id);
       let reason: string | undefined;
       if (row.env_type === 'test') {
         if (!task || isFinished(task.status)) reason = task ? `task ${task.id} is ${task.status}` : `task ${row.task_id} no longer exists`;
@@ -426,7 +434,7 @@ export class EnvironmentManager {
         reason = `task ${row.task_id} no longer exists`;
       } else {
         const pr = row.pr_number ?? task.pr_number;
-        if (pr && !row.pr_number) this.d.repo.update(row.id, { pr_number: pr });
+        if (pr && !row.pr_number) await this.d.repo.update(row.id, { pr_number: pr });
         if (!pr) {
           if (isTerminal(task.status)) reason = `task ${task.id} is ${task.status} without a pull request`;
         } else if (this.d.github.enabled) {
@@ -457,7 +465,7 @@ export class EnvironmentManager {
    */
   async reconcile(): Promise<void> {
     // Never used here: nothing of ours can be running (and a test run never touches the host's docker).
-    if (!this.d.repo.any()) return;
+    if (!(await this.d.repo.any())) return;
     if (!(await this.checkDocker())) {
       this.log.info({ error: this.available.error }, 'docker unavailable: skipped the environment cleanup at start');
       return;
@@ -470,7 +478,7 @@ export class EnvironmentManager {
         '--filter',
         'label=factory.task-id',
         '--filter',
-        `label=factory.instance=${this.instanceId()}`,
+        `label=factory.instance=${await this.instanceId()}`,
         '--format',
         '{{json .}}',
       ],
@@ -489,8 +497,8 @@ export class EnvironmentManager {
       const labels = containers[0]!.labels;
       const taskId = Number(labels['factory.task-id']);
       const type = labels['factory.env-type'] === 'preview' ? 'preview' : 'test';
-      const task = Number.isInteger(taskId) ? this.d.tasks.get(taskId) : undefined;
-      const row = this.d.repo.liveByProject(project);
+      const task = Number.isInteger(taskId) ? await this.d.tasks.get(taskId) : undefined;
+      const row = await this.d.repo.liveByProject(project);
       const orphan = !task || (type === 'test' && !ACTIVE_TASK.has(task.status));
       if (orphan) {
         const why = task ? `task ${task.id} is ${task.status}` : `task ${labels['factory.task-id'] ?? '?'} is unknown`;
@@ -502,14 +510,14 @@ export class EnvironmentManager {
           else this.log.warn({ project, error: firstLine(down.stderr) }, 'could not tear down an orphaned environment');
         }
       } else if (!row && type === 'preview') {
-        this.adopt(project, containers[0]!, task);
+        await this.adopt(project, containers[0]!, task);
       }
     }
     // Rows whose containers vanished (removed by hand, or a crash in the middle of `up`); only this
     // host's rows: this Docker daemon cannot see another host's containers.
-    for (const row of this.d.repo.live().filter((r) => this.mine(r))) {
+    for (const row of (await this.d.repo.live()).filter((r) => this.mine(r))) {
       if (!byProject.has(row.project)) {
-        this.d.repo.markRemoved(
+        await this.d.repo.markRemoved(
           row.id,
           row.status === 'running' ? 'removed' : 'failed',
           row.last_error || 'its containers were gone when Factory started',
@@ -520,13 +528,13 @@ export class EnvironmentManager {
   }
 
   /** A labelled preview with no row (e.g. a restored database) is tracked again, so its PR is watched. */
-  private adopt(project: string, c: ContainerSummary, task: TaskRow): void {
+  private async adopt(project: string, c: ContainerSummary, task: TaskRow): Promise<void> {
     const l = c.labels;
     const rule = Object.entries(l).find(([k]) => /^traefik\.http\.routers\.[^.]+\.rule$/.test(k))?.[1] ?? '';
     const host = /Host\(`([^`]+)`\)/.exec(rule)?.[1] ?? '';
     const portLabel = Object.entries(l).find(([k]) => /^traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port$/.test(k))?.[1];
     const pr = Number(l['factory.pr-number']);
-    const row = this.d.repo.upsertLive({
+    const row = await this.d.repo.upsertLive({
       task_id: task.id,
       repo: l['factory.repo'] ?? task.repo,
       project,
@@ -541,18 +549,30 @@ export class EnvironmentManager {
       worktree: '',
       machine: this.machine,
     });
-    this.d.repo.update(row.id, { status: 'running', container_id: c.id });
+    await this.d.repo.update(row.id, { status: 'running', container_id: c.id });
     this.log.info({ project, taskId: task.id }, 'found a preview environment without a record; tracking it again');
   }
 
   // ------------------------------------------------------------------ helpers
 
   /** A random id per installation (stored with the data), put on every container as factory.instance. */
-  instanceId(): string {
-    let id = this.d.kv.get<string>('environments:instance_id');
+  instanceId(): Promise<string> {
+    if (!this.instance) {
+      const made = this.readInstanceId();
+      this.instance = made;
+      // A failed read is not remembered: the next caller tries again.
+      made.catch(() => {
+        if (this.instance === made) this.instance = null;
+      });
+    }
+    return this.instance;
+  }
+
+  private async readInstanceId(): Promise<string> {
+    let id = await this.d.kv.get<string>('environments:instance_id');
     if (!id) {
       id = randomBytes(6).toString('hex');
-      this.d.kv.set('environments:instance_id', id);
+      await this.d.kv.set('environments:instance_id', id);
     }
     return id;
   }

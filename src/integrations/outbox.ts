@@ -85,9 +85,12 @@ export class OutboxWorker {
     this.notify();
   }
 
-  /** Adds a delivery (idempotent per dedupeKey) and wakes the loop. */
-  enqueue(channel: string, payload: unknown, opts: EnqueueOptions = {}): OutboxRow {
-    const { row, created } = this.repo.enqueue(channel, payload, opts);
+  /**
+   * Adds a delivery and wakes the loop. Idempotent per dedupeKey: the UNIQUE key decides in SQL
+   * (ON CONFLICT DO NOTHING), so two producers racing with one key get the same row.
+   */
+  async enqueue(channel: string, payload: unknown, opts: EnqueueOptions = {}): Promise<OutboxRow> {
+    const { row, created } = await this.repo.enqueue(channel, payload, opts);
     if (created) this.notify();
     return row;
   }
@@ -97,7 +100,7 @@ export class OutboxWorker {
     this.wake?.();
   }
 
-  pending(channel?: string): number {
+  pending(channel?: string): Promise<number> {
     return this.repo.pending(channel);
   }
 
@@ -176,11 +179,19 @@ export class OutboxWorker {
     return [...this.handlers.keys()];
   }
 
-  /** Starts the due rows that fit in the free slots; in-flight rows are skipped (and still block their key). */
+  /**
+   * Starts the due rows that fit in the free slots; in-flight rows are skipped (and still block their key).
+   * Only the loop calls this, one round at a time, so the in-flight set it reads cannot change under it
+   * except by deliveries ending, and a delivery leaves the set only after its result is stored: a row
+   * that due() returns is never one being delivered. The has() check below keeps that true even if
+   * a second round ever overlapped.
+   */
   private async startDue(): Promise<void> {
     const free = this.opts.concurrency - this.inFlight.size;
+    if (free <= 0) return;
     const rows = await this.repo.due(this.channels(), Date.now(), free, [...this.inFlight.keys()]);
     for (const row of rows) {
+      if (this.inFlight.has(row.id) || this.inFlight.size >= this.opts.concurrency) continue;
       const delivery = this.deliver(row)
         .catch((err) => this.logger.error({ err: coerceError(err), outbox_id: row.id }, 'outbox could not record a delivery'))
         .finally(() => {

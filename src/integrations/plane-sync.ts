@@ -5,7 +5,7 @@ import { AGENT_TYPES, type Config } from '../config.js';
 import type { TaskRow } from '../db/repositories/tasks.js';
 import type { WorkflowRow } from '../db/repositories/workflows.js';
 import type { SeenRepo } from '../db/repositories/seen.js';
-import type { EventBus } from '../events/bus.js';
+import type { DomainEvents, EventBus } from '../events/bus.js';
 import type { TaskService } from '../tasks/service.js';
 import type { Scheduler } from '../queue/scheduler.js';
 import type { ClarificationService } from '../orchestrator/clarify.js';
@@ -18,6 +18,7 @@ import { parseClarification } from '../orchestrator/clarification.js';
 import { coerceError } from '../errors.js';
 import { parseRepoSpec } from '../git/repo-spec.js';
 import type { TriggerGate } from '../auth/triggers.js';
+import { KeyedSerial } from './serial.js';
 
 export const PLANE_CHANNEL = 'plane';
 type StateKey = 'queued' | 'in_progress' | 'in_review' | 'done' | 'failed' | 'cancelled' | 'waiting_for_input';
@@ -38,6 +39,12 @@ export class PlaneSync {
   readonly client: PlaneClient;
   private pollTimer: NodeJS.Timeout | null = null;
   private readonly progress = new Map<number, { count: number; lastAt: number }>();
+  /**
+   * Event listeners (and progress comments) run one after another in event order, so a task's Plane
+   * updates are queued in the order they happened, as with the synchronous database. Webhook work
+   * on one issue runs one at a time too (key `issue:<id>`), see handleParsed.
+   */
+  private readonly serial = new KeyedSerial();
 
   constructor(
     private readonly d: {
@@ -67,43 +74,51 @@ export class PlaneSync {
     return this.client.enabled;
   }
 
-  private enqueue(op: PlaneOp, key: string, dedupeKey?: string): void {
-    this.d.outbox.enqueue(PLANE_CHANNEL, op, { orderKey: key, dedupeKey });
+  private async enqueue(op: PlaneOp, key: string, dedupeKey?: string): Promise<void> {
+    await this.d.outbox.enqueue(PLANE_CHANNEL, op, { orderKey: key, dedupeKey });
   }
 
-  private forTask(task: TaskRow, state: StateKey | null, comment?: string): void {
+  private async forTask(task: TaskRow, state: StateKey | null, comment?: string): Promise<void> {
     const key = `plane:task:${task.id}`;
-    if (state) this.enqueue({ op: 'state', taskId: task.id, state }, key);
-    if (comment) this.enqueue({ op: 'comment', taskId: task.id, html: comment }, key);
+    if (state) await this.enqueue({ op: 'state', taskId: task.id, state }, key);
+    if (comment) await this.enqueue({ op: 'comment', taskId: task.id, html: comment }, key);
   }
 
-  private forWorkflow(wf: WorkflowRow, state: StateKey, comment?: string): void {
+  private async forWorkflow(wf: WorkflowRow, state: StateKey, comment?: string): Promise<void> {
     if (!wf.plane_issue_id) return;
     const key = `plane:workflow:${wf.id}`;
-    this.enqueue({ op: 'state', issueId: wf.plane_issue_id, state }, key);
-    if (comment) this.enqueue({ op: 'comment', issueId: wf.plane_issue_id, html: comment }, key);
+    await this.enqueue({ op: 'state', issueId: wf.plane_issue_id, state }, key);
+    if (comment) await this.enqueue({ op: 'comment', issueId: wf.plane_issue_id, html: comment }, key);
+  }
+
+  /** A bus listener whose work runs in event order (see `serial`); the bus logs its failures. */
+  private on<K extends keyof DomainEvents & string>(event: K, fn: (payload: DomainEvents[K]) => Promise<unknown>): void {
+    this.d.bus.on(event, (payload) =>
+      this.serial.run('events', async () => {
+        await fn(payload);
+      }),
+    );
   }
 
   private listen(): void {
-    const { bus } = this.d;
-    const linked = (t: TaskRow) =>
-      !t.workflow_id && (t.plane_issue_id !== '' || this.d.outbox.repo.byDedupeKey(`plane:create:${t.id}`) !== undefined);
-    bus.on('task.created', ({ task }) => {
+    const linked = async (t: TaskRow) =>
+      !t.workflow_id && (t.plane_issue_id !== '' || (await this.d.outbox.repo.byDedupeKey(`plane:create:${t.id}`)) !== undefined);
+    this.on('task.created', async ({ task }) => {
       // Tasks made through the API get a Plane issue; the external_source marks it as ours for the webhook.
       // (Only new work: a task that adopts an existing PR is created in review and needs no issue.)
       if (!task.plane_issue_id && !task.workflow_id && task.status === 'queued')
-        this.enqueue({ op: 'create', taskId: task.id }, `plane:task:${task.id}`, `plane:create:${task.id}`);
+        await this.enqueue({ op: 'create', taskId: task.id }, `plane:task:${task.id}`, `plane:create:${task.id}`);
     });
-    bus.on('agent.started', ({ task, branch }) => {
-      if (linked(task))
-        this.forTask(
+    this.on('agent.started', async ({ task, branch }) => {
+      if (await linked(task))
+        await this.forTask(
           task,
           'in_progress',
           `<p>🔧 Agent started (${escapeHtml(task.agent_type)}) on branch <code>${escapeHtml(branch)}</code>.</p>`,
         );
     });
-    bus.on('task.status', ({ task }) => {
-      if (!linked(task)) return;
+    this.on('task.status', async ({ task }) => {
+      if (!(await linked(task))) return;
       switch (task.status) {
         case 'in_review':
           return this.forTask(
@@ -121,8 +136,8 @@ export class PlaneSync {
           const q = parseClarification(task.clarification_context);
           const round = q.history.length;
           const options = q.options?.length ? `<ul>${q.options.map((o) => `<li>${escapeHtml(o)}</li>`).join('')}</ul>` : '';
-          this.enqueue({ op: 'state', taskId: task.id, state: 'waiting_for_input' }, `plane:task:${task.id}`);
-          this.enqueue(
+          await this.enqueue({ op: 'state', taskId: task.id, state: 'waiting_for_input' }, `plane:task:${task.id}`);
+          await this.enqueue(
             {
               op: 'comment',
               taskId: task.id,
@@ -137,42 +152,42 @@ export class PlaneSync {
           return;
       }
     });
-    bus.on('task.preview', ({ task, url }) => {
-      if (!linked(task)) return;
-      this.enqueue(
+    this.on('task.preview', async ({ task, url }) => {
+      if (!(await linked(task))) return;
+      await this.enqueue(
         { op: 'comment', taskId: task.id, html: `<p>🚀 Preview deployed: <a href="${escapeHtml(url)}">${escapeHtml(url)}</a></p>` },
         `plane:task:${task.id}`,
         `plane:preview:${task.id}:${url}`,
       );
     });
-    bus.on('task.pr_attention', ({ task, reason }) => {
-      if (linked(task)) this.forTask(task, null, `<p>⚠️ ${escapeHtml(reason)}</p>`);
+    this.on('task.pr_attention', async ({ task, reason }) => {
+      if (await linked(task)) await this.forTask(task, null, `<p>⚠️ ${escapeHtml(reason)}</p>`);
     });
     // The state moves back to in_progress when the agent actually starts again (agent.started).
-    bus.on('task.answered', ({ task }) => {
-      if (linked(task)) this.forTask(task, null, '<p>▶️ Answer received; the agent resumes.</p>');
+    this.on('task.answered', async ({ task }) => {
+      if (await linked(task)) await this.forTask(task, null, '<p>▶️ Answer received; the agent resumes.</p>');
     });
-    bus.on('task.question_reminder', ({ task, question }) => {
-      if (linked(task)) this.forTask(task, null, `<p>⏰ Still waiting for an answer: ${escapeHtml(question)}</p>`);
+    this.on('task.question_reminder', async ({ task, question }) => {
+      if (await linked(task)) await this.forTask(task, null, `<p>⏰ Still waiting for an answer: ${escapeHtml(question)}</p>`);
     });
-    bus.on('workflow.started', ({ workflow }) =>
+    this.on('workflow.started', ({ workflow }) =>
       this.forWorkflow(workflow, 'in_progress', `<p>🚀 Workflow ${escapeHtml(workflow.name)} started.</p>`),
     );
-    bus.on('workflow.completed', ({ workflow }) =>
+    this.on('workflow.completed', ({ workflow }) =>
       this.forWorkflow(
         workflow,
         workflow.pr_url ? 'in_review' : 'done',
         `<p>✅ Workflow ${escapeHtml(workflow.name)} finished (${escapeHtml(workflow.result)}).${workflow.pr_url ? ` Pull request: <a href="${escapeHtml(workflow.pr_url)}">${escapeHtml(workflow.pr_url)}</a>` : ''}</p>`,
       ),
     );
-    bus.on('workflow.failed', ({ workflow }) =>
+    this.on('workflow.failed', ({ workflow }) =>
       this.forWorkflow(workflow, 'failed', `<p>❌ Workflow failed: ${escapeHtml(workflow.error.slice(0, 1500))}</p>`),
     );
-    bus.on('workflow.cancelled', ({ workflow }) => this.forWorkflow(workflow, 'cancelled', '<p>🛑 Workflow cancelled.</p>'));
+    this.on('workflow.cancelled', ({ workflow }) => this.forWorkflow(workflow, 'cancelled', '<p>🛑 Workflow cancelled.</p>'));
   }
 
   /** Called for every assistant text of a running agent: a short progress comment every N outputs, at most once a minute. */
-  agentOutput(task: TaskRow, summary: string): void {
+  async agentOutput(task: TaskRow, summary: string): Promise<void> {
     if (!this.enabled || task.workflow_id || !task.plane_issue_id || !summary.trim()) return;
     const every = this.d.config.plane.progress_every;
     if (every <= 0) return;
@@ -181,13 +196,14 @@ export class PlaneSync {
     this.progress.set(task.id, p);
     if (p.count % every !== 0 || Date.now() - p.lastAt < 60_000) return;
     p.lastAt = Date.now();
-    this.forTask(task, null, `<p>Progress (step ${p.count}): ${escapeHtml(summary.slice(0, 300))}</p>`);
+    const html = `<p>Progress (step ${p.count}): ${escapeHtml(summary.slice(0, 300))}</p>`;
+    await this.serial.run('events', () => this.forTask(task, null, html));
   }
 
   private async deliver(op: PlaneOp, signal: AbortSignal): Promise<unknown> {
     if (!this.client.enabled) return { skipped: 'plane not configured' };
     if (op.op === 'create') {
-      const task = this.d.tasks.get(op.taskId);
+      const task = await this.d.tasks.get(op.taskId);
       if (!task || task.plane_issue_id) return { skipped: 'already linked' };
       const state = this.d.config.plane.states.queued;
       const issue = await this.client.createIssue(
@@ -196,13 +212,14 @@ export class PlaneSync {
       );
       // Without an id the task would stay unlinked for good: not delivered, tried again later.
       if (typeof issue?.id !== 'string' || !issue.id) throw new DeliveryError('Plane answered the create without an issue id');
-      this.d.tasks.update(task.id, { plane_issue_id: issue.id, plane_sequence_id: issue.sequence_id ?? null });
+      await this.d.tasks.update(task.id, { plane_issue_id: issue.id, plane_sequence_id: issue.sequence_id ?? null });
       return { issue_id: issue.id };
     }
-    const task = op.taskId ? this.d.tasks.get(op.taskId) : undefined;
+    const task = op.taskId ? await this.d.tasks.get(op.taskId) : undefined;
     const issueId = op.issueId || task?.plane_issue_id;
     if (!issueId) {
-      if (task && this.d.outbox.repo.byDedupeKey(`plane:create:${task.id}`)) throw new DeliveryError('the Plane issue is not created yet');
+      if (task && (await this.d.outbox.repo.byDedupeKey(`plane:create:${task.id}`)))
+        throw new DeliveryError('the Plane issue is not created yet');
       return { skipped: 'no plane issue' };
     }
     if (op.op === 'state') {
@@ -212,7 +229,7 @@ export class PlaneSync {
       return { state: stateId };
     }
     const c = await this.client.comment(issueId, op.html, signal);
-    if (c?.id) this.d.seen.mark(`plane:comment:${c.id}`, true);
+    if (c?.id) await this.d.seen.mark(`plane:comment:${c.id}`, true);
     return { comment_id: c?.id };
   }
 
@@ -239,7 +256,7 @@ export class PlaneSync {
     return this.handleParsed(ev);
   }
 
-  private handleParsed(ev: PlaneEvent): WebhookResult {
+  private async handleParsed(ev: PlaneEvent): Promise<WebhookResult> {
     if (ev.kind === 'other') return { status: 'ignored', reason: `event ${ev.event}` };
     if (ev.kind === 'comment') return this.onComment(ev.issueId, ev.commentId, ev.html, ev.actor, ev.actorIds);
     if (ev.action !== 'create' && ev.action !== 'update') return { status: 'ignored', reason: `action ${ev.action}` };
@@ -253,15 +270,23 @@ export class PlaneSync {
     if (ev.externalSource === 'factory') return { status: 'ignored', reason: 'issue created by Factory' };
     if (!this.d.gate.allows('plane', ev.actorIds, cancel ? `cancelling issue ${ev.issueId}` : `queueing issue ${ev.issueId}`))
       return REFUSED;
-    if (cancel) return this.cancelIssue(ev.issueId);
-    // Plane retries with a new delivery id, so deduplicate on what the delivery describes.
-    if (!this.d.seen.mark(`plane:delivery:${ev.issueId}:${ev.updatedAt}:${ev.field ?? ''}`)) {
-      const t = this.d.tasks.repo.list({ plane_issue_id: ev.issueId, limit: 1 })[0];
+    // "Is a task for this issue active?" and the creation of one must not interleave with another
+    // delivery about the same issue (two quick updates, or a cancel): they run one at a time per issue.
+    // (Across processes nothing in SQL ties them together yet: a partial UNIQUE index on active tasks'
+    // plane_issue_id would.)
+    return this.serial.run(`issue:${ev.issueId}`, () => (cancel ? this.cancelIssue(ev.issueId) : this.queueIssue(ev)));
+  }
+
+  private async queueIssue(ev: Extract<PlaneEvent, { kind: 'issue' }>): Promise<WebhookResult> {
+    // Plane retries with a new delivery id, so deduplicate on what the delivery describes. The mark is
+    // INSERT … ON CONFLICT DO NOTHING: of two copies arriving together, exactly one gets past it.
+    if (!(await this.d.seen.mark(`plane:delivery:${ev.issueId}:${ev.updatedAt}:${ev.field ?? ''}`))) {
+      const t = (await this.d.tasks.repo.list({ plane_issue_id: ev.issueId, limit: 1 }))[0];
       return { status: 'already_exists', task_id: t?.id };
     }
-    const active = this.d.tasks.repo
-      .list({ plane_issue_id: ev.issueId, limit: 20 })
-      .find((t) => ['queued', 'in_progress', 'waiting_for_input'].includes(t.status));
+    const active = (await this.d.tasks.repo.list({ plane_issue_id: ev.issueId, limit: 20 })).find((t) =>
+      ['queued', 'in_progress', 'waiting_for_input'].includes(t.status),
+    );
     if (active) return { status: 'already_exists', task_id: active.id };
     const labels = labelsToTask(ev.labels, AGENT_TYPES);
     const repo = labels.repo || this.d.config.plane.default_repo;
@@ -275,7 +300,7 @@ export class PlaneSync {
     } catch (err) {
       return { status: 'ignored', reason: coerceError(err).message };
     }
-    const task = this.d.tasks.create({
+    const task = await this.d.tasks.create({
       title: ev.name || `Plane issue ${ev.sequenceId ?? ev.issueId}`,
       description: ev.description,
       repo,
@@ -288,27 +313,30 @@ export class PlaneSync {
     return { status: task.parent_task_id ? 'revision_task_created' : 'task_created', task_id: task.id };
   }
 
-  private cancelIssue(issueId: string): WebhookResult {
-    const active = this.d.tasks.repo
-      .list({ plane_issue_id: issueId, limit: 20 })
-      .filter((t) => ['queued', 'in_progress', 'waiting_for_input'].includes(t.status));
+  private async cancelIssue(issueId: string): Promise<WebhookResult> {
+    const active = (await this.d.tasks.repo.list({ plane_issue_id: issueId, limit: 20 })).filter((t) =>
+      ['queued', 'in_progress', 'waiting_for_input'].includes(t.status),
+    );
     for (const t of active) void this.d.scheduler.cancel(t.id, 15_000);
     return active.length ? { status: 'cancelled', task_id: active[0]!.id } : { status: 'ok' };
   }
 
-  private onComment(issueId: string, commentId: string, html: string, actor: string, actorIds: string[]): WebhookResult {
-    const seen = this.d.seen.has(`plane:comment:${commentId}`);
+  private async onComment(issueId: string, commentId: string, html: string, actor: string, actorIds: string[]): Promise<WebhookResult> {
+    const seen = await this.d.seen.has(`plane:comment:${commentId}`);
     if (seen?.own) return { status: 'ignored', reason: 'own comment' };
     if (seen) return { status: 'ignored', reason: 'already handled' };
-    const task = this.d.tasks.repo.list({ plane_issue_id: issueId, limit: 1 })[0];
+    const task = (await this.d.tasks.repo.list({ plane_issue_id: issueId, limit: 1 }))[0];
     if (!task || task.status !== 'waiting_for_input') return { status: 'ignored', reason: 'no task waiting for input' };
     const text = htmlToText(html);
     if (!text) return { status: 'ignored', reason: 'empty comment' };
-    if (!this.d.seen.mark(`plane:comment:${commentId}`)) return { status: 'ignored', reason: 'already handled' };
+    // The check above is a shortcut; this mark (INSERT … ON CONFLICT DO NOTHING) is the guard: of a
+    // webhook and a poll reading the same comment at once, one goes on.
+    if (!(await this.d.seen.mark(`plane:comment:${commentId}`))) return { status: 'ignored', reason: 'already handled' };
     // After marking: a refused comment is not re-read by every poll.
     if (!this.d.gate.allows('plane', actorIds, `an answer to task ${task.id}`)) return REFUSED;
     try {
-      this.d.clarify.answer(task.id, text, `plane:${actor || 'unknown'}`);
+      // A guarded transition (waiting_for_input → queued): of two answers, the first wins.
+      await this.d.clarify.answer(task.id, text, `plane:${actor || 'unknown'}`);
       return { status: 'resumed', task_id: task.id };
     } catch (err) {
       return { status: 'resume_failed', task_id: task.id, reason: coerceError(err).message };
@@ -318,7 +346,7 @@ export class PlaneSync {
   /** Fallback for missed webhooks: reads the comments of issues whose task waits for an answer. */
   async pollWaiting(): Promise<void> {
     if (!this.enabled) return;
-    for (const task of this.d.tasks.repo.byStatus('waiting_for_input')) {
+    for (const task of await this.d.tasks.repo.byStatus('waiting_for_input')) {
       if (!task.plane_issue_id) continue;
       const asked = Date.parse(parseClarification(task.clarification_context).asked_at ?? task.updated_at);
       let comments;
@@ -329,13 +357,18 @@ export class PlaneSync {
         continue;
       }
       // The first reply after the question answers it (the list is newest first).
-      const replies = comments
-        .filter((c) => Date.parse(c.created_at) > asked && !this.d.seen.has(`plane:comment:${c.id}`))
-        .sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
+      const replies = [];
+      for (const c of comments) if (Date.parse(c.created_at) > asked && !(await this.d.seen.has(`plane:comment:${c.id}`))) replies.push(c);
+      replies.sort((a, b) => Date.parse(a.created_at) - Date.parse(b.created_at));
       const first = replies[0];
       const author = first?.actor ?? first?.created_by ?? '';
-      if (first) this.onComment(task.plane_issue_id, first.id, first.comment_html, author, [author]);
+      if (first) await this.onComment(task.plane_issue_id, first.id, first.comment_html, author, [author]);
     }
+  }
+
+  /** Resolves when the work of events seen so far (and webhooks under way) is done. */
+  idle(): Promise<void> {
+    return this.serial.idle();
   }
 
   start(): void {

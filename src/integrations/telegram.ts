@@ -98,20 +98,20 @@ export class TelegramNotifier {
 
   /**
    * Queues `html` (already escaped/formatted; cut to Telegram's limit here) for delivery.
-   * Returns false (and does nothing) when there is no token or no chat to send to.
+   * Resolves to false (and does nothing) when there is no token or no chat to send to.
    */
-  notify(html: string, opts: NotifyOptions = {}): boolean {
+  async notify(html: string, opts: NotifyOptions = {}): Promise<boolean> {
     const chatId = opts.chatId || this.opts.chatId;
     if (!this.api || !chatId) return false;
     const text = html.length > TELEGRAM_MAX_CHARS ? escapeAndTruncate(htmlToText(html), TELEGRAM_MAX_CHARS) : html;
     const payload: TelegramPayload = { chat_id: chatId, text, ...(opts.replyTo ? { reply_to_message_id: opts.replyTo } : {}) };
     // One order key per chat: notices to a chat arrive in the order they were raised.
-    this.outbox.enqueue(TELEGRAM_CHANNEL, payload, { orderKey: `chat:${chatId}`, dedupeKey: opts.dedupeKey });
+    await this.outbox.enqueue(TELEGRAM_CHANNEL, payload, { orderKey: `chat:${chatId}`, dedupeKey: opts.dedupeKey });
     return true;
   }
 
   /** Plain text convenience: escapes and truncates `text`, then notify(). */
-  notifyText(text: string, opts: NotifyOptions = {}): boolean {
+  notifyText(text: string, opts: NotifyOptions = {}): Promise<boolean> {
     return this.notify(escapeAndTruncate(text, TELEGRAM_MAX_CHARS), opts);
   }
 
@@ -119,8 +119,8 @@ export class TelegramNotifier {
    * The Telegram message id of a delivered notice (by its dedupeKey), so a reply from the chat can be
    * matched to the question it answers. Undefined while it is still pending or unknown.
    */
-  sentMessageId(dedupeKey: string): number | undefined {
-    const row = this.outbox.repo.byDedupeKey(dedupeKey);
+  async sentMessageId(dedupeKey: string): Promise<number | undefined> {
+    const row = await this.outbox.repo.byDedupeKey(dedupeKey);
     if (!row || row.delivered_at === null || !row.result) return undefined;
     try {
       const r = JSON.parse(row.result) as Partial<TelegramSendResult>;

@@ -87,16 +87,16 @@ export function attachMemory(d: MemoryAttachment): void {
     if (await memory.add(m)) return;
     throw new DeliveryError(`memory store unavailable: ${memory.health().error ?? 'no answer'}`);
   });
-  executor.onRun((r) => {
+  executor.onRun(async (r) => {
     if (r.status === 'queued' || r.status === 'waiting_for_input') return;
-    memoriesFromRun(r).forEach((m, i) => {
+    for (const [i, m] of memoriesFromRun(r).entries()) {
       const checked = normaliseMemory(m);
       if ('error' in checked) {
         logger.warn({ taskId: r.task.id, err: checked.error }, 'memory not stored: invalid');
-        return;
+        continue;
       }
       // Scrubbed before it is written to the outbox table: the queue is stored too.
-      outbox.enqueue(MEMORY_CHANNEL, scrubDeep(checked.value), { orderKey: 'memory:store', dedupeKey: `memory:run:${r.runId}:${i}` });
-    });
+      await outbox.enqueue(MEMORY_CHANNEL, scrubDeep(checked.value), { orderKey: 'memory:store', dedupeKey: `memory:run:${r.runId}:${i}` });
+    }
   });
 }

@@ -25,14 +25,14 @@ export class ClarificationService {
   ) {}
 
   /** Records the answer and queues the task to resume. 409 when the task is not waiting. */
-  answer(taskId: number, response: string, by: string): TaskRow {
+  async answer(taskId: number, response: string, by: string): Promise<TaskRow> {
     const text = response.trim();
     if (!text) throw new AppError(400, 'invalid_input', 'response: must not be empty', 'response');
-    const task = this.d.tasks.get(taskId);
+    const task = await this.d.tasks.get(taskId);
     if (!task) throw notFound('Task');
     if (task.status !== 'waiting_for_input') throw new AppError(409, 'conflict', `Task is ${task.status}, must be waiting_for_input`);
     const ctx = answerClarification(parseClarification(task.clarification_context), text.slice(0, 20_000), by);
-    const updated = this.d.tasks.transition(taskId, ['waiting_for_input'], 'queued', {
+    const updated = await this.d.tasks.transition(taskId, ['waiting_for_input'], 'queued', {
       clarification_context: JSON.stringify(ctx),
       run_requested_at: nowIso(),
       not_before: null,
@@ -47,20 +47,20 @@ export class ClarificationService {
   /** Sends one reminder after reminder_minutes; fails the task after timeout_minutes. */
   async checkTimeouts(now = Date.now()): Promise<void> {
     const { reminder_minutes: remind, timeout_minutes: timeout } = this.d.config.clarification;
-    for (const task of this.d.tasks.repo.byStatus('waiting_for_input')) {
+    for (const task of await this.d.tasks.repo.byStatus('waiting_for_input')) {
       const ctx = parseClarification(task.clarification_context);
       const asked = Date.parse(ctx.asked_at ?? task.updated_at);
       if (!Number.isFinite(asked)) continue;
       const waited = (now - asked) / 60_000;
       if (waited >= timeout) {
-        const failed = this.d.tasks.transition(task.id, ['waiting_for_input'], 'failed', {
+        const failed = await this.d.tasks.transition(task.id, ['waiting_for_input'], 'failed', {
           error: `No answer to the agent's question within ${timeout} minutes: ${ctx.pending_question ?? ''}`.trim(),
           completed_at: nowIso(),
           run_requested_at: null,
         });
         if (failed) await this.d.cleanup(failed).catch(() => undefined);
       } else if (waited >= remind && !ctx.reminded_at) {
-        this.d.tasks.update(task.id, { clarification_context: JSON.stringify({ ...ctx, reminded_at: nowIso() }) });
+        await this.d.tasks.update(task.id, { clarification_context: JSON.stringify({ ...ctx, reminded_at: nowIso() }) });
         this.d.bus.emit('task.question_reminder', { task, question: ctx.pending_question ?? '' });
       }
     }

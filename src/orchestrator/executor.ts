@@ -18,6 +18,7 @@ import type { AgentSandbox } from '../agents/sandbox/index.js';
 import { extractProtocolObjects, type ProtocolObject, type StreamEvent } from '../agents/protocol.js';
 import { buildPrompt, buildResumePrompt, truncate } from '../agents/prompt.js';
 import { LogWriter } from './log-writer.js';
+import { PendingWrites } from './pending-writes.js';
 import { StallDetector } from '../agents/stall.js';
 import { detectUsageLimit, detectUsageLimitText, type UsageLimit } from '../agents/limits.js';
 import { parseRevision } from '../domain/revision.js';
@@ -119,7 +120,7 @@ export class TaskExecutor {
       log.system(`error: ${msg}`);
       return { status: 'failed', error: msg };
     } finally {
-      log.flush();
+      await log.flush();
     }
   };
 
@@ -158,7 +159,7 @@ export class TaskExecutor {
     }
     const wt = await this.d.workspace.prepare(spec, key, branch, base, restored);
     if (restored) log.system(`taking over from another worker: the worktree starts at its WIP checkpoint ${restored.slice(0, 12)}`);
-    task = this.d.tasks.update(task.id, { branch_name: branch, base_branch: base, worktree_path: wt.path }) ?? task;
+    task = (await this.d.tasks.update(task.id, { branch_name: branch, base_branch: base, worktree_path: wt.path })) ?? task;
     log.system(`worktree ${wt.path} on branch ${branch} (base ${base})`);
 
     const clar = parseClarification(task.clarification_context);
@@ -299,14 +300,15 @@ export class TaskExecutor {
     ];
     const budget = c.budgets.task_usd;
     if (budget > 0) {
-      const spent = this.d.tasks.get(task.id)?.cost_usd ?? 0;
+      const spent = (await this.d.tasks.get(task.id))?.cost_usd ?? 0;
       if (spent >= budget)
         throw new Error(`task budget of $${budget.toFixed(2)} is spent ($${spent.toFixed(2)} so far); raise budgets.task_usd to continue`);
       // Claude Code stops itself at this amount; Factory checks again after the run.
       args.push('--max-budget-usd', (budget - spent).toFixed(2));
     }
     const stall = new StallDetector(c.agent.stall_repeat_threshold);
-    const runRow = this.d.runs.start(task.id, task.attempts, revision?.kind ?? (sessionId ? 'resume' : 'run'));
+    const writes = new PendingWrites((err, what) => this.d.logger.warn({ err: coerceError(err), taskId: task.id }, `${what} failed`));
+    const runRow = await this.d.runs.start(task.id, task.attempts, revision?.kind ?? (sessionId ? 'resume' : 'run'));
     const protocol: ProtocolObject[] = [];
     const seen = new Set<string>();
     const collect = (text: string): string | void => {
@@ -350,7 +352,7 @@ export class TaskExecutor {
       tailLines: c.agent.log_tail_lines,
       onStart: (pid, mark) => {
         ctx.setPid(pid);
-        this.d.runs.update(runRow.id, { pid, proc_mark: mark });
+        writes.add(this.d.runs.update(runRow.id, { pid, proc_mark: mark }), 'recording the agent process');
       },
       onLine: (stream, line) => log.write(stream, line),
       onEvent: (ev) => {
@@ -363,8 +365,8 @@ export class TaskExecutor {
         }
         if (ev.kind === 'init' && ev.sessionId) {
           // Stored at once: if Factory dies mid-run, the next start resumes this session.
-          this.d.tasks.update(task.id, { session_id: ev.sessionId });
-          this.d.runs.update(runRow.id, { session_id: ev.sessionId });
+          writes.add(this.d.tasks.update(task.id, { session_id: ev.sessionId }), 'recording the session');
+          writes.add(this.d.runs.update(runRow.id, { session_id: ev.sessionId }), 'recording the session');
         }
         const stuck = stall.see(ev);
         if (stuck) return stuck;
@@ -378,7 +380,9 @@ export class TaskExecutor {
     );
     if (run.leftoversKilled) log.system(`killed ${run.leftoversKilled} process(es) the agent left running`);
     const r = run.result;
-    this.d.runs.update(runRow.id, {
+    // What the callbacks wrote during the run lands before the run's final record.
+    await writes.settled();
+    await this.d.runs.update(runRow.id, {
       ended_at: new Date().toISOString(),
       outcome: run.outcome,
       error: scrub(run.error).slice(0, 4000),
@@ -391,10 +395,10 @@ export class TaskExecutor {
       duration_ms: run.durationMs,
       num_turns: r?.numTurns ?? 0,
     });
-    const fresh = this.d.tasks.get(task.id) ?? task;
+    const fresh = (await this.d.tasks.get(task.id)) ?? task;
     // The cost was spent either way; the session only belongs to the task while this worker holds it.
     const lost = ctx.abortReason() === 'lease_lost';
-    this.d.tasks.update(task.id, {
+    await this.d.tasks.update(task.id, {
       session_id: lost ? fresh.session_id : run.sessionId || fresh.session_id,
       cost_usd: fresh.cost_usd + (r?.costUsd ?? 0),
       input_tokens: fresh.input_tokens + (r?.usage.input_tokens ?? 0),
@@ -438,8 +442,8 @@ export class TaskExecutor {
     let result: ExecResult;
     let limit: ReturnType<typeof detectUsageLimit>;
     const keep = Boolean(task.workflow_id) || task.keep_worktree === 1;
-    const overBudget = () =>
-      this.d.config.budgets.task_usd > 0 && (this.d.tasks.get(task.id)?.cost_usd ?? 0) > this.d.config.budgets.task_usd;
+    const overBudget = async () =>
+      this.d.config.budgets.task_usd > 0 && ((await this.d.tasks.get(task.id))?.cost_usd ?? 0) > this.d.config.budgets.task_usd;
 
     if (run.outcome === 'aborted' && ctx.abortReason() === 'lease_lost') {
       // Another worker owns the task now: this copy only removes its local worktree, and reports and
@@ -460,9 +464,9 @@ export class TaskExecutor {
       log.system(`agent asked: ${String(q.question)}`);
       result = { status: 'waiting_for_input', patch: { clarification_context: JSON.stringify(context) } };
     } else if ((run.outcome === 'agent_error' || run.outcome === 'crashed') && (limit = detectUsageLimit(run))) {
-      result = this.usageLimited(task, log, limit);
-    } else if (run.outcome === 'success' && overBudget()) {
-      const spent = this.d.tasks.get(task.id)?.cost_usd ?? 0;
+      result = await this.usageLimited(task, log, limit);
+    } else if (run.outcome === 'success' && (await overBudget())) {
+      const spent = (await this.d.tasks.get(task.id))?.cost_usd ?? 0;
       result = {
         status: 'failed',
         error: `Task budget exceeded: spent $${spent.toFixed(2)} of $${this.d.config.budgets.task_usd.toFixed(2)} (budgets.task_usd)`,
@@ -499,10 +503,10 @@ export class TaskExecutor {
    * Not the task's fault: pause the queue until the limit resets and resume this task then, without
    * burning an attempt; but a task that meets a limit on every run in a row fails instead of looping.
    */
-  private usageLimited(task: TaskRow, log: LogWriter, limit: UsageLimit): ExecResult {
+  private async usageLimited(task: TaskRow, log: LogWriter, limit: UsageLimit): Promise<ExecResult> {
     const cap = this.d.config.agent.max_usage_limit_pauses;
     // This run's row is already closed with the limit text as its error.
-    const streak = countTrailing(this.d.runs.forTask(task.id), (r) => detectUsageLimitText(r.error));
+    const streak = countTrailing(await this.d.runs.forTask(task.id), (r) => detectUsageLimitText(r.error));
     if (streak > cap) {
       return {
         status: 'failed',
@@ -582,7 +586,7 @@ export class TaskExecutor {
     } catch (err) {
       if (!isTransientGitHubError(err)) throw err;
       // The work is done and pushed: the PR is GitHub's problem, not the task's. It is opened later.
-      const note = this.d.pendingPrs.defer(request, (err as Error).message);
+      const note = await this.d.pendingPrs.defer(request, (err as Error).message);
       log.system(note);
       return { status: 'in_review', patch: { error: note } };
     }
@@ -593,7 +597,7 @@ export class TaskExecutor {
   async cleanup(spec: RepoSpec, task: TaskRow, log?: LogWriter): Promise<void> {
     try {
       await this.d.workspace.remove(spec, worktreeKey(task), task.branch_name || undefined);
-      this.d.tasks.update(task.id, { worktree_path: '' });
+      await this.d.tasks.update(task.id, { worktree_path: '' });
       log?.system('worktree removed');
     } catch (err) {
       this.d.logger.warn({ err: coerceError(err), taskId: task.id }, 'could not remove worktree');

@@ -8,6 +8,7 @@ export class LogWriter {
   private buf: NewLog[] = [];
   private bytes = 0;
   private timer: NodeJS.Timeout | null = null;
+  private writing: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly repo: LogsRepo,
@@ -23,27 +24,26 @@ export class LogWriter {
     this.buf.push({ task_id: this.taskId, ts: new Date().toISOString(), stream, line: scrub(text) });
     this.bytes += text.length;
     // By count and by size: a flood of long lines must not pile up in memory between flushes.
-    if (this.buf.length >= this.maxBatch || this.bytes >= 256 * 1024) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), this.maxDelayMs);
+    if (this.buf.length >= this.maxBatch || this.bytes >= 256 * 1024) void this.flush();
+    else this.timer ??= setTimeout(() => void this.flush(), this.maxDelayMs);
   }
 
   system(line: string): void {
     this.write('system', line);
   }
 
-  flush(): void {
+  /** Writes what is buffered; resolves when it and every earlier batch are stored (in order). */
+  flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    if (!this.buf.length) return;
+    if (!this.buf.length) return this.writing;
     const batch = this.buf;
     this.buf = [];
     this.bytes = 0;
-    try {
-      this.repo.appendMany(batch);
-    } catch (err) {
-      this.onError(err);
-    }
+    // One batch after another: line ids keep the order the lines were written in.
+    this.writing = this.writing.then(() => this.repo.appendMany(batch)).catch((err: unknown) => this.onError(err));
+    return this.writing;
   }
 }

@@ -27,8 +27,9 @@ export class PendingPullRequests {
   }
 
   /** Queues the PR; the returned note is the task's error until it is opened. */
-  defer(p: PendingPullRequest, reason: string): string {
-    this.d.outbox.enqueue(PR_OPEN_CHANNEL, p, {
+  async defer(p: PendingPullRequest, reason: string): Promise<string> {
+    // Awaited: the outbox row is stored before the task settles in review with the note.
+    await this.d.outbox.enqueue(PR_OPEN_CHANNEL, p, {
       orderKey: `gh:open:${p.owner}/${p.repo}:${p.head}`,
       dedupeKey: `gh:open:${p.taskId}:${p.head}`,
     });
@@ -40,7 +41,7 @@ export class PendingPullRequests {
   }
 
   private async open(p: PendingPullRequest): Promise<unknown> {
-    const task = this.d.tasks.get(p.taskId);
+    const task = await this.d.tasks.get(p.taskId);
     if (!task) return { skipped: 'task deleted' };
     // The run that deferred it may not have settled yet: the task reaches in_review in a moment.
     if (task.status === 'in_progress') throw new DeliveryError('the task has not settled yet', { retryAfterMs: 1000 });
@@ -52,14 +53,14 @@ export class PendingPullRequests {
     } catch (err) {
       if (isTransientGitHubError(err)) throw new DeliveryError((err as Error).message, { status: (err as GitHubError).status, cause: err });
       // GitHub's definite no (validation, no access): say so on the task instead of retrying.
-      this.d.tasks.update(p.taskId, {
+      await this.d.tasks.update(p.taskId, {
         error: `Pull request could not be opened: ${(err as Error).message}. The branch ${p.head} is pushed.`,
       });
       return { refused: (err as Error).message };
     }
-    const updated = this.d.tasks.update(p.taskId, { pr_url: pr.html_url, pr_number: pr.number, error: '' });
+    const updated = await this.d.tasks.update(p.taskId, { pr_url: pr.html_url, pr_number: pr.number, error: '' });
     // Same status, now with a PR: listeners (PR loop, notifications) take it from here.
-    if (updated) this.d.tasks.announce(updated, 'in_review');
+    if (updated) await this.d.tasks.announce(updated, 'in_review');
     this.d.logger.info({ taskId: p.taskId, pr: pr.html_url }, 'opened the deferred pull request');
     return { pr: pr.number };
   }

@@ -47,21 +47,23 @@ export class PrLoop {
       await d.github.comment(p.owner, p.repo, p.pr, p.body);
       return { ok: true };
     });
-    d.bus.on('task.status', ({ task }) => {
-      if (task.status === 'in_review' && task.pr_number && !task.workflow_id) this.watch(task);
+    // Async listeners: the bus hands their errors to its owner's handler.
+    d.bus.on('task.status', async ({ task }) => {
+      if (task.status === 'in_review' && task.pr_number && !task.workflow_id) await this.watch(task);
     });
     // A task created in review adopts an open PR (a finished workflow's).
-    d.bus.on('task.created', ({ task }) => {
-      if (task.status === 'in_review' && task.pr_number && !task.workflow_id) this.watch(task);
+    d.bus.on('task.created', async ({ task }) => {
+      if (task.status === 'in_review' && task.pr_number && !task.workflow_id) await this.watch(task);
     });
     // After a review-driven revision, the agent's summary is the reply on the PR.
-    d.executor.onRun((r) => {
+    d.executor.onRun(async (r) => {
       const ctx = parseRevision(r.task.revision_context);
-      const w = d.watches.get(r.task.id);
-      if (!ctx || !w || r.status !== 'in_review') return;
+      if (!ctx || r.status !== 'in_review') return;
+      const w = await d.watches.get(r.task.id);
+      if (!w) return;
       const summary = typeof r.handoff?.summary === 'string' ? r.handoff.summary : r.finalText;
       const what = ctx.kind === 'review_fix' ? 'addressed the review feedback' : 'pushed a fix for the failing checks';
-      d.outbox.enqueue(
+      await d.outbox.enqueue(
         GITHUB_CHANNEL,
         { owner: w.owner, repo: w.repo, pr: w.pr_number, body: `Factory ${what}.\n\n${truncate(summary, 3000)}` },
         { orderKey: `gh:pr:${w.owner}/${w.repo}#${w.pr_number}` },
@@ -69,10 +71,13 @@ export class PrLoop {
     });
   }
 
-  private watch(task: TaskRow): void {
+  private async watch(task: TaskRow): Promise<void> {
     const spec = this.d.executor.repoSpec(task.repo);
-    this.d.watches.upsert(task.id, spec.owner, spec.name, task.pr_number!);
-    this.d.tasks.update(task.id, { pr_state: 'open' });
+    await this.d.watches.upsert(task.id, spec.owner, spec.name, task.pr_number!);
+    // The listener runs after the status change committed, so the task may have moved on meanwhile
+    // (a sync ended it): pr_state is set only while it is still in review (a guarded UPDATE that
+    // keeps the status), never over the merged/closed that finish() wrote with the final status.
+    await this.d.tasks.repo.transition(task.id, ['in_review'], 'in_review', { pr_state: 'open' });
   }
 
   /** Handles a verified GitHub webhook: finds the PR it concerns and syncs it. */
@@ -86,11 +91,13 @@ export class PrLoop {
     if (typeof pr?.number === 'number') numbers.add(pr.number);
     for (const p of [...(payload.check_suite?.pull_requests ?? []), ...(payload.check_run?.pull_requests ?? [])])
       if (typeof p?.number === 'number') numbers.add(p.number);
-    let watches = [...numbers].map((n) => this.d.watches.byPr(owner, name, n)).filter((w): w is PrWatchRow => !!w);
+    let watches = (await Promise.all([...numbers].map((n) => this.d.watches.byPr(owner, name, n)))).filter((w): w is PrWatchRow => !!w);
     if (!watches.length && (event === 'status' || event.startsWith('check_'))) {
       // Statuses name only the commit: match it against the heads we know.
       const sha = payload.sha ?? payload.check_suite?.head_sha ?? payload.check_run?.head_sha;
-      watches = this.d.watches.open().filter((w) => w.owner === owner && w.repo === name && (!sha || w.head_sha === sha || !w.head_sha));
+      watches = (await this.d.watches.open()).filter(
+        (w) => w.owner === owner && w.repo === name && (!sha || w.head_sha === sha || !w.head_sha),
+      );
     }
     if (!watches.length) return { status: 'ignored' };
     for (const w of watches) await this.sync(w.task_id);
@@ -99,7 +106,7 @@ export class PrLoop {
 
   /** Catches up every open PR (the fallback for missed webhooks). */
   async poll(): Promise<void> {
-    for (const w of this.d.watches.open()) await this.sync(w.task_id);
+    for (const w of await this.d.watches.open()) await this.sync(w.task_id);
   }
 
   /** One sync per PR at a time; a sync asked for while one runs waits for it. */
@@ -118,23 +125,22 @@ export class PrLoop {
   }
 
   private async syncOnce(taskId: number): Promise<void> {
-    const w = this.d.watches.get(taskId);
-    const task = this.d.tasks.get(taskId);
+    const [w, task] = await Promise.all([this.d.watches.get(taskId), this.d.tasks.get(taskId)]);
     if (!w || !task || w.state !== 'open') return;
     const pr = await this.d.github.getPullRequest(w.owner, w.repo, w.pr_number);
     if (pr.merged || pr.state === 'closed') return this.finish(task, pr.merged ? 'merged' : 'closed');
-    this.d.watches.update(taskId, { head_sha: pr.head.sha });
+    await this.d.watches.update(taskId, { head_sha: pr.head.sha });
     const [runs, statuses] = await Promise.all([
       this.d.github.checkRuns(w.owner, w.repo, pr.head.sha),
       this.d.github.statuses(w.owner, w.repo, pr.head.sha).catch(() => []),
     ]);
     const ci = evaluateCi(runs, statuses);
-    this.d.tasks.update(taskId, { ci_conclusion: ci.state });
+    await this.d.tasks.update(taskId, { ci_conclusion: ci.state });
     // While a revision is queued or running, only record; decisions wait for its result.
     if (task.status !== 'in_review') return;
     if (ci.state === 'failure' && w.ci_handled_sha !== pr.head.sha && !w.gave_up) {
       const max = this.d.config.pr_loop.max_ci_fix_attempts;
-      this.d.watches.update(taskId, { ci_handled_sha: pr.head.sha });
+      await this.d.watches.update(taskId, { ci_handled_sha: pr.head.sha });
       if (w.ci_fix_attempts >= max)
         return this.giveUp(
           task,
@@ -145,7 +151,7 @@ export class PrLoop {
           task,
           `the same checks failed the same way twice (${ci.failures.map((f) => f.name).join(', ')}); stopping instead of looping`,
         );
-      this.d.watches.update(taskId, { ci_fix_attempts: w.ci_fix_attempts + 1, last_failure_signature: ci.signature });
+      await this.d.watches.update(taskId, { ci_fix_attempts: w.ci_fix_attempts + 1, last_failure_signature: ci.signature });
       return this.revise(task, { kind: 'ci_fix', text: failuresPrompt(ci, this.d.config.pr_loop.max_failure_chars) });
     }
     const feedback = await this.newFeedback(w);
@@ -169,7 +175,7 @@ export class PrLoop {
       { user, permission, pr: `${w.owner}/${w.repo}#${w.pr_number}` },
       'PR feedback refused: the user cannot push to the repository',
     );
-    this.d.board.postSystem({
+    await this.d.board.postSystem({
       task_id: w.task_id,
       message_type: 'error',
       message: `Refused PR feedback from ${user} on ${w.owner}/${w.repo}#${w.pr_number}: their permission on the repository is "${permission}", not write.`,
@@ -209,7 +215,7 @@ export class PrLoop {
     const out: Feedback[] = [];
     const canPush = new Map<string, Promise<boolean>>();
     for (const f of items) {
-      if (!this.d.seen.mark(`gh:${w.owner}/${w.repo}#${w.pr_number}:${f.id}`)) continue;
+      if (!(await this.d.seen.mark(`gh:${w.owner}/${w.repo}#${w.pr_number}:${f.id}`))) continue;
       if (!wantsChanges(f, trigger)) continue;
       if (!this.d.gate.allows('github', [f.user], `PR feedback on ${w.owner}/${w.repo}#${w.pr_number}`)) continue;
       if (!canPush.has(f.user)) canPush.set(f.user, this.mayPush(w, f.user));
@@ -219,14 +225,15 @@ export class PrLoop {
     return out;
   }
 
-  private revise(task: TaskRow, ctx: RevisionContext): void {
-    const t = this.d.tasks.transition(task.id, ['in_review'], 'queued', {
+  private async revise(task: TaskRow, ctx: RevisionContext): Promise<void> {
+    // Guarded: only a task still in review is sent back (a sync's read of the task is old by now).
+    const t = await this.d.tasks.transition(task.id, ['in_review'], 'queued', {
       revision_context: JSON.stringify(ctx),
       run_requested_at: nowIso(),
       completed_at: null,
     });
     if (!t) return;
-    this.d.board.postSystem({
+    await this.d.board.postSystem({
       task_id: task.id,
       message_type: 'status',
       message: `${ctx.kind === 'ci_fix' ? 'CI failed' : 'Changes requested'} on ${task.pr_url}: the agent is revising the PR`,
@@ -234,27 +241,37 @@ export class PrLoop {
     this.d.scheduler.notify();
   }
 
-  private giveUp(task: TaskRow, reason: string): void {
-    this.d.watches.update(task.id, { gave_up: reason });
+  private async giveUp(task: TaskRow, reason: string): Promise<void> {
+    await this.d.watches.update(task.id, { gave_up: reason });
     const message = `Stopped fixing ${task.pr_url}: ${reason}. A person needs to look at it.`;
     // The board message of type error reaches Telegram (forward_types) and the logs; Plane gets a comment.
-    this.d.board.postSystem({ task_id: task.id, message_type: 'error', message });
+    await this.d.board.postSystem({ task_id: task.id, message_type: 'error', message });
     this.d.bus.emit('task.pr_attention', { task, reason: message });
   }
 
   private async finish(task: TaskRow, how: 'merged' | 'closed'): Promise<void> {
     // A revision still running finishes first; the next sync then ends the task (the watch stays open).
     if (task.status === 'in_progress') return;
-    this.d.watches.update(task.id, { state: how });
     const to = how === 'merged' ? 'done' : 'cancelled';
-    this.d.tasks.update(task.id, { pr_state: how });
-    const done = this.d.tasks.transition(task.id, ['in_review', 'queued'], to, {
+    // The guarded transition comes first and carries pr_state, so the scheduler claiming the queued
+    // revision meanwhile (between awaits) cannot leave the watch closed on a task that still runs.
+    const done = await this.d.tasks.transition(task.id, ['in_review', 'queued'], to, {
+      pr_state: how,
       completed_at: nowIso(),
       run_requested_at: null,
       revision_context: '',
       ...(how === 'closed' ? { error: 'The pull request was closed without merging' } : {}),
     });
-    if (!done) return;
+    if (!done) {
+      // Lost a race: a revision was claimed or has just settled. The watch stays open; the next sync ends the task.
+      const current = await this.d.tasks.get(task.id);
+      if (current && ['in_progress', 'in_review', 'queued'].includes(current.status)) return;
+      // Any other state (failed, cancelled, ...): the PR's end is still recorded and the watch closed.
+      await this.d.watches.update(task.id, { state: how });
+      await this.d.tasks.update(task.id, { pr_state: how });
+      return;
+    }
+    await this.d.watches.update(task.id, { state: how });
     const spec = this.d.executor.repoSpec(task.repo);
     await this.d.executor.cleanup(spec, done);
     if (how === 'merged' && this.d.config.pr_loop.delete_branch_on_merge && task.branch_name) {

@@ -36,7 +36,7 @@ export interface ExecContext {
 export type Executor = (task: TaskRow, ctx: ExecContext) => Promise<ExecResult>;
 
 /** Decides whether new work may start now (pauses, budgets). */
-export type StartGate = () => { ok: true } | { ok: false; retryAt?: number; reason: string };
+export type StartGate = () => Promise<{ ok: true } | { ok: false; retryAt?: number; reason: string }>;
 
 export interface RunningAgent {
   task_id: number;
@@ -160,27 +160,24 @@ export class Scheduler {
   private async recoverPass(): Promise<void> {
     const orphans = this.opts.distributed
       ? await this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, [...this.running.keys()])
-      : this.deps.repo.orphans(this.owner).map((t) => ({ ...t, previous_owner: t.lease_owner }));
+      : (await this.deps.repo.orphans(this.owner)).map((t) => ({ ...t, previous_owner: t.lease_owner }));
     for (const t of orphans) {
       if (this.opts.distributed)
         this.deps.logger.warn({ taskId: t.id, previousOwner: t.previous_owner }, 'task lease lapsed: taking the task over');
       // An agent of the dead process may still be running in its own process group: stop it first.
       // Only an agent on this host can be reached (pids of other hosts mean nothing here).
       // Awaited: the task may run again only once nothing of its previous run is left.
-      for (const r of this.deps.runs.open(t.id)) {
+      for (const r of await this.deps.runs.open(t.id)) {
         if ((r.pid || r.proc_mark) && (!r.host || r.host === hostname())) {
           await this.deps
             .reapAgent(r)
             .catch((err) => this.deps.logger.warn({ err: coerceError(err), taskId: t.id }, 'could not reap a leftover agent'));
         }
       }
-      this.deps.runs.closeOpen(t.id, 'interrupted', 'Factory stopped while the agent was running');
+      await this.deps.runs.closeOpen(t.id, 'interrupted', 'Factory stopped while the agent was running');
       if (t.attempts >= this.opts.maxAttempts) {
-        const errors = this.deps.runs
-          .forTask(t.id)
-          .filter((r) => r.error)
-          .map((r) => `attempt ${r.attempt}: ${r.error}`);
-        this.deps.tasks.transition(t.id, ['in_progress'], 'failed', {
+        const errors = (await this.deps.runs.forTask(t.id)).filter((r) => r.error).map((r) => `attempt ${r.attempt}: ${r.error}`);
+        await this.deps.tasks.transition(t.id, ['in_progress'], 'failed', {
           error: `Gave up after ${t.attempts} attempts (max ${this.opts.maxAttempts}). ${errors.join('; ')}`.trim(),
           completed_at: nowIso(),
           lease_owner: null,
@@ -190,7 +187,7 @@ export class Scheduler {
         this.deps.logger.warn({ taskId: t.id, attempts: t.attempts }, 'interrupted task failed: too many attempts');
       } else if (t.cancel_requested) {
         // Someone asked to cancel it while its worker was dying: honour that instead of running it again.
-        this.deps.tasks.transition(t.id, ['in_progress'], 'cancelled', {
+        await this.deps.tasks.transition(t.id, ['in_progress'], 'cancelled', {
           error: 'Cancelled by request',
           completed_at: nowIso(),
           lease_owner: null,
@@ -198,7 +195,7 @@ export class Scheduler {
           run_requested_at: null,
         });
       } else {
-        this.deps.tasks.transition(t.id, ['in_progress'], 'queued', {
+        await this.deps.tasks.transition(t.id, ['in_progress'], 'queued', {
           lease_owner: null,
           lease_expires_at: null,
           run_requested_at: t.run_requested_at ?? nowIso(),
@@ -234,7 +231,7 @@ export class Scheduler {
     let delay = this.opts.pollMs;
     if (this.opts.distributed) await this.watchShared();
     while (!this.stopping && this.running.size < this.opts.maxConcurrent) {
-      const gate = this.deps.gate();
+      const gate = await this.deps.gate();
       if (!gate.ok) {
         if (gate.retryAt) delay = Math.max(10, Math.min(delay, gate.retryAt - Date.now()));
         return delay;
@@ -275,8 +272,6 @@ export class Scheduler {
     const controller = new AbortController();
     const entry: Running = { task, controller, startedAt: nowIso(), pid: null, done: Promise.resolve() };
     this.running.set(task.id, entry);
-    // The claim already moved the row to in_progress; tell everyone.
-    this.deps.tasks.announce(task, 'queued');
     const lease = { owner: this.owner, attempts: task.attempts };
     let renewedAt = Date.now();
     let nextRenewal = renewedAt + Math.max(1000, Math.floor(this.opts.leaseMs / 3));
@@ -333,6 +328,11 @@ export class Scheduler {
     entry.done = (async () => {
       let result: ExecResult;
       try {
+        // The claim already moved the row to in_progress; everyone hears of it before anything else
+        // the run publishes.
+        await this.deps.tasks
+          .announce(task, 'queued')
+          .catch((err) => this.deps.logger.warn({ err: coerceError(err), taskId: task.id }, 'could not publish the claim'));
         result = await this.deps.executor(task, ctx);
       } catch (err) {
         result = { status: 'failed', error: coerceError(err).message }; // settle() scrubs every result
@@ -340,7 +340,7 @@ export class Scheduler {
         clearInterval(heartbeat);
       }
       try {
-        this.settle(task, entry, result);
+        await this.settle(task, entry, result);
       } catch (err) {
         this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'could not record task result');
       }
@@ -350,11 +350,11 @@ export class Scheduler {
   }
 
   // Records the executor's outcome with a guarded transition out of in_progress.
-  private settle(task: TaskRow, entry: Running, raw: ExecResult): void {
+  private async settle(task: TaskRow, entry: Running, raw: ExecResult): Promise<void> {
     // Agent text (summary, error, output) is stored and shown everywhere: scrub it once, here.
     const result = scrubDeep(raw);
     const release = { lease_owner: null, lease_expires_at: null } as const;
-    const current = this.deps.repo.get(task.id);
+    const current = await this.deps.repo.get(task.id);
     if (!current || current.status !== 'in_progress') return;
     if (current.lease_owner !== this.owner || current.attempts !== task.attempts) {
       this.deps.logger.warn({ taskId: task.id, owner: current.lease_owner }, 'result not recorded: another claim holds the task now');
@@ -362,7 +362,7 @@ export class Scheduler {
     }
     const lease = { owner: this.owner, attempts: task.attempts };
     if (entry.reason === 'cancel' || current.cancel_requested) {
-      this.deps.tasks.transition(
+      await this.deps.tasks.transition(
         task.id,
         ['in_progress'],
         'cancelled',
@@ -379,8 +379,8 @@ export class Scheduler {
     }
     if (handsBack(entry.reason) && result.status !== 'in_review' && result.status !== 'done') {
       // Not the task's fault: hand it to the next boot without counting the attempt.
-      this.cancelIfAsked(
-        this.deps.tasks.transition(
+      await this.cancelIfAsked(
+        await this.deps.tasks.transition(
           task.id,
           ['in_progress'],
           'queued',
@@ -396,7 +396,7 @@ export class Scheduler {
     }
     switch (result.status) {
       case 'failed':
-        this.deps.tasks.transition(
+        await this.deps.tasks.transition(
           task.id,
           ['in_progress'],
           'failed',
@@ -411,8 +411,8 @@ export class Scheduler {
         );
         return;
       case 'queued':
-        this.cancelIfAsked(
-          this.deps.tasks.transition(
+        await this.cancelIfAsked(
+          await this.deps.tasks.transition(
             task.id,
             ['in_progress'],
             'queued',
@@ -427,8 +427,8 @@ export class Scheduler {
         );
         return;
       case 'waiting_for_input':
-        this.cancelIfAsked(
-          this.deps.tasks.transition(
+        await this.cancelIfAsked(
+          await this.deps.tasks.transition(
             task.id,
             ['in_progress'],
             'waiting_for_input',
@@ -438,7 +438,7 @@ export class Scheduler {
         );
         return;
       default:
-        this.deps.tasks.transition(
+        await this.deps.tasks.transition(
           task.id,
           ['in_progress'],
           result.status,
@@ -456,9 +456,9 @@ export class Scheduler {
 
   // A cancel that arrived while the result was being recorded (another process flagged the row):
   // the task must not sit in the queue with a flag that keeps it from ever being claimed.
-  private cancelIfAsked(row: TaskRow | undefined): void {
+  private async cancelIfAsked(row: TaskRow | undefined): Promise<void> {
     if (!row?.cancel_requested) return;
-    this.deps.tasks.transition(row.id, ['queued', 'waiting_for_input'], 'cancelled', {
+    await this.deps.tasks.transition(row.id, ['queued', 'waiting_for_input'], 'cancelled', {
       error: 'Cancelled by request',
       completed_at: nowIso(),
       run_requested_at: null,
@@ -472,7 +472,7 @@ export class Scheduler {
   async cancel(id: number, waitMs: number): Promise<TaskRow | undefined> {
     const entry = this.running.get(id);
     if (entry) {
-      this.deps.repo.update(id, { cancel_requested: 1 });
+      await this.deps.repo.update(id, { cancel_requested: 1 });
       entry.reason ??= 'cancel';
       entry.controller.abort('cancel');
       await Promise.race([entry.done, new Promise((r) => setTimeout(r, waitMs).unref())]);
@@ -483,10 +483,10 @@ export class Scheduler {
     // that like for a local run. A claim or a requeue racing with us only means another round.
     const deadline = Date.now() + waitMs;
     for (;;) {
-      const t = this.deps.repo.get(id);
+      const t = await this.deps.repo.get(id);
       if (!t) return undefined;
       if (t.status === 'queued' || t.status === 'waiting_for_input') {
-        const done = this.deps.tasks.transition(id, ['queued', 'waiting_for_input'], 'cancelled', {
+        const done = await this.deps.tasks.transition(id, ['queued', 'waiting_for_input'], 'cancelled', {
           error: 'Cancelled by request',
           completed_at: nowIso(),
           run_requested_at: null,
@@ -496,7 +496,7 @@ export class Scheduler {
       } else if (t.status !== 'in_progress') {
         return t;
       } else if (!t.cancel_requested) {
-        this.deps.repo.update(id, { cancel_requested: 1 });
+        await this.deps.repo.update(id, { cancel_requested: 1 });
       }
       if (Date.now() >= deadline || (!this.opts.distributed && t.status === 'in_progress')) return this.deps.repo.get(id);
       await new Promise((r) => setTimeout(r, Math.min(200, this.opts.pollMs)).unref());

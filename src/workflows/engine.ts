@@ -1,10 +1,10 @@
 // Runs workflows step by step. Every decision is driven by task status events and stored in
-// SQLite, so a restart continues a workflow from the step it was on (see reconcile()).
+// the database, so a restart continues a workflow from the step it was on (see reconcile()).
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, WorkflowDef } from '../config.js';
 import type { TaskRow } from '../db/repositories/tasks.js';
-import type { HandoffsRepo, StepRow, WorkflowRow, WorkflowsRepo } from '../db/repositories/workflows.js';
+import type { HandoffRow, HandoffsRepo, StepRow, WorkflowRow, WorkflowsRepo } from '../db/repositories/workflows.js';
 import type { EventBus, StreamPublisher } from '../events/bus.js';
 import type { TaskService } from '../tasks/service.js';
 import type { Scheduler } from '../queue/scheduler.js';
@@ -22,6 +22,10 @@ import { nowIso } from '../db/time.js';
 
 /** outputs[`@handoff:<key>`] holds the id of the handoff that produced outputs[<key>]. */
 const HANDOFF_KEY = '@handoff:';
+/** How many step tasks' system prompt files are kept between their prompt and their start. */
+const SYSTEM_PROMPTS_KEPT = 1000;
+
+const isStepTask = (task: TaskRow): boolean => Boolean(task.workflow_id) && task.workflow_step !== null;
 
 export interface EngineDeps {
   config: Config;
@@ -49,14 +53,31 @@ export interface StartWorkflow {
 export class WorkflowEngine {
   /** Workflows whose completion (push + PR) is in flight, so events cannot start it twice. */
   private readonly completing = new Set<number>();
+  /**
+   * Per workflow, the tail of its chain of state changes (task events, advancing, cancelling): they
+   * run one after another, so a check of a step or workflow status and the writes that follow it are
+   * not interleaved with another change of the same workflow in this process.
+   */
+  private readonly chains = new Map<number, Promise<void>>();
+  /**
+   * System prompt files of step tasks, loaded by a prompt source before each run (the executor asks
+   * for the file synchronously). Bounded: the oldest entries go first.
+   */
+  private readonly systemPrompts = new Map<number, string | undefined>();
 
   constructor(private readonly d: EngineDeps) {
-    d.bus.on('task.status', ({ task }) => {
-      if (task.workflow_id) return this.onTaskStatus(task);
+    d.bus.on('task.status', async ({ task }) => {
+      const workflowId = task.workflow_id;
+      if (workflowId) await this.serial(workflowId, () => this.onTaskStatus(task));
+    });
+    // Prompt sources run before the agent starts: this one loads the step's system prompt file.
+    d.executor.addPromptSource(async (task) => {
+      if (isStepTask(task)) this.rememberSystemPrompt(task.id, await this.systemPromptFor(task));
+      return undefined;
     });
     // Step tasks get the input handoff (and for revisions the review) in their prompt.
     d.executor.addPromptSource((task) => this.promptFor(task));
-    d.executor.systemPromptFor = (task) => this.systemPromptFor(task);
+    d.executor.systemPromptFor = (task) => this.loadedSystemPrompt(task);
     d.executor.setFinisher((task) =>
       task.workflow_id
         ? async (t, wt, spec, report) => {
@@ -69,16 +90,16 @@ export class WorkflowEngine {
               await d.workspace.push(spec, wt.path, wt.branch, wt.baseBranch);
             const changed = await d.workspace.changedFiles(wt.path, wt.baseBranch).catch(() => []);
             const h = buildHandoff(t.agent_type, report.handoff, report.finalText, changed);
-            d.handoffs.create({ from_task_id: t.id, to_task_id: null, workflow_id: t.workflow_id, ...h });
+            await d.handoffs.create({ from_task_id: t.id, to_task_id: null, workflow_id: t.workflow_id, ...h });
             return { status: 'done' };
           }
         : undefined,
     );
   }
 
-  start(input: StartWorkflow): WorkflowRow {
+  async start(input: StartWorkflow): Promise<WorkflowRow> {
     validateWorkflow(input.name, input.def);
-    const wf = this.d.workflows.create({
+    const wf = await this.d.workflows.create({
       name: input.name,
       title: input.title,
       description: input.description,
@@ -89,74 +110,108 @@ export class WorkflowEngine {
       steps: input.def.steps,
     });
     const branch = `${this.d.config.git.branch_prefix}wf-${wf.id}-${slugify(input.title)}`;
-    this.d.workflows.update(wf.id, { branch_name: branch });
-    this.publish(wf.id, null);
-    this.d.bus.emit('workflow.started', { workflow: this.d.workflows.get(wf.id)! });
-    this.advanceFrom(wf.id, 0);
-    return this.d.workflows.get(wf.id)!;
+    await this.serial(wf.id, async () => {
+      await this.d.workflows.update(wf.id, { branch_name: branch });
+      await this.publish(wf.id, null);
+      this.d.bus.emit('workflow.started', { workflow: (await this.d.workflows.get(wf.id))! });
+      await this.advanceFrom(wf.id, 0);
+    });
+    return (await this.d.workflows.get(wf.id))!;
   }
 
   async cancel(id: number): Promise<WorkflowRow | undefined> {
-    const wf = this.d.workflows.transition(id, ['running', 'pending'], 'cancelled', {
-      completed_at: nowIso(),
-      error: 'Cancelled by request',
+    // The status change and the step it stops are one change of the workflow: no task event of the
+    // workflow starts its next step in between.
+    const cancelled = await this.serial(id, async () => {
+      const wf = await this.d.workflows.transition(id, ['running', 'pending'], 'cancelled', {
+        completed_at: nowIso(),
+        error: 'Cancelled by request',
+      });
+      if (!wf) return undefined;
+      const step = (await this.d.workflows.steps(id)).find((s) => s.status === 'running');
+      if (step) await this.d.workflows.updateStep(id, step.step_index, { status: 'failed', completed_at: nowIso() });
+      return { wf, step };
     });
-    if (!wf) return undefined;
-    const step = this.d.workflows.steps(id).find((s) => s.status === 'running');
-    if (step) {
-      this.d.workflows.updateStep(id, step.step_index, { status: 'failed', completed_at: nowIso() });
-      if (step.task_id) await this.d.scheduler.cancel(step.task_id, (this.d.config.agent.kill_grace_seconds + 5) * 1000);
-    }
+    if (!cancelled) return undefined;
+    const { wf, step } = cancelled;
+    if (step?.task_id) await this.d.scheduler.cancel(step.task_id, (this.d.config.agent.kill_grace_seconds + 5) * 1000);
     await this.cleanup(wf);
-    this.publish(id, 'running');
+    await this.publish(id, 'running');
     this.d.bus.emit('workflow.cancelled', { workflow: wf });
     return this.d.workflows.get(id);
   }
 
   /** Picks up running workflows after a restart: finishes steps whose task ended while we were down. */
-  reconcile(): void {
-    for (const wf of this.d.workflows.byStatus('running')) {
-      const steps = this.d.workflows.steps(wf.id);
-      const step = steps.find((s) => s.status === 'running');
-      if (!step) {
-        const next = steps.findIndex((s) => s.status === 'pending');
-        this.advanceFrom(wf.id, next === -1 ? steps.length : next);
-        continue;
-      }
-      const task = step.task_id ? this.d.tasks.get(step.task_id) : undefined;
-      if (!task) this.startStep(wf, step);
-      else if (['done', 'failed', 'cancelled'].includes(task.status)) {
-        void Promise.resolve(this.onTaskStatus(task)).catch((err: unknown) =>
-          this.d.logger.warn({ err: coerceError(err), workflowId: wf.id }, 'could not settle the workflow step'),
-        );
-      }
+  async reconcile(): Promise<void> {
+    for (const { id } of await this.d.workflows.byStatus('running')) {
+      await this.serial(id, () => this.reconcileOne(id));
     }
   }
 
-  private onTaskStatus(task: TaskRow): void | Promise<void> {
-    const wf = this.d.workflows.get(task.workflow_id!);
+  private async reconcileOne(id: number): Promise<void> {
+    // Read again inside the workflow's chain: an event may have moved it on since the list was read.
+    const wf = await this.d.workflows.get(id);
+    if (!wf || wf.status !== 'running') return;
+    const steps = await this.d.workflows.steps(wf.id);
+    const step = steps.find((s) => s.status === 'running');
+    if (!step) {
+      const next = steps.findIndex((s) => s.status === 'pending');
+      await this.advanceFrom(wf.id, next === -1 ? steps.length : next);
+      return;
+    }
+    const task = step.task_id ? await this.d.tasks.get(step.task_id) : undefined;
+    if (!task) await this.startStep(wf, step);
+    else if (['done', 'failed', 'cancelled'].includes(task.status)) {
+      // Queued behind this change in the workflow's chain. Reconcile does not wait for it (it never
+      // did); a failure is logged.
+      void this.serial(wf.id, () => this.onTaskStatus(task)).catch((err: unknown) =>
+        this.d.logger.warn({ err: coerceError(err), workflowId: wf.id }, 'could not settle the workflow step'),
+      );
+    }
+  }
+
+  /**
+   * Runs fn after every earlier change of workflow `id` in this process has settled. fn must not
+   * wait for another serial() of the same workflow (it would wait for itself).
+   */
+  private serial<T>(id: number, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(id) ?? Promise.resolve();
+    const run = prev.then(fn);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.chains.set(id, tail);
+    void tail.then(() => {
+      if (this.chains.get(id) === tail) this.chains.delete(id);
+    });
+    return run;
+  }
+
+  private async onTaskStatus(task: TaskRow): Promise<void> {
+    const wf = await this.d.workflows.get(task.workflow_id!);
     if (!wf || wf.status !== 'running' || task.workflow_step === null) return;
-    const step = this.d.workflows.steps(wf.id)[task.workflow_step];
+    const step = (await this.d.workflows.steps(wf.id))[task.workflow_step];
     if (!step || step.task_id !== task.id || step.status !== 'running') return;
     if (task.status === 'done') return this.completeStep(wf, step, task);
     if (task.status === 'failed') return this.fail(wf, step, `Step ${step.step_index} (${step.agent_type}) failed: ${task.error}`);
     if (task.status === 'cancelled') {
-      this.d.workflows.updateStep(wf.id, step.step_index, { status: 'failed', completed_at: nowIso() });
-      const done = this.d.workflows.transition(wf.id, ['running'], 'cancelled', {
+      await this.d.workflows.updateStep(wf.id, step.step_index, { status: 'failed', completed_at: nowIso() });
+      const done = await this.d.workflows.transition(wf.id, ['running'], 'cancelled', {
         completed_at: nowIso(),
         error: `Step ${step.step_index} was cancelled`,
       });
       if (done) {
-        this.publish(wf.id, 'running');
-        void this.cleanup(done);
+        await this.publish(wf.id, 'running');
+        await this.cleanup(done);
       }
     }
   }
 
-  private completeStep(wf: WorkflowRow, step: StepRow, task: TaskRow): void {
-    const handoff = this.d.handoffs.forTask(task.id, 'from').at(-1);
+  private async completeStep(wf: WorkflowRow, step: StepRow, task: TaskRow): Promise<void> {
+    const handoff = (await this.d.handoffs.forTask(task.id, 'from')).at(-1);
     const output = handoff?.content || task.result_summary;
-    this.d.workflows.updateStep(wf.id, step.step_index, {
+    await this.d.workflows.updateStep(wf.id, step.step_index, {
       status: 'completed',
       output_data: truncate(output, 10_000),
       completed_at: nowIso(),
@@ -173,38 +228,42 @@ export class WorkflowEngine {
     // Looping back: the step we return to works on what this step just produced.
     const targetInput = target >= 0 ? def.steps[target]?.input : undefined;
     if (targetInput) setOutput(targetInput);
-    this.d.workflows.update(wf.id, { outputs: JSON.stringify(outputs) });
+    await this.d.workflows.update(wf.id, { outputs: JSON.stringify(outputs) });
     if (looping) {
       const iteration = wf.iteration + 1;
-      this.d.workflows.update(wf.id, { iteration });
-      this.d.workflows.resetStepsFrom(wf.id, target, iteration);
-      this.d.bus.emit('workflow.iteration', { workflow: this.d.workflows.get(wf.id)!, iteration, max: wf.max_iterations });
-      this.advanceFrom(wf.id, target);
+      await this.d.workflows.update(wf.id, { iteration });
+      await this.d.workflows.resetStepsFrom(wf.id, target, iteration);
+      this.d.bus.emit('workflow.iteration', { workflow: (await this.d.workflows.get(wf.id))!, iteration, max: wf.max_iterations });
+      await this.advanceFrom(wf.id, target);
       return;
     }
-    this.advanceFrom(wf.id, step.step_index + 1);
+    await this.advanceFrom(wf.id, step.step_index + 1);
   }
 
   // Starts the first step from `index` whose condition holds; past the last step, completes.
-  private advanceFrom(id: number, index: number): void {
-    const wf = this.d.workflows.get(id);
+  private async advanceFrom(id: number, index: number): Promise<void> {
+    const wf = await this.d.workflows.get(id);
     if (!wf || wf.status !== 'running') return;
-    const steps = this.d.workflows.steps(id);
+    const steps = await this.d.workflows.steps(id);
     const outputs = JSON.parse(wf.outputs) as Record<string, string>;
     for (let i = index; i < steps.length; i++) {
       const s = steps[i]!;
       if (s.condition && !evaluateCondition(s.condition, s.input_key ? (outputs[s.input_key] ?? '') : '')) {
-        this.d.workflows.updateStep(id, i, { status: 'skipped', completed_at: nowIso() });
+        await this.d.workflows.updateStep(id, i, { status: 'skipped', completed_at: nowIso() });
         continue;
       }
-      this.startStep(wf, s);
+      await this.startStep(wf, s);
       return;
     }
-    void this.complete(id);
+    // Completion pushes and opens the PR: it runs on its own (complete() guards against a second
+    // start, and its status change is guarded), nobody waits for it.
+    void this.complete(id).catch((err: unknown) =>
+      this.d.logger.warn({ err: coerceError(err), workflowId: id }, 'could not finish the workflow'),
+    );
   }
 
-  private startStep(wf: WorkflowRow, s: StepRow): void {
-    const task = this.d.tasks.create({
+  private async startStep(wf: WorkflowRow, s: StepRow): Promise<void> {
+    const task = await this.d.tasks.create({
       title: `[${wf.name}] Step ${s.step_index}: ${wf.title}`.slice(0, 500),
       description: wf.description,
       repo: wf.repo,
@@ -216,32 +275,33 @@ export class WorkflowEngine {
       run: true,
     });
     // The handoff that feeds this step now names its receiver.
-    const source = this.inputHandoff(wf, s);
-    if (source) this.d.handoffs.setTarget(source.id, task.id);
-    this.d.workflows.updateStep(wf.id, s.step_index, {
+    const source = await this.inputHandoff(wf, s);
+    if (source) await this.d.handoffs.setTarget(source.id, task.id);
+    await this.d.workflows.updateStep(wf.id, s.step_index, {
       status: 'running',
       task_id: task.id,
       started_at: nowIso(),
       iteration: wf.iteration,
     });
-    this.d.workflows.update(wf.id, { current_step: s.step_index });
-    this.publish(wf.id, 'running');
+    await this.d.workflows.update(wf.id, { current_step: s.step_index });
+    await this.publish(wf.id, 'running');
     this.d.scheduler.notify();
   }
 
-  private inputHandoff(wf: WorkflowRow, s: StepRow) {
+  private async inputHandoff(wf: WorkflowRow, s: StepRow): Promise<HandoffRow | undefined> {
     if (!s.input_key) return undefined;
     const id = (JSON.parse(wf.outputs) as Record<string, string>)[`${HANDOFF_KEY}${s.input_key}`];
     return id ? this.d.handoffs.get(Number(id)) : undefined;
   }
 
-  private promptFor(task: TaskRow): string | undefined {
+  private async promptFor(task: TaskRow): Promise<string | undefined> {
     if (!task.workflow_id || task.workflow_step === null) return undefined;
-    const wf = this.d.workflows.get(task.workflow_id);
-    const s = wf && this.d.workflows.steps(wf.id)[task.workflow_step];
+    const wf = await this.d.workflows.get(task.workflow_id);
+    const steps = wf ? await this.d.workflows.steps(wf.id) : [];
+    const s = steps[task.workflow_step];
     if (!wf || !s || !s.input_key) return undefined;
     const input = (JSON.parse(wf.outputs) as Record<string, string>)[s.input_key] ?? '';
-    const producer = this.d.workflows.steps(wf.id).find((x) => x.output_key === s.input_key);
+    const producer = steps.find((x) => x.output_key === s.input_key);
     const review = parseReview(input);
     const parts = [handoffSection([{ from: producer?.agent_type ?? s.input_key, summary: '', content: input }])];
     if (review.parsed && task.agent_type === 'coder_revision')
@@ -249,36 +309,52 @@ export class WorkflowEngine {
     return parts.join('\n\n');
   }
 
-  private systemPromptFor(task: TaskRow): string | undefined {
+  private async systemPromptFor(task: TaskRow): Promise<string | undefined> {
     if (!task.workflow_id || task.workflow_step === null) return undefined;
-    const s = this.d.workflows.steps(task.workflow_id)[task.workflow_step];
+    const s = (await this.d.workflows.steps(task.workflow_id))[task.workflow_step];
     return s?.prompt_template ? path.resolve(this.d.config.rootDir, s.prompt_template) : undefined;
+  }
+
+  private rememberSystemPrompt(taskId: number, file: string | undefined): void {
+    this.systemPrompts.delete(taskId);
+    this.systemPrompts.set(taskId, file);
+    while (this.systemPrompts.size > SYSTEM_PROMPTS_KEPT) this.systemPrompts.delete(this.systemPrompts.keys().next().value!);
+  }
+
+  /** The executor's synchronous hook: what the prompt source loaded for this run. */
+  private loadedSystemPrompt(task: TaskRow): string | undefined {
+    if (!isStepTask(task)) return undefined;
+    // Not loaded: the lookup failed (the prompt source logged why); the run fails as it did when the
+    // lookup itself threw here.
+    if (!this.systemPrompts.has(task.id))
+      throw new Error(`the system prompt of workflow ${task.workflow_id} step ${task.workflow_step} could not be loaded`);
+    return this.systemPrompts.get(task.id);
   }
 
   private async complete(id: number): Promise<void> {
     if (this.completing.has(id)) return;
     this.completing.add(id);
     try {
-      const wf = this.d.workflows.get(id);
+      const wf = await this.d.workflows.get(id);
       if (!wf || wf.status !== 'running') return;
-      const steps = this.d.workflows.steps(id);
+      const steps = await this.d.workflows.steps(id);
       const lastReview = [...steps].reverse().find((s) => s.agent_type === 'reviewer' && s.status === 'completed');
       const review = lastReview ? parseReview(lastReview.output_data) : undefined;
       const result = !review ? 'completed' : review.approved ? 'approved' : 'max_iterations';
       const pr = await this.openPr(wf, review, result);
       const prUrl = pr.url;
-      const done = this.d.workflows.transition(id, ['running'], 'completed', {
+      const done = await this.d.workflows.transition(id, ['running'], 'completed', {
         completed_at: nowIso(),
         result,
         pr_url: prUrl,
         error: result === 'max_iterations' ? `Stopped after ${wf.max_iterations} iterations without the reviewer's approval` : '',
       });
       const lastTask = [...steps].reverse().find((s) => s.status === 'completed' && s.task_id);
-      if (lastTask?.task_id && prUrl) this.d.tasks.update(lastTask.task_id, { pr_url: prUrl });
+      if (lastTask?.task_id && prUrl) await this.d.tasks.update(lastTask.task_id, { pr_url: prUrl });
       if (done && pr.number) {
         // The PR lives on after the workflow: a task in review adopts it, so CI failures and review
         // comments bring an agent back (the PR loop follows tasks).
-        this.d.tasks.create({
+        await this.d.tasks.create({
           title: wf.title,
           description: wf.description,
           repo: wf.repo,
@@ -293,12 +369,12 @@ export class WorkflowEngine {
         });
       }
       if (done) {
-        this.publish(id, 'running');
+        await this.publish(id, 'running');
         this.d.bus.emit('workflow.completed', { workflow: done });
         await this.cleanup(done);
       }
     } catch (err) {
-      const wf = this.d.workflows.get(id);
+      const wf = await this.d.workflows.get(id);
       if (wf) await this.fail(wf, undefined, `Could not finish the workflow: ${coerceError(err).message}`);
     } finally {
       this.completing.delete(id);
@@ -312,9 +388,15 @@ export class WorkflowEngine {
   ): Promise<{ url: string; number: number | null; base: string }> {
     const spec = this.d.executor.repoSpec(wf.repo);
     const wtPath = this.d.workspace.worktreePath(worktreeKey({ id: 0, workflow_id: wf.id }));
-    const steps = this.d.workflows.steps(wf.id);
-    const base = (steps.map((s) => s.task_id && this.d.tasks.get(s.task_id)).find((t) => t && t.base_branch) as TaskRow | undefined)
-      ?.base_branch;
+    // The base branch of the first step (in step order) whose task has one.
+    let base: string | undefined;
+    for (const s of await this.d.workflows.steps(wf.id)) {
+      const t = s.task_id ? await this.d.tasks.get(s.task_id) : undefined;
+      if (t?.base_branch) {
+        base = t.base_branch;
+        break;
+      }
+    }
     if (!base) return { url: '', number: null, base: '' };
     await this.d.workspace.commitAll(wtPath, `${wf.title}\n\nFactory workflow ${wf.id}.`).catch(() => false);
     if ((await this.d.workspace.commitsAhead(wtPath, base)) === 0) return { url: '', number: null, base };
@@ -344,13 +426,13 @@ export class WorkflowEngine {
   }
 
   private async fail(wf: WorkflowRow, step: StepRow | undefined, error: string): Promise<void> {
-    if (step) this.d.workflows.updateStep(wf.id, step.step_index, { status: 'failed', completed_at: nowIso() });
-    const done = this.d.workflows.transition(wf.id, ['running', 'pending'], 'failed', {
+    if (step) await this.d.workflows.updateStep(wf.id, step.step_index, { status: 'failed', completed_at: nowIso() });
+    const done = await this.d.workflows.transition(wf.id, ['running', 'pending'], 'failed', {
       error: truncate(error, 2000),
       completed_at: nowIso(),
     });
     if (!done) return;
-    this.publish(wf.id, wf.status);
+    await this.publish(wf.id, wf.status);
     this.d.bus.emit('workflow.failed', { workflow: done });
     await this.cleanup(done);
   }
@@ -363,10 +445,10 @@ export class WorkflowEngine {
     }
   }
 
-  private publish(id: number, from: string | null): void {
-    const wf = this.d.workflows.get(id);
+  private async publish(id: number, from: string | null): Promise<void> {
+    const wf = await this.d.workflows.get(id);
     if (wf)
-      this.d.stream.publish('workflow_status', null, {
+      await this.d.stream.publish('workflow_status', null, {
         id: wf.id,
         name: wf.name,
         title: wf.title,

@@ -17,7 +17,7 @@ export function clarifyRoutes(clarify: ClarificationService) {
     app.post('/api/tasks/:id/resume', async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
       const b = parseInput(z.object({ response: text }), req.body, 'body');
-      return taskJson(clarify.answer(id, b.response, 'api'));
+      return taskJson(await clarify.answer(id, b.response, 'api'));
     });
     app.post('/api/tasks/:id/answer', async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
@@ -28,7 +28,7 @@ export function clarifyRoutes(clarify: ClarificationService) {
         req.body,
         'body',
       );
-      return taskJson(clarify.answer(id, (b.answer ?? b.response)!, 'api'));
+      return taskJson(await clarify.answer(id, (b.answer ?? b.response)!, 'api'));
     });
   };
 }

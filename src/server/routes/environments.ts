@@ -130,7 +130,7 @@ export function environmentRoutes(manager: EnvironmentManager): RoutePlugin {
     app.post('/api/tasks/:id/environments', TASK_TOKEN_ROUTE, async (req, reply) => {
       const { id } = parseInput(idParams, req.params, 'params');
       const body = parseInput(upBody, req.body, 'body');
-      getTaskOr404(s, id);
+      await getTaskOr404(s, id);
       const row = await manager.up({
         taskId: id,
         compose: body.compose,
@@ -145,29 +145,26 @@ export function environmentRoutes(manager: EnvironmentManager): RoutePlugin {
     app.get('/api/tasks/:id/environments', TASK_TOKEN_ROUTE, async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
       const q = parseInput(typeQuery, req.query, 'query');
-      getTaskOr404(s, id);
-      return manager
-        .list(q.all, id)
-        .filter((r) => !q.type || r.env_type === q.type)
-        .map(environmentJson);
+      await getTaskOr404(s, id);
+      return (await manager.list(q.all, id)).filter((r) => !q.type || r.env_type === q.type).map(environmentJson);
     });
 
     app.delete('/api/tasks/:id/environments', TASK_TOKEN_ROUTE, async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
       const q = parseInput(typeQuery, req.query, 'query');
-      getTaskOr404(s, id);
+      await getTaskOr404(s, id);
       return { removed: removedOrThrow(await manager.down(id, q.type)) };
     });
 
     // ---- operator
     app.get('/api/environments', async (req) => {
       const q = parseInput(listQuery, req.query, 'query');
-      return manager.list(q.all, q.task_id).map(environmentJson);
+      return (await manager.list(q.all, q.task_id)).map(environmentJson);
     });
 
     app.get('/api/environments/:id', async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
-      const row = manager.get(id);
+      const row = await manager.get(id);
       if (!row) throw notFound('Environment');
       return environmentJson(row);
     });
@@ -181,13 +178,13 @@ export function environmentRoutes(manager: EnvironmentManager): RoutePlugin {
     });
 
     // ---- upstream-compatible aliases
-    app.get('/api/preview-environments', async () => manager.list(false).map(upstreamPreviewJson));
+    app.get('/api/preview-environments', async () => (await manager.list(false)).map(upstreamPreviewJson));
 
     // Upstream matched any prefix, even one character, but not a full id (contract §6.14). Here: our
     // environment id, a full container id, or a container id prefix of at least 12 characters.
     app.delete('/api/preview-environments/:containerId', async (req) => {
       const { containerId } = parseInput(z.object({ containerId: z.string().trim().min(1).max(128) }), req.params, 'params');
-      const live = manager.list(false);
+      const live = await manager.list(false);
       const byContainer = /^[0-9a-f]{12,64}$/i.test(containerId)
         ? live.filter(
             (r) =>

@@ -144,13 +144,13 @@ export function messageRoutes(deps: MessageRouteDeps): RoutePlugin {
 
     app.post('/api/messages', async (req, reply) => {
       const body = parseInput(postMessageBody, req.body, 'body');
-      return reply.status(201).send(board.post(body));
+      return reply.status(201).send(await board.post(body));
     });
 
     app.get('/api/messages', async (req) => {
       const q = parseInput(listMessagesQuery, req.query, 'query');
       const { from, to, ...rest } = q;
-      return messages.list({ ...rest, sender: q.sender ?? from, recipient: q.recipient ?? to }).map(messageJson);
+      return (await messages.list({ ...rest, sender: q.sender ?? from, recipient: q.recipient ?? to })).map(messageJson);
     });
 
     app.get('/api/messages/stream/sse', stream(['message']));
@@ -158,14 +158,14 @@ export function messageRoutes(deps: MessageRouteDeps): RoutePlugin {
 
     app.get('/api/messages/:id', async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
-      const m = messages.get(id);
+      const m = await messages.get(id);
       if (!m) throw notFound('Message');
       return messageJson(m);
     });
 
     app.get('/api/messages/:id/thread', async (req) => {
       const { id } = parseInput(idParams, req.params, 'params');
-      const rows = messages.thread(id);
+      const rows = await messages.thread(id);
       if (rows.length === 0) throw notFound('Message');
       return rows.map(messageJson);
     });

@@ -11,7 +11,7 @@ const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be 
 export function queueRoutes(control: QueueControl) {
   return async (app: FastifyInstance, s: Services): Promise<void> => {
     const stats = new StatsRepo(s.db);
-    const state = async () => ({ ...control.state(), running: s.scheduler.runningCount(), ...(await s.repos.tasks.counts()) });
+    const state = async () => ({ ...(await control.state()), running: s.scheduler.runningCount(), ...(await s.repos.tasks.counts()) });
 
     app.get('/api/queue', async () => state());
     app.post('/api/queue/pause', async (req) => {
@@ -31,11 +31,11 @@ export function queueRoutes(control: QueueControl) {
       if (b.until && b.minutes) throw new AppError(400, 'invalid_input', 'until: give either until or minutes, not both', 'until');
       const until = b.until ? new Date(b.until) : b.minutes ? new Date(Date.now() + b.minutes * 60_000) : null;
       if (until && until.getTime() <= Date.now()) throw new AppError(400, 'invalid_input', 'until: must be in the future', 'until');
-      control.pause(until, b.reason, 'operator');
+      await control.pause(until, b.reason, 'operator');
       return await state();
     });
     app.post('/api/queue/resume', async () => {
-      control.resume('operator');
+      await control.resume('operator');
       s.scheduler.notify();
       return await state();
     });
@@ -43,7 +43,7 @@ export function queueRoutes(control: QueueControl) {
     app.get('/api/stats', async (req) => {
       const q = parseInput(z.object({ since: isoTime.optional() }), req.query, 'query');
       const since = q.since ? new Date(q.since).toISOString() : new Date(Date.now() - 30 * 86_400_000).toISOString();
-      return { since, ...stats.summary(since) };
+      return { since, ...(await stats.summary(since)) };
     });
   };
 }

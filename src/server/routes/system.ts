@@ -43,8 +43,10 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
   // Running agents: this process's own, or, with several processes, every worker's (from the database).
   app.get('/api/agents', async () => {
     if (s.db.dialect === 'sqlite') return s.scheduler.agents();
-    return s.repos.tasks.byStatus('in_progress').map((t) => {
-      const run = s.repos.runs.open(t.id).at(-1);
+    const running = await s.repos.tasks.byStatus('in_progress');
+    const open = await Promise.all(running.map((t) => s.repos.runs.open(t.id)));
+    return running.map((t, i) => {
+      const run = open[i]!.at(-1);
       return {
         task_id: t.id,
         task_title: t.title,
@@ -63,7 +65,7 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
   // Every process sharing the database, with what it runs (several hosts: PostgreSQL).
   app.get('/api/workers', async () => {
     const now = Date.now();
-    return s.repos.workers.list(new Date(now - 86_400_000).toISOString()).map((w) => ({
+    return (await s.repos.workers.list(new Date(now - 86_400_000).toISOString())).map((w) => ({
       id: w.id,
       host: w.host,
       pid: w.pid,

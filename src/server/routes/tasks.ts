@@ -66,8 +66,8 @@ export function checkRepo(s: Services, repo: string): { repo: string; defaultAge
   }
 }
 
-export function getTaskOr404(s: Services, id: number): TaskRow {
-  const t = s.tasks.get(id);
+export async function getTaskOr404(s: Services, id: number): Promise<TaskRow> {
+  const t = await s.tasks.get(id);
   if (!t) throw notFound('Task');
   return t;
 }
@@ -77,23 +77,23 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
     const q = parseInput(z.object({ auto_run: boolFlag.default(false) }), req.query, 'query');
     const body = parseInput(createTaskBody, req.body, 'body');
     const { repo, defaultAgent } = checkRepo(s, body.repo);
-    const task = s.tasks.create({ ...body, repo, agent_type: body.agent_type ?? defaultAgent ?? 'coder', run: q.auto_run });
+    const task = await s.tasks.create({ ...body, repo, agent_type: body.agent_type ?? defaultAgent ?? 'coder', run: q.auto_run });
     if (q.auto_run) s.scheduler.notify();
     return reply.status(201).send(taskJson(task));
   });
 
   app.get('/api/tasks', async (req) => {
     const q = parseInput(listQuery, req.query, 'query');
-    const rows = s.repos.tasks.list(q);
-    const last = s.repos.logs.lastLines(rows.map((r) => r.id));
+    const rows = await s.repos.tasks.list(q);
+    const last = await s.repos.logs.lastLines(rows.map((r) => r.id));
     return rows.map((r) => taskJson(r, last.get(r.id) ?? null));
   });
 
   app.get('/api/tasks/:id', async (req) => {
     const { id } = parseInput(idParams, req.params, 'params');
-    const t = getTaskOr404(s, id);
+    const t = await getTaskOr404(s, id);
     // Every agent run of the task (first run, resumes, CI and review revisions) with its cost.
-    const runs = s.repos.runs.forTask(id).map((r) => ({
+    const runs = (await s.repos.runs.forTask(id)).map((r) => ({
       id: r.id,
       attempt: r.attempt,
       kind: r.kind,
@@ -107,21 +107,21 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
       output_tokens: r.output_tokens,
       num_turns: r.num_turns,
     }));
-    return { ...taskJson(t, s.repos.logs.lastLines([id]).get(id) ?? null), runs };
+    return { ...taskJson(t, (await s.repos.logs.lastLines([id])).get(id) ?? null), runs };
   });
 
   app.post('/api/tasks/:id/run', async (req) => {
     const { id } = parseInput(idParams, req.params, 'params');
-    const t = getTaskOr404(s, id);
+    const t = await getTaskOr404(s, id);
     if (t.status !== 'queued') throw conflict(`Task is ${t.status}, must be queued`);
-    const updated = s.repos.tasks.requestRun(id) ?? t;
+    const updated = (await s.repos.tasks.requestRun(id)) ?? t;
     s.scheduler.notify();
     return taskJson(updated);
   });
 
   app.post('/api/tasks/:id/cancel', async (req) => {
     const { id } = parseInput(idParams, req.params, 'params');
-    const t = getTaskOr404(s, id);
+    const t = await getTaskOr404(s, id);
     if (isFinished(t.status)) throw conflict(`Task is ${t.status}; only queued, running or waiting tasks can be cancelled`);
     const after = await s.scheduler.cancel(id, (s.config.agent.kill_grace_seconds + 5) * 1000);
     return taskJson(after ?? t);
@@ -130,7 +130,7 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
   app.get('/api/tasks/:id/logs', async (req) => {
     const { id } = parseInput(idParams, req.params, 'params');
     const q = parseInput(logsQuery, req.query, 'query');
-    getTaskOr404(s, id);
+    await getTaskOr404(s, id);
     let sinceId: number | undefined;
     let sinceTs: string | undefined;
     if (q.since !== undefined && q.since !== '') {
@@ -138,7 +138,7 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
       else if (!Number.isNaN(Date.parse(q.since))) sinceTs = new Date(q.since).toISOString();
       else throw new AppError(400, 'invalid_input', 'since: must be a log id or an ISO-8601 time', 'since');
     }
-    const rows = s.repos.logs.list(id, { sinceId, sinceTs, limit: q.limit });
+    const rows = await s.repos.logs.list(id, { sinceId, sinceTs, limit: q.limit });
     return {
       logs: rows.map((r) => ({ id: r.id, message: r.line, timestamp: r.ts, stream: r.stream })),
       next_since: rows.length ? rows[rows.length - 1]!.id : (sinceId ?? null),

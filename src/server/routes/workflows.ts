@@ -8,7 +8,7 @@ import { WorkflowDefinitionError, validateWorkflow } from '../../workflows/defin
 import { issueCounts, parseReview } from '../../workflows/review.js';
 import { AppError, conflict, notFound } from '../../errors.js';
 import { parseInput } from '../validation.js';
-import { checkRepo, getTaskOr404, idParams } from './tasks.js';
+import { checkRepo, idParams } from './tasks.js';
 
 const WF_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
 
@@ -45,11 +45,13 @@ export function handoffJson(h: HandoffRow) {
 
 export function workflowRoutes(deps: WorkflowDeps) {
   return async (app: FastifyInstance, s: Services): Promise<void> => {
-    const json = (wf: WorkflowRow) => {
-      const steps = deps.workflows.steps(wf.id);
+    const json = async (wf: WorkflowRow) => {
+      const steps = await deps.workflows.steps(wf.id);
+      // Each step's task, in step order.
+      const tasks = await Promise.all(steps.map(async (st) => (st.task_id ? s.tasks.get(st.task_id) : undefined)));
       let cost = 0;
-      const stepJson = steps.map((st) => {
-        const t = st.task_id ? s.tasks.get(st.task_id) : undefined;
+      const stepJson = steps.map((st, i) => {
+        const t = tasks[i];
         cost += t?.cost_usd ?? 0;
         const review = st.agent_type === 'reviewer' && st.status === 'completed' ? parseReview(st.output_data) : undefined;
         return {
@@ -94,12 +96,12 @@ export function workflowRoutes(deps: WorkflowDeps) {
         steps: stepJson,
       };
     };
-    const getOr404 = (id: number) => {
-      const wf = deps.workflows.get(id);
+    const getOr404 = async (id: number) => {
+      const wf = await deps.workflows.get(id);
       if (!wf) throw notFound('Workflow');
       return wf;
     };
-    const start = (
+    const start = async (
       name: string,
       def: ReturnType<typeof workflowDefSchema.parse>,
       b: { title: string; description: string; repo: string; plane_issue_id: string },
@@ -111,7 +113,7 @@ export function workflowRoutes(deps: WorkflowDeps) {
         if (err instanceof WorkflowDefinitionError) throw new AppError(400, 'invalid_input', `definition: ${err.message}`, 'definition');
         throw err;
       }
-      return deps.engine.start({ name, def, title: b.title, description: b.description, repo, plane_issue_id: b.plane_issue_id });
+      return await deps.engine.start({ name, def, title: b.title, description: b.description, repo, plane_issue_id: b.plane_issue_id });
     };
 
     app.post('/api/workflows', async (req, reply) => {
@@ -126,7 +128,7 @@ export function workflowRoutes(deps: WorkflowDeps) {
           'workflow_name',
         );
       }
-      return reply.status(201).send(json(start(b.workflow_name, def, b)));
+      return reply.status(201).send(await json(await start(b.workflow_name, def, b)));
     });
 
     app.post('/api/workflows/code_review', async (req, reply) => {
@@ -134,7 +136,7 @@ export function workflowRoutes(deps: WorkflowDeps) {
       const def = s.config.workflows.code_review;
       if (!def)
         throw new AppError(400, 'not_configured', 'code_review workflow is not configured. Add it to the workflows section of config.yml.');
-      return reply.status(201).send(json(start('code_review', def, b)));
+      return reply.status(201).send(await json(await start('code_review', def, b)));
     });
 
     app.get('/api/workflows', async (req) => {
@@ -147,21 +149,25 @@ export function workflowRoutes(deps: WorkflowDeps) {
         req.query,
         'query',
       );
-      return deps.workflows.list(q).map(json);
+      const list = await deps.workflows.list(q);
+      // One after another: the list keeps its order and a long list does not hold every connection.
+      const out = [];
+      for (const wf of list) out.push(await json(wf));
+      return out;
     });
 
-    app.get('/api/workflows/:id', async (req) => json(getOr404(parseInput(idParams, req.params, 'params').id)));
+    app.get('/api/workflows/:id', async (req) => json(await getOr404(parseInput(idParams, req.params, 'params').id)));
 
     app.post('/api/workflows/:id/cancel', async (req) => {
-      const wf = getOr404(parseInput(idParams, req.params, 'params').id);
+      const wf = await getOr404(parseInput(idParams, req.params, 'params').id);
       if (wf.status !== 'running' && wf.status !== 'pending') throw conflict(`Workflow is ${wf.status}, must be running`);
       await deps.engine.cancel(wf.id);
-      return json(getOr404(wf.id));
+      return json(await getOr404(wf.id));
     });
 
     app.get('/api/workflows/:id/handoffs', async (req) => {
-      const wf = getOr404(parseInput(idParams, req.params, 'params').id);
-      return deps.handoffs.forWorkflow(wf.id).map(handoffJson);
+      const wf = await getOr404(parseInput(idParams, req.params, 'params').id);
+      return (await deps.handoffs.forWorkflow(wf.id)).map(handoffJson);
     });
 
     app.post('/api/handoffs', async (req, reply) => {
@@ -181,16 +187,17 @@ export function workflowRoutes(deps: WorkflowDeps) {
         req.body,
         'body',
       );
-      if (!s.tasks.get(b.from_task_id)) throw new AppError(404, 'not_found', `Source task ${b.from_task_id} not found`, 'from_task_id');
-      if (b.to_task_id !== null && !s.tasks.get(b.to_task_id))
+      if (!(await s.tasks.get(b.from_task_id)))
+        throw new AppError(404, 'not_found', `Source task ${b.from_task_id} not found`, 'from_task_id');
+      if (b.to_task_id !== null && !(await s.tasks.get(b.to_task_id)))
         throw new AppError(404, 'not_found', `Target task ${b.to_task_id} not found`, 'to_task_id');
-      if (b.workflow_id !== null && !deps.workflows.get(b.workflow_id))
+      if (b.workflow_id !== null && !(await deps.workflows.get(b.workflow_id)))
         throw new AppError(404, 'not_found', `Workflow ${b.workflow_id} not found`, 'workflow_id');
-      return reply.status(201).send(handoffJson(deps.handoffs.create(b)));
+      return reply.status(201).send(handoffJson(await deps.handoffs.create(b)));
     });
 
     app.get('/api/handoffs/:id', async (req) => {
-      const h = deps.handoffs.get(parseInput(idParams, req.params, 'params').id);
+      const h = await deps.handoffs.get(parseInput(idParams, req.params, 'params').id);
       if (!h) throw notFound('Handoff');
       return handoffJson(h);
     });
@@ -202,8 +209,8 @@ export function workflowRoutes(deps: WorkflowDeps) {
         req.query,
         'query',
       );
-      getTaskOr404(s, id);
-      return deps.handoffs.forTask(id, q.direction).map(handoffJson);
+      if (!(await s.tasks.get(id))) throw notFound('Task');
+      return (await deps.handoffs.forTask(id, q.direction)).map(handoffJson);
     });
   };
 }
