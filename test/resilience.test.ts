@@ -108,7 +108,7 @@ describe('daily budget', () => {
       const passes = env.services.scheduler.passes;
       await waitFor(() => env.services.scheduler.passes >= passes + 3, { what: 'scheduler passes' });
       expect((await env.getTask(second.id)).status).toBe('queued');
-      expect(env.services.queue.gate()).toMatchObject({ ok: false, reason: 'daily budget of $0.01 spent' });
+      expect(await env.services.queue.gate()).toMatchObject({ ok: false, reason: 'daily budget of $0.01 spent' });
     } finally {
       await env.stopAll();
     }

@@ -128,6 +128,10 @@ function bindValue(v: unknown, dialect: Dialect): unknown {
   return v;
 }
 
+function isPlainObject(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+}
+
 function bindValues(c: Compiled, params: unknown[], dialect: Dialect): unknown[] {
   if (c.named) {
     const obj = params[0];
@@ -137,7 +141,13 @@ function bindValues(c: Compiled, params: unknown[], dialect: Dialect): unknown[]
       return bindValue((obj as Record<string, unknown>)[name], dialect);
     });
   }
-  const flat = params.length === 1 && Array.isArray(params[0]) ? (params[0] as unknown[]) : params;
+  // One object for a statement without @names binds nothing (a query builder's empty parameter set).
+  const flat =
+    params.length === 1 && Array.isArray(params[0])
+      ? (params[0] as unknown[])
+      : params.length === 1 && isPlainObject(params[0])
+        ? []
+        : params;
   const wanted = c.slots.length;
   if (flat.length !== wanted) throw new RangeError(`Too ${flat.length < wanted ? 'few' : 'many'} parameter values were provided`);
   return c.slots.map((i) => bindValue(flat[i as number], dialect));

@@ -343,6 +343,9 @@ export class WorkflowEngine {
       const result = !review ? 'completed' : review.approved ? 'approved' : 'max_iterations';
       const pr = await this.openPr(wf, review, result);
       const prUrl = pr.url;
+      // The work is pushed: the worktree goes before the workflow reads as completed, so whoever
+      // sees it completed finds nothing of it left on disk.
+      await this.cleanup(wf);
       const done = await this.d.workflows.transition(id, ['running'], 'completed', {
         completed_at: nowIso(),
         result,
@@ -371,7 +374,6 @@ export class WorkflowEngine {
       if (done) {
         await this.publish(id, 'running');
         this.d.bus.emit('workflow.completed', { workflow: done });
-        await this.cleanup(done);
       }
     } catch (err) {
       const wf = await this.d.workflows.get(id);
