@@ -6,8 +6,13 @@
 // sql`` templates use `kysely` directly. A transaction holds one connection for its whole callback,
 // so nothing else runs inside it, on either engine.
 import { CompiledQuery, sql, type Kysely } from 'kysely';
-import type { Dialect, RunResult } from './sql.js';
 import type { Tables } from './schema.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface RunResult {
+  changes: number;
+}
 
 export interface AsyncDb {
   readonly dialect: Dialect;

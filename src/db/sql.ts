@@ -6,11 +6,7 @@
 
 import type { AsyncDb } from './query.js';
 
-export type Dialect = 'sqlite' | 'postgres';
-
-export interface RunResult {
-  changes: number;
-}
+export type { Dialect, RunResult } from './query.js';
 
 export interface Db extends AsyncDb {
   /** Where the data lives, for messages; never carries a password. */
