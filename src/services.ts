@@ -77,8 +77,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const bus = new EventBus((err, event) => logger.error({ err: coerceError(err), event }, 'event listener failed'));
   // On PostgreSQL every process hears every event (its own included) through LISTEN, in id order.
   const feed = distributed ? new PgEventFeed(config.database.url, repos.events, bus, logger.child({ component: 'event-feed' })) : null;
-  const stream = new StreamPublisher(repos.events, bus, !feed);
-  const tasks = new TaskService(db, repos.tasks, bus, stream, adoptOpenPullRequest);
+  const stream = new StreamPublisher(db, repos.events, bus, !feed);
+  const tasks = new TaskService(repos.tasks, bus, stream, adoptOpenPullRequest);
   const executor: Executor = opts.executor ?? (async () => ({ status: 'failed', error: 'no agent executor configured' }));
   const queue = new QueueControl({ kv: repos.kv, runs: repos.runs, bus, dailyBudgetUsd: config.budgets.daily_usd });
   const scheduler = new Scheduler(

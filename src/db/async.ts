@@ -17,7 +17,7 @@ pg.types.setTypeParser(1700, (v) => Number(v));
 export interface PgPoolOptions {
   statementTimeoutMs: number;
   applicationName: string;
-  /** Connections at most (default 4: Factory's queries are short; lock waits hold one each). */
+  /** Connections at most (default 6: Factory's queries are short; a lock wait holds one, see StreamPublisher). */
   max?: number;
 }
 
@@ -26,7 +26,10 @@ export function postgresKysely(url: string, opts: PgPoolOptions): { db: Kysely<T
     connectionString: url,
     application_name: opts.applicationName,
     statement_timeout: opts.statementTimeoutMs,
-    max: opts.max ?? 4,
+    max: opts.max ?? 6,
+    // Kept open while idle: opening one costs several round trips, which a slow network makes
+    // long, and a request (/health) should not pay for it.
+    min: opts.max ?? 6,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
     keepAlive: true,

@@ -39,12 +39,19 @@ export class PostgresDb extends KyselyDb implements Db {
     const pgDb = new PostgresDb(url, pool, db);
     try {
       await pgDb.get('SELECT 1 AS one');
+      await pgDb.warm();
     } catch (err) {
       await pgDb.close();
       const reason = err instanceof Error ? err.message : String(err);
       throw new Error(`cannot reach PostgreSQL at ${pgDb.describe}: ${reason}`, { cause: err });
     }
     return pgDb;
+  }
+
+  /** Opens every connection of the pool now, so none is opened while a request waits. */
+  private async warm(): Promise<void> {
+    const clients = await Promise.all(Array.from({ length: this.pool.options.max }, () => this.pool.connect()));
+    for (const c of clients) c.release();
   }
 
   close(): Promise<void> {

@@ -5,6 +5,7 @@ import type { TaskStatus } from '../domain/task-status.js';
 import type { WorkflowRow } from '../db/repositories/workflows.js';
 import { scrubDeep } from '../secrets.js';
 import type { AsyncDb } from '../db/query.js';
+import { KeyedSerial } from '../async/serial.js';
 
 /** Domain events inside the process. Listeners must not throw; errors are logged by the emitter's owner. */
 export interface DomainEvents {
@@ -56,33 +57,48 @@ export class EventBus {
   }
 }
 
+/** Stores one stream event inside the transaction it was given to. */
+export type RecordEvent = (kind: string, taskId: number | null, payload: unknown) => Promise<EventRow>;
+
 /**
- * Persists a live-stream event (so it can be replayed by id) and fans it out in-process. With
- * `fanOut` false (PostgreSQL), the event feed delivers it instead, together with the events of the
- * other processes, so every listener sees one ordered stream.
+ * Persists live-stream events (so they can be replayed by id) and fans them out in-process. With
+ * `fanOut` false (PostgreSQL), the event feed delivers them instead, together with the events of
+ * the other processes, so every listener sees one ordered stream.
+ *
+ * Every event is written by write(): the state change it reports and the event commit in one
+ * transaction, and this process runs one such transaction at a time. On PostgreSQL event writers
+ * queue on one advisory lock anyway (see EventsRepo.append); queueing here first means a lock held
+ * elsewhere keeps one pooled connection waiting, not all of them, so reads (/health) still get one.
  */
 export class StreamPublisher {
+  private readonly serial = new KeyedSerial();
+
   constructor(
+    private readonly db: AsyncDb,
     private readonly repo: EventsRepo,
     private readonly bus: EventBus,
     private readonly fanOut = true,
   ) {}
 
+  /** Runs fn in one transaction; the events it records commit with it and are delivered after. */
+  write<T>(fn: (tx: AsyncDb, record: RecordEvent) => Promise<T>): Promise<T> {
+    return this.serial.run('events', async () => {
+      const rows: EventRow[] = [];
+      const result = await this.db.transaction((tx) =>
+        fn(tx, async (kind, taskId, payload) => {
+          // The stream is stored and served to browsers: the one scrubber runs on every payload.
+          const row = await this.repo.in(tx).append(kind, taskId, scrubDeep(payload));
+          rows.push(row);
+          return row;
+        }),
+      );
+      if (this.fanOut) for (const row of rows) this.bus.emit('stream', row);
+      return result;
+    });
+  }
+
   /** Stores and fans out one event. */
-  async publish(kind: string, taskId: number | null, payload: unknown): Promise<EventRow> {
-    const row = await this.repo.append(kind, taskId, scrubDeep(payload));
-    this.deliver(row);
-    return row;
-  }
-
-  /** Stores an event inside the caller's transaction; the caller delivers it after the commit. */
-  record(tx: AsyncDb, kind: string, taskId: number | null, payload: unknown): Promise<EventRow> {
-    // The stream is stored and served to browsers: the one scrubber runs on every payload.
-    return this.repo.in(tx).append(kind, taskId, scrubDeep(payload));
-  }
-
-  /** Fans a stored event out in this process (unless the PostgreSQL feed does it for every process). */
-  deliver(row: EventRow): void {
-    if (this.fanOut) this.bus.emit('stream', row);
+  publish(kind: string, taskId: number | null, payload: unknown): Promise<EventRow> {
+    return this.write((_tx, record) => record(kind, taskId, payload));
   }
 }

@@ -13,7 +13,7 @@ import type { ClarificationService } from '../orchestrator/clarify.js';
 import { escapeHtml as esc, type TelegramNotifier } from './telegram.js';
 import { parseClarification } from '../orchestrator/clarification.js';
 import { coerceError } from '../errors.js';
-import { KeyedSerial } from './serial.js';
+import { KeyedSerial } from '../async/serial.js';
 import type { TriggerGate } from '../auth/triggers.js';
 
 const title = (t: TaskRow) => `<b>${esc(t.title)}</b> (task #${t.id})`;

@@ -18,7 +18,7 @@ import { parseClarification } from '../orchestrator/clarification.js';
 import { coerceError } from '../errors.js';
 import { parseRepoSpec } from '../git/repo-spec.js';
 import type { TriggerGate } from '../auth/triggers.js';
-import { KeyedSerial } from './serial.js';
+import { KeyedSerial } from '../async/serial.js';
 
 export const PLANE_CHANNEL = 'plane';
 type StateKey = 'queued' | 'in_progress' | 'in_review' | 'done' | 'failed' | 'cancelled' | 'waiting_for_input';

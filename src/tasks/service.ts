@@ -1,7 +1,6 @@
 import type { LeaseGuard, TaskPatch, TaskRow, TasksRepo, NewTask } from '../db/repositories/tasks.js';
 import { canTransition, type TaskStatus } from '../domain/task-status.js';
 import type { EventBus, StreamPublisher } from '../events/bus.js';
-import type { AsyncDb } from '../db/query.js';
 
 /** The task fields published on the live stream when a status changes. */
 export function taskStreamPayload(t: TaskRow, from: TaskStatus | null) {
@@ -30,7 +29,6 @@ export type TaskAdopter = (task: TaskRow, tasks: TasksRepo) => Promise<void>;
 /** Task writes that other parts must observe go through here, so every status change is checked and published. */
 export class TaskService {
   constructor(
-    private readonly db: AsyncDb,
     readonly repo: TasksRepo,
     private readonly bus: EventBus,
     private readonly stream: StreamPublisher,
@@ -42,14 +40,14 @@ export class TaskService {
    * after it: no worker, in this process or another, can claim it before its creation is published.
    */
   async create(input: NewTask): Promise<TaskRow> {
-    const { task, event } = await this.db.transaction(async (tx) => {
+    const task = await this.stream.write(async (tx, record) => {
       const repo = this.repo.in(tx);
       const created = await repo.create({ ...input, run: false });
       await this.adopt(created, repo);
       const task = (await repo.get(created.id)) ?? created;
-      return { task, event: await this.stream.record(tx, 'task_status', task.id, taskStreamPayload(task, null)) };
+      await record('task_status', task.id, taskStreamPayload(task, null));
+      return task;
     });
-    this.stream.deliver(event);
     this.bus.emit('task.created', { task });
     if (input.run && !input.inReview) return (await this.repo.requestRun(task.id)) ?? task;
     return task;
@@ -72,17 +70,16 @@ export class TaskService {
   ): Promise<TaskRow | undefined> {
     const legal = from.filter((f) => canTransition(f, to));
     if (legal.length === 0) throw new Error(`illegal task transition ${from.join('|')} -> ${to}`);
-    const done = await this.db.transaction(async (tx) => {
+    const done = await this.stream.write(async (tx, record) => {
       const repo = this.repo.in(tx);
       const before = await repo.get(id);
       if (!before || !legal.includes(before.status)) return undefined;
       const task = await repo.transition(id, [before.status], to, patch, lease);
       if (!task) return undefined;
-      const event = await this.stream.record(tx, 'task_status', task.id, taskStreamPayload(task, before.status));
-      return { task, from: before.status, event };
+      await record('task_status', task.id, taskStreamPayload(task, before.status));
+      return { task, from: before.status };
     });
     if (!done) return undefined;
-    this.stream.deliver(done.event);
     this.bus.emit('task.status', { task: done.task, from: done.from });
     return done.task;
   }

@@ -1,5 +1,6 @@
 // Runs workflows step by step. Every decision is driven by task status events and stored in
 // the database, so a restart continues a workflow from the step it was on (see reconcile()).
+import { KeyedSerial } from '../async/serial.js';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, WorkflowDef } from '../config.js';
@@ -58,7 +59,7 @@ export class WorkflowEngine {
    * run one after another, so a check of a step or workflow status and the writes that follow it are
    * not interleaved with another change of the same workflow in this process.
    */
-  private readonly chains = new Map<number, Promise<void>>();
+  private readonly chains = new KeyedSerial();
   /**
    * System prompt files of step tasks, loaded by a prompt source before each run (the executor asks
    * for the file synchronously). Bounded: the oldest entries go first.
@@ -175,17 +176,7 @@ export class WorkflowEngine {
    * wait for another serial() of the same workflow (it would wait for itself).
    */
   private serial<T>(id: number, fn: () => Promise<T>): Promise<T> {
-    const prev = this.chains.get(id) ?? Promise.resolve();
-    const run = prev.then(fn);
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.chains.set(id, tail);
-    void tail.then(() => {
-      if (this.chains.get(id) === tail) this.chains.delete(id);
-    });
-    return run;
+    return this.chains.run(String(id), fn);
   }
 
   private async onTaskStatus(task: TaskRow): Promise<void> {

@@ -149,17 +149,9 @@ interface RunRow {
  * have frozen the timers. Returns how late it fired.
  */
 export async function expectWatchdogFired(f: FaultFactory, taskId: number): Promise<number> {
+  // Through the API: the same on either database engine.
   const run = await waitFor(
-    () =>
-      readDb(
-        f,
-        (db) =>
-          db
-            .prepare(
-              'SELECT started_at, ended_at, outcome, error FROM task_runs WHERE task_id = ? AND ended_at IS NOT NULL ORDER BY id LIMIT 1',
-            )
-            .get(taskId) as RunRow | undefined,
-      ),
+    async () => ((await f.api('GET', `/api/tasks/${taskId}`)).json as { runs?: RunRow[] }).runs?.find((r) => r.ended_at !== null),
     { what: `the watchdog to end task ${taskId}'s run`, timeoutMs: IDLE_TIMEOUT_MS + 20_000 },
   );
   expect(run.error).toMatch(/no output for/);

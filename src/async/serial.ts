@@ -1,9 +1,8 @@
 // Runs asynchronous jobs one after another per key, in the order they were added.
 //
-// With a synchronous database, an event listener did all its work (read a row, queue a delivery)
-// before the next event was even emitted, so deliveries were queued in event order and a check was
-// never interleaved with another request's write. Database calls now yield, so the integrations
-// that depend on that order run their work through one of these.
+// Database calls yield, so two pieces of work that read and then write the same thing can
+// interleave. Where order matters within this process (deliveries queued in event order, one
+// workflow's steps, event-writing transactions), the work runs through one of these.
 
 export class KeyedSerial {
   private readonly tails = new Map<string, Promise<void>>();
