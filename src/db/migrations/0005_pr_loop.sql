@@ -4,7 +4,7 @@ ALTER TABLE tasks ADD COLUMN ci_conclusion TEXT NOT NULL DEFAULT '';     -- pend
 ALTER TABLE tasks ADD COLUMN revision_context TEXT NOT NULL DEFAULT '';  -- JSON: why the next run revises the PR
 
 CREATE TABLE pr_watch (
-  task_id                 BIGINT PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
+  task_id                 {{bigint}} PRIMARY KEY REFERENCES tasks(id) ON DELETE CASCADE,
   owner                   TEXT NOT NULL,
   repo                    TEXT NOT NULL,
   pr_number               INTEGER NOT NULL,
