@@ -219,16 +219,19 @@ export class KyselyDb implements AsyncDb {
       let result: T;
       try {
         result = await fn(new KyselyDb(conn, this.dialect, this.execScript, true));
+        await sql.raw('COMMIT').execute(conn);
       } catch (err) {
+        // Also after a failed COMMIT: SQLite keeps the transaction open (a busy database), and on
+        // PostgreSQL a connection the server dropped fails this ROLLBACK, which marks it unusable,
+        // so the pool discards it instead of handing it to the next query.
         await sql
           .raw('ROLLBACK')
           .execute(conn)
           .catch(() => {
-            /* the connection is gone; the server rolled back */
+            /* nothing open any more, or the connection is gone (the server rolled back) */
           });
         throw err;
       }
-      await sql.raw('COMMIT').execute(conn);
       return result;
     });
   }
