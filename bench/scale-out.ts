@@ -15,8 +15,10 @@
 //    Checked: every task in_review, attempts = 1, exactly one agent run per task. A last reference
 //    row gives one `all` process as many agent slots as the largest scale-out (8), which separates
 //    "more processes" from "more concurrency".
-// Also printed: the median round trip of one `SELECT 1` on SQLite, through the synchronous
-// PostgreSQL bridge (src/db/pg-sync.ts) and through a plain async node-postgres client.
+// 3. Sleeping agents ([fake:slow ms=1000 lines=3], about 3 s each): 24 tasks on API + 1, 2, 4 workers,
+//    as 2, but the agent's time dominates, as it does with real agents; reported against 1 worker.
+// Also printed: the median round trip of one `SELECT 1` on SQLite, through Factory's PostgreSQL pool
+// (src/db/postgres.ts) and through a plain async node-postgres client.
 //
 // PostgreSQL: FACTORY_BENCH_PG_URL if set (a database is created and dropped per scenario on it),
 // else a throwaway server from scripts/pg-temp.sh on a free port, stopped at the end, also on error
@@ -43,7 +45,9 @@ const M_TASKS = QUICK ? 12 : 40;
 const WORKERS = [1, 2, 4];
 const PER_PROCESS = 2;
 const TASK_DESCRIPTION = '[fake:slow ms=20 lines=3]';
-const WATCHDOG_MS = 6 * 60_000;
+const M_SLEEPING = QUICK ? 8 : 24;
+const SLEEPING_DESCRIPTION = '[fake:slow ms=1000 lines=3]';
+const WATCHDOG_MS = 10 * 60_000;
 const GITHUB_TOKEN = 'ghp_BENCHTOKEN_abcdef1234567890';
 
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
@@ -215,7 +219,8 @@ function cpuMeter(): () => string {
 // ---------------------------------------------------------------- results
 
 interface Result {
-  kind: 'claims' | 'e2e';
+  /** Rows of a kind are compared with the first row of that kind (the baseline). */
+  kind: 'claims' | 'e2e' | 'sleep';
   scenario: string;
   processes: string;
   value: number;
@@ -229,7 +234,7 @@ const fmt = (x: number) =>
 
 function formatTable(rows: Result[]): string {
   const base = (kind: Result['kind']) => rows.find((r) => r.kind === kind)?.value ?? NaN;
-  const head = ['scenario', 'processes', 'throughput', 'vs SQLite, 1 process', 'check'];
+  const head = ['scenario', 'processes', 'throughput', 'vs baseline', 'check'];
   const body = rows.map((r) => {
     const b = base(r.kind);
     const ratio = Number.isFinite(r.value) && Number.isFinite(b) && b > 0 ? `${(r.value / b).toFixed(2)}x` : '-';
@@ -393,7 +398,14 @@ interface TaskJson {
   error: string;
 }
 
-async function e2eScenario(label: string, workers: number, pgUrl: string | null, slots = PER_PROCESS): Promise<Result> {
+interface E2eOptions {
+  slots?: number;
+  tasks?: number;
+  description?: string;
+}
+
+async function e2eScenario(label: string, workers: number, pgUrl: string | null, opts: E2eOptions = {}): Promise<Result> {
+  const { slots = PER_PROCESS, tasks: count = M_TASKS, description = TASK_DESCRIPTION } = opts;
   const { makeOrigin } = await import('../test/agent-harness.js');
   const { FakeGitHub } = await import('../test/fakes/http/index.js');
   const { FAKE_CLAUDE_PATH, readFakeClaudeLog } = await import('../test/fakes/claude-helpers.js');
@@ -446,10 +458,10 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
     const cpu = cpuMeter();
     const t0 = Date.now();
     const ids: number[] = [];
-    for (let i = 0; i < M_TASKS; i++) {
+    for (let i = 0; i < count; i++) {
       const r = await front.api<{ id: number }>('POST', '/api/tasks?auto_run=true', {
         title: `Bench ${i}`,
-        description: TASK_DESCRIPTION,
+        description,
         repo: 'acme/web',
       });
       if (r.status !== 201) throw new Error(`${label}: POST /api/tasks: HTTP ${r.status} ${JSON.stringify(r.json)}`);
@@ -460,7 +472,7 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
     for (;;) {
       const all = (await front.api<TaskJson[]>('GET', '/api/tasks?limit=500')).json;
       tasks = all.filter((t) => ids.includes(t.id));
-      if (tasks.length === M_TASKS && tasks.every((t) => ['in_review', 'done', 'failed', 'cancelled'].includes(t.status))) break;
+      if (tasks.length === count && tasks.every((t) => ['in_review', 'done', 'failed', 'cancelled'].includes(t.status))) break;
       if (Date.now() > deadline) {
         const by = tasks.reduce<Record<string, number>>((a, t) => ({ ...a, [t.status]: (a[t.status] ?? 0) + 1 }), {});
         throw new Error(
@@ -479,7 +491,7 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
     const runsPer = names.map((n) => readFakeClaudeLog(claudeLog(n)).filter((c) => ids.includes(Number(c.env.FACTORY_TASK_ID))));
     const runs = runsPer.flat();
     const distinct = new Set(runs.map((c) => c.env.FACTORY_TASK_ID)).size;
-    const ok = Number.isFinite(ms) && notReview.length === 0 && notOnce.length === 0 && runs.length === M_TASKS && distinct === M_TASKS;
+    const ok = Number.isFinite(ms) && notReview.length === 0 && notOnce.length === 0 && runs.length === count && distinct === count;
     const split = names.length > 1 ? ` (runs ${runsPer.map((r) => r.length).join('/')})` : '';
     if (notReview.length)
       log(
@@ -488,15 +500,15 @@ async function e2eScenario(label: string, workers: number, pgUrl: string | null,
           .join('; ')
           .slice(0, 500)}`,
       );
-    log(`${label}: ${M_TASKS} tasks in ${ms} ms${split}`);
+    log(`${label}: ${count} tasks in ${ms} ms${split}`);
     return {
       kind: 'e2e',
       scenario: label,
       processes: pgUrl ? `${workers + 1} (API + ${workers})` : '1',
-      value: M_TASKS / (ms / 60_000),
+      value: count / (ms / 60_000),
       unit: 'tasks/min',
       ok,
-      check: `${M_TASKS - notReview.length}/${M_TASKS} in_review, ${notOnce.length} with attempts≠1, ${runs.length} agent runs${split}${busy}${ok ? '' : ' FAILED'}`,
+      check: `${count - notReview.length}/${count} in_review, ${notOnce.length} with attempts≠1, ${runs.length} agent runs${split}${busy}${ok ? '' : ' FAILED'}`,
     };
   } finally {
     await Promise.all(procs.map((p) => stopChild(p.child)));
@@ -592,7 +604,17 @@ async function main(): Promise<void> {
     // Reference: as many agent slots as the largest scale-out, in one process. Tells extra processes
     // apart from extra concurrency.
     const slots = PER_PROCESS * Math.max(...WORKERS);
-    rows.push(await e2eScenario(`fake tasks: SQLite, role all, max_concurrent_agents ${slots} (reference)`, 1, null, slots));
+    rows.push(await e2eScenario(`fake tasks: SQLite, role all, max_concurrent_agents ${slots} (reference)`, 1, null, { slots }));
+
+    // Sleeping agents: the agent's time dominates, as with real agents; this is what more workers buy.
+    log(`sleeping agents: M=${M_SLEEPING} tasks "${SLEEPING_DESCRIPTION}"`);
+    const sleepRows: Result[] = [];
+    for (const w of WORKERS) {
+      const label = `sleeping agents (~3 s): PostgreSQL, API + ${w} worker${w > 1 ? 's' : ''}`;
+      sleepRows.push(await e2eScenario(label, w, pg.url, { tasks: M_SLEEPING, description: SLEEPING_DESCRIPTION }));
+    }
+    for (const r of sleepRows) r.kind = 'sleep';
+    rows.push(...sleepRows);
   } catch (err) {
     failed = true;
     console.error('bench scale-out failed:', err);
@@ -605,14 +627,16 @@ async function main(): Promise<void> {
   console.log(`\n## Scale-out (PostgreSQL)${QUICK ? ' (BENCH_QUICK=1)' : ''}\n`);
   console.log(`Machine: ${machine()}; ${pgVersion()} (pg-temp.sh: fsync=off, synchronous_commit=off)`);
   console.log(`Load average (1 min) at start ${loadAtStart.toFixed(2)}, at end ${loadavg()[0]!.toFixed(2)}`);
-  console.log(`Ratio = throughput / the SQLite single-process figure of the same kind, both measured in this run; higher is better.\n`);
+  console.log(
+    `Ratio = throughput / the first row of its kind, measured in this run: SQLite in one process for claims and fake tasks, one worker for sleeping agents; higher is better.\n`,
+  );
   console.log(formatTable(rows));
   const cores = cpus().length;
   const rt = roundTrip
     ? `\n- One statement (SELECT 1), median: SQLite ${roundTrip.sqlite.toFixed(1)} µs; PostgreSQL through Factory's
   pool ${roundTrip.pg.toFixed(1)} µs; a plain async node-postgres client ${roundTrip.pgAsync.toFixed(1)} µs. A claim + settle is
-  2 statements on SQLite, 4 round trips on PostgreSQL (BEGIN, the SKIP LOCKED UPDATE, COMMIT, the
-  guarded UPDATE) and 6 with global_max_concurrent (+ advisory lock, COUNT).`
+  2 statements on either engine (the SKIP LOCKED UPDATE, the guarded UPDATE), and 6 round trips on
+  PostgreSQL with global_max_concurrent (BEGIN, advisory lock, COUNT, the claim, COMMIT, the settle).`
     : '';
   console.log(`\nNotes:
 - This machine has ${cores} core${cores === 1 ? '' : 's'} (os.cpus().length). PostgreSQL, the API and every worker/claimer share

@@ -273,7 +273,9 @@ export class TasksRepo {
         RETURNING *`.execute(q);
       return rows[0];
     };
-    if (!pg) return claim(this.db.kysely);
+    // One statement is atomic on its own (SKIP LOCKED keeps claimers apart); only the global limit
+    // needs a transaction, for its advisory lock and count.
+    if (!pg || globalLimit <= 0) return claim(this.db.kysely);
     return this.db.transaction(async (tx) => {
       if (globalLimit > 0) await sql`SELECT pg_advisory_xact_lock(${CLAIM_LOCK})`.execute(tx.kysely);
       return claim(tx.kysely);
