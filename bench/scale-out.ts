@@ -15,7 +15,7 @@
 //    Checked: every task in_review, attempts = 1, exactly one agent run per task. A last reference
 //    row gives one `all` process as many agent slots as the largest scale-out (8), which separates
 //    "more processes" from "more concurrency".
-// 3. Sleeping agents ([fake:slow ms=1000 lines=3], about 3 s each): 24 tasks on API + 1, 2, 4 workers,
+// 3. Sleeping agents ([fake:slow ms=1500 lines=3], about 4.5 s each): 24 tasks on API + 1, 2, 4 workers,
 //    as 2, but the agent's time dominates, as it does with real agents; reported against 1 worker.
 // Also printed: the median round trip of one `SELECT 1` on SQLite, through Factory's PostgreSQL pool
 // (src/db/postgres.ts) and through a plain async node-postgres client.
@@ -46,7 +46,7 @@ const WORKERS = [1, 2, 4];
 const PER_PROCESS = 2;
 const TASK_DESCRIPTION = '[fake:slow ms=20 lines=3]';
 const M_SLEEPING = QUICK ? 8 : 24;
-const SLEEPING_DESCRIPTION = '[fake:slow ms=1000 lines=3]';
+const SLEEPING_DESCRIPTION = '[fake:slow ms=1500 lines=3]';
 const WATCHDOG_MS = 10 * 60_000;
 const GITHUB_TOKEN = 'ghp_BENCHTOKEN_abcdef1234567890';
 
@@ -610,7 +610,7 @@ async function main(): Promise<void> {
     log(`sleeping agents: M=${M_SLEEPING} tasks "${SLEEPING_DESCRIPTION}"`);
     const sleepRows: Result[] = [];
     for (const w of WORKERS) {
-      const label = `sleeping agents (~3 s): PostgreSQL, API + ${w} worker${w > 1 ? 's' : ''}`;
+      const label = `sleeping agents (~4.5 s): PostgreSQL, API + ${w} worker${w > 1 ? 's' : ''}`;
       sleepRows.push(await e2eScenario(label, w, pg.url, { tasks: M_SLEEPING, description: SLEEPING_DESCRIPTION }));
     }
     for (const r of sleepRows) r.kind = 'sleep';

@@ -43,5 +43,21 @@ export function postgresKysely(url: string, opts: PgPoolOptions): { db: Kysely<T
 }
 
 export function sqliteKysely(raw: Database.Database): Kysely<Tables> {
-  return new Kysely<Tables>({ dialect: new SqliteDialect({ database: raw }) });
+  // Kysely prepares every statement again; better-sqlite3 statements are reusable, and preparing
+  // costs more than running most of Factory's. Kept per SQL text (bounded: text built from lists
+  // of ids varies).
+  const cache = new Map<string, Database.Statement>();
+  const database = {
+    close: () => raw.close(),
+    prepare(text: string): Database.Statement {
+      let st = cache.get(text);
+      if (!st) {
+        st = raw.prepare(text);
+        if (cache.size >= 500) cache.clear();
+        cache.set(text, st);
+      }
+      return st;
+    },
+  };
+  return new Kysely<Tables>({ dialect: new SqliteDialect({ database }) });
 }

@@ -85,13 +85,22 @@ export async function startHealthProbe(factoryUrl: string): Promise<{ stop(): Pr
   child.stdout!.on('data', (c: Buffer) => {
     out += c.toString();
   });
+  // A test that fails before stop() must not leave the prober running after the test process.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   await waitFor(() => out.startsWith('ready'), { what: 'the health probe to start' });
+  let stopped: Promise<ProbeSummary> | null = null;
   return {
-    async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      return JSON.parse(out.split('\n')[1]!) as ProbeSummary;
+    // Idempotent: a test's cleanup may call it again after the test did.
+    stop() {
+      stopped ??= (async () => {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await exited;
+        process.off('exit', killOnExit);
+        return JSON.parse(out.split('\n')[1]!) as ProbeSummary;
+      })();
+      return stopped;
     },
   };
 }

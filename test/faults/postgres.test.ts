@@ -23,6 +23,7 @@ describe.skipIf(!hasPg)(`fault: PostgreSQL${PG_SKIP_NOTE}`, () => {
     const f = await startFaultFactory({ database: { url: db.url } });
     cleanup.push(() => f.stop());
     const probe = await startHealthProbe(f.url);
+    cleanup.push(() => probe.stop().then(() => undefined));
 
     const locker = new pg.Client({ connectionString: db.url });
     await locker.connect();
@@ -68,10 +69,10 @@ describe.skipIf(!hasPg)(`fault: PostgreSQL${PG_SKIP_NOTE}`, () => {
     cleanup.push(() => f.stop());
 
     const probe = await startHealthProbe(f.url);
+    cleanup.push(() => probe.stop().then(() => undefined));
     const tasks = await startStandardTasks(f);
     await expectStandardOutcome(f, tasks);
     const summary = await probe.stop();
-    console.log(JSON.stringify(summary));
     expect(proxy.chunks, 'Factory talked to the database through the slow proxy').toBeGreaterThan(100);
     expectResponsive(summary);
   });
