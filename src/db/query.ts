@@ -158,10 +158,12 @@ function bindValues(c: Compiled, params: unknown[], dialect: Dialect): unknown[]
   return c.slots.map((i) => bindValue(flat[i as number], dialect));
 }
 
+// Compiled statements per engine, shared by every KyselyDb (a transaction's too): the SQL texts
+// are the repositories' own, a bounded set, except where a list of ids is spelled out.
+const COMPILED: Record<Dialect, Map<string, Compiled>> = { sqlite: new Map(), postgres: new Map() };
+
 /** AsyncDb over a Kysely instance (or one connection of it, inside a transaction). */
 export class KyselyDb implements AsyncDb {
-  private readonly cache = new Map<string, Compiled>();
-
   constructor(
     readonly kysely: Kysely<Tables>,
     readonly dialect: Dialect,
@@ -171,11 +173,12 @@ export class KyselyDb implements AsyncDb {
   ) {}
 
   private compile(text: string): Compiled {
-    let c = this.cache.get(text);
+    const cache = COMPILED[this.dialect];
+    let c = cache.get(text);
     if (!c) {
       c = compileParams(text, this.dialect);
-      if (this.cache.size > 2000) this.cache.clear();
-      this.cache.set(text, c);
+      if (cache.size > 2000) cache.clear();
+      cache.set(text, c);
     }
     return c;
   }
