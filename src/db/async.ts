@@ -1,10 +1,8 @@
-// The asynchronous data layer: one Kysely instance per database, whatever the engine.
+// The Kysely instance under each engine (query.ts builds the repositories' interface on it).
 //
 // PostgreSQL gets a real connection pool (pg.Pool): a statement that waits on a lock or a slow
 // network waits on a socket, and the event loop keeps serving HTTP, SSE and timers meanwhile.
-// SQLite shares the better-sqlite3 handle of the synchronous layer, so both see one database and
-// one transaction state. Repositories move here one at a time (see docs/architecture.md); until the
-// last one has, the synchronous Db stays beside this.
+// SQLite gets the better-sqlite3 handle, behind Kysely's one-connection mutex.
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type Database from 'better-sqlite3';
 import pg from 'pg';

@@ -80,7 +80,7 @@ export class TaskExecutor {
   private readonly runListeners: RunListener[] = [];
   private readonly eventListeners: Array<(task: TaskRow, ev: StreamEvent) => void> = [];
   private finisherFor: (task: TaskRow) => Finisher | undefined = () => undefined;
-  systemPromptFor: (task: TaskRow) => string | undefined = () => undefined;
+  systemPromptFor: (task: TaskRow) => Promise<string | undefined> | string | undefined = () => undefined;
 
   constructor(private readonly d: ExecutorDeps) {
     // Answers to earlier questions always travel with the prompt (a resumed session may be gone).
@@ -283,7 +283,7 @@ export class TaskExecutor {
     // Follow-up work on an open PR (CI failure, review) is a revision, whatever the task's own type.
     const type = (revision ? 'coder_revision' : task.agent_type in c.agent_templates ? task.agent_type : 'coder') as AgentType;
     const template = c.agent_templates[type];
-    const promptFile = this.systemPromptFor(task) ?? template.system_prompt_file;
+    const promptFile = (await this.systemPromptFor(task)) ?? template.system_prompt_file;
     if (!existsSync(promptFile)) throw new Error(`system prompt file for ${type} not found: ${promptFile}`);
     const args = [
       '-p',

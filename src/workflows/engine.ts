@@ -24,9 +24,6 @@ import { nowIso } from '../db/time.js';
 /** outputs[`@handoff:<key>`] holds the id of the handoff that produced outputs[<key>]. */
 const HANDOFF_KEY = '@handoff:';
 /** How many step tasks' system prompt files are kept between their prompt and their start. */
-const SYSTEM_PROMPTS_KEPT = 1000;
-
-const isStepTask = (task: TaskRow): boolean => Boolean(task.workflow_id) && task.workflow_step !== null;
 
 export interface EngineDeps {
   config: Config;
@@ -60,25 +57,15 @@ export class WorkflowEngine {
    * not interleaved with another change of the same workflow in this process.
    */
   private readonly chains = new KeyedSerial();
-  /**
-   * System prompt files of step tasks, loaded by a prompt source before each run (the executor asks
-   * for the file synchronously). Bounded: the oldest entries go first.
-   */
-  private readonly systemPrompts = new Map<number, string | undefined>();
 
   constructor(private readonly d: EngineDeps) {
     d.bus.on('task.status', async ({ task }) => {
       const workflowId = task.workflow_id;
       if (workflowId) await this.serial(workflowId, () => this.onTaskStatus(task));
     });
-    // Prompt sources run before the agent starts: this one loads the step's system prompt file.
-    d.executor.addPromptSource(async (task) => {
-      if (isStepTask(task)) this.rememberSystemPrompt(task.id, await this.systemPromptFor(task));
-      return undefined;
-    });
     // Step tasks get the input handoff (and for revisions the review) in their prompt.
     d.executor.addPromptSource((task) => this.promptFor(task));
-    d.executor.systemPromptFor = (task) => this.loadedSystemPrompt(task);
+    d.executor.systemPromptFor = (task) => this.systemPromptFor(task);
     d.executor.setFinisher((task) =>
       task.workflow_id
         ? async (t, wt, spec, report) => {
@@ -304,22 +291,6 @@ export class WorkflowEngine {
     if (!task.workflow_id || task.workflow_step === null) return undefined;
     const s = (await this.d.workflows.steps(task.workflow_id))[task.workflow_step];
     return s?.prompt_template ? path.resolve(this.d.config.rootDir, s.prompt_template) : undefined;
-  }
-
-  private rememberSystemPrompt(taskId: number, file: string | undefined): void {
-    this.systemPrompts.delete(taskId);
-    this.systemPrompts.set(taskId, file);
-    while (this.systemPrompts.size > SYSTEM_PROMPTS_KEPT) this.systemPrompts.delete(this.systemPrompts.keys().next().value!);
-  }
-
-  /** The executor's synchronous hook: what the prompt source loaded for this run. */
-  private loadedSystemPrompt(task: TaskRow): string | undefined {
-    if (!isStepTask(task)) return undefined;
-    // Not loaded: the lookup failed (the prompt source logged why); the run fails as it did when the
-    // lookup itself threw here.
-    if (!this.systemPrompts.has(task.id))
-      throw new Error(`the system prompt of workflow ${task.workflow_id} step ${task.workflow_step} could not be loaded`);
-    return this.systemPrompts.get(task.id);
   }
 
   private async complete(id: number): Promise<void> {
