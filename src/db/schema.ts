@@ -1,5 +1,5 @@
-// Table types for the asynchronous query builder (Kysely). Only the tables that moved to the
-// asynchronous data layer are listed; the rest follow as their repositories move.
+// Table types for Kysely's typed builder. Only the tables queried through the builder are listed;
+// the other repositories write plain SQL through AsyncDb (query.ts).
 import type { Generated } from 'kysely';
 
 export interface EventsTable {
