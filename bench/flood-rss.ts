@@ -92,7 +92,7 @@ async function childFactory(mb: number, chunk: number): Promise<Sample> {
     )) as { n: number; bytes: number };
     const base = { startMb: mib(start), peakMb: mib(peak), growthMb: mib(peak - start), totalMs, hwmMb: hwmMb() };
     if (!end) {
-      await f.env.services.scheduler.cancel(id, 10_000);
+      await f.env.services.running.cancel(id, 10_000);
       const runStart = Date.parse((await f.env.services.repos.runs.forTask(id)).at(-1)?.started_at ?? '') || Date.now() - totalMs;
       const agentMs = Date.now() - runStart;
       return {

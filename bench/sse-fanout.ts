@@ -4,6 +4,7 @@
 // they do not share the servers' event loop.
 //
 //   npx tsx bench/sse-fanout.ts [clients=1000] [messages=50]
+import { messageRoutes } from '../src/server/routes/messages.js';
 import { createServer, request, Agent, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import { loadConfig } from '../src/config.js';
-import { createServices } from '../src/services.js';
+import { createServices } from '../src/composition/root.js';
 import { buildApp } from '../src/server/app.js';
 import { createBoard } from '../src/board/index.js';
 
@@ -147,7 +148,7 @@ async function benchFactory(): Promise<Result> {
   });
   const services = await createServices(config, pino({ level: 'silent' }), { executor: async () => ({ status: 'done' }) });
   const board = createBoard(services);
-  const app = await buildApp(services, { plugins: board.routes });
+  const app = await buildApp(services, { plugins: [messageRoutes(board)] });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as AddressInfo).port;
   try {

@@ -4,9 +4,8 @@
 import { loadConfig, ConfigError } from './config.js';
 import { createLogger } from './logger.js';
 import { lockDataDir } from './lock.js';
-import { createServices } from './services.js';
+import { createServices } from './composition/root.js';
 import { buildApp } from './server/app.js';
-import { wireFactory } from './wire.js';
 
 async function main(): Promise<void> {
   let config;
@@ -22,8 +21,7 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.log_level, pretty: config.devLogs || process.stdout.isTTY === true });
   const unlock = lockDataDir(config.data_dir);
   const services = await createServices(config, logger);
-  const wired = await wireFactory(services);
-  const app = await buildApp(services, { plugins: wired.routes });
+  const app = await buildApp(services, { plugins: services.routes });
 
   if (config.server.hostForced) {
     logger.warn({ requested: config.server.host }, 'FACTORY_AUTH_TOKEN is not set: listening on 127.0.0.1 only');

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { FAKE_CLAUDE_PATH, readFakeClaudeLog } from './fakes/claude-helpers.js';
 import { FakeGitHub } from './fakes/http/index.js';
 import { createTestEnv, tempDir, waitFor, type TestEnv } from './helpers.js';
-import type { WireOptions } from '../src/wire.js';
+import type { WireOptions } from '../src/composition/root.js';
 
 export const GITHUB_TOKEN = 'ghp_TESTTOKEN_abcdef1234567890';
 

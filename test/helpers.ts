@@ -5,10 +5,10 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { loadConfig, type Config } from '../src/config.js';
-import { createServices, type Services, type ServiceOptions } from '../src/services.js';
+import { createServices, type Services, type Wired, type WireOptions } from '../src/composition/root.js';
+import type { Executor } from '../src/queue/types.js';
 import { buildApp } from '../src/server/app.js';
 import { freshDatabase, type TestDatabase } from './pg.js';
-import { wireFactory, type Wired, type WireOptions } from '../src/wire.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -16,7 +16,9 @@ export function tempDir(prefix = 'factory-test-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
 }
 
-export interface TestEnvOptions extends ServiceOptions {
+export interface TestEnvOptions {
+  /** Runs tasks instead of the agent pipeline (tests of the queue). */
+  executor?: Executor;
   overrides?: Record<string, unknown>;
   env?: Record<string, string>;
   dir?: string;
@@ -64,9 +66,9 @@ export async function createTestEnv(opts: TestEnvOptions = {}): Promise<TestEnv>
     overrides: { data_dir: path.join(dir, 'data'), log_level: 'silent', queue: { poll_interval_ms: 50 }, ...opts.overrides },
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const services = await createServices(config, logger, opts);
-  const wired = (opts.wire ?? !opts.executor) ? await wireFactory(services, opts.wireOptions) : undefined;
-  const app = await buildApp(services, { plugins: wired?.routes ?? [] });
+  const services = await createServices(config, logger, { executor: opts.executor, integrations: opts.wire, wire: opts.wireOptions });
+  const wired = services.wired;
+  const app = await buildApp(services, { plugins: services.routes });
   await app.ready();
   if (opts.start !== false) await services.start();
   let closed = false;

@@ -9,7 +9,7 @@ import { OutboxRepo } from '../src/db/repositories/outbox.js';
 import { OutboxWorker } from '../src/integrations/outbox.js';
 import { createSurrealMemory, type MemoryStore } from '../src/memory/index.js';
 import { attachMemory, MEMORY_CHANNEL } from '../src/memory/wiring.js';
-import type { RunListener, RunReport, TaskExecutor } from '../src/orchestrator/executor.js';
+import type { RunReport } from '../src/orchestrator/types.js';
 import { tempDir, waitFor } from './helpers.js';
 
 const quiet = pino({ level: 'silent' });
@@ -34,18 +34,6 @@ function switchable(store: MemoryStore): MemoryStore & { down: boolean; addCalls
   return s;
 }
 
-/** Only the two hooks attachMemory uses; the run reports are handed in by the test. */
-function executorHooks(): { executor: TaskExecutor; finishRun(r: RunReport): Promise<void> } {
-  const listeners: RunListener[] = [];
-  const executor = { addPromptSource: () => {}, onRun: (fn: RunListener) => void listeners.push(fn) } as unknown as TaskExecutor;
-  return {
-    executor,
-    finishRun: async (r) => {
-      for (const l of listeners) await l(r);
-    },
-  };
-}
-
 function report(taskId: number, runId: number, learnings: string[]): RunReport {
   return {
     task: { id: taskId, repo: 'acme/web', agent_type: 'coder', title: `Task ${taskId}` },
@@ -67,8 +55,13 @@ describe('memory writes go through the outbox', () => {
     const real = createSurrealMemory({ url: 'mem://', ...NS, dataDir: tempDir(), logger: quiet });
     await real.init();
     const memory = switchable(real);
-    const hooks = executorHooks();
-    attachMemory({ memory, executor: hooks.executor, outbox, maxPromptChars: 4000, logger: quiet });
+    // The run reports are handed to the recorders attachMemory returns, as the executor would.
+    const { recorders } = attachMemory({ memory, outbox, maxPromptChars: 4000, logger: quiet });
+    const hooks = {
+      finishRun: async (r: RunReport) => {
+        for (const record of recorders) await record(r);
+      },
+    };
     outbox.start();
     try {
       memory.down = true;

@@ -1,3 +1,4 @@
+import { messageRoutes } from '../src/server/routes/messages.js';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBoard, type Board } from '../src/board/index.js';
@@ -18,7 +19,7 @@ describe('messages API', () => {
       overrides: { message_board: { max_message_chars: 5000, telegram_forward: false }, default_org: 'acme' },
     });
     board = createBoard(env.services);
-    app = await buildApp(env.services, { plugins: board.routes });
+    app = await buildApp(env.services, { plugins: [messageRoutes(board)] });
     await app.ready();
     taskId = (await env.services.tasks.create({ title: 'board test', repo: 'acme/web' })).id;
   });
@@ -250,7 +251,7 @@ describe('messages API with an auth token', () => {
       env: { FACTORY_AUTH_TOKEN: 'sekrit-token-123' },
     });
     const board = createBoard(env.services);
-    const app = await buildApp(env.services, { plugins: board.routes });
+    const app = await buildApp(env.services, { plugins: [messageRoutes(board)] });
     try {
       expect((await app.inject({ url: '/api/messages' })).statusCode).toBe(401);
       expect((await app.inject({ url: '/api/messages/stream/sse' })).statusCode).toBe(401);

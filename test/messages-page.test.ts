@@ -1,3 +1,4 @@
+import { messageRoutes } from '../src/server/routes/messages.js';
 import { mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -37,7 +38,7 @@ async function start(env: Record<string, string> = {}): Promise<Instance> {
     overrides: { message_board: { telegram_forward: false } },
   });
   const board = createBoard(testEnv.services, { sse: { heartbeatMs: 1000 } });
-  const app = await buildApp(testEnv.services, { plugins: board.routes });
+  const app = await buildApp(testEnv.services, { plugins: [messageRoutes(board)] });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   return {

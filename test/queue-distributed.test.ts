@@ -55,12 +55,12 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
   it('never takes over a task it still runs, even when the lease looks lapsed', async () => {
     const s = env.services;
     const t = await s.tasks.create({ title: 'still mine', repo: 'acme/web', run: true });
-    s.scheduler.notify();
+    s.running.notify();
     await waitFor(() => gate.isWaiting(t.id), { what: 'the task running' });
     await db.query('UPDATE tasks SET lease_expires_at = 1 WHERE id = $1', [t.id]);
     await s.scheduler.recover();
     expect(await s.repos.tasks.get(t.id)).toMatchObject({ status: 'in_progress', lease_owner: s.scheduler.owner, attempts: 1 });
-    expect(s.scheduler.isRunning(t.id)).toBe(true);
+    expect(s.running.isRunning(t.id)).toBe(true);
     gate.release(t.id);
     await waitFor(async () => (await s.repos.tasks.get(t.id))?.status === 'done', { what: 'the run recorded' });
   });
@@ -74,7 +74,7 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
     };
     try {
       const t = await s.tasks.create({ title: 'cut off', repo: 'acme/web', run: true });
-      s.scheduler.notify();
+      s.running.notify();
       await waitFor(() => gate.isWaiting(t.id), { what: 'the task running' });
       // Stopped after 80 % of the 2 s lease, handed back, and claimed again.
       await waitFor(() => gate.started.filter((id) => id === t.id).length === 2, { what: 'the task started again', timeoutMs: 10_000 });
@@ -91,12 +91,12 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
   it('records a result only for the claim that holds the lease', async () => {
     const s = env.services;
     const t = await s.tasks.create({ title: 'stale claim', repo: 'acme/web', run: true });
-    s.scheduler.notify();
+    s.running.notify();
     await waitFor(() => gate.isWaiting(t.id), { what: 'the task running' });
     // Meanwhile the lease lapsed and the task was claimed again (a later attempt, same owner name).
     await db.query('UPDATE tasks SET attempts = attempts + 1 WHERE id = $1', [t.id]);
     gate.release(t.id);
-    await waitFor(() => !s.scheduler.isRunning(t.id), { what: 'the run over' });
+    await waitFor(() => !s.running.isRunning(t.id), { what: 'the run over' });
     expect(await s.repos.tasks.get(t.id)).toMatchObject({ status: 'in_progress', attempts: 2 });
     await db.query(`UPDATE tasks SET status = 'cancelled' WHERE id = $1`, [t.id]);
   });
@@ -108,12 +108,12 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
       `UPDATE tasks SET status = 'in_progress', lease_owner = 'other:2:bbbbbb', lease_expires_at = $1, attempts = 1 WHERE id = $2`,
       [Date.now() + 60_000, remote],
     );
-    const pending = s.scheduler.cancel(remote, 5_000);
+    const pending = s.running.cancel(remote, 5_000);
     // The other process stops it and records the cancel (here: by hand).
     await waitFor(async () => (await s.repos.tasks.get(remote))?.cancel_requested === 1, { what: 'the cancel flag' });
     await db.query(`UPDATE tasks SET status = 'cancelled', error = 'Cancelled by request' WHERE id = $1`, [remote]);
     expect((await pending)?.status).toBe('cancelled');
     const queued = (await s.tasks.create({ title: 'not started', repo: 'acme/web' })).id;
-    expect((await s.scheduler.cancel(queued, 5_000))?.status).toBe('cancelled');
+    expect((await s.running.cancel(queued, 5_000))?.status).toBe('cancelled');
   });
 });

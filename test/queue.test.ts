@@ -14,7 +14,7 @@ describe('durable queue', () => {
     const env = await createTestEnv({ executor: gate.executor, overrides: { max_concurrent_agents: 3 } });
     try {
       const ids = await mk(env, 20);
-      env.services.scheduler.notify();
+      env.services.running.notify();
       // Release tasks one at a time as they start; the limit must hold throughout.
       for (let done = 0; done < 20; done++) {
         await waitFor(() => gate.started.length > done, { what: `start #${done}` });
@@ -41,7 +41,7 @@ describe('durable queue', () => {
         await env.services.repos.tasks.requestRun(id);
         await new Promise((r) => setTimeout(r, 2)); // distinct run_requested_at stamps
       }
-      env.services.scheduler.notify();
+      env.services.running.notify();
       for (let i = 0; i < 4; i++) {
         await waitFor(() => gate.started.length > i);
         gate.release(gate.started[i]!);
@@ -73,7 +73,7 @@ describe('durable queue', () => {
     const gate = gatedExecutor();
     const first = await createTestEnv({ dir, executor: gate.executor });
     const [id] = await mk(first, 1);
-    first.services.scheduler.notify();
+    first.services.running.notify();
     await waitFor(() => gate.isWaiting(id!), { what: 'first run' });
     // Simulated crash: the process vanishes without its shutdown path.
     await first.services.db.close();
@@ -117,7 +117,7 @@ describe('durable queue', () => {
     const gate = gatedExecutor();
     const env = await createTestEnv({ dir, executor: gate.executor, overrides: { shutdown: { grace_seconds: 0 } } });
     const [id] = await mk(env, 1);
-    env.services.scheduler.notify();
+    env.services.running.notify();
     await waitFor(() => gate.isWaiting(id!));
     await env.close();
     const again = await createTestEnv({ dir, executor: gatedExecutor().executor, start: false });
@@ -136,7 +136,7 @@ describe('durable queue', () => {
     });
     try {
       const [id] = await mk(env, 1);
-      env.services.scheduler.notify();
+      env.services.running.notify();
       const t = await waitFor(async () => {
         const r = (await env.services.tasks.get(id!))!;
         return r.status === 'failed' ? r : undefined;

@@ -1,3 +1,4 @@
+import { messageRoutes } from '../src/server/routes/messages.js';
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,7 @@ describe('SSE stream', () => {
       overrides: { message_board: { telegram_forward: false, max_message_chars: 50_000 }, default_org: 'acme' },
     });
     board = createBoard(env.services, { sse: { heartbeatMs: 100, replayLimit: 50, maxBufferBytes: 256 * 1024 } });
-    app = await buildApp(env.services, { plugins: board.routes });
+    app = await buildApp(env.services, { plugins: [messageRoutes(board)] });
     await app.listen({ port: 0, host: '127.0.0.1' });
     const addr = app.server.address() as net.AddressInfo;
     base = `http://127.0.0.1:${addr.port}`;
@@ -178,7 +179,7 @@ describe('SSE stream', () => {
   });
 
   it('ends open streams when the app closes, without waiting for the clients', async () => {
-    const app2 = await buildApp(env.services, { plugins: board.routes });
+    const app2 = await buildApp(env.services, { plugins: [messageRoutes(board)] });
     await app2.listen({ port: 0, host: '127.0.0.1' });
     const port = (app2.server.address() as net.AddressInfo).port;
     const c = await new SseClient(`http://127.0.0.1:${port}/api/messages/stream/sse`).open();

@@ -1,3 +1,4 @@
+import { messageRoutes } from '../src/server/routes/messages.js';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,7 +29,7 @@ describe('Telegram forwarding of board messages', () => {
       },
     });
     board = createBoard(env.services, { outbox: { baseDelayMs: 30, maxDelayMs: 150 }, telegramTimeoutMs: 2000 });
-    app = await buildApp(env.services, { plugins: board.routes });
+    app = await buildApp(env.services, { plugins: [messageRoutes(board)] });
     await app.ready();
   });
   afterAll(async () => {

@@ -1,11 +1,10 @@
-// Builds the message board capability (issue 6): outbox + Telegram, board service, SSE hub, routes.
-import type { Services } from '../services.js';
-import type { RoutePlugin } from '../server/app.js';
+// Builds the message board capability: outbox + Telegram, board service, SSE hub (its routes are
+// server/routes/messages.ts, mounted by the composition root).
+import type { Core } from '../composition/core.js';
 import { MessagesRepo } from '../db/repositories/messages.js';
 import { OutboxRepo } from '../db/repositories/outbox.js';
 import { OutboxWorker, type OutboxOptions } from '../integrations/outbox.js';
 import { TelegramNotifier } from '../integrations/telegram.js';
-import { messageRoutes } from '../server/routes/messages.js';
 import { BoardService } from './service.js';
 import { SseHub, type SseOptions } from './sse.js';
 
@@ -24,22 +23,21 @@ export interface Board {
   outbox: OutboxWorker;
   telegram: TelegramNotifier;
   sse: SseHub;
-  routes: RoutePlugin[];
+}
+
+/** The durable delivery queue; the root builds it first because the PR publisher queues deferred PRs in it. */
+export function createOutbox(core: Pick<Core, 'db' | 'logger'>, opts: OutboxOptions = {}): OutboxWorker {
+  return new OutboxWorker(new OutboxRepo(core.db), core.logger.child({ component: 'outbox' }), opts);
 }
 
 /**
- * Constructs the board and its delivery machinery, registers /health parts and stop hooks, and starts
- * the outbox worker (cheap and idempotent; rows left from a previous run are delivered now).
- * Stop order (hooks run in reverse): the SSE hub closes its streams, then the outbox finishes or
- * aborts in-flight deliveries, before services.stop() closes the database.
+ * Constructs the board and its delivery machinery, registers its /health fields and stop parts, and
+ * starts the outbox worker (cheap and idempotent; rows left from a previous run are delivered now).
+ * Stop order (parts stop in reverse): the SSE hub closes its streams, then the outbox finishes or
+ * aborts in-flight deliveries, before the database closes.
  */
-/** The durable delivery queue; wire.ts builds it first because the executor queues deferred PRs in it. */
-export function createOutbox(services: Services, opts: OutboxOptions = {}): OutboxWorker {
-  return new OutboxWorker(new OutboxRepo(services.db), services.logger.child({ component: 'outbox' }), opts);
-}
-
-export function createBoard(services: Services, opts: BoardOptions = {}, outbox = createOutbox(services, opts.outbox)): Board {
-  const { config, logger, db, bus, stream } = services;
+export function createBoard(core: Core, opts: BoardOptions = {}, outbox = createOutbox(core, opts.outbox)): Board {
+  const { config, logger, db, bus, stream, lifecycle } = core;
   const messages = new MessagesRepo(db);
   const telegram = new TelegramNotifier(
     {
@@ -52,17 +50,21 @@ export function createBoard(services: Services, opts: BoardOptions = {}, outbox 
     logger.child({ component: 'telegram' }),
   );
   const board = new BoardService({ config, logger: logger.child({ component: 'board' }), messages, stream, telegram });
-  const sse = new SseHub(services.repos.events, bus, logger.child({ component: 'sse' }), opts.sse);
+  const sse = new SseHub(core.repos.events, bus, logger.child({ component: 'sse' }), opts.sse);
 
-  services.addHealth('outbox', () => outbox.health());
-  services.addHealth('sse', () => ({ clients: sse.clientCount, dropped_slow: sse.stats.dropped_slow }));
-  services.onStop(() => outbox.stop());
-  services.onStop(() => sse.stop());
+  lifecycle.health('outbox', () => outbox.health());
+  lifecycle.health('sse', () => ({ clients: sse.clientCount, dropped_slow: sse.stats.dropped_slow }));
+  lifecycle.add({ stop: () => outbox.stop() });
+  lifecycle.add({ stop: () => sse.stop() });
+  // What a running agent posts (a protocol "message") lands on the board.
+  bus.on('agent.message', async ({ task, message }) => {
+    await board.postFromAgent(task, message);
+  });
   // Deliveries are one-per-installation work: the api (or all) process sends what any process queued.
-  if (services.runsSingletons) {
+  if (core.runsSingletons) {
     outbox.start();
     bus.on('outbox.wake', () => outbox.notify());
   }
 
-  return { board, messages, outbox, telegram, sse, routes: [messageRoutes({ board, messages, sse })] };
+  return { board, messages, outbox, telegram, sse };
 }

@@ -1,25 +1,23 @@
-// Docker test and preview environments, wired onto the core services.
-import type { Services } from '../services.js';
-import type { RoutePlugin } from '../server/app.js';
+// Docker test and preview environments, built on the core (routes: server/routes/environments.ts).
+import type { Core } from '../composition/core.js';
 import type { GitHubClient } from '../integrations/github.js';
 import type { RepoSpec } from '../git/repo-spec.js';
 import { EnvironmentsRepo } from '../db/repositories/environments.js';
-import { environmentRoutes } from '../server/routes/environments.js';
 import { EnvironmentManager, type EnvironmentManagerDeps } from './manager.js';
 
 export { EnvironmentManager } from './manager.js';
 export type { UpInput, RemoveResult } from './manager.js';
 
 export interface EnvironmentsDeps {
-  services: Services;
+  core: Core;
   github: GitHubClient;
   repoSpec: (repo: string) => RepoSpec;
   /** Tests: shorter poll intervals and timeouts. */
   timeouts?: EnvironmentManagerDeps['timeouts'];
 }
 
-export function createEnvironments(deps: EnvironmentsDeps): { routes: RoutePlugin[]; manager: EnvironmentManager } {
-  const s = deps.services;
+export function createEnvironments(deps: EnvironmentsDeps): EnvironmentManager {
+  const s = deps.core;
   const manager = new EnvironmentManager({
     config: s.config,
     logger: s.logger.child({ component: 'environments' }),
@@ -33,8 +31,7 @@ export function createEnvironments(deps: EnvironmentsDeps): { routes: RoutePlugi
   });
   // Test environments go as soon as their task stops working; listeners must not throw.
   s.bus.on('task.status', ({ task }) => manager.onTaskStatus(task));
-  s.onStart(() => manager.start());
-  s.onStop(() => manager.stop());
-  s.addHealth('docker', () => manager.health());
-  return { routes: [environmentRoutes(manager)], manager };
+  s.lifecycle.add({ start: () => manager.start(), stop: () => manager.stop() });
+  s.lifecycle.health('docker', () => manager.health());
+  return manager;
 }

@@ -17,7 +17,7 @@ import type { RepoSpec } from '../git/repo-spec.js';
 import { isFinished, isTerminal } from '../domain/task-status.js';
 import { AppError, coerceError, conflict, notFound } from '../errors.js';
 import { KeyedMutex } from '../git/mutex.js';
-import { worktreeKey } from '../orchestrator/executor.js';
+import { worktreeKey } from '../orchestrator/worktree.js';
 import { nowIso } from '../db/time.js';
 import { scrub } from '../secrets.js';
 import { buildOverride, dnsPart, inspectCompose, naming, resolveComposePath, SERVICE_NAME } from './compose.js';

@@ -6,12 +6,17 @@ import type { WorkflowRow } from '../db/repositories/workflows.js';
 import { scrubDeep } from '../secrets.js';
 import type { AsyncDb } from '../db/query.js';
 import { KeyedSerial } from '../async/serial.js';
+import type { ProtocolObject } from '../agents/protocol.js';
 
 /** Domain events inside the process. Listeners must not throw; errors are logged by the emitter's owner. */
 export interface DomainEvents {
   'task.created': { task: TaskRow };
   'task.status': { task: TaskRow; from: TaskStatus };
   'agent.started': { task: TaskRow; branch: string };
+  /** A running agent said something (progress notes go to Plane). */
+  'agent.text': { task: TaskRow; text: string };
+  /** A running agent posted a message to the board (a protocol object of type "message"). */
+  'agent.message': { task: TaskRow; message: ProtocolObject };
   'task.answered': { task: TaskRow; by: string; response: string };
   'task.question_reminder': { task: TaskRow; question: string };
   /** A preview environment of the task is up at `url` (sent once per url). */

@@ -7,7 +7,7 @@ import type { WorkflowRow } from '../db/repositories/workflows.js';
 import type { SeenRepo } from '../db/repositories/seen.js';
 import type { DomainEvents, EventBus } from '../events/bus.js';
 import type { TaskService } from '../tasks/service.js';
-import type { Scheduler } from '../queue/scheduler.js';
+import type { QueueSignals } from '../queue/running.js';
 import type { ClarificationService } from '../orchestrator/clarify.js';
 import type { OutboxWorker } from './outbox.js';
 import { DeliveryError } from './outbox.js';
@@ -51,7 +51,7 @@ export class PlaneSync {
       config: Config;
       logger: Logger;
       tasks: TaskService;
-      scheduler: Scheduler;
+      queue: QueueSignals;
       bus: EventBus;
       outbox: OutboxWorker;
       seen: SeenRepo;
@@ -101,6 +101,8 @@ export class PlaneSync {
   }
 
   private listen(): void {
+    // Progress notes of a running agent (agentOutput keeps its own order and rate).
+    this.d.bus.on('agent.text', ({ task, text }) => this.agentOutput(task, text));
     const linked = async (t: TaskRow) =>
       !t.workflow_id && (t.plane_issue_id !== '' || (await this.d.outbox.repo.byDedupeKey(`plane:create:${t.id}`)) !== undefined);
     this.on('task.created', async ({ task }) => {
@@ -309,7 +311,7 @@ export class PlaneSync {
       plane_sequence_id: ev.sequenceId,
       run: true,
     });
-    this.d.scheduler.notify();
+    this.d.queue.notify();
     return { status: task.parent_task_id ? 'revision_task_created' : 'task_created', task_id: task.id };
   }
 
@@ -317,7 +319,7 @@ export class PlaneSync {
     const active = (await this.d.tasks.repo.list({ plane_issue_id: issueId, limit: 20 })).filter((t) =>
       ['queued', 'in_progress', 'waiting_for_input'].includes(t.status),
     );
-    for (const t of active) void this.d.scheduler.cancel(t.id, 15_000);
+    for (const t of active) void this.d.queue.cancel(t.id, 15_000);
     return active.length ? { status: 'cancelled', task_id: active[0]!.id } : { status: 'ok' };
   }
 

@@ -1,7 +1,7 @@
 // Connects agent memory to task execution: recall before a run, remember after it.
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { TaskExecutor, RunReport } from '../orchestrator/executor.js';
+import type { PromptSource, RunRecorder, RunReport } from '../orchestrator/types.js';
 import { createNoopMemory } from './noop-store.js';
 import { createSurrealMemory } from './surreal-store.js';
 import { createOpenAIEmbedder } from './embeddings.js';
@@ -63,7 +63,6 @@ export function memoriesFromRun(r: RunReport): NewMemory[] {
 
 export interface MemoryAttachment {
   memory: MemoryStore;
-  executor: TaskExecutor;
   outbox: OutboxWorker;
   maxPromptChars: number;
   logger: Logger;
@@ -75,19 +74,19 @@ export interface MemoryAttachment {
  * task learned, so the rows wait (in one order key, so a hanging store holds one delivery slot, not
  * all of them) and are stored once each when it answers again.
  */
-export function attachMemory(d: MemoryAttachment): void {
-  const { memory, executor, outbox, maxPromptChars, logger } = d;
-  if (memory.health().status === 'disabled') return;
-  executor.addPromptSource(async (task, { resume }) => {
+export function attachMemory(d: MemoryAttachment): { promptSources: PromptSource[]; recorders: RunRecorder[] } {
+  const { memory, outbox, maxPromptChars, logger } = d;
+  if (memory.health().status === 'disabled') return { promptSources: [], recorders: [] };
+  const recall: PromptSource = async (task, { resume }) => {
     if (resume) return undefined; // the session already holds what was recalled
     const records = await memory.recall({ repo: task.repo, text: `${task.title}\n${task.description}`, limit: 8 });
     return formatMemoriesForPrompt(records, maxPromptChars);
-  });
+  };
   outbox.register(MEMORY_CHANNEL, async (m: NewMemory) => {
     if (await memory.add(m)) return;
     throw new DeliveryError(`memory store unavailable: ${memory.health().error ?? 'no answer'}`);
   });
-  executor.onRun(async (r) => {
+  const remember: RunRecorder = async (r) => {
     if (r.status === 'queued' || r.status === 'waiting_for_input') return;
     for (const [i, m] of memoriesFromRun(r).entries()) {
       const checked = normaliseMemory(m);
@@ -98,5 +97,6 @@ export function attachMemory(d: MemoryAttachment): void {
       // Scrubbed before it is written to the outbox table: the queue is stored too.
       await outbox.enqueue(MEMORY_CHANNEL, scrubDeep(checked.value), { orderKey: 'memory:store', dedupeKey: `memory:run:${r.runId}:${i}` });
     }
-  });
+  };
+  return { promptSources: [recall], recorders: [remember] };
 }

@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import type { TaskRow } from '../db/repositories/tasks.js';
 import type { EventBus } from '../events/bus.js';
 import type { TaskService } from '../tasks/service.js';
-import type { Scheduler } from '../queue/scheduler.js';
+import type { QueueSignals } from '../queue/running.js';
 import { AppError, notFound } from '../errors.js';
 import { answerClarification, parseClarification } from './clarification.js';
 import { nowIso } from '../db/time.js';
@@ -17,7 +17,7 @@ export class ClarificationService {
       config: Config;
       logger: Logger;
       tasks: TaskService;
-      scheduler: Scheduler;
+      queue: QueueSignals;
       bus: EventBus;
       /** Removes a task's worktree when it fails for want of an answer. */
       cleanup: (task: TaskRow) => Promise<void>;
@@ -40,7 +40,7 @@ export class ClarificationService {
     // Lost a race with another answer channel: the first answer wins.
     if (!updated) throw new AppError(409, 'conflict', 'Task was answered or changed meanwhile');
     this.d.bus.emit('task.answered', { task: updated, by, response: text });
-    this.d.scheduler.notify();
+    this.d.queue.notify();
     return updated;
   }
 

@@ -8,11 +8,13 @@ import type { PrWatchRepo, PrWatchRow } from '../db/repositories/pr-watch.js';
 import type { SeenRepo } from '../db/repositories/seen.js';
 import type { EventBus } from '../events/bus.js';
 import type { TaskService } from '../tasks/service.js';
-import type { Scheduler } from '../queue/scheduler.js';
+import type { QueueSignals } from '../queue/running.js';
 import type { GitHubClient } from '../integrations/github.js';
 import type { OutboxWorker } from '../integrations/outbox.js';
 import type { BoardService } from '../board/service.js';
-import type { TaskExecutor } from '../orchestrator/executor.js';
+import type { RepoSpecOf } from '../orchestrator/repo-specs.js';
+import type { WorktreeCleaner } from '../orchestrator/worktree.js';
+import type { RunReport } from '../orchestrator/types.js';
 import type { Workspace } from '../git/workspace.js';
 import { evaluateCi, failuresPrompt, feedbackPrompt, wantsChanges, type Feedback } from './decide.js';
 import { coerceError } from '../errors.js';
@@ -31,14 +33,15 @@ export class PrLoop {
       config: Config;
       logger: Logger;
       tasks: TaskService;
-      scheduler: Scheduler;
+      queue: QueueSignals;
       bus: EventBus;
       github: GitHubClient;
       watches: PrWatchRepo;
       seen: SeenRepo;
       outbox: OutboxWorker;
       board: BoardService;
-      executor: TaskExecutor;
+      repoSpec: RepoSpecOf;
+      cleaner: WorktreeCleaner;
       workspace: Workspace;
       gate: TriggerGate;
     },
@@ -55,24 +58,25 @@ export class PrLoop {
     d.bus.on('task.created', async ({ task }) => {
       if (task.status === 'in_review' && task.pr_number && !task.workflow_id) await this.watch(task);
     });
-    // After a review-driven revision, the agent's summary is the reply on the PR.
-    d.executor.onRun(async (r) => {
-      const ctx = parseRevision(r.task.revision_context);
-      if (!ctx || r.status !== 'in_review') return;
-      const w = await d.watches.get(r.task.id);
-      if (!w) return;
-      const summary = typeof r.handoff?.summary === 'string' ? r.handoff.summary : r.finalText;
-      const what = ctx.kind === 'review_fix' ? 'addressed the review feedback' : 'pushed a fix for the failing checks';
-      await d.outbox.enqueue(
-        GITHUB_CHANNEL,
-        { owner: w.owner, repo: w.repo, pr: w.pr_number, body: `Factory ${what}.\n\n${truncate(summary, 3000)}` },
-        { orderKey: `gh:pr:${w.owner}/${w.repo}#${w.pr_number}` },
-      );
-    });
   }
 
+  /** A run recorder: after a review-driven revision, the agent's summary is the reply on the PR. */
+  readonly recordRun = async (r: RunReport): Promise<void> => {
+    const ctx = parseRevision(r.task.revision_context);
+    if (!ctx || r.status !== 'in_review') return;
+    const w = await this.d.watches.get(r.task.id);
+    if (!w) return;
+    const summary = typeof r.handoff?.summary === 'string' ? r.handoff.summary : r.finalText;
+    const what = ctx.kind === 'review_fix' ? 'addressed the review feedback' : 'pushed a fix for the failing checks';
+    await this.d.outbox.enqueue(
+      GITHUB_CHANNEL,
+      { owner: w.owner, repo: w.repo, pr: w.pr_number, body: `Factory ${what}.\n\n${truncate(summary, 3000)}` },
+      { orderKey: `gh:pr:${w.owner}/${w.repo}#${w.pr_number}` },
+    );
+  };
+
   private async watch(task: TaskRow): Promise<void> {
-    const spec = this.d.executor.repoSpec(task.repo);
+    const spec = this.d.repoSpec(task.repo);
     await this.d.watches.upsert(task.id, spec.owner, spec.name, task.pr_number!);
     // The listener runs after the status change committed, so the task may have moved on meanwhile
     // (a sync ended it): pr_state is set only while it is still in review (a guarded UPDATE that
@@ -238,7 +242,7 @@ export class PrLoop {
       message_type: 'status',
       message: `${ctx.kind === 'ci_fix' ? 'CI failed' : 'Changes requested'} on ${task.pr_url}: the agent is revising the PR`,
     });
-    this.d.scheduler.notify();
+    this.d.queue.notify();
   }
 
   private async giveUp(task: TaskRow, reason: string): Promise<void> {
@@ -272,8 +276,8 @@ export class PrLoop {
       return;
     }
     await this.d.watches.update(task.id, { state: how });
-    const spec = this.d.executor.repoSpec(task.repo);
-    await this.d.executor.cleanup(spec, done);
+    const spec = this.d.repoSpec(task.repo);
+    await this.d.cleaner.remove(spec, done);
     if (how === 'merged' && this.d.config.pr_loop.delete_branch_on_merge && task.branch_name) {
       await this.d.workspace
         .deleteRemoteBranch(spec, task.branch_name, task.base_branch)

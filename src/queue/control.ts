@@ -2,7 +2,7 @@
 import type { KvRepo } from '../db/repositories/kv.js';
 import type { RunsRepo } from '../db/repositories/runs.js';
 import type { EventBus } from '../events/bus.js';
-import type { StartGate } from './scheduler.js';
+import type { StartGate } from './types.js';
 
 export interface PauseState {
   paused: boolean;

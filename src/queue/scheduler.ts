@@ -1,69 +1,23 @@
 import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { TaskPatch, TaskRow, TasksRepo } from '../db/repositories/tasks.js';
+import type { TaskRow, TasksRepo } from '../db/repositories/tasks.js';
 import type { RunRow, RunsRepo } from '../db/repositories/runs.js';
 import type { TaskService } from '../tasks/service.js';
 import { nowIso } from '../db/time.js';
 import { coerceError } from '../errors.js';
 import { scrubDeep } from '../secrets.js';
-
-/** What an executor tells the scheduler when it is done with a task. */
-export type ExecResult =
-  | { status: 'in_review' | 'done' | 'waiting_for_input'; patch?: TaskPatch }
-  | { status: 'failed'; error: string; patch?: TaskPatch }
-  /** Put back in the queue; `notBefore` delays it (usage limits, backoff). */
-  | { status: 'queued'; notBefore?: Date; patch?: TaskPatch; countAttempt?: boolean };
-
-/**
- * cancel: asked by someone; shutdown: this process stops; lease_lost: another worker has taken the
- * task over; lease_unconfirmed: the lease could not be renewed (database unreachable) for most of a
- * lease period, so another worker may take the task soon (it goes back to the queue like a shutdown).
- */
-export type AbortReason = 'cancel' | 'shutdown' | 'lease_lost' | 'lease_unconfirmed';
-
-/** Reasons that hand the task back to the queue for anyone to continue, without counting the attempt. */
-export const handsBack = (r: AbortReason | undefined) => r === 'shutdown' || r === 'lease_unconfirmed';
-
-export interface ExecContext {
-  signal: AbortSignal;
-  /** Why the signal fired, once it has. */
-  abortReason(): AbortReason | undefined;
-  /** The agent process, for GET /api/agents. */
-  setPid(pid: number | null): void;
-}
-
-export type Executor = (task: TaskRow, ctx: ExecContext) => Promise<ExecResult>;
-
-/** Decides whether new work may start now (pauses, budgets). */
-export type StartGate = () => Promise<{ ok: true } | { ok: false; retryAt?: number; reason: string }>;
-
-export interface RunningAgent {
-  task_id: number;
-  task_title: string;
-  agent_type: string;
-  repo: string;
-  status: 'running';
-  started_at: string;
-  pid: number | null;
-  attempt: number;
-}
-
-interface Running {
-  task: TaskRow;
-  controller: AbortController;
-  reason?: AbortReason;
-  startedAt: string;
-  pid: number | null;
-  done: Promise<void>;
-}
+import { handsBack, type ExecContext, type ExecResult, type Executor, type StartGate } from './types.js';
+import type { RunningEntry, RunningTasks } from './running.js';
 
 export interface SchedulerDeps {
   tasks: TaskService;
   repo: TasksRepo;
   runs: RunsRepo;
   logger: Logger;
+  /** Runs one claimed task (the agent pipeline). */
   executor: Executor;
+  /** The tasks this process runs, and the wake-up signal of the claim loop. */
+  running: RunningTasks;
   /** Whether new work may start now (pauses, budgets). */
   gate: StartGate;
   /** Ends what is left of an agent from a previous run of this process (boot recovery). */
@@ -90,11 +44,9 @@ export interface SchedulerOptions {
  * time they were asked to run. Claims are one atomic UPDATE, so two claimers can never take the same task.
  */
 export class Scheduler {
-  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  private readonly running = new Map<number, Running>();
+  private readonly running: RunningTasks;
   private stopping = false;
   private started = false;
-  private wake: (() => void) | null = null;
   private loopPromise: Promise<void> | null = null;
   private stopPromise: Promise<void> | null = null;
   /** How many times the loop has looked for work (lets tests observe that it did, without sleeping). */
@@ -103,7 +55,9 @@ export class Scheduler {
   constructor(
     private readonly deps: SchedulerDeps,
     private readonly opts: SchedulerOptions,
-  ) {}
+  ) {
+    this.running = deps.running;
+  }
 
   /** Starts the claim loop (run recover() first: Services.start does, once, before its start hooks). Idempotent. */
   start(): void {
@@ -112,35 +66,9 @@ export class Scheduler {
     this.loopPromise = this.loop();
   }
 
-  /** Installs the function that runs tasks (wired after construction). */
-  setExecutor(executor: Executor): void {
-    this.deps.executor = executor;
-  }
-
-  /** Wakes the loop early (a task was asked to run). */
-  notify(): void {
-    this.wake?.();
-  }
-
-  runningCount(): number {
-    return this.running.size;
-  }
-
-  isRunning(id: number): boolean {
-    return this.running.has(id);
-  }
-
-  agents(): RunningAgent[] {
-    return [...this.running.values()].map((r) => ({
-      task_id: r.task.id,
-      task_title: r.task.title,
-      agent_type: r.task.agent_type,
-      repo: r.task.repo,
-      status: 'running',
-      started_at: r.startedAt,
-      pid: r.pid,
-      attempt: r.task.attempts,
-    }));
+  /** The lease owner name of this process. */
+  get owner(): string {
+    return this.running.owner;
   }
 
   // Tasks left in_progress by a process that is gone go back to the queue (or fail after too many attempts).
@@ -159,7 +87,7 @@ export class Scheduler {
 
   private async recoverPass(): Promise<void> {
     const orphans = this.opts.distributed
-      ? await this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, [...this.running.keys()])
+      ? await this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, this.running.ids())
       : (await this.deps.repo.orphans(this.owner)).map((t) => ({ ...t, previous_owner: t.lease_owner }));
     for (const t of orphans) {
       if (this.opts.distributed)
@@ -214,14 +142,7 @@ export class Scheduler {
         this.deps.logger.error({ err: coerceError(err) }, 'scheduler loop error');
       }
       if (this.stopping) break;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, delay);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wake = null;
+      await this.running.sleep(delay);
     }
   }
 
@@ -230,16 +151,20 @@ export class Scheduler {
     this.passes++;
     let delay = this.opts.pollMs;
     if (this.opts.distributed) await this.watchShared();
-    while (!this.stopping && this.running.size < this.opts.maxConcurrent) {
+    while (!this.stopping && this.running.count() < this.opts.maxConcurrent) {
       const gate = await this.deps.gate();
       if (!gate.ok) {
         if (gate.retryAt) delay = Math.max(10, Math.min(delay, gate.retryAt - Date.now()));
         return delay;
       }
       // Never a task this process still runs (a copy that lost its lease and has not ended yet).
-      const task = await this.deps.repo.claimNext(this.owner, this.opts.leaseMs, new Date(), this.opts.globalLimit ?? 0, [
-        ...this.running.keys(),
-      ]);
+      const task = await this.deps.repo.claimNext(
+        this.owner,
+        this.opts.leaseMs,
+        new Date(),
+        this.opts.globalLimit ?? 0,
+        this.running.ids(),
+      );
       if (!task) break;
       this.launch(task);
     }
@@ -252,7 +177,7 @@ export class Scheduler {
 
   // Several processes: cancel requests taken by another process, and leases other workers let lapse.
   private async watchShared(): Promise<void> {
-    if (this.running.size) {
+    if (this.running.count()) {
       for (const id of await this.deps.repo.cancelRequested(this.owner)) {
         const entry = this.running.get(id);
         if (entry && !entry.reason) {
@@ -270,8 +195,8 @@ export class Scheduler {
 
   private launch(task: TaskRow): void {
     const controller = new AbortController();
-    const entry: Running = { task, controller, startedAt: nowIso(), pid: null, done: Promise.resolve() };
-    this.running.set(task.id, entry);
+    const entry: RunningEntry = { task, controller, startedAt: nowIso(), pid: null, done: Promise.resolve() };
+    this.running.add(entry);
     const lease = { owner: this.owner, attempts: task.attempts };
     let renewedAt = Date.now();
     let nextRenewal = renewedAt + Math.max(1000, Math.floor(this.opts.leaseMs / 3));
@@ -345,12 +270,12 @@ export class Scheduler {
         this.deps.logger.error({ err: coerceError(err), taskId: task.id }, 'could not record task result');
       }
       this.running.delete(task.id);
-      this.notify();
+      this.running.notify();
     })();
   }
 
   // Records the executor's outcome with a guarded transition out of in_progress.
-  private async settle(task: TaskRow, entry: Running, raw: ExecResult): Promise<void> {
+  private async settle(task: TaskRow, entry: RunningEntry, raw: ExecResult): Promise<void> {
     // Agent text (summary, error, output) is stored and shown everywhere: scrub it once, here.
     const result = scrubDeep(raw);
     const release = { lease_owner: null, lease_expires_at: null } as const;
@@ -466,57 +391,19 @@ export class Scheduler {
   }
 
   /**
-   * Cancels a task. A queued or waiting task becomes cancelled at once; a running one has its
-   * executor aborted and this resolves when the run has ended (or after waitMs).
-   */
-  async cancel(id: number, waitMs: number): Promise<TaskRow | undefined> {
-    const entry = this.running.get(id);
-    if (entry) {
-      await this.deps.repo.update(id, { cancel_requested: 1 });
-      entry.reason ??= 'cancel';
-      entry.controller.abort('cancel');
-      await Promise.race([entry.done, new Promise((r) => setTimeout(r, waitMs).unref())]);
-      return this.deps.repo.get(id);
-    }
-    // Not running here. Queued or waiting: cancel it now. Running in another process (another
-    // worker): flag it; whoever runs it stops it within a poll interval, and the answer waits for
-    // that like for a local run. A claim or a requeue racing with us only means another round.
-    const deadline = Date.now() + waitMs;
-    for (;;) {
-      const t = await this.deps.repo.get(id);
-      if (!t) return undefined;
-      if (t.status === 'queued' || t.status === 'waiting_for_input') {
-        const done = await this.deps.tasks.transition(id, ['queued', 'waiting_for_input'], 'cancelled', {
-          error: 'Cancelled by request',
-          completed_at: nowIso(),
-          run_requested_at: null,
-          cancel_requested: 1,
-        });
-        if (done) return done;
-      } else if (t.status !== 'in_progress') {
-        return t;
-      } else if (!t.cancel_requested) {
-        await this.deps.repo.update(id, { cancel_requested: 1 });
-      }
-      if (Date.now() >= deadline || (!this.opts.distributed && t.status === 'in_progress')) return this.deps.repo.get(id);
-      await new Promise((r) => setTimeout(r, Math.min(200, this.opts.pollMs)).unref());
-    }
-  }
-
-  /**
    * Stops claiming, lets running work finish for up to graceMs, then aborts what is left; aborted
    * tasks go back to the queue to be resumed at the next start. Idempotent.
    */
   stop(graceMs: number): Promise<void> {
     this.stopPromise ??= (async () => {
       this.stopping = true;
-      this.notify();
+      this.running.notify();
       await this.loopPromise;
-      const all = () => Promise.all([...this.running.values()].map((r) => r.done));
-      if (this.running.size) {
+      const all = () => Promise.all(this.running.all().map((r) => r.done));
+      if (this.running.count()) {
         await Promise.race([all(), new Promise((r) => setTimeout(r, graceMs).unref())]);
       }
-      for (const r of this.running.values()) {
+      for (const r of this.running.all()) {
         r.reason ??= 'shutdown';
         r.controller.abort('shutdown');
       }

@@ -1,6 +1,6 @@
 // Builds the Fastify app around the services. Never listens and never reads the environment.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
-import type { Services } from '../services.js';
+import type { AppServices as Services } from './services.js';
 import { AppError, errorBody } from '../errors.js';
 import { scrubDeep } from '../secrets.js';
 import { isDatabaseBusy } from '../db/busy.js';

@@ -8,9 +8,10 @@ import type { TaskRow } from '../db/repositories/tasks.js';
 import type { HandoffRow, HandoffsRepo, StepRow, WorkflowRow, WorkflowsRepo } from '../db/repositories/workflows.js';
 import type { EventBus, StreamPublisher } from '../events/bus.js';
 import type { TaskService } from '../tasks/service.js';
-import type { Scheduler } from '../queue/scheduler.js';
-import type { TaskExecutor } from '../orchestrator/executor.js';
-import { worktreeKey } from '../orchestrator/executor.js';
+import type { QueueSignals } from '../queue/running.js';
+import { worktreeKey } from '../orchestrator/worktree.js';
+import type { RepoSpecOf } from '../orchestrator/repo-specs.js';
+import type { Finisher, FinisherFor } from '../orchestrator/types.js';
 import type { Workspace } from '../git/workspace.js';
 import { slugify } from '../git/workspace.js';
 import type { GitHubClient } from '../integrations/github.js';
@@ -23,7 +24,6 @@ import { nowIso } from '../db/time.js';
 
 /** outputs[`@handoff:<key>`] holds the id of the handoff that produced outputs[<key>]. */
 const HANDOFF_KEY = '@handoff:';
-/** How many step tasks' system prompt files are kept between their prompt and their start. */
 
 export interface EngineDeps {
   config: Config;
@@ -31,8 +31,8 @@ export interface EngineDeps {
   workflows: WorkflowsRepo;
   handoffs: HandoffsRepo;
   tasks: TaskService;
-  scheduler: Scheduler;
-  executor: TaskExecutor;
+  queue: QueueSignals;
+  repoSpec: RepoSpecOf;
   workspace: Workspace;
   github: GitHubClient;
   bus: EventBus;
@@ -63,27 +63,20 @@ export class WorkflowEngine {
       const workflowId = task.workflow_id;
       if (workflowId) await this.serial(workflowId, () => this.onTaskStatus(task));
     });
-    // Step tasks get the input handoff (and for revisions the review) in their prompt.
-    d.executor.addPromptSource((task) => this.promptFor(task));
-    d.executor.systemPromptFor = (task) => this.systemPromptFor(task);
-    d.executor.setFinisher((task) =>
-      task.workflow_id
-        ? async (t, wt, spec, report) => {
-            // A step never opens a PR: its work is committed and pushed as a checkpoint of the branch.
-            await d.workspace.commitAll(
-              wt.path,
-              `${t.title}\n\nFactory workflow ${t.workflow_id}, step ${t.workflow_step} (${t.agent_type}).`,
-            );
-            if ((await d.workspace.commitsAhead(wt.path, wt.baseBranch)) > 0)
-              await d.workspace.push(spec, wt.path, wt.branch, wt.baseBranch);
-            const changed = await d.workspace.changedFiles(wt.path, wt.baseBranch).catch(() => []);
-            const h = buildHandoff(t.agent_type, report.handoff, report.finalText, changed);
-            await d.handoffs.create({ from_task_id: t.id, to_task_id: null, workflow_id: t.workflow_id, ...h });
-            return { status: 'done' };
-          }
-        : undefined,
-    );
   }
+
+  /** A step never opens a PR: its work is committed and pushed as a checkpoint of the workflow's branch. */
+  readonly finisherFor: FinisherFor = (task) => (task.workflow_id ? this.finishStep : undefined);
+
+  private readonly finishStep: Finisher = async (t, wt, spec, report) => {
+    const ws = this.d.workspace;
+    await ws.commitAll(wt.path, `${t.title}\n\nFactory workflow ${t.workflow_id}, step ${t.workflow_step} (${t.agent_type}).`);
+    if ((await ws.commitsAhead(wt.path, wt.baseBranch)) > 0) await ws.push(spec, wt.path, wt.branch, wt.baseBranch);
+    const changed = await ws.changedFiles(wt.path, wt.baseBranch).catch(() => []);
+    const h = buildHandoff(t.agent_type, report.handoff, report.finalText, changed);
+    await this.d.handoffs.create({ from_task_id: t.id, to_task_id: null, workflow_id: t.workflow_id, ...h });
+    return { status: 'done' };
+  };
 
   async start(input: StartWorkflow): Promise<WorkflowRow> {
     validateWorkflow(input.name, input.def);
@@ -122,7 +115,7 @@ export class WorkflowEngine {
     });
     if (!cancelled) return undefined;
     const { wf, step } = cancelled;
-    if (step?.task_id) await this.d.scheduler.cancel(step.task_id, (this.d.config.agent.kill_grace_seconds + 5) * 1000);
+    if (step?.task_id) await this.d.queue.cancel(step.task_id, (this.d.config.agent.kill_grace_seconds + 5) * 1000);
     await this.cleanup(wf);
     await this.publish(id, 'running');
     this.d.bus.emit('workflow.cancelled', { workflow: wf });
@@ -263,7 +256,7 @@ export class WorkflowEngine {
     });
     await this.d.workflows.update(wf.id, { current_step: s.step_index });
     await this.publish(wf.id, 'running');
-    this.d.scheduler.notify();
+    this.d.queue.notify();
   }
 
   private async inputHandoff(wf: WorkflowRow, s: StepRow): Promise<HandoffRow | undefined> {
@@ -272,7 +265,8 @@ export class WorkflowEngine {
     return id ? this.d.handoffs.get(Number(id)) : undefined;
   }
 
-  private async promptFor(task: TaskRow): Promise<string | undefined> {
+  /** Step tasks get the input handoff (and for revisions the review) in their prompt. */
+  async promptFor(task: TaskRow): Promise<string | undefined> {
     if (!task.workflow_id || task.workflow_step === null) return undefined;
     const wf = await this.d.workflows.get(task.workflow_id);
     const steps = wf ? await this.d.workflows.steps(wf.id) : [];
@@ -287,7 +281,8 @@ export class WorkflowEngine {
     return parts.join('\n\n');
   }
 
-  private async systemPromptFor(task: TaskRow): Promise<string | undefined> {
+  /** The system prompt file a step names in its prompt_template, if any. */
+  async systemPromptFor(task: TaskRow): Promise<string | undefined> {
     if (!task.workflow_id || task.workflow_step === null) return undefined;
     const s = (await this.d.workflows.steps(task.workflow_id))[task.workflow_step];
     return s?.prompt_template ? path.resolve(this.d.config.rootDir, s.prompt_template) : undefined;
@@ -350,7 +345,7 @@ export class WorkflowEngine {
     review: ReturnType<typeof parseReview> | undefined,
     result: string,
   ): Promise<{ url: string; number: number | null; base: string }> {
-    const spec = this.d.executor.repoSpec(wf.repo);
+    const spec = this.d.repoSpec(wf.repo);
     const wtPath = this.d.workspace.worktreePath(worktreeKey({ id: 0, workflow_id: wf.id }));
     // The base branch of the first step (in step order) whose task has one.
     let base: string | undefined;
@@ -403,7 +398,7 @@ export class WorkflowEngine {
 
   private async cleanup(wf: WorkflowRow): Promise<void> {
     try {
-      await this.d.workspace.remove(this.d.executor.repoSpec(wf.repo), worktreeKey({ id: 0, workflow_id: wf.id }), wf.branch_name);
+      await this.d.workspace.remove(this.d.repoSpec(wf.repo), worktreeKey({ id: 0, workflow_id: wf.id }), wf.branch_name);
     } catch (err) {
       this.d.logger.warn({ err: coerceError(err), workflowId: wf.id }, 'could not remove workflow worktree');
     }

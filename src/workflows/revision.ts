@@ -2,7 +2,7 @@
 // branch and PR (coder_revision) instead of starting a second one.
 import type { TaskService, TaskAdopter } from '../tasks/service.js';
 import type { HandoffsRepo } from '../db/repositories/workflows.js';
-import type { TaskExecutor } from '../orchestrator/executor.js';
+import type { PromptSource } from '../orchestrator/types.js';
 import { truncate } from '../agents/prompt.js';
 
 /** Runs inside TaskService.create, in the creating transaction, before the task becomes runnable. */
@@ -22,8 +22,9 @@ export const adoptOpenPullRequest: TaskAdopter = async (task, tasks) => {
   await tasks.setParent(task.id, earlier.id);
 };
 
-export function registerRevisionPrompt(d: { tasks: TaskService; handoffs: HandoffsRepo; executor: TaskExecutor }): void {
-  d.executor.addPromptSource(async (task) => {
+/** A prompt section for a task that continues an earlier task's PR: what that task did and handed off. */
+export function revisionPromptSource(d: { tasks: TaskService; handoffs: HandoffsRepo }): PromptSource {
+  return async (task) => {
     if (!task.parent_task_id) return undefined;
     const parent = await d.tasks.get(task.parent_task_id);
     if (!parent) return undefined;
@@ -39,5 +40,5 @@ export function registerRevisionPrompt(d: { tasks: TaskService; handoffs: Handof
         .join('\n\n'),
       8000,
     );
-  });
+  };
 }

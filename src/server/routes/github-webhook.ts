@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { Services } from '../../services.js';
+import type { AppServices as Services } from '../services.js';
 import type { PrLoop } from '../../prloop/service.js';
 import { AppError } from '../../errors.js';
 import { PUBLIC_ROUTE } from '../auth.js';

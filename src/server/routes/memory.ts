@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Services } from '../../services.js';
+import type { AppServices as Services } from '../services.js';
 import type { MemoryStore } from '../../memory/types.js';
 import { AppError, notFound } from '../../errors.js';
 import { parseInput } from '../validation.js';

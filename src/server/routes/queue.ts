@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Services } from '../../services.js';
+import type { AppServices as Services } from '../services.js';
 import type { QueueControl } from '../../queue/control.js';
 import { StatsRepo } from '../../db/repositories/stats.js';
 import { AppError } from '../../errors.js';
@@ -11,7 +11,7 @@ const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be 
 export function queueRoutes(control: QueueControl) {
   return async (app: FastifyInstance, s: Services): Promise<void> => {
     const stats = new StatsRepo(s.db);
-    const state = async () => ({ ...(await control.state()), running: s.scheduler.runningCount(), ...(await s.repos.tasks.counts()) });
+    const state = async () => ({ ...(await control.state()), running: s.running.count(), ...(await s.repos.tasks.counts()) });
 
     app.get('/api/queue', async () => state());
     app.post('/api/queue/pause', async (req) => {
@@ -36,7 +36,7 @@ export function queueRoutes(control: QueueControl) {
     });
     app.post('/api/queue/resume', async () => {
       await control.resume('operator');
-      s.scheduler.notify();
+      s.running.notify();
       return await state();
     });
 

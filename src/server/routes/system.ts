@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../services.js';
+import type { AppServices as Services } from '../services.js';
 import { VERSION } from '../../version.js';
 import { analytics } from '../../db/repositories/analytics.js';
 import { PUBLIC_ROUTE } from '../auth.js';
@@ -28,13 +28,13 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
       status,
       version: VERSION,
       role: s.config.role,
-      worker_id: s.scheduler.owner,
+      worker_id: s.running.owner,
       database: s.db.dialect,
       db,
       queue: {
         depth: counts?.runnable ?? 0,
         queued: counts?.queued ?? 0,
-        running: s.scheduler.runningCount(),
+        running: s.running.count(),
         max_concurrent: s.config.max_concurrent_agents,
       },
       ...parts,
@@ -43,7 +43,7 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
 
   // Running agents: this process's own, or, with several processes, every worker's (from the database).
   app.get('/api/agents', async () => {
-    if (s.db.dialect === 'sqlite') return s.scheduler.agents();
+    if (s.db.dialect === 'sqlite') return s.running.agents();
     const running = await s.repos.tasks.byStatus('in_progress');
     const open = await Promise.all(running.map((t) => s.repos.runs.open(t.id)));
     return running.map((t, i) => {

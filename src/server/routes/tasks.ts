@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Services } from '../../services.js';
+import type { AppServices as Services } from '../services.js';
 import { AGENT_TYPES } from '../../config.js';
 import { TASK_STATUSES, isFinished } from '../../domain/task-status.js';
 import { AppError, conflict, notFound } from '../../errors.js';
@@ -78,7 +78,7 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
     const body = parseInput(createTaskBody, req.body, 'body');
     const { repo, defaultAgent } = checkRepo(s, body.repo);
     const task = await s.tasks.create({ ...body, repo, agent_type: body.agent_type ?? defaultAgent ?? 'coder', run: q.auto_run });
-    if (q.auto_run) s.scheduler.notify();
+    if (q.auto_run) s.running.notify();
     return reply.status(201).send(taskJson(task));
   });
 
@@ -115,7 +115,7 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
     const t = await getTaskOr404(s, id);
     if (t.status !== 'queued') throw conflict(`Task is ${t.status}, must be queued`);
     const updated = (await s.repos.tasks.requestRun(id)) ?? t;
-    s.scheduler.notify();
+    s.running.notify();
     return taskJson(updated);
   });
 
@@ -123,7 +123,7 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
     const { id } = parseInput(idParams, req.params, 'params');
     const t = await getTaskOr404(s, id);
     if (isFinished(t.status)) throw conflict(`Task is ${t.status}; only queued, running or waiting tasks can be cancelled`);
-    const after = await s.scheduler.cancel(id, (s.config.agent.kill_grace_seconds + 5) * 1000);
+    const after = await s.running.cancel(id, (s.config.agent.kill_grace_seconds + 5) * 1000);
     return taskJson(after ?? t);
   });
 

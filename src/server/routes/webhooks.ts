@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { Services } from '../../services.js';
+import type { AppServices as Services } from '../services.js';
 import type { PlaneSync } from '../../integrations/plane-sync.js';
 import { parsePlaneWebhook, PlaneWebhookError, verifyPlaneSignature } from '../../integrations/plane-webhook.js';
 import { AppError } from '../../errors.js';

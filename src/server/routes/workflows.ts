@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { Services } from '../../services.js';
+import type { AppServices as Services } from '../services.js';
 import { workflowDefSchema } from '../../config.js';
 import type { WorkflowEngine } from '../../workflows/engine.js';
 import type { HandoffRow, HandoffsRepo, WorkflowRow, WorkflowsRepo } from '../../db/repositories/workflows.js';
