@@ -6,6 +6,7 @@
 import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import type Database from 'better-sqlite3';
 import pg from 'pg';
+import { preparingPool } from './pg-prepared.js';
 import type { Tables } from './schema.js';
 
 // BIGINT and NUMERIC arrive as strings by default; Factory's ids, counts and costs fit a double.
@@ -37,7 +38,7 @@ export function postgresKysely(url: string, opts: PgPoolOptions): { db: Kysely<T
   // One that drops while checked out (between a transaction's statements) must not become an
   // uncaught 'error' event: its next query fails instead, and the pool discards it on release.
   pool.on('connect', (client) => client.on('error', () => {}));
-  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }), pool };
+  return { db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) }), pool };
 }
 
 export function sqliteKysely(raw: Database.Database): Kysely<Tables> {

@@ -261,15 +261,20 @@ export class TasksRepo {
         const { rows } = await sql<{ n: number }>`SELECT COUNT(*) AS n FROM tasks WHERE status = 'in_progress'`.execute(q);
         if (Number(rows[0]?.n ?? 0) >= globalLimit) return undefined;
       }
-      const { rows } = await sql<TaskRow>`
-        UPDATE tasks SET status = 'in_progress', lease_owner = ${owner}, lease_expires_at = ${clock} + ${leaseMs},
-          attempts = attempts + 1, started_at = COALESCE(started_at, ${iso}), updated_at = ${iso}
-        WHERE id = (
-          SELECT id FROM tasks
-          WHERE status = 'queued' AND run_requested_at IS NOT NULL AND cancel_requested = 0
-            AND (not_before IS NULL OR not_before <= ${iso})${notMine}
-          ORDER BY run_requested_at, id LIMIT 1${pg ? sql` FOR UPDATE SKIP LOCKED` : sql``}
-        ) AND status = 'queued'
+      const set = sql`status = 'in_progress', lease_owner = ${owner}, lease_expires_at = ${clock} + ${leaseMs},
+          attempts = attempts + 1, started_at = COALESCE(started_at, ${iso}), updated_at = ${iso}`;
+      const runnable = sql`status = 'queued' AND run_requested_at IS NOT NULL AND cancel_requested = 0
+            AND (not_before IS NULL OR not_before <= ${iso})${notMine}`;
+      // PostgreSQL: the row is locked by the CTE (SKIP LOCKED keeps claimers apart, and a locked row's
+      // conditions are checked again on its latest version); the join updates it by primary key,
+      // which the planner cannot mistake for a scan of every queued task when statistics are stale.
+      const { rows } = pg
+        ? await sql<TaskRow>`
+        WITH next AS (SELECT id FROM tasks WHERE ${runnable} ORDER BY run_requested_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+        UPDATE tasks SET ${set} FROM next WHERE tasks.id = next.id RETURNING tasks.*`.execute(q)
+        : await sql<TaskRow>`
+        UPDATE tasks SET ${set}
+        WHERE id = (SELECT id FROM tasks WHERE ${runnable} ORDER BY run_requested_at, id LIMIT 1) AND status = 'queued'
         RETURNING *`.execute(q);
       return rows[0];
     };
