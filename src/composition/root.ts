@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { RoutePlugin } from '../server/app.js';
 import { Scheduler } from '../queue/scheduler.js';
+import { LocalQueue, SharedQueue } from '../queue/backend.js';
 import type { Executor } from '../queue/types.js';
 import { reapLeftoverRun } from '../agents/reap.js';
 import { LoopMonitor } from '../health/loop-monitor.js';
@@ -42,10 +43,15 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const wired = (opts.integrations ?? !opts.executor) ? await buildIntegrations(core, opts.wire) : undefined;
   const executor: Executor =
     opts.executor ?? wired?.executor.execute ?? (async () => ({ status: 'failed', error: 'no agent executor configured' }));
+  const leaseMs = config.queue.lease_seconds * 1000;
+  // Workers hear of new runnable work through the shared event feed, not only by polling.
+  const wake = core.runsAgents ? { bus: core.bus, notify: () => core.running.notify() } : null;
+  const queue = core.feed ? new SharedQueue(core.repos.tasks, leaseMs, wake) : new LocalQueue(core.repos.tasks);
   const scheduler = new Scheduler(
     {
       tasks: core.tasks,
       repo: core.repos.tasks,
+      queue,
       runs: core.repos.runs,
       logger,
       executor,
@@ -56,17 +62,11 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     {
       maxConcurrent: config.max_concurrent_agents,
       maxAttempts: config.queue.max_attempts,
-      leaseMs: config.queue.lease_seconds * 1000,
+      leaseMs,
       pollMs: config.queue.poll_interval_ms,
-      distributed: core.feed !== null,
       globalLimit: config.queue.global_max_concurrent,
     },
   );
-  // Workers hear of new runnable work through the shared event feed, not only by polling.
-  if (core.feed && core.runsAgents)
-    core.bus.on('stream', (row) => {
-      if (row.kind === 'task_status') core.running.notify();
-    });
   return withLifecycle(core, scheduler, wired);
 }
 

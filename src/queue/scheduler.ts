@@ -8,10 +8,13 @@ import { coerceError } from '../errors.js';
 import { scrubDeep } from '../secrets.js';
 import { handsBack, type ExecContext, type ExecResult, type Executor, type StartGate } from './types.js';
 import type { RunningEntry, RunningTasks } from './running.js';
+import type { QueueBackend } from './backend.js';
 
 export interface SchedulerDeps {
   tasks: TaskService;
   repo: TasksRepo;
+  /** Claims, leases, recovery and cancels through the database (SQLite alone, or shared PostgreSQL). */
+  queue: QueueBackend;
   runs: RunsRepo;
   logger: Logger;
   /** Runs one claimed task (the agent pipeline). */
@@ -29,12 +32,6 @@ export interface SchedulerOptions {
   maxAttempts: number;
   leaseMs: number;
   pollMs: number;
-  /**
-   * Several processes share the queue (PostgreSQL): tasks are recovered when their lease lapses
-   * rather than at boot, cancel requests are picked up from the database, and results are only
-   * recorded while this process still holds the lease.
-   */
-  distributed?: boolean;
   /** Agents on all hosts together (0 = no global limit). */
   globalLimit?: number;
 }
@@ -86,11 +83,9 @@ export class Scheduler {
   private recovering: Promise<void> = Promise.resolve();
 
   private async recoverPass(): Promise<void> {
-    const orphans = this.opts.distributed
-      ? await this.deps.repo.takeOverExpired(this.owner, this.opts.leaseMs, this.running.ids())
-      : (await this.deps.repo.orphans(this.owner)).map((t) => ({ ...t, previous_owner: t.lease_owner }));
+    const orphans = await this.deps.queue.orphans(this.owner, this.opts.leaseMs, this.running.ids());
     for (const t of orphans) {
-      if (this.opts.distributed)
+      if (this.deps.queue.shared)
         this.deps.logger.warn({ taskId: t.id, previousOwner: t.previous_owner }, 'task lease lapsed: taking the task over');
       // An agent of the dead process may still be running in its own process group: stop it first.
       // Only an agent on this host can be reached (pids of other hosts mean nothing here).
@@ -150,7 +145,7 @@ export class Scheduler {
   private async fill(): Promise<number> {
     this.passes++;
     let delay = this.opts.pollMs;
-    if (this.opts.distributed) await this.watchShared();
+    await this.watchDatabase();
     while (!this.stopping && this.running.count() < this.opts.maxConcurrent) {
       const gate = await this.deps.gate();
       if (!gate.ok) {
@@ -158,27 +153,21 @@ export class Scheduler {
         return delay;
       }
       // Never a task this process still runs (a copy that lost its lease and has not ended yet).
-      const task = await this.deps.repo.claimNext(
-        this.owner,
-        this.opts.leaseMs,
-        new Date(),
-        this.opts.globalLimit ?? 0,
-        this.running.ids(),
-      );
+      const task = await this.deps.queue.claim(this.owner, this.opts.leaseMs, this.opts.globalLimit ?? 0, this.running.ids());
       if (!task) break;
       this.launch(task);
     }
-    const next = await this.deps.repo.nextNotBefore();
+    const next = await this.deps.queue.nextNotBefore();
     if (next) delay = Math.max(10, Math.min(delay, Date.parse(next) - Date.now()));
     return delay;
   }
 
   private nextRecoverAt = 0;
 
-  // Several processes: cancel requests taken by another process, and leases other workers let lapse.
-  private async watchShared(): Promise<void> {
+  // Cancel requests another process took, and leases other workers let lapse (a shared queue).
+  private async watchDatabase(): Promise<void> {
     if (this.running.count()) {
-      for (const id of await this.deps.repo.cancelRequested(this.owner)) {
+      for (const id of await this.deps.queue.cancelsFor(this.owner)) {
         const entry = this.running.get(id);
         if (entry && !entry.reason) {
           this.deps.logger.info({ taskId: id }, 'cancel requested through another process');
@@ -187,8 +176,9 @@ export class Scheduler {
         }
       }
     }
-    if (Date.now() >= this.nextRecoverAt) {
-      this.nextRecoverAt = Date.now() + Math.max(1000, Math.floor(this.opts.leaseMs / 4));
+    const every = this.deps.queue.recoverEveryMs;
+    if (every !== null && Date.now() >= this.nextRecoverAt) {
+      this.nextRecoverAt = Date.now() + every;
       await this.recover();
     }
   }
@@ -201,7 +191,7 @@ export class Scheduler {
     let renewedAt = Date.now();
     let nextRenewal = renewedAt + Math.max(1000, Math.floor(this.opts.leaseMs / 3));
     const stop = (reason: 'lease_lost' | 'lease_unconfirmed') => {
-      if (this.opts.distributed && !entry.reason) {
+      if (this.deps.queue.shared && !entry.reason) {
         entry.reason = reason;
         controller.abort(reason);
       }
@@ -216,7 +206,7 @@ export class Scheduler {
           const sentAt = Date.now();
           renewing = true;
           void Promise.resolve()
-            .then(() => this.deps.repo.renewLease(task.id, lease, this.opts.leaseMs))
+            .then(() => this.deps.queue.renew(task.id, lease, this.opts.leaseMs))
             .then(
               (held) => {
                 if (held) renewedAt = sentAt;
@@ -235,7 +225,7 @@ export class Scheduler {
         }
         // Cut off from the database: before the lease can lapse and another worker take the task, stop
         // this copy and hand the task back (the work so far goes out as a checkpoint).
-        if (this.opts.distributed && !entry.reason && Date.now() - renewedAt > this.opts.leaseMs * 0.8) {
+        if (this.deps.queue.shared && !entry.reason && Date.now() - renewedAt > this.opts.leaseMs * 0.8) {
           this.deps.logger.warn({ taskId: task.id }, 'no lease renewal for most of a lease period: stopping the agent');
           stop('lease_unconfirmed');
         }
