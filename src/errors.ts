@@ -1,10 +1,17 @@
 import { scrub } from './secrets.js';
 
-/** An error meant for the API caller: a stable code, an HTTP status, and optionally the offending field. */
-export class AppError extends Error {
-  override name = 'AppError';
+/**
+ * What went wrong, in the domain's words: bad input, a missing or conflicting thing, a part that is
+ * unavailable, or an outside service that failed. Services throw these and know no HTTP; the
+ * server's error handler (src/server/http-error.ts) is the one place that turns a kind into a status.
+ */
+export type ErrorKind = 'invalid' | 'too_large' | 'not_found' | 'conflict' | 'unavailable' | 'upstream_failed';
+
+/** An error meant for the caller: its kind, a stable code, and optionally the offending field. */
+export class DomainError extends Error {
+  override name = 'DomainError';
   constructor(
-    readonly status: number,
+    readonly kind: ErrorKind,
     readonly code: string,
     message: string,
     readonly field?: string,
@@ -13,8 +20,10 @@ export class AppError extends Error {
   }
 }
 
-export const notFound = (what: string) => new AppError(404, 'not_found', `${what} not found`);
-export const conflict = (message: string) => new AppError(409, 'conflict', message);
+/** Bad input naming its field: "field: reason". */
+export const invalidInput = (field: string, reason: string) => new DomainError('invalid', 'invalid_input', `${field}: ${reason}`, field);
+export const notFound = (what: string) => new DomainError('not_found', 'not_found', `${what} not found`);
+export const conflict = (message: string) => new DomainError('conflict', 'conflict', message);
 
 /** The JSON body for an error: ours under `error`, the upstream-compatible string under `detail`. */
 export function errorBody(code: string, message: string, field?: string) {

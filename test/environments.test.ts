@@ -1,5 +1,6 @@
 // Docker test/preview environments end to end: the real server, the fake claude, fake GitHub and
 // Telegram, and test/fakes/docker.mjs as the docker command (it records calls and keeps container state).
+import { callerError } from '../src/server/http-error.js';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -736,10 +737,16 @@ describe('environment units', () => {
 
   it('reports a missing docker command as unavailable (503)', async () => {
     const cli = new DockerCli({ command: path.join(tempDir(), 'no-docker'), env: { PATH: process.env.PATH ?? '' }, cwd: tempDir() });
-    await expect(cli.ensureAvailable()).rejects.toMatchObject({
-      status: 503,
+    const err: unknown = await cli.ensureAvailable().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({
+      kind: 'unavailable',
       code: 'docker_unavailable',
       message: expect.stringMatching(/Docker is not installed on the Factory host/),
     });
+    // The HTTP layer's one mapping turns it into a 503.
+    expect(callerError(err)).toMatchObject({ status: 503, code: 'docker_unavailable' });
   });
 });

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { MESSAGE_TYPES, messageJson, type MessageJson, type MessagesRepo, type MessageType } from '../db/repositories/messages.js';
 import type { StreamPublisher } from '../events/bus.js';
-import { AppError } from '../errors.js';
+import { DomainError } from '../errors.js';
 import { escapeAndTruncate, escapeHtml, type TelegramNotifier } from '../integrations/telegram.js';
 import { scrub } from '../secrets.js';
 
@@ -54,35 +54,35 @@ export class BoardService {
   /**
    * Stores a message (REST posts always come here, whatever `enabled` says), publishes it on the
    * live stream as kind 'message', and queues a Telegram notice for forwarded types.
-   * Throws AppError: 400 naming the field (empty text, unknown reference), 413 for oversize text.
+   * Throws DomainError: invalid naming the field (empty text, unknown reference), too_large for oversize text.
    */
   async post(input: PostInput): Promise<MessageJson> {
     const max = this.d.config.message_board.max_message_chars;
     if (typeof input.message !== 'string' || input.message.trim() === '') {
-      throw new AppError(400, 'invalid_input', 'message: must not be empty', 'message');
+      throw new DomainError('invalid', 'invalid_input', 'message: must not be empty', 'message');
     }
     if (input.message.length > max) {
-      throw new AppError(
-        413,
+      throw new DomainError(
+        'too_large',
         'payload_too_large',
         `message: is ${input.message.length} characters; at most ${max} are allowed (message_board.max_message_chars)`,
         'message',
       );
     }
     const sender = input.sender?.trim() ?? '';
-    if (sender === '') throw new AppError(400, 'invalid_input', 'sender: must not be empty', 'sender');
+    if (sender === '') throw new DomainError('invalid', 'invalid_input', 'sender: must not be empty', 'sender');
     if (sender.length > MAX_NAME_CHARS)
-      throw new AppError(400, 'invalid_input', `sender: must be at most ${MAX_NAME_CHARS} characters`, 'sender');
+      throw new DomainError('invalid', 'invalid_input', `sender: must be at most ${MAX_NAME_CHARS} characters`, 'sender');
     if ((input.recipient?.length ?? 0) > MAX_NAME_CHARS)
-      throw new AppError(400, 'invalid_input', `recipient: must be at most ${MAX_NAME_CHARS} characters`, 'recipient');
+      throw new DomainError('invalid', 'invalid_input', `recipient: must be at most ${MAX_NAME_CHARS} characters`, 'recipient');
     const type = input.message_type ?? 'info';
     if (!MESSAGE_TYPES.includes(type)) {
-      throw new AppError(400, 'invalid_input', `message_type: must be one of ${MESSAGE_TYPES.join(', ')}`, 'message_type');
+      throw new DomainError('invalid', 'invalid_input', `message_type: must be one of ${MESSAGE_TYPES.join(', ')}`, 'message_type');
     }
     const refs = { task_id: input.task_id ?? null, workflow_id: input.workflow_id ?? null, reply_to: input.reply_to ?? null };
     const missingError = (missing: keyof typeof refs) => {
       const what = missing === 'reply_to' ? 'message' : missing === 'task_id' ? 'task' : 'workflow';
-      return new AppError(400, 'invalid_input', `${missing}: ${what} ${refs[missing]} does not exist`, missing);
+      return new DomainError('invalid', 'invalid_input', `${missing}: ${what} ${refs[missing]} does not exist`, missing);
     };
     const missing = await this.d.messages.missingReference(refs);
     if (missing) throw missingError(missing);

@@ -6,7 +6,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { EventRow, EventsRepo } from '../db/repositories/events.js';
 import type { EventBus } from '../events/bus.js';
-import { AppError } from '../errors.js';
+import { DomainError } from '../errors.js';
 
 export interface SseOptions {
   /** `: ping` comment interval; keeps proxies from closing idle streams and notices dead peers. Default 15 s. */
@@ -102,9 +102,9 @@ export class SseHub {
    * (SQLite) or later through the LISTEN feed, together with other processes' events (PostgreSQL).
    */
   async open(req: FastifyRequest, reply: FastifyReply, filter: StreamFilter, lastEventId: number | undefined): Promise<void> {
-    if (this.stopped) throw new AppError(503, 'shutting_down', 'the server is shutting down');
+    if (this.stopped) throw new DomainError('unavailable', 'shutting_down', 'the server is shutting down');
     if (this.clients.size >= this.opts.maxClients)
-      throw new AppError(503, 'too_many_streams', `too many open event streams (max ${this.opts.maxClients})`);
+      throw new DomainError('unavailable', 'too_many_streams', `too many open event streams (max ${this.opts.maxClients})`);
     reply.hijack();
     const raw = reply.raw;
     req.raw.socket.setTimeout(0);

@@ -2,7 +2,7 @@
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Document, isSeq, parse as parseYaml, type Scalar, type YAMLMap, type YAMLSeq } from 'yaml';
-import { AppError } from '../errors.js';
+import { DomainError } from '../errors.js';
 import type { EnvType } from '../db/repositories/environments.js';
 
 export const SERVICE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -35,7 +35,7 @@ export function dnsPart(s: string): string {
   );
 }
 
-const badPath = (message: string) => new AppError(400, 'invalid_input', `compose: ${message}`, 'compose');
+const badPath = (message: string) => new DomainError('invalid', 'invalid_input', `compose: ${message}`, 'compose');
 
 /**
  * Checks a compose path given relative to the worktree: no absolute path, no `..`, and (after symlinks)

@@ -1,6 +1,6 @@
 // The docker CLI through execa: one place that knows the command, its environment and its timeouts.
 import { execa } from 'execa';
-import { AppError } from '../errors.js';
+import { DomainError } from '../errors.js';
 import { scrub } from '../secrets.js';
 
 export interface DockerResult {
@@ -23,9 +23,9 @@ export interface DockerCliOptions {
 }
 
 /** Why docker cannot be used; becomes a 503 for the agent. */
-export class DockerUnavailableError extends AppError {
+export class DockerUnavailableError extends DomainError {
   constructor(message: string) {
-    super(503, 'docker_unavailable', message);
+    super('unavailable', 'docker_unavailable', message);
   }
 }
 

@@ -15,7 +15,7 @@ import type { TaskService } from '../tasks/service.js';
 import type { GitHubClient } from '../integrations/github.js';
 import type { RepoSpec } from '../git/repo-spec.js';
 import { isFinished, isTerminal } from '../domain/task-status.js';
-import { AppError, coerceError, conflict, notFound } from '../errors.js';
+import { DomainError, coerceError, conflict, notFound } from '../errors.js';
 import { KeyedMutex } from '../git/mutex.js';
 import { worktreeKey } from '../orchestrator/worktree.js';
 import { nowIso } from '../db/time.js';
@@ -139,9 +139,9 @@ export class EnvironmentManager {
   async up(input: UpInput): Promise<EnvironmentRow> {
     const { config } = this.d;
     if (!SERVICE_NAME.test(input.service))
-      throw new AppError(400, 'invalid_input', 'service: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', 'service');
+      throw new DomainError('invalid', 'invalid_input', 'service: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', 'service');
     if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535)
-      throw new AppError(400, 'invalid_input', 'port: must be an integer between 1 and 65535', 'port');
+      throw new DomainError('invalid', 'invalid_input', 'port: must be an integer between 1 and 65535', 'port');
     const task = await this.d.tasks.get(input.taskId);
     if (!task) throw notFound('Task');
     if (task.status !== 'in_progress') {
@@ -153,8 +153,8 @@ export class EnvironmentManager {
     const info = inspectCompose(readFileSync(compose.absolute, 'utf8'));
     if (!info.services.has(input.service) && !info.hasInclude) {
       const known = [...info.services.keys()];
-      throw new AppError(
-        400,
+      throw new DomainError(
+        'invalid',
         'invalid_input',
         `service: "${input.service}" is not defined in ${compose.relative} (services: ${known.join(', ') || 'none'})`,
         'service',
@@ -266,7 +266,7 @@ export class EnvironmentManager {
   }
 
   /** Tears the failed environment down and builds the error the agent sees, with the logs tail. */
-  private async failUp(row: EnvironmentRow, files: string[], cwd: string, why: string, res?: DockerResult): Promise<AppError> {
+  private async failUp(row: EnvironmentRow, files: string[], cwd: string, why: string, res?: DockerResult): Promise<DomainError> {
     const logs = await this.docker.run(['compose', '-p', row.project, ...files, 'logs', '--no-color', '--tail', '60', row.service], {
       cwd,
       timeoutMs: this.t.commandMs,
@@ -285,7 +285,7 @@ export class EnvironmentManager {
     } else {
       await this.d.repo.update(row.id, { status: 'failed', last_error: message });
     }
-    return new AppError(502, 'environment_failed', `Environment ${row.project} did not come up: ${message}`);
+    return new DomainError('upstream_failed', 'environment_failed', `Environment ${row.project} did not come up: ${message}`);
   }
 
   /** Stores the preview URL on the task and announces it once per (task, url). */
@@ -328,7 +328,7 @@ export class EnvironmentManager {
     return !row.machine || row.machine === this.machine;
   }
 
-  private notHere(row: EnvironmentRow): AppError {
+  private notHere(row: EnvironmentRow): DomainError {
     return conflict(
       `environment ${row.id} runs on ${row.machine}, not on this host (${this.machine}); ask that host's Factory (the worker that ran task ${row.task_id}), or let its poller remove it when the task or PR ends`,
     );

@@ -5,7 +5,7 @@ import type { TaskRow } from '../db/repositories/tasks.js';
 import type { EventBus } from '../events/bus.js';
 import type { TaskService } from '../tasks/service.js';
 import type { QueueSignals } from '../queue/running.js';
-import { AppError, notFound } from '../errors.js';
+import { DomainError, notFound } from '../errors.js';
 import { answerClarification, parseClarification } from './clarification.js';
 import { nowIso } from '../db/time.js';
 
@@ -27,10 +27,11 @@ export class ClarificationService {
   /** Records the answer and queues the task to resume. 409 when the task is not waiting. */
   async answer(taskId: number, response: string, by: string): Promise<TaskRow> {
     const text = response.trim();
-    if (!text) throw new AppError(400, 'invalid_input', 'response: must not be empty', 'response');
+    if (!text) throw new DomainError('invalid', 'invalid_input', 'response: must not be empty', 'response');
     const task = await this.d.tasks.get(taskId);
     if (!task) throw notFound('Task');
-    if (task.status !== 'waiting_for_input') throw new AppError(409, 'conflict', `Task is ${task.status}, must be waiting_for_input`);
+    if (task.status !== 'waiting_for_input')
+      throw new DomainError('conflict', 'conflict', `Task is ${task.status}, must be waiting_for_input`);
     const ctx = answerClarification(parseClarification(task.clarification_context), text.slice(0, 20_000), by);
     const updated = await this.d.tasks.transition(taskId, ['waiting_for_input'], 'queued', {
       clarification_context: JSON.stringify(ctx),
@@ -38,7 +39,7 @@ export class ClarificationService {
       not_before: null,
     });
     // Lost a race with another answer channel: the first answer wins.
-    if (!updated) throw new AppError(409, 'conflict', 'Task was answered or changed meanwhile');
+    if (!updated) throw new DomainError('conflict', 'conflict', 'Task was answered or changed meanwhile');
     this.d.bus.emit('task.answered', { task: updated, by, response: text });
     this.d.queue.notify();
     return updated;

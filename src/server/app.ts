@@ -1,7 +1,8 @@
 // Builds the Fastify app around the services. Never listens and never reads the environment.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { AppServices as Services } from './services.js';
-import { AppError, errorBody } from '../errors.js';
+import { errorBody } from '../errors.js';
+import { HttpError, callerError } from './http-error.js';
 import { scrubDeep } from '../secrets.js';
 import { isDatabaseBusy } from '../db/busy.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -71,10 +72,9 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   // Every JSON answer passes the one scrubber (task summaries, errors, logs, board, memory, handoffs).
   app.addHook('preSerialization', async (_req, _reply, payload) => scrubDeep(payload));
 
-  app.setErrorHandler((err: FastifyError | AppError | Error, req, reply) => {
-    if (err instanceof AppError) {
-      return reply.status(err.status).send(errorBody(err.code, err.message, err.field));
-    }
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
+    const mine = callerError(err);
+    if (mine) return reply.status(mine.status).send(errorBody(mine.code, mine.message, mine.field));
     const fe = err as FastifyError;
     const status = fe.statusCode ?? 500;
     if (status < 500) {

@@ -5,7 +5,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { TaskTokens } from '../auth/task-token.js';
-import { AppError } from '../errors.js';
+import { HttpError } from './http-error.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -55,7 +55,7 @@ export async function registerAuth(app: FastifyInstance, opts: AuthOptions): Pro
       max: opts.limitFailures.max,
       timeWindow: opts.limitFailures.timeWindowMs,
       errorResponseBuilder: (_req, ctx) =>
-        new AppError(ctx.statusCode, 'rate_limited', `too many failed authentications from this address; retry in ${ctx.after}`),
+        new HttpError(ctx.statusCode, 'rate_limited', `too many failed authentications from this address; retry in ${ctx.after}`),
     }) as typeof throttle;
   }
 
@@ -74,6 +74,6 @@ export async function registerAuth(app: FastifyInstance, opts: AuthOptions): Pro
       await throttle(req, reply);
       if (reply.sent) return reply;
     }
-    throw new AppError(401, 'unauthorized', UNAUTHORIZED);
+    throw new HttpError(401, 'unauthorized', UNAUTHORIZED);
   });
 }

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import type { EnvironmentRow } from '../../db/repositories/environments.js';
 import { ENV_TYPES } from '../../db/repositories/environments.js';
 import type { EnvironmentManager, RemoveResult } from '../../docker/manager.js';
-import { AppError, notFound } from '../../errors.js';
+import { notFound } from '../../errors.js';
+import { HttpError } from '../http-error.js';
 import type { RoutePlugin } from '../app.js';
 import { parseInput } from '../validation.js';
 import { getTaskOr404, idParams } from './tasks.js';
@@ -119,7 +120,7 @@ export function upstreamPreviewJson(row: EnvironmentRow) {
 function removedOrThrow(results: RemoveResult[]) {
   const failed = results.filter((r) => !r.ok);
   if (failed.length) {
-    throw new AppError(502, 'environment_teardown_failed', failed.map((r) => `${r.row.project}: ${r.error ?? 'failed'}`).join('; '));
+    throw new HttpError(502, 'environment_teardown_failed', failed.map((r) => `${r.row.project}: ${r.error ?? 'failed'}`).join('; '));
   }
   return results.map((r) => environmentJson(r.row));
 }
@@ -198,7 +199,7 @@ export function environmentRoutes(manager: EnvironmentManager): RoutePlugin {
           : /^\d{1,15}$/.test(containerId)
             ? live.find((r) => r.id === Number(containerId))
             : undefined;
-      if (!row) throw new AppError(404, 'not_found', `Container ${containerId} not found or not a Factory container`);
+      if (!row) throw new HttpError(404, 'not_found', `Container ${containerId} not found or not a Factory container`);
       const r = await manager.remove(row.id);
       if (r) removedOrThrow([r]);
       return { status: 'removed', container_id: containerId };

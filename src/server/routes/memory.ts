@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AppServices as Services } from '../services.js';
 import type { MemoryStore } from '../../memory/types.js';
-import { AppError, notFound } from '../../errors.js';
+import { notFound } from '../../errors.js';
+import { HttpError } from '../http-error.js';
 import { parseInput } from '../validation.js';
 
 export function memoryRoutes(memory: MemoryStore) {
@@ -23,7 +24,7 @@ export function memoryRoutes(memory: MemoryStore) {
         'query',
       );
       const h = memory.health();
-      if (h.status === 'disabled') throw new AppError(503, 'memory_disabled', 'agent memory is disabled (memory.enabled: false)');
+      if (h.status === 'disabled') throw new HttpError(503, 'memory_disabled', 'agent memory is disabled (memory.enabled: false)');
       return { memories: await memory.search(q), health: h };
     });
     app.delete('/api/memory/:id', async (req) => {

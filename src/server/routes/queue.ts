@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { AppServices as Services } from '../services.js';
 import type { QueueControl } from '../../queue/control.js';
 import { StatsRepo } from '../../db/repositories/stats.js';
-import { AppError } from '../../errors.js';
+import { HttpError } from '../http-error.js';
 import { parseInput } from '../validation.js';
 
 const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be an ISO-8601 time');
@@ -28,9 +28,9 @@ export function queueRoutes(control: QueueControl) {
         req.body ?? {},
         'body',
       );
-      if (b.until && b.minutes) throw new AppError(400, 'invalid_input', 'until: give either until or minutes, not both', 'until');
+      if (b.until && b.minutes) throw new HttpError(400, 'invalid_input', 'until: give either until or minutes, not both', 'until');
       const until = b.until ? new Date(b.until) : b.minutes ? new Date(Date.now() + b.minutes * 60_000) : null;
-      if (until && until.getTime() <= Date.now()) throw new AppError(400, 'invalid_input', 'until: must be in the future', 'until');
+      if (until && until.getTime() <= Date.now()) throw new HttpError(400, 'invalid_input', 'until: must be in the future', 'until');
       await control.pause(until, b.reason, 'operator');
       return await state();
     });

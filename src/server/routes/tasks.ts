@@ -3,7 +3,8 @@ import { z } from 'zod';
 import type { AppServices as Services } from '../services.js';
 import { AGENT_TYPES } from '../../config.js';
 import { TASK_STATUSES, isFinished } from '../../domain/task-status.js';
-import { AppError, conflict, notFound } from '../../errors.js';
+import { conflict, notFound } from '../../errors.js';
+import { HttpError } from '../http-error.js';
 import { parseInput } from '../validation.js';
 import { taskJson } from '../serialize.js';
 import { parseRepoSpec, RepoSpecError } from '../../git/repo-spec.js';
@@ -56,12 +57,12 @@ const logsQuery = z.object({
 /** Resolves the repo field (empty → plane.default_repo) and checks its syntax; 400 on a bad name. */
 export function checkRepo(s: Services, repo: string): { repo: string; defaultAgent?: string } {
   const value = repo || s.config.plane.default_repo;
-  if (!value) throw new AppError(400, 'invalid_input', 'repo: is required (no plane.default_repo is configured)', 'repo');
+  if (!value) throw new HttpError(400, 'invalid_input', 'repo: is required (no plane.default_repo is configured)', 'repo');
   try {
     const spec = parseRepoSpec(value, { repos: s.config.repos, defaultOrg: s.config.default_org, cloneBase: s.config.github.clone_base });
     return { repo: value, defaultAgent: spec.defaultAgent };
   } catch (err) {
-    if (err instanceof RepoSpecError) throw new AppError(400, 'invalid_input', `repo: ${err.message}`, 'repo');
+    if (err instanceof RepoSpecError) throw new HttpError(400, 'invalid_input', `repo: ${err.message}`, 'repo');
     throw err;
   }
 }
@@ -136,7 +137,7 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
     if (q.since !== undefined && q.since !== '') {
       if (/^\d+$/.test(q.since)) sinceId = Number(q.since);
       else if (!Number.isNaN(Date.parse(q.since))) sinceTs = new Date(q.since).toISOString();
-      else throw new AppError(400, 'invalid_input', 'since: must be a log id or an ISO-8601 time', 'since');
+      else throw new HttpError(400, 'invalid_input', 'since: must be a log id or an ISO-8601 time', 'since');
     }
     const rows = await s.repos.logs.list(id, { sinceId, sinceTs, limit: q.limit });
     return {

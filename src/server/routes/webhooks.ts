@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { AppServices as Services } from '../services.js';
 import type { PlaneSync } from '../../integrations/plane-sync.js';
 import { parsePlaneWebhook, PlaneWebhookError, verifyPlaneSignature } from '../../integrations/plane-webhook.js';
-import { AppError } from '../../errors.js';
+import { HttpError } from '../http-error.js';
 import { PUBLIC_ROUTE } from '../auth.js';
 
 /** Plane webhooks at /webhooks/plane (as documented upstream) and /api/webhooks/plane (as upstream served). */
@@ -18,21 +18,21 @@ export function webhookRoutes(plane: PlaneSync) {
         if (secret) {
           const sig = req.headers['x-plane-signature'];
           if (!verifyPlaneSignature(raw, secret, Array.isArray(sig) ? sig[0] : sig)) {
-            throw new AppError(401, 'invalid_signature', 'missing or invalid X-Plane-Signature');
+            throw new HttpError(401, 'invalid_signature', 'missing or invalid X-Plane-Signature');
           }
         }
         let payload: unknown;
         try {
           payload = JSON.parse(raw.toString('utf8'));
         } catch {
-          throw new AppError(400, 'invalid_json', 'request body is not valid JSON', 'body');
+          throw new HttpError(400, 'invalid_json', 'request body is not valid JSON', 'body');
         }
         try {
           const header = req.headers['x-plane-event'];
           const ev = parsePlaneWebhook(payload, Array.isArray(header) ? header[0] : header);
           return plane.handleWebhook(ev);
         } catch (err) {
-          if (err instanceof PlaneWebhookError) throw new AppError(400, 'invalid_payload', err.message, 'body');
+          if (err instanceof PlaneWebhookError) throw new HttpError(400, 'invalid_payload', err.message, 'body');
           throw err;
         }
       };

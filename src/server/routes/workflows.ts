@@ -6,7 +6,8 @@ import type { WorkflowEngine } from '../../workflows/engine.js';
 import type { HandoffRow, HandoffsRepo, WorkflowRow, WorkflowsRepo } from '../../db/repositories/workflows.js';
 import { WorkflowDefinitionError, validateWorkflow } from '../../workflows/definition.js';
 import { issueCounts, parseReview } from '../../workflows/review.js';
-import { AppError, conflict, notFound } from '../../errors.js';
+import { conflict, notFound } from '../../errors.js';
+import { HttpError } from '../http-error.js';
 import { parseInput } from '../validation.js';
 import { checkRepo, idParams } from './tasks.js';
 
@@ -110,7 +111,7 @@ export function workflowRoutes(deps: WorkflowDeps) {
       try {
         validateWorkflow(name, def);
       } catch (err) {
-        if (err instanceof WorkflowDefinitionError) throw new AppError(400, 'invalid_input', `definition: ${err.message}`, 'definition');
+        if (err instanceof WorkflowDefinitionError) throw new HttpError(400, 'invalid_input', `definition: ${err.message}`, 'definition');
         throw err;
       }
       return await deps.engine.start({ name, def, title: b.title, description: b.description, repo, plane_issue_id: b.plane_issue_id });
@@ -121,7 +122,7 @@ export function workflowRoutes(deps: WorkflowDeps) {
       const def = b.definition ?? s.config.workflows[b.workflow_name];
       if (!def) {
         const known = Object.keys(s.config.workflows);
-        throw new AppError(
+        throw new HttpError(
           400,
           'invalid_input',
           `Unknown workflow: '${b.workflow_name}'. Available: ${known.join(', ') || 'none'}`,
@@ -135,7 +136,11 @@ export function workflowRoutes(deps: WorkflowDeps) {
       const b = parseInput(z.object(startFields), req.body, 'body');
       const def = s.config.workflows.code_review;
       if (!def)
-        throw new AppError(400, 'not_configured', 'code_review workflow is not configured. Add it to the workflows section of config.yml.');
+        throw new HttpError(
+          400,
+          'not_configured',
+          'code_review workflow is not configured. Add it to the workflows section of config.yml.',
+        );
       return reply.status(201).send(await json(await start('code_review', def, b)));
     });
 
@@ -188,11 +193,11 @@ export function workflowRoutes(deps: WorkflowDeps) {
         'body',
       );
       if (!(await s.tasks.get(b.from_task_id)))
-        throw new AppError(404, 'not_found', `Source task ${b.from_task_id} not found`, 'from_task_id');
+        throw new HttpError(404, 'not_found', `Source task ${b.from_task_id} not found`, 'from_task_id');
       if (b.to_task_id !== null && !(await s.tasks.get(b.to_task_id)))
-        throw new AppError(404, 'not_found', `Target task ${b.to_task_id} not found`, 'to_task_id');
+        throw new HttpError(404, 'not_found', `Target task ${b.to_task_id} not found`, 'to_task_id');
       if (b.workflow_id !== null && !(await deps.workflows.get(b.workflow_id)))
-        throw new AppError(404, 'not_found', `Workflow ${b.workflow_id} not found`, 'workflow_id');
+        throw new HttpError(404, 'not_found', `Workflow ${b.workflow_id} not found`, 'workflow_id');
       return reply.status(201).send(handoffJson(await deps.handoffs.create(b)));
     });
 
