@@ -19,6 +19,8 @@ import { registerSecrets } from '../secrets.js';
 import { coerceError } from '../errors.js';
 import { adoptOpenPullRequest } from '../workflows/revision.js';
 import { Lifecycle } from './lifecycle.js';
+import { TaskReads } from '../tasks/reads.js';
+import { SystemStatus } from '../health/status.js';
 
 export interface Core {
   config: Config;
@@ -36,6 +38,10 @@ export interface Core {
   /** Pauses, resumes and the daily budget: the scheduler's start gate. */
   queue: QueueControl;
   tasks: TaskService;
+  /** What the API reads about tasks (lists, runs, logs). */
+  reads: TaskReads;
+  /** Counts, agents across workers, the process registry, analytics. */
+  status: SystemStatus;
   /** The tasks this process runs; wakes and cancels for everyone else. */
   running: RunningTasks;
   taskTokens: TaskTokens;
@@ -77,6 +83,8 @@ export async function buildCore(config: Config, logger: Logger): Promise<Core> {
     feed,
     queue: new QueueControl({ kv: repos.kv, runs: repos.runs, bus, dailyBudgetUsd: config.budgets.daily_usd }),
     tasks,
+    reads: new TaskReads(repos),
+    status: new SystemStatus({ db, tasks: repos.tasks, runs: repos.runs, workers: repos.workers, running }),
     running,
     taskTokens: await TaskTokens.load(repos.kv),
     lifecycle: new Lifecycle(logger),

@@ -53,6 +53,11 @@ export class TaskService {
     return task;
   }
 
+  /** Marks a queued task runnable; the scheduler takes tasks in the order of these requests. */
+  requestRun(id: number): Promise<TaskRow | undefined> {
+    return this.repo.requestRun(id);
+  }
+
   get(id: number): Promise<TaskRow | undefined> {
     return this.repo.get(id);
   }

@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AppServices as Services } from '../services.js';
 import type { QueueControl } from '../../queue/control.js';
-import { StatsRepo } from '../../db/repositories/stats.js';
 import { HttpError } from '../http-error.js';
 import { parseInput } from '../validation.js';
 
@@ -10,8 +9,7 @@ const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), 'must be 
 
 export function queueRoutes(control: QueueControl) {
   return async (app: FastifyInstance, s: Services): Promise<void> => {
-    const stats = new StatsRepo(s.db);
-    const state = async () => ({ ...(await control.state()), running: s.running.count(), ...(await s.repos.tasks.counts()) });
+    const state = async () => ({ ...(await control.state()), running: s.running.count(), ...(await s.status.counts()) });
 
     app.get('/api/queue', async () => state());
     app.post('/api/queue/pause', async (req) => {
@@ -43,7 +41,7 @@ export function queueRoutes(control: QueueControl) {
     app.get('/api/stats', async (req) => {
       const q = parseInput(z.object({ since: isoTime.optional() }), req.query, 'query');
       const since = q.since ? new Date(q.since).toISOString() : new Date(Date.now() - 30 * 86_400_000).toISOString();
-      return { since, ...(await stats.summary(since)) };
+      return { since, ...(await s.status.statsSince(since)) };
     });
   };
 }

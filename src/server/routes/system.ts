@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppServices as Services } from '../services.js';
 import { VERSION } from '../../version.js';
-import { analytics } from '../../db/repositories/analytics.js';
 import { PUBLIC_ROUTE } from '../auth.js';
 
 /** A process whose heartbeat (every 5 s) is older than this is reported as not alive. */
@@ -21,7 +20,7 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
   app.get('/health', PUBLIC_ROUTE, async (_req, reply) => {
     // Asynchronous and side by side: a PostgreSQL server that is slow or waiting on a lock slows this
     // answer only, and by one round trip, not one per part.
-    const [counts, parts] = await Promise.all([s.repos.tasks.counts().catch(() => null), s.health()]);
+    const [counts, parts] = await Promise.all([s.status.counts().catch(() => null), s.health()]);
     const db = counts ? 'ok' : 'error';
     const status = db === 'ok' ? 'ok' : 'error';
     return reply.status(status === 'ok' ? 200 : 503).send({
@@ -29,7 +28,7 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
       version: VERSION,
       role: s.config.role,
       worker_id: s.running.owner,
-      database: s.db.dialect,
+      database: s.status.dialect,
       db,
       queue: {
         depth: counts?.runnable ?? 0,
@@ -43,30 +42,13 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
 
   // Running agents: this process's own, or, with several processes, every worker's (from the database).
   app.get('/api/agents', async () => {
-    if (s.db.dialect === 'sqlite') return s.running.agents();
-    const running = await s.repos.tasks.byStatus('in_progress');
-    const open = await Promise.all(running.map((t) => s.repos.runs.open(t.id)));
-    return running.map((t, i) => {
-      const run = open[i]!.at(-1);
-      return {
-        task_id: t.id,
-        task_title: t.title,
-        agent_type: t.agent_type,
-        repo: t.repo,
-        status: 'running' as const,
-        started_at: run?.started_at ?? t.started_at,
-        pid: run?.pid ?? null,
-        attempt: t.attempts,
-        host: run?.host ?? '',
-        worker_id: t.lease_owner,
-      };
-    });
+    return s.status.agents();
   });
 
   // Every process sharing the database, with what it runs (several hosts: PostgreSQL).
   app.get('/api/workers', async () => {
     const now = Date.now();
-    return (await s.repos.workers.list(new Date(now - 86_400_000).toISOString())).map((w) => ({
+    return (await s.status.workers(new Date(now - 86_400_000).toISOString())).map((w) => ({
       id: w.id,
       host: w.host,
       pid: w.pid,
@@ -81,7 +63,7 @@ export async function systemRoutes(app: FastifyInstance, s: Services): Promise<v
   });
 
   // Upstream-compatible read-only routes used by dashboards and scripts.
-  app.get('/api/analytics', async () => analytics(s.db));
+  app.get('/api/analytics', async () => s.status.analytics());
   app.get('/api/settings', async () => ({
     plane_base_url: s.config.plane.base_url.replace(/\/+$/, ''),
     plane_workspace_slug: s.config.plane.workspace_slug,

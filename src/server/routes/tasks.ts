@@ -85,16 +85,14 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
 
   app.get('/api/tasks', async (req) => {
     const q = parseInput(listQuery, req.query, 'query');
-    const rows = await s.repos.tasks.list(q);
-    const last = await s.repos.logs.lastLines(rows.map((r) => r.id));
-    return rows.map((r) => taskJson(r, last.get(r.id) ?? null));
+    return (await s.reads.list(q)).map((r) => taskJson(r.task, r.lastLine));
   });
 
   app.get('/api/tasks/:id', async (req) => {
     const { id } = parseInput(idParams, req.params, 'params');
     const t = await getTaskOr404(s, id);
     // Every agent run of the task (first run, resumes, CI and review revisions) with its cost.
-    const runs = (await s.repos.runs.forTask(id)).map((r) => ({
+    const runs = (await s.reads.runs(id)).map((r) => ({
       id: r.id,
       attempt: r.attempt,
       kind: r.kind,
@@ -108,14 +106,14 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
       output_tokens: r.output_tokens,
       num_turns: r.num_turns,
     }));
-    return { ...taskJson(t, (await s.repos.logs.lastLines([id])).get(id) ?? null), runs };
+    return { ...taskJson(t, await s.reads.lastLine(id)), runs };
   });
 
   app.post('/api/tasks/:id/run', async (req) => {
     const { id } = parseInput(idParams, req.params, 'params');
     const t = await getTaskOr404(s, id);
     if (t.status !== 'queued') throw conflict(`Task is ${t.status}, must be queued`);
-    const updated = (await s.repos.tasks.requestRun(id)) ?? t;
+    const updated = (await s.tasks.requestRun(id)) ?? t;
     s.running.notify();
     return taskJson(updated);
   });
@@ -139,7 +137,7 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
       else if (!Number.isNaN(Date.parse(q.since))) sinceTs = new Date(q.since).toISOString();
       else throw new HttpError(400, 'invalid_input', 'since: must be a log id or an ISO-8601 time', 'since');
     }
-    const rows = await s.repos.logs.list(id, { sinceId, sinceTs, limit: q.limit });
+    const rows = await s.reads.logs(id, { sinceId, sinceTs, limit: q.limit });
     return {
       logs: rows.map((r) => ({ id: r.id, message: r.line, timestamp: r.ts, stream: r.stream })),
       next_since: rows.length ? rows[rows.length - 1]!.id : (sinceId ?? null),
