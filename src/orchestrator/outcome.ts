@@ -8,7 +8,6 @@ import type { RunsRepo } from '../db/repositories/runs.js';
 import type { TaskService } from '../tasks/service.js';
 import type { EventBus } from '../events/bus.js';
 import type { Workspace } from '../git/workspace.js';
-import type { RunResult } from '../agents/runner.js';
 import type { ProtocolObject } from '../agents/protocol.js';
 import { truncate } from '../agents/prompt.js';
 import { detectUsageLimit, detectUsageLimitText, type UsageLimit } from '../agents/limits.js';

@@ -2,7 +2,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { AppServices as Services } from './services.js';
 import { errorBody } from '../errors.js';
-import { HttpError, callerError } from './http-error.js';
+import { callerError } from './http-error.js';
 import { scrubDeep } from '../secrets.js';
 import { isDatabaseBusy } from '../db/busy.js';
 import { taskRoutes } from './routes/tasks.js';
