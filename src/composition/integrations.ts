@@ -2,6 +2,7 @@
 // in dependency order, every dependency handed to a constructor. The agent pipeline is built last:
 // its prompt sections, run recorders and step finisher come from the parts built before it.
 import type { Core } from './core.js';
+import type { TaskRow } from '../db/repositories/tasks.js';
 import type { RoutePlugin } from '../server/app.js';
 import { Workspace } from '../git/workspace.js';
 import { GitHubClient } from '../integrations/github.js';
@@ -55,24 +56,7 @@ export interface WireOptions {
 
 export async function buildIntegrations(core: Core, opts: WireOptions = {}): Promise<Wired> {
   const { config, logger, lifecycle } = core;
-  const workspace = new Workspace({
-    reposDir: config.repos_dir,
-    worktreesDir: config.worktrees_dir,
-    githubToken: config.secrets.githubToken,
-    authorName: config.git.author_name,
-    authorEmail: config.git.author_email,
-    baseEnv: config.baseEnv,
-  });
-  const github = new GitHubClient(config.github.api_url, config.secrets.githubToken, {
-    timeoutMs: config.github.request_timeout_seconds * 1000,
-  });
-  const sandbox = new AgentSandbox({ config, logger: logger.child({ component: 'sandbox' }) });
-  await sandbox.init();
-  lifecycle.health('sandbox', () => sandboxHealth(sandbox.status()));
-  const outbox = createOutbox(core, opts.board?.outbox);
-  const pendingPrs = new PendingPullRequests({ outbox, github, tasks: core.tasks, logger: logger.child({ component: 'pending-pr' }) });
-  const repoSpec = repoSpecsFrom(config);
-  const cleaner = new WorktreeCleaner({ workspace, tasks: core.tasks, logger: logger.child({ component: 'executor' }) });
+  const { workspace, github, sandbox, outbox, pendingPrs, repoSpec, cleaner } = await buildFoundation(core, opts);
 
   // Workflow definitions are checked at startup: a bad one stops the service with a clear message.
   for (const [name, def] of Object.entries(config.workflows)) validateWorkflow(name, def);
@@ -95,54 +79,9 @@ export async function buildIntegrations(core: Core, opts: WireOptions = {}): Pro
   if (core.runsSingletons) lifecycle.add({ start: () => engine.reconcile() });
 
   const board = createBoard(core, opts.board, outbox);
-  const seen = new SeenRepo(core.db);
-  const gate = triggerGate(core, board);
-  lifecycle.health('triggers', () => gate.health());
-  const clarify = new ClarificationService({
-    config,
-    logger: logger.child({ component: 'clarify' }),
-    tasks: core.tasks,
-    queue: core.running,
-    bus: core.bus,
-    cleanup: (task) => cleaner.remove(repoSpec(task.repo), task),
-  });
-  const plane = new PlaneSync({
-    config,
-    logger: logger.child({ component: 'plane' }),
-    tasks: core.tasks,
-    queue: core.running,
-    bus: core.bus,
-    outbox: board.outbox,
-    seen,
-    clarify,
-    gate,
-  });
-  const notifications = new Notifications({
-    config,
-    logger: logger.child({ component: 'notify' }),
-    bus: core.bus,
-    tasks: core.tasks,
-    board: board.board,
-    telegram: board.telegram,
-    clarify,
-    kv: core.repos.kv,
-    seen,
-    gate,
-  });
-  lifecycle.add({
-    // Pollers and timers exist once per installation: in the api (or all) process.
-    start: () => {
-      if (!core.runsSingletons) return;
-      clarify.start();
-      plane.start();
-      notifications.startReplies();
-    },
-    stop: () => {
-      clarify.stop();
-      plane.stop();
-      return notifications.stop();
-    },
-  });
+  const { seen, gate, clarify, plane, notifications } = buildConversations(core, board, (task) =>
+    cleaner.remove(repoSpec(task.repo), task),
+  );
 
   const prLoop = new PrLoop({
     config,
@@ -188,6 +127,86 @@ export async function buildIntegrations(core: Core, opts: WireOptions = {}): Pro
   const environments = createEnvironments({ core, github, repoSpec });
   const parts = { engine, workflows, handoffs, board, clarify, plane, memory, prLoop, environments };
   return { routes: integrationRoutes(core, parts), executor, ...parts, notifications, workspace, github };
+}
+
+/** What the rest stands on: git, GitHub, the agent sandbox, the outbox and the worktree cleaner. */
+async function buildFoundation(core: Core, opts: WireOptions) {
+  const { config, logger, lifecycle } = core;
+  const workspace = new Workspace({
+    reposDir: config.repos_dir,
+    worktreesDir: config.worktrees_dir,
+    githubToken: config.secrets.githubToken,
+    authorName: config.git.author_name,
+    authorEmail: config.git.author_email,
+    baseEnv: config.baseEnv,
+  });
+  const github = new GitHubClient(config.github.api_url, config.secrets.githubToken, {
+    timeoutMs: config.github.request_timeout_seconds * 1000,
+  });
+  const sandbox = new AgentSandbox({ config, logger: logger.child({ component: 'sandbox' }) });
+  await sandbox.init();
+  lifecycle.health('sandbox', () => sandboxHealth(sandbox.status()));
+  const outbox = createOutbox(core, opts.board?.outbox);
+  const pendingPrs = new PendingPullRequests({ outbox, github, tasks: core.tasks, logger: logger.child({ component: 'pending-pr' }) });
+  const repoSpec = repoSpecsFrom(config);
+  const cleaner = new WorktreeCleaner({ workspace, tasks: core.tasks, logger: logger.child({ component: 'executor' }) });
+
+  return { workspace, github, sandbox, outbox, pendingPrs, repoSpec, cleaner };
+}
+
+/** Who may trigger work, questions and answers, Plane and the notifications that tell people. */
+function buildConversations(core: Core, board: Board, cleanup: (task: TaskRow) => Promise<void>) {
+  const { config, logger, lifecycle } = core;
+  const seen = new SeenRepo(core.db);
+  const gate = triggerGate(core, board);
+  lifecycle.health('triggers', () => gate.health());
+  const clarify = new ClarificationService({
+    config,
+    logger: logger.child({ component: 'clarify' }),
+    tasks: core.tasks,
+    queue: core.running,
+    bus: core.bus,
+    cleanup,
+  });
+  const plane = new PlaneSync({
+    config,
+    logger: logger.child({ component: 'plane' }),
+    tasks: core.tasks,
+    queue: core.running,
+    bus: core.bus,
+    outbox: board.outbox,
+    seen,
+    clarify,
+    gate,
+  });
+  const notifications = new Notifications({
+    config,
+    logger: logger.child({ component: 'notify' }),
+    bus: core.bus,
+    tasks: core.tasks,
+    board: board.board,
+    telegram: board.telegram,
+    clarify,
+    kv: core.repos.kv,
+    seen,
+    gate,
+  });
+  lifecycle.add({
+    // Pollers and timers exist once per installation: in the api (or all) process.
+    start: () => {
+      if (!core.runsSingletons) return;
+      clarify.start();
+      plane.start();
+      notifications.startReplies();
+    },
+    stop: () => {
+      clarify.stop();
+      plane.stop();
+      return notifications.stop();
+    },
+  });
+
+  return { seen, gate, clarify, plane, notifications };
 }
 
 /** Who may start work from Plane, GitHub and Telegram; refusals are announced on the board. */
