@@ -15,14 +15,15 @@ import type { TaskService } from '../tasks/service.js';
 import type { GitHubClient } from '../integrations/github.js';
 import type { RepoSpec } from '../git/repo-spec.js';
 import { isFinished, isTerminal } from '../domain/task-status.js';
-import { DomainError, coerceError, conflict, notFound } from '../errors.js';
+import { DomainError, coerceError, conflict, invalidInput, notFound } from '../errors.js';
 import { KeyedMutex } from '../git/mutex.js';
 import { worktreeKey } from '../orchestrator/worktree.js';
 import { nowIso } from '../db/time.js';
 import { scrub } from '../secrets.js';
-import { buildOverride, dnsPart, inspectCompose, naming, resolveComposePath, SERVICE_NAME } from './compose.js';
+import { buildOverride, dnsPart, inspectCompose, naming, resolveComposePath, SERVICE_NAME, type ComposeInfo } from './compose.js';
 import { DockerCli, DockerUnavailableError, firstLine, tail, type DockerResult } from './docker-cli.js';
-import { parseJsonLines, parsePsLabels, waitHealthy } from './health.js';
+import { parseJsonLines, waitHealthy } from './health.js';
+import { adoptedPreview, summarize, type ContainerSummary } from './containers.js';
 
 export { parsePsLabels } from './health.js';
 
@@ -59,13 +60,6 @@ export interface RemoveResult {
   error?: string;
   /** It was already torn down (by a concurrent caller, or earlier). */
   already?: boolean;
-}
-
-interface ContainerSummary {
-  id: string;
-  project: string;
-  service: string;
-  labels: Record<string, string>;
 }
 
 /** Statuses during which a task's agent may still use its test environment. */
@@ -138,37 +132,13 @@ export class EnvironmentManager {
 
   async up(input: UpInput): Promise<EnvironmentRow> {
     const { config } = this.d;
-    if (!SERVICE_NAME.test(input.service))
-      throw new DomainError('invalid', 'invalid_input', 'service: must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$', 'service');
-    if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535)
-      throw new DomainError('invalid', 'invalid_input', 'port: must be an integer between 1 and 65535', 'port');
-    const task = await this.d.tasks.get(input.taskId);
-    if (!task) throw notFound('Task');
-    if (task.status !== 'in_progress') {
-      throw conflict(`Task ${task.id} is ${task.status}: environments can only be started while its agent is running (in_progress)`);
-    }
-    const worktree = task.worktree_path || path.join(config.worktrees_dir, worktreeKey(task));
-    if (!existsSync(worktree)) throw conflict(`Task ${task.id} has no worktree on the Factory host (${worktree})`);
-    const compose = resolveComposePath(worktree, input.compose);
-    const info = inspectCompose(readFileSync(compose.absolute, 'utf8'));
-    if (!info.services.has(input.service) && !info.hasInclude) {
-      const known = [...info.services.keys()];
-      throw new DomainError(
-        'invalid',
-        'invalid_input',
-        `service: "${input.service}" is not defined in ${compose.relative} (services: ${known.join(', ') || 'none'})`,
-        'service',
-      );
-    }
+    const { task, worktree, compose, info } = await this.checkUp(input);
     await this.ensureDocker({ taskId: task.id });
 
     const type: EnvType = input.preview ? 'preview' : 'test';
     const spec = this.spec(task.repo);
     const prNumber = task.pr_number ?? null;
-    let n = naming(type, task.id, type === 'preview' ? prNumber : null);
-    // Two repositories can have a PR with the same number: the second gets the repository in its name.
-    const holder = type === 'preview' && prNumber ? await this.d.repo.liveByProject(n.project) : undefined;
-    if (holder && holder.repo && holder.repo !== spec.slug) n = naming(type, task.id, prNumber, dnsPart(spec.slug));
+    const n = await this.nameFor(type, task.id, prNumber, spec.slug);
     const host = `${n.hostLabel}.${config.docker.domain}`;
     const url = `https://${host}`;
 
@@ -186,8 +156,6 @@ export class EnvironmentManager {
         throw conflict(
           `Task ${task.id} is ${now?.status ?? 'gone'}: environments can only be started while its agent is running (in_progress)`,
         );
-      mkdirSync(this.dir, { recursive: true });
-      const overrideFile = path.join(this.dir, `${n.project}.override.yml`);
       const labels: Record<string, string> = {
         'factory.task-id': String(task.id),
         'factory.repo': spec.slug,
@@ -196,20 +164,7 @@ export class EnvironmentManager {
         'factory.created-at': nowIso(),
         'factory.instance': await this.instanceId(),
       };
-      writeFileSync(
-        overrideFile,
-        buildOverride({
-          project: n.project,
-          service: input.service,
-          port: input.port,
-          host,
-          labels,
-          network: config.docker.network,
-          entrypoint: config.docker.entrypoint,
-          certResolver: config.docker.cert_resolver,
-          compose: info,
-        }),
-      );
+      const overrideFile = this.writeOverride(n.project, input, host, labels, info);
       let row = await this.d.repo.upsertLive({
         task_id: task.id,
         repo: spec.slug,
@@ -228,30 +183,7 @@ export class EnvironmentManager {
       const files = ['-f', compose.absolute, '-f', overrideFile];
       this.log.info({ taskId: task.id, project: n.project, type, service: input.service, url }, 'starting environment');
 
-      const upRes = await this.docker.run(['compose', '-p', n.project, ...files, 'up', '-d', '--build', input.service], {
-        cwd: worktree,
-        timeoutMs: this.t.upMs,
-        signal: this.abort.signal,
-      });
-      if (!upRes.ok) {
-        const why = upRes.timedOut
-          ? `docker compose up did not finish within ${Math.round(this.t.upMs / 60_000)} min`
-          : `docker compose up failed (exit code ${upRes.exitCode ?? upRes.spawnError})`;
-        throw await this.failUp(row, files, worktree, why, upRes);
-      }
-      const health = await waitHealthy(this.docker, {
-        project: n.project,
-        service: input.service,
-        port: input.port,
-        healthPath: input.healthPath ?? '/',
-        network: this.d.config.docker.network,
-        timeoutS: this.d.config.docker.health_timeout_seconds,
-        pollMs: this.t.healthPollMs,
-        probeMs: this.t.httpProbeMs,
-        commandMs: this.t.commandMs,
-        signal: this.abort.signal,
-      });
-      if (!health.ok) throw await this.failUp(row, files, worktree, health.error);
+      const health = await this.startAndWait(row, files, worktree, input);
 
       row = (await this.d.repo.update(row.id, {
         status: 'running',
@@ -263,6 +195,84 @@ export class EnvironmentManager {
       if (type === 'preview') await this.announcePreview(task.id, url);
       return row;
     });
+  }
+
+  /** The compose project name; two repositories with a PR of the same number get the repository in the second's. */
+  private async nameFor(type: EnvType, taskId: number, prNumber: number | null, slug: string) {
+    const n = naming(type, taskId, type === 'preview' ? prNumber : null);
+    const holder = type === 'preview' && prNumber ? await this.d.repo.liveByProject(n.project) : undefined;
+    return holder && holder.repo && holder.repo !== slug ? naming(type, taskId, prNumber, dnsPart(slug)) : n;
+  }
+
+  /** The compose override with Factory's labels and the Traefik route; returns its path. */
+  private writeOverride(project: string, input: UpInput, host: string, labels: Record<string, string>, compose: ComposeInfo): string {
+    const { docker } = this.d.config;
+    mkdirSync(this.dir, { recursive: true });
+    const file = path.join(this.dir, `${project}.override.yml`);
+    const override = buildOverride({
+      project,
+      service: input.service,
+      port: input.port,
+      host,
+      labels,
+      network: docker.network,
+      entrypoint: docker.entrypoint,
+      certResolver: docker.cert_resolver,
+      compose,
+    });
+    writeFileSync(file, override);
+    return file;
+  }
+
+  /** docker compose up, then the wait until the service answers; a failure tears it down and throws. */
+  private async startAndWait(row: EnvironmentRow, files: string[], worktree: string, input: UpInput) {
+    const upRes = await this.docker.run(['compose', '-p', row.project, ...files, 'up', '-d', '--build', input.service], {
+      cwd: worktree,
+      timeoutMs: this.t.upMs,
+      signal: this.abort.signal,
+    });
+    if (!upRes.ok) {
+      const why = upRes.timedOut
+        ? `docker compose up did not finish within ${Math.round(this.t.upMs / 60_000)} min`
+        : `docker compose up failed (exit code ${upRes.exitCode ?? upRes.spawnError})`;
+      throw await this.failUp(row, files, worktree, why, upRes);
+    }
+    const health = await waitHealthy(this.docker, {
+      project: row.project,
+      service: input.service,
+      port: input.port,
+      healthPath: input.healthPath ?? '/',
+      network: this.d.config.docker.network,
+      timeoutS: this.d.config.docker.health_timeout_seconds,
+      pollMs: this.t.healthPollMs,
+      probeMs: this.t.httpProbeMs,
+      commandMs: this.t.commandMs,
+      signal: this.abort.signal,
+    });
+    if (!health.ok) throw await this.failUp(row, files, worktree, health.error);
+
+    return health;
+  }
+
+  /** The task may start an environment now, and its compose file has the service asked for. */
+  private async checkUp(input: UpInput) {
+    if (!SERVICE_NAME.test(input.service)) throw invalidInput('service', 'must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$');
+    if (!Number.isInteger(input.port) || input.port < 1 || input.port > 65535)
+      throw invalidInput('port', 'must be an integer between 1 and 65535');
+    const task = await this.d.tasks.get(input.taskId);
+    if (!task) throw notFound('Task');
+    if (task.status !== 'in_progress') {
+      throw conflict(`Task ${task.id} is ${task.status}: environments can only be started while its agent is running (in_progress)`);
+    }
+    const worktree = task.worktree_path || path.join(this.d.config.worktrees_dir, worktreeKey(task));
+    if (!existsSync(worktree)) throw conflict(`Task ${task.id} has no worktree on the Factory host (${worktree})`);
+    const compose = resolveComposePath(worktree, input.compose);
+    const info = inspectCompose(readFileSync(compose.absolute, 'utf8'));
+    if (!info.services.has(input.service) && !info.hasInclude) {
+      const known = [...info.services.keys()].join(', ') || 'none';
+      throw invalidInput('service', `"${input.service}" is not defined in ${compose.relative} (services: ${known})`);
+    }
+    return { task, worktree, compose, info };
   }
 
   /** Tears the failed environment down and builds the error the agent sees, with the logs tail. */
@@ -529,26 +539,7 @@ export class EnvironmentManager {
 
   /** A labelled preview with no row (e.g. a restored database) is tracked again, so its PR is watched. */
   private async adopt(project: string, c: ContainerSummary, task: TaskRow): Promise<void> {
-    const l = c.labels;
-    const rule = Object.entries(l).find(([k]) => /^traefik\.http\.routers\.[^.]+\.rule$/.test(k))?.[1] ?? '';
-    const host = /Host\(`([^`]+)`\)/.exec(rule)?.[1] ?? '';
-    const portLabel = Object.entries(l).find(([k]) => /^traefik\.http\.services\.[^.]+\.loadbalancer\.server\.port$/.test(k))?.[1];
-    const pr = Number(l['factory.pr-number']);
-    const row = await this.d.repo.upsertLive({
-      task_id: task.id,
-      repo: l['factory.repo'] ?? task.repo,
-      project,
-      env_type: 'preview',
-      service: c.service || 'unknown',
-      port: Number(portLabel) || 0,
-      host,
-      url: host ? `https://${host}` : '',
-      pr_number: Number.isInteger(pr) && pr > 0 ? pr : task.pr_number,
-      compose_file: '',
-      override_file: '',
-      worktree: '',
-      machine: this.machine,
-    });
+    const row = await this.d.repo.upsertLive(adoptedPreview(project, c, task, this.machine));
     await this.d.repo.update(row.id, { status: 'running', container_id: c.id });
     this.log.info({ project, taskId: task.id }, 'found a preview environment without a record; tracking it again');
   }
@@ -608,14 +599,4 @@ export class EnvironmentManager {
       return { slug: repo, owner, name, cloneUrl: '', configured: false };
     }
   }
-}
-
-function summarize(c: Record<string, unknown>): ContainerSummary {
-  const labels = parsePsLabels(c.Labels);
-  return {
-    id: String(c.ID ?? c.Id ?? ''),
-    project: labels['com.docker.compose.project'] ?? '',
-    service: labels['com.docker.compose.service'] ?? '',
-    labels,
-  };
 }
