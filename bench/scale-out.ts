@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 // Only what a claimer child needs is imported statically; the parent loads the rest on demand.
 import { openDb } from '../src/db/connection.js';
 import { TasksRepo } from '../src/db/repositories/tasks.js';
+import { rawClaimOps, type ClaimOps } from './raw-claimer.js';
 import { startFactory, type FactoryProcess } from '../test/process-harness.js';
 import { freshDatabase, type TestDatabase } from '../test/pg.js';
 
@@ -56,10 +57,27 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------- claimer child
 
-/** Child mode: open the queue, say ready, wait for "go", drain it, report, exit. */
-async function claimerMain(target: string, owner: string, globalLimit: number): Promise<void> {
+/** Factory's own claim and settle, through its data layer. */
+async function factoryClaimOps(target: string, owner: string, globalLimit: number): Promise<ClaimOps> {
   const db = await openDb(target, { migrate: false });
   const repo = new TasksRepo(db);
+  return {
+    claim: () => repo.claimNext(owner, 60_000, new Date(), globalLimit),
+    settle: async (task) =>
+      (await repo.transition(
+        task.id,
+        ['in_progress'],
+        'done',
+        { completed_at: new Date().toISOString(), run_requested_at: null, lease_owner: null, lease_expires_at: null },
+        { owner, attempts: task.attempts },
+      )) !== undefined,
+    close: () => db.close(),
+  };
+}
+
+/** Child mode: open the queue, say ready, wait for "go", drain it, report, exit. */
+async function claimerMain(target: string, owner: string, globalLimit: number, raw: boolean): Promise<void> {
+  const ops = raw ? await rawClaimOps(target, owner) : await factoryClaimOps(target, owner, globalLimit);
   const send = (msg: unknown) => process.stdout.write(`${JSON.stringify(msg)}\n`);
   const lines = createInterface({ input: process.stdin });
   const go = new Promise<void>((resolve) =>
@@ -72,26 +90,15 @@ async function claimerMain(target: string, owner: string, globalLimit: number): 
   const t0 = nowMs();
   let claimed = 0;
   for (;;) {
-    const task = await repo.claimNext(owner, 60_000, new Date(), globalLimit);
+    const task = await ops.claim();
     if (!task) break;
-    const done = await repo.transition(
-      task.id,
-      ['in_progress'],
-      'done',
-      {
-        completed_at: new Date().toISOString(),
-        run_requested_at: null,
-        lease_owner: null,
-        lease_expires_at: null,
-      },
-      { owner, attempts: task.attempts },
-    );
-    if (!done) throw new Error(`task ${task.id}: claimed by ${owner} but the transition to done lost (someone else holds it?)`);
+    if (!(await ops.settle(task)))
+      throw new Error(`task ${task.id}: claimed by ${owner} but the transition to done lost (someone else holds it?)`);
     claimed++;
   }
   send({ claimed, ms: nowMs() - t0 });
   lines.close();
-  await db.close();
+  await ops.close();
   process.exit(0);
 }
 
@@ -295,9 +302,9 @@ interface Claimer {
   go(): void;
 }
 
-function spawnClaimer(target: string, owner: string, globalLimit: number): Claimer {
+function spawnClaimer(target: string, owner: string, globalLimit: number, raw: boolean): Claimer {
   const child = track(
-    spawn(process.execPath, ['--import', 'tsx', SELF, '--claimer', target, owner, String(globalLimit)], {
+    spawn(process.execPath, ['--import', 'tsx', SELF, '--claimer', target, owner, String(globalLimit), raw ? 'raw' : 'factory'], {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'inherit'],
     }),
@@ -338,14 +345,14 @@ function spawnClaimer(target: string, owner: string, globalLimit: number): Claim
   return { child, ready, result, go: () => child.stdin!.write('go\n') };
 }
 
-async function claimScenario(label: string, target: string, k: number, globalLimit = 0): Promise<Result> {
+async function claimScenario(label: string, target: string, k: number, globalLimit = 0, raw = false): Promise<Result> {
   const db = await openDb(target);
   try {
     await db.transaction(async (tx) => {
       const repo = new TasksRepo(tx);
       for (let i = 0; i < N_CLAIMS; i++) await repo.create({ title: `claim ${i}`, repo: 'acme/web', description: 'bench', run: true });
     });
-    const kids = Array.from({ length: k }, (_, i) => spawnClaimer(target, `bench-claimer-${i + 1}`, globalLimit));
+    const kids = Array.from({ length: k }, (_, i) => spawnClaimer(target, `bench-claimer-${i + 1}`, globalLimit, raw));
     try {
       await Promise.all(kids.map((c) => c.ready));
       const cpu = cpuMeter();
@@ -588,6 +595,15 @@ async function main(): Promise<void> {
     // The last row: the same with queue.global_max_concurrent set, which serialises claims under an
     // advisory lock and counts the running tasks on every claim (never reached here: each claim is
     // settled at once, so it measures only the price of the check).
+    // The floor: one plain node-postgres client sending the same two statements, prepared.
+    {
+      const db = await freshDatabase('factory_bench', pg.url);
+      try {
+        rows.push(await claimScenario('claims: PostgreSQL, plain pg client, same SQL (floor)', db.url, 1, 0, true));
+      } finally {
+        await db.drop();
+      }
+    }
     for (const [k, limit] of [...CLAIMERS.map((c) => [c, 0] as const), [2, GLOBAL_LIMIT] as const]) {
       const db = await freshDatabase('factory_bench', pg.url);
       try {
@@ -642,7 +658,9 @@ async function main(): Promise<void> {
 - This machine has ${cores} core${cores === 1 ? '' : 's'} (os.cpus().length). PostgreSQL, the API and every worker/claimer share
   them, so more processes than cores mostly measures contention, not what separate hosts would give.
 - Claims: N=${N_CLAIMS} runnable tasks, each claimNext + guarded transition to done; the clock runs from "go"
-  (every claimer has its database open) until the last claimer finds the queue empty.
+  (every claimer has its database open) until the last claimer finds the queue empty. The "floor" row
+  sends the same two statements from one plain node-postgres client, prepared, with no pool or query
+  builder: what any Node program pays for them on this machine (bench/raw-claimer.ts).
 - Fake tasks: M=${M_TASKS} x "${TASK_DESCRIPTION}", max_concurrent_agents ${PER_PROCESS} per process unless stated; from the first POST to
   the last task's completed_at (in_review). The fake agent does no real work (about 60 ms of sleeps), so
   the figure is Factory's own per-task cost (git, processes, database), not agent throughput.${rt}
@@ -653,7 +671,7 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[2] === '--claimer') {
-  claimerMain(process.argv[3]!, process.argv[4]!, Number(process.argv[5] ?? 0)).catch((err: unknown) => {
+  claimerMain(process.argv[3]!, process.argv[4]!, Number(process.argv[5] ?? 0), process.argv[6] === 'raw').catch((err: unknown) => {
     console.error(err);
     process.exit(1);
   });
