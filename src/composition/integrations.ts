@@ -12,6 +12,7 @@ import { WorktreeCleaner } from '../orchestrator/worktree.js';
 import type { PromptSource, RunRecorder } from '../orchestrator/types.js';
 import { HandoffsRepo, WorkflowsRepo } from '../db/repositories/workflows.js';
 import { WorkflowEngine } from '../workflows/engine.js';
+import { WorkflowSteps } from '../workflows/steps.js';
 import { validateWorkflow } from '../workflows/definition.js';
 import { buildHandoff } from '../workflows/handoff.js';
 import { revisionPromptSource } from '../workflows/revision.js';
@@ -75,6 +76,7 @@ export async function buildIntegrations(core: Core, opts: WireOptions = {}): Pro
     bus: core.bus,
     stream: core.stream,
   });
+  const steps = new WorkflowSteps({ config, workflows, handoffs, workspace });
   // Reconciliation re-drives workflows after a restart; with several processes only the api (or all) one does it.
   if (core.runsSingletons) lifecycle.add({ start: () => engine.reconcile() });
 
@@ -114,14 +116,14 @@ export async function buildIntegrations(core: Core, opts: WireOptions = {}): Pro
     repoSpec,
     cleaner,
     promptSources: [
-      (task) => engine.promptFor(task),
+      (task) => steps.promptFor(task),
       revisionPromptSource({ tasks: core.tasks, handoffs }),
       boardMessagesSource(board.messages),
       ...remembering.promptSources,
     ],
     recorders: [standaloneHandoff(handoffs), prLoop.recordRun, ...remembering.recorders],
-    systemPromptFor: (task) => engine.systemPromptFor(task),
-    finisherFor: engine.finisherFor,
+    systemPromptFor: (task) => steps.systemPromptFor(task),
+    finisherFor: steps.finisherFor,
   });
 
   const environments = createEnvironments({ core, github, repoSpec });

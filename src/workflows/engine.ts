@@ -1,7 +1,6 @@
 // Runs workflows step by step. Every decision is driven by task status events and stored in
 // the database, so a restart continues a workflow from the step it was on (see reconcile()).
 import { KeyedSerial } from '../async/serial.js';
-import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config, WorkflowDef } from '../config.js';
 import type { TaskRow } from '../db/repositories/tasks.js';
@@ -11,13 +10,12 @@ import type { TaskService } from '../tasks/service.js';
 import type { QueueSignals } from '../queue/running.js';
 import { worktreeKey } from '../orchestrator/worktree.js';
 import type { RepoSpecOf } from '../orchestrator/repo-specs.js';
-import type { Finisher, FinisherFor } from '../orchestrator/types.js';
 import type { Workspace } from '../git/workspace.js';
 import { slugify } from '../git/workspace.js';
 import type { GitHubClient } from '../integrations/github.js';
 import { evaluateCondition, loopTarget, validateWorkflow } from './definition.js';
-import { buildHandoff, handoffSection } from './handoff.js';
-import { issueCounts, parseReview, reviewAsPrompt } from './review.js';
+import { parseReview } from './review.js';
+import { openWorkflowPr } from './workflow-pr.js';
 import { truncate } from '../agents/prompt.js';
 import { coerceError } from '../errors.js';
 import { nowIso } from '../db/time.js';
@@ -64,19 +62,6 @@ export class WorkflowEngine {
       if (workflowId) await this.serial(workflowId, () => this.onTaskStatus(task));
     });
   }
-
-  /** A step never opens a PR: its work is committed and pushed as a checkpoint of the workflow's branch. */
-  readonly finisherFor: FinisherFor = (task) => (task.workflow_id ? this.finishStep : undefined);
-
-  private readonly finishStep: Finisher = async (t, wt, spec, report) => {
-    const ws = this.d.workspace;
-    await ws.commitAll(wt.path, `${t.title}\n\nFactory workflow ${t.workflow_id}, step ${t.workflow_step} (${t.agent_type}).`);
-    if ((await ws.commitsAhead(wt.path, wt.baseBranch)) > 0) await ws.push(spec, wt.path, wt.branch, wt.baseBranch);
-    const changed = await ws.changedFiles(wt.path, wt.baseBranch).catch(() => []);
-    const h = buildHandoff(t.agent_type, report.handoff, report.finalText, changed);
-    await this.d.handoffs.create({ from_task_id: t.id, to_task_id: null, workflow_id: t.workflow_id, ...h });
-    return { status: 'done' };
-  };
 
   async start(input: StartWorkflow): Promise<WorkflowRow> {
     validateWorkflow(input.name, input.def);
@@ -265,29 +250,6 @@ export class WorkflowEngine {
     return id ? this.d.handoffs.get(Number(id)) : undefined;
   }
 
-  /** Step tasks get the input handoff (and for revisions the review) in their prompt. */
-  async promptFor(task: TaskRow): Promise<string | undefined> {
-    if (!task.workflow_id || task.workflow_step === null) return undefined;
-    const wf = await this.d.workflows.get(task.workflow_id);
-    const steps = wf ? await this.d.workflows.steps(wf.id) : [];
-    const s = steps[task.workflow_step];
-    if (!wf || !s || !s.input_key) return undefined;
-    const input = (JSON.parse(wf.outputs) as Record<string, string>)[s.input_key] ?? '';
-    const producer = steps.find((x) => x.output_key === s.input_key);
-    const review = parseReview(input);
-    const parts = [handoffSection([{ from: producer?.agent_type ?? s.input_key, summary: '', content: input }])];
-    if (review.parsed && task.agent_type === 'coder_revision')
-      parts.push(`## Review to address (iteration ${wf.iteration} of ${wf.max_iterations})\n\n${reviewAsPrompt(review)}`);
-    return parts.join('\n\n');
-  }
-
-  /** The system prompt file a step names in its prompt_template, if any. */
-  async systemPromptFor(task: TaskRow): Promise<string | undefined> {
-    if (!task.workflow_id || task.workflow_step === null) return undefined;
-    const s = (await this.d.workflows.steps(task.workflow_id))[task.workflow_step];
-    return s?.prompt_template ? path.resolve(this.d.config.rootDir, s.prompt_template) : undefined;
-  }
-
   private async complete(id: number): Promise<void> {
     if (this.completing.has(id)) return;
     this.completing.add(id);
@@ -298,7 +260,7 @@ export class WorkflowEngine {
       const lastReview = [...steps].reverse().find((s) => s.agent_type === 'reviewer' && s.status === 'completed');
       const review = lastReview ? parseReview(lastReview.output_data) : undefined;
       const result = !review ? 'completed' : review.approved ? 'approved' : 'max_iterations';
-      const pr = await this.openPr(wf, review, result);
+      const pr = await openWorkflowPr(this.d, wf, review, result);
       const prUrl = pr.url;
       // The work is pushed: the worktree goes before the workflow reads as completed, so whoever
       // sees it completed finds nothing of it left on disk.
@@ -338,50 +300,6 @@ export class WorkflowEngine {
     } finally {
       this.completing.delete(id);
     }
-  }
-
-  private async openPr(
-    wf: WorkflowRow,
-    review: ReturnType<typeof parseReview> | undefined,
-    result: string,
-  ): Promise<{ url: string; number: number | null; base: string }> {
-    const spec = this.d.repoSpec(wf.repo);
-    const wtPath = this.d.workspace.worktreePath(worktreeKey({ id: 0, workflow_id: wf.id }));
-    // The base branch of the first step (in step order) whose task has one.
-    let base: string | undefined;
-    for (const s of await this.d.workflows.steps(wf.id)) {
-      const t = s.task_id ? await this.d.tasks.get(s.task_id) : undefined;
-      if (t?.base_branch) {
-        base = t.base_branch;
-        break;
-      }
-    }
-    if (!base) return { url: '', number: null, base: '' };
-    await this.d.workspace.commitAll(wtPath, `${wf.title}\n\nFactory workflow ${wf.id}.`).catch(() => false);
-    if ((await this.d.workspace.commitsAhead(wtPath, base)) === 0) return { url: '', number: null, base };
-    await this.d.workspace.push(spec, wtPath, wf.branch_name, base);
-    if (!this.d.github.enabled) return { url: '', number: null, base };
-    const counts = review ? issueCounts(review) : undefined;
-    const body = [
-      `## Summary\n\n${truncate(wf.description || wf.title, 4000)}`,
-      review
-        ? `## Review\n\n${result === 'approved' ? 'Approved by the reviewer' : 'Not approved: the iteration limit was reached'} after ${wf.iteration + 1} review round(s) (max ${wf.max_iterations}).\n\n${review.summary}`
-        : '',
-      counts ? `Open issues: ${counts.blocker} blocker, ${counts.major} major, ${counts.minor} minor, ${counts.nit} nit.` : '',
-      review && review.issues.length ? reviewAsPrompt(review) : '',
-      `---\nOpened by Factory for workflow ${wf.id} (${wf.name}), iterations: ${wf.iteration}.`,
-    ]
-      .filter(Boolean)
-      .join('\n\n');
-    const pr = await this.d.github.openPullRequest({
-      owner: spec.owner,
-      repo: spec.name,
-      head: wf.branch_name,
-      base,
-      title: wf.title,
-      body,
-    });
-    return { url: pr.html_url, number: pr.number, base };
   }
 
   private async fail(wf: WorkflowRow, step: StepRow | undefined, error: string): Promise<void> {
