@@ -1,11 +1,12 @@
 // The web dashboard at `/`, driven in headless Chromium against a real Factory with the fake claude.
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/server/app.js';
+import { STATIC_DIR } from '../src/server/html.js';
 import { dashboardRoutes } from '../src/server/routes/dashboard.js';
 import { createAgentEnv, type AgentEnv } from './agent-harness.js';
 import { ARTIFACTS, CHROMIUM, hasChromium, launchBrowser, SKIP, watchErrors } from './browser.js';
@@ -84,11 +85,19 @@ describe('dashboard HTTP routes', () => {
       expect(res.status, p).toBe(200);
       expect(res.headers.get('content-type')).toContain('text/html');
       expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
-      expect(await res.text()).toContain('/static/dashboard.js');
+      expect(await res.text()).toContain('<script type="module" src="/static/dashboard/main.js"></script>');
     }
     expect((await fetch(`${inst.base}/tasks/abc`)).status).toBe(404);
-    for (const asset of ['dashboard.js', 'dashboard.css', 'app.css', 'messages.js']) {
+    for (const asset of ['dashboard.css', 'app.css', 'messages.js', 'auth.js', 'sse.js']) {
       expect((await fetch(`${inst.base}/static/${asset}`)).status, asset).toBe(200);
+    }
+    // The dashboard's modules: each one is served as JavaScript (browsers refuse modules otherwise).
+    const modules = readdirSync(path.join(STATIC_DIR, 'dashboard')).filter((f) => f.endsWith('.js'));
+    expect(modules).toContain('main.js');
+    for (const file of modules) {
+      const res = await fetch(`${inst.base}/static/dashboard/${file}`);
+      expect(res.status, file).toBe(200);
+      expect(res.headers.get('content-type'), file).toMatch(/^(application|text)\/javascript/);
     }
   });
 });
