@@ -5,6 +5,7 @@ import type { AsyncDb } from '../src/db/query.js';
 import { waitFor } from './helpers.js';
 import { compileParams } from '../src/db/query.js';
 import { TasksRepo } from '../src/db/repositories/tasks.js';
+import { PostgresDb } from '../src/db/postgres.js';
 import { freshDatabase, hasPg, PG_SKIP_NOTE, type TestDatabase } from './pg.js';
 
 describe('compileParams', () => {
@@ -168,6 +169,24 @@ describe.skipIf(!hasPg)(`PostgresDb on a real server${PG_SKIP_NOTE}`, () => {
       expect(await db.get('SELECT 1 AS one')).toEqual({ one: 1 });
     } finally {
       await other.close();
+    }
+  });
+
+  it('sends a statement again when its pooled connection had been ended by the server, and never reuses that connection', async () => {
+    // One connection, ended by another session just before each statement: the client has not yet
+    // read the server's goodbye, so the statement goes out on the dead connection.
+    const one = await PostgresDb.open(tdb.url, { maxConnections: 1 });
+    const other = await openDb(tdb.url, { migrate: false });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const pid = (await one.get<{ p: number }>('SELECT pg_backend_pid() AS p'))!.p;
+        await other.get('SELECT pg_terminate_backend(?)', pid);
+        expect(await one.get('SELECT ? AS v', i)).toEqual({ v: String(i) });
+        expect(await one.get<{ p: number }>('SELECT pg_backend_pid() AS p')).not.toEqual({ p: pid });
+      }
+    } finally {
+      await other.close();
+      await one.close();
     }
   });
 

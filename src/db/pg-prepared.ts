@@ -16,6 +16,24 @@ const MAX_NAMED_PER_CONNECTION = 300;
  */
 const PLAN_CHANGED = '0A000';
 
+/**
+ * The server ended this connection (an administrator, a restart, a crash) or the socket broke. A
+ * client that saw one of these is never handed out again: the pool would otherwise take it back as
+ * idle when it is released, before its socket's end is noticed, and the next query would fail too.
+ */
+const CONNECTION_GONE = new Set(['57P01', '57P02', '57P03', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
+
+/** The statement never reached a live session: the server had ended it first, so it is safe to send again. */
+export function endedBeforeRunning(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === '57P01' || code === '57P02' || code === '57P03';
+}
+
+function connectionGone(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | null;
+  return CONNECTION_GONE.has(e?.code ?? '') || /Connection terminated/i.test(e?.message ?? '');
+}
+
 export function preparingPool(pool: pg.Pool): PostgresPool {
   const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
   const unnamed = new Set<string>();
@@ -35,7 +53,13 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
 
 function wrapClient(client: pg.PoolClient, unnamed: Set<string>): PostgresPoolClient {
   const names = new Set<string>();
-  const query = async (text: string, values: readonly unknown[]) => {
+  let broken = false;
+  const query = (text: string, values: readonly unknown[]) =>
+    send(text, values).catch((err: unknown) => {
+      if (connectionGone(err)) broken = true;
+      throw err;
+    });
+  const send = async (text: string, values: readonly unknown[]) => {
     // Without parameters: a simple query (migrations send several statements in one), never named.
     if (values.length === 0 || unnamed.has(text)) return client.query(text, values as unknown[]);
     const name = `f${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
@@ -57,6 +81,6 @@ function wrapClient(client: pg.PoolClient, unnamed: Set<string>): PostgresPoolCl
       typeof textOrCursor === 'string'
         ? query(textOrCursor, values ?? [])
         : client.query(textOrCursor as never)) as unknown as PostgresPoolClient['query'],
-    release: (destroy?: boolean) => client.release(destroy),
+    release: (destroy?: boolean) => client.release(destroy || broken),
   };
 }

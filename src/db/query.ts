@@ -5,6 +5,7 @@
 // the better-sqlite3 handle (behind Kysely's one-connection mutex) on SQLite. Typed queries and
 // sql`` templates use `kysely` directly. A transaction holds one connection for its whole callback,
 // so nothing else runs inside it, on either engine.
+import { endedBeforeRunning } from './pg-prepared.js';
 import { CompiledQuery, sql, type Kysely } from 'kysely';
 import type { Tables } from './schema.js';
 
@@ -185,7 +186,18 @@ export class KyselyDb implements AsyncDb {
 
   private async query<T>(text: string, params: unknown[]): Promise<{ rows: T[]; changes: number }> {
     const c = this.compile(text);
-    const r = await this.kysely.executeQuery<T>(CompiledQuery.raw(c.text, bindValues(c, params, this.dialect)));
+    const q = CompiledQuery.raw(c.text, bindValues(c, params, this.dialect));
+    let r;
+    try {
+      r = await this.kysely.executeQuery<T>(q);
+    } catch (err) {
+      // A pooled connection the server had ended (an administrator, a restart): the statement did not
+      // run, or was rolled back with the session, and that connection is not handed out again, so
+      // the statement goes once more on another. Never inside a transaction, whose earlier
+      // statements died with the connection.
+      if (this.inTransaction || !endedBeforeRunning(err)) throw err;
+      r = await this.kysely.executeQuery<T>(q);
+    }
     return { rows: r.rows, changes: Number(r.numAffectedRows ?? 0) };
   }
 
