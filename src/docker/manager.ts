@@ -3,7 +3,7 @@
 // PR is merged/closed, and boot-time cleanup of what a crash left behind.
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -21,9 +21,10 @@ import { worktreeKey } from '../orchestrator/worktree.js';
 import { nowIso } from '../db/time.js';
 import { scrub } from '../secrets.js';
 import { buildOverride, dnsPart, inspectCompose, naming, resolveComposePath, SERVICE_NAME, type ComposeInfo } from './compose.js';
-import { DockerCli, DockerUnavailableError, firstLine, tail, type DockerResult } from './docker-cli.js';
-import { parseJsonLines, waitHealthy } from './health.js';
-import { adoptedPreview, summarize, type ContainerSummary } from './containers.js';
+import { DockerCli, DockerUnavailableError, tail, type DockerResult } from './docker-cli.js';
+import { waitHealthy } from './health.js';
+import { EnvironmentTeardown, type RemoveResult } from './teardown.js';
+import { reconcileContainers } from './reconcile.js';
 
 export { parsePsLabels } from './health.js';
 
@@ -54,20 +55,13 @@ export interface EnvironmentManagerDeps {
   machine?: string;
 }
 
-export interface RemoveResult {
-  ok: boolean;
-  row: EnvironmentRow;
-  error?: string;
-  /** It was already torn down (by a concurrent caller, or earlier). */
-  already?: boolean;
-}
-
-/** Statuses during which a task's agent may still use its test environment. */
-const ACTIVE_TASK = new Set(['queued', 'in_progress', 'waiting_for_input']);
+export type { RemoveResult } from './teardown.js';
 
 export class EnvironmentManager {
   readonly docker: DockerCli;
   private readonly locks = new KeyedMutex();
+  /** Taking environments down (compose down, the row, the override file). */
+  private readonly down_: EnvironmentTeardown;
   private readonly log: Logger;
   private readonly dir: string;
   private readonly t: { upMs: number; downMs: number; commandMs: number; healthPollMs: number; httpProbeMs: number };
@@ -92,6 +86,15 @@ export class EnvironmentManager {
         cwd: d.config.data_dir,
       });
     this.t = { upMs: 20 * 60_000, downMs: 3 * 60_000, commandMs: 60_000, healthPollMs: 500, httpProbeMs: 5_000, ...d.timeouts };
+    this.down_ = new EnvironmentTeardown({
+      docker: this.docker,
+      repo: d.repo,
+      log: this.log,
+      locks: this.locks,
+      overrideDir: this.dir,
+      dataDir: d.config.data_dir,
+      downMs: this.t.downMs,
+    });
   }
 
   // ------------------------------------------------------------------ lifecycle
@@ -288,10 +291,10 @@ export class EnvironmentManager {
     parts.push(logText ? `logs of ${row.service} (tail):\n${tail(logText, 60, 4000)}` : `no logs from ${row.service}`);
     const message = scrub(parts.join('\n\n'));
     this.log.warn({ taskId: row.task_id, project: row.project, error: why }, 'environment failed to start; tearing it down');
-    const down = await this.composeDown(row);
+    const down = await this.down_.composeDown(row);
     if (down.ok) {
       await this.d.repo.markRemoved(row.id, 'failed', message);
-      this.removeOverride(row);
+      this.down_.removeOverride(row);
     } else {
       await this.d.repo.update(row.id, { status: 'failed', last_error: message });
     }
@@ -358,39 +361,8 @@ export class EnvironmentManager {
   }
 
   /** `docker compose down -v --remove-orphans` of the row's project; the row is marked removed on success. */
-  async teardown(row: EnvironmentRow, reason: string): Promise<RemoveResult> {
-    return this.locks.run(row.project, async () => {
-      const fresh = (await this.d.repo.get(row.id)) ?? row;
-      if (fresh.removed_at) return { ok: true, row: fresh, already: true };
-      const r = await this.composeDown(fresh);
-      if (!r.ok) {
-        const error = scrub(`docker compose down failed: ${firstLine(r.stderr) || r.spawnError || `exit code ${r.exitCode}`}`);
-        this.log.warn({ taskId: fresh.task_id, project: fresh.project, error }, 'could not tear down environment');
-        return { ok: false, row: (await this.d.repo.update(fresh.id, { last_error: error })) ?? fresh, error };
-      }
-      this.removeOverride(fresh);
-      this.log.info({ taskId: fresh.task_id, project: fresh.project, reason }, 'environment torn down');
-      return { ok: true, row: (await this.d.repo.markRemoved(fresh.id, fresh.status === 'failed' ? 'failed' : 'removed')) ?? fresh };
-    });
-  }
-
-  private composeDown(row: Pick<EnvironmentRow, 'project' | 'worktree' | 'compose_file' | 'override_file'>): Promise<DockerResult> {
-    // With the files (while the worktree exists) compose knows every service and volume; without them
-    // it finds the project's containers, networks and volumes by their labels.
-    const composeAbs = row.worktree && row.compose_file ? path.join(row.worktree, row.compose_file) : '';
-    const withFiles = composeAbs && existsSync(composeAbs) && row.override_file && existsSync(row.override_file);
-    return this.docker.run(
-      ['compose', '-p', row.project, ...(withFiles ? ['-f', composeAbs, '-f', row.override_file] : []), 'down', '-v', '--remove-orphans'],
-      { cwd: withFiles ? row.worktree : this.d.config.data_dir, timeoutMs: this.t.downMs },
-    );
-  }
-
-  private downProject(project: string): Promise<DockerResult> {
-    return this.locks.run(project, () => this.composeDown({ project, worktree: '', compose_file: '', override_file: '' }));
-  }
-
-  private removeOverride(row: EnvironmentRow): void {
-    if (row.override_file && row.override_file.startsWith(this.dir + path.sep)) rmSync(row.override_file, { force: true });
+  teardown(row: EnvironmentRow, reason: string): Promise<RemoveResult> {
+    return this.down_.teardown(row, reason);
   }
 
   // ------------------------------------------------------------------ cleanup
@@ -480,68 +452,16 @@ export class EnvironmentManager {
       this.log.info({ error: this.available.error }, 'docker unavailable: skipped the environment cleanup at start');
       return;
     }
-    // Only this installation's containers: another Factory (or a test run) on the same daemon has its own tasks.
-    const r = await this.docker.run(
-      [
-        'ps',
-        '-a',
-        '--filter',
-        'label=factory.task-id',
-        '--filter',
-        `label=factory.instance=${await this.instanceId()}`,
-        '--format',
-        '{{json .}}',
-      ],
-      { timeoutMs: this.t.commandMs },
-    );
-    if (!r.ok) {
-      this.log.warn({ error: firstLine(r.stderr) }, 'could not list Factory containers at start');
-      return;
-    }
-    const byProject = new Map<string, ContainerSummary[]>();
-    for (const c of parseJsonLines(r.stdout).map(summarize)) {
-      if (!c.project) continue;
-      byProject.set(c.project, [...(byProject.get(c.project) ?? []), c]);
-    }
-    for (const [project, containers] of byProject) {
-      const labels = containers[0]!.labels;
-      const taskId = Number(labels['factory.task-id']);
-      const type = labels['factory.env-type'] === 'preview' ? 'preview' : 'test';
-      const task = Number.isInteger(taskId) ? await this.d.tasks.get(taskId) : undefined;
-      const row = await this.d.repo.liveByProject(project);
-      const orphan = !task || (type === 'test' && !ACTIVE_TASK.has(task.status));
-      if (orphan) {
-        const why = task ? `task ${task.id} is ${task.status}` : `task ${labels['factory.task-id'] ?? '?'} is unknown`;
-        if (row) {
-          await this.teardown(row, `${why} (found at start)`);
-        } else {
-          const down = await this.downProject(project);
-          if (down.ok) this.log.info({ project, reason: why }, 'orphaned environment torn down at start');
-          else this.log.warn({ project, error: firstLine(down.stderr) }, 'could not tear down an orphaned environment');
-        }
-      } else if (!row && type === 'preview') {
-        await this.adopt(project, containers[0]!, task);
-      }
-    }
-    // Rows whose containers vanished (removed by hand, or a crash in the middle of `up`); only this
-    // host's rows: this Docker daemon cannot see another host's containers.
-    for (const row of (await this.d.repo.live()).filter((r) => this.mine(r))) {
-      if (!byProject.has(row.project)) {
-        await this.d.repo.markRemoved(
-          row.id,
-          row.status === 'running' ? 'removed' : 'failed',
-          row.last_error || 'its containers were gone when Factory started',
-        );
-        this.removeOverride(row);
-      }
-    }
-  }
-
-  /** A labelled preview with no row (e.g. a restored database) is tracked again, so its PR is watched. */
-  private async adopt(project: string, c: ContainerSummary, task: TaskRow): Promise<void> {
-    const row = await this.d.repo.upsertLive(adoptedPreview(project, c, task, this.machine));
-    await this.d.repo.update(row.id, { status: 'running', container_id: c.id });
-    this.log.info({ project, taskId: task.id }, 'found a preview environment without a record; tracking it again');
+    await reconcileContainers({
+      docker: this.docker,
+      repo: this.d.repo,
+      tasks: this.d.tasks,
+      log: this.log,
+      down: this.down_,
+      machine: this.machine,
+      commandMs: this.t.commandMs,
+      instanceId: await this.instanceId(),
+    });
   }
 
   // ------------------------------------------------------------------ helpers
