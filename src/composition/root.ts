@@ -46,12 +46,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const leaseMs = config.queue.lease_seconds * 1000;
   // Workers hear of new runnable work through the shared event feed, not only by polling.
   const wake = core.runsAgents ? { bus: core.bus, notify: () => core.running.notify() } : null;
-  const queue = core.feed ? new SharedQueue(core.repos.tasks, leaseMs, wake) : new LocalQueue(core.repos.tasks);
+  const backend = core.feed ? new SharedQueue(core.repos.tasks, leaseMs, wake) : new LocalQueue(core.repos.tasks);
   const scheduler = new Scheduler(
     {
       tasks: core.tasks,
       repo: core.repos.tasks,
-      queue,
+      queue: backend,
       runs: core.repos.runs,
       logger,
       executor,
