@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 // Only what a claimer child needs is imported statically; the parent loads the rest on demand.
 import { openDb } from '../src/db/connection.js';
 import { TasksRepo } from '../src/db/repositories/tasks.js';
+import { TaskQueueRepo } from '../src/db/repositories/task-queue.js';
 import { rawClaimOps, type ClaimOps } from './raw-claimer.js';
 import { startFactory, type FactoryProcess } from '../test/process-harness.js';
 import { freshDatabase, type TestDatabase } from '../test/pg.js';
@@ -61,8 +62,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function factoryClaimOps(target: string, owner: string, globalLimit: number): Promise<ClaimOps> {
   const db = await openDb(target, { migrate: false });
   const repo = new TasksRepo(db);
+  const queue = new TaskQueueRepo(db);
   return {
-    claim: () => repo.claimNext(owner, 60_000, new Date(), globalLimit),
+    claim: () => queue.claimNext(owner, 60_000, new Date(), globalLimit),
     settle: async (task) =>
       (await repo.transition(
         task.id,

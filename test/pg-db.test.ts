@@ -5,6 +5,7 @@ import type { AsyncDb } from '../src/db/query.js';
 import { waitFor } from './helpers.js';
 import { compileParams } from '../src/db/query.js';
 import { TasksRepo } from '../src/db/repositories/tasks.js';
+import { TaskQueueRepo } from '../src/db/repositories/task-queue.js';
 import { PostgresDb } from '../src/db/postgres.js';
 import { freshDatabase, hasPg, PG_SKIP_NOTE, type TestDatabase } from './pg.js';
 
@@ -81,7 +82,7 @@ describe.skipIf(!hasPg)(`PostgresDb on a real server${PG_SKIP_NOTE}`, () => {
     const tasks = new TasksRepo(db);
     const t = await tasks.create({ title: 'x', run: true });
     expect(typeof t.id).toBe('number');
-    const claimed = (await tasks.claimNext('me', 60_000))!;
+    const claimed = (await new TaskQueueRepo(db).claimNext('me', 60_000))!;
     expect(claimed.lease_expires_at).toBeGreaterThan(Date.now());
     expect(typeof claimed.lease_expires_at).toBe('number');
     expect(await tasks.counts()).toEqual({ queued: 0, runnable: 0, in_progress: 1, waiting_for_input: 0 });

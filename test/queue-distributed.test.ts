@@ -68,8 +68,9 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
   it('hands a task back, without counting the attempt, when its lease cannot be renewed for most of a lease period', async () => {
     const s = env.services;
     const repo = s.repos.tasks;
-    const renew = repo.renewLease;
-    repo.renewLease = async () => {
+    const leases = s.repos.queue;
+    const renew = leases.renewLease;
+    leases.renewLease = async () => {
       throw new Error('database unreachable');
     };
     try {
@@ -78,13 +79,13 @@ describe.skipIf(!hasPg)(`the shared queue${PG_SKIP_NOTE}`, () => {
       await waitFor(() => gate.isWaiting(t.id), { what: 'the task running' });
       // Stopped after 80 % of the 2 s lease, handed back, and claimed again.
       await waitFor(() => gate.started.filter((id) => id === t.id).length === 2, { what: 'the task started again', timeoutMs: 10_000 });
-      repo.renewLease = renew;
+      leases.renewLease = renew;
       expect(await repo.get(t.id)).toMatchObject({ status: 'in_progress', attempts: 1 });
       await waitFor(() => gate.isWaiting(t.id), { what: 'the second run waiting' });
       gate.release(t.id);
       await waitFor(async () => (await repo.get(t.id))?.status === 'done', { what: 'the second run recorded' });
     } finally {
-      repo.renewLease = renew;
+      leases.renewLease = renew;
     }
   });
 

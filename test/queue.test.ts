@@ -58,8 +58,8 @@ describe('durable queue', () => {
     const env = await createTestEnv({ executor: gate.executor, start: false });
     try {
       const [id] = await mk(env, 1);
-      const a = await env.services.repos.tasks.claimNext('worker-a', 60_000);
-      const b = await env.services.repos.tasks.claimNext('worker-b', 60_000);
+      const a = await env.services.repos.queue.claimNext('worker-a', 60_000);
+      const b = await env.services.repos.queue.claimNext('worker-b', 60_000);
       expect(a?.id).toBe(id);
       expect(a?.attempts).toBe(1);
       expect(b).toBeUndefined();
@@ -102,9 +102,9 @@ describe('durable queue', () => {
     const env = await createTestEnv({ dir, executor: gatedExecutor().executor, start: false, overrides: { queue: { max_attempts: 2 } } });
     const [id] = await mk(env, 1);
     // Two claims by processes that died.
-    await env.services.repos.tasks.claimNext('dead-1', 1);
+    await env.services.repos.queue.claimNext('dead-1', 1);
     await env.services.repos.tasks.transition(id!, ['in_progress'], 'queued', { lease_owner: null });
-    await env.services.repos.tasks.claimNext('dead-2', 1);
+    await env.services.repos.queue.claimNext('dead-2', 1);
     await env.services.scheduler.recover();
     const t = (await env.services.tasks.get(id!))!;
     expect(t.status).toBe('failed');

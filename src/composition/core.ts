@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { secretValues, type Config } from '../config.js';
 import { openDb, type Db } from '../db/connection.js';
 import { TasksRepo } from '../db/repositories/tasks.js';
+import { TaskQueueRepo } from '../db/repositories/task-queue.js';
 import { LogsRepo } from '../db/repositories/logs.js';
 import { RunsRepo } from '../db/repositories/runs.js';
 import { EventsRepo } from '../db/repositories/events.js';
@@ -26,7 +27,7 @@ export interface Core {
   config: Config;
   logger: Logger;
   db: Db;
-  repos: { tasks: TasksRepo; logs: LogsRepo; runs: RunsRepo; events: EventsRepo; kv: KvRepo; workers: WorkersRepo };
+  repos: { tasks: TasksRepo; queue: TaskQueueRepo; logs: LogsRepo; runs: RunsRepo; events: EventsRepo; kv: KvRepo; workers: WorkersRepo };
   /** This process runs agents (role all or worker). */
   runsAgents: boolean;
   /** This process runs the one-per-installation parts: deliveries, pollers, reconciliation (role all or api). */
@@ -59,6 +60,7 @@ export async function buildCore(config: Config, logger: Logger): Promise<Core> {
   const distributed = db.dialect === 'postgres';
   const repos = {
     tasks: new TasksRepo(db),
+    queue: new TaskQueueRepo(db),
     logs: new LogsRepo(db),
     runs: new RunsRepo(db),
     events: new EventsRepo(db),

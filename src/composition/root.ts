@@ -46,7 +46,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const leaseMs = config.queue.lease_seconds * 1000;
   // Workers hear of new runnable work through the shared event feed, not only by polling.
   const wake = core.runsAgents ? { bus: core.bus, notify: () => core.running.notify() } : null;
-  const backend = core.feed ? new SharedQueue(core.repos.tasks, leaseMs, wake) : new LocalQueue(core.repos.tasks);
+  const backend = core.feed ? new SharedQueue(core.repos.queue, leaseMs, wake) : new LocalQueue(core.repos.queue);
   const scheduler = new Scheduler(
     {
       tasks: core.tasks,

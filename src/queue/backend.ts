@@ -2,7 +2,8 @@
 // one process on SQLite and several on PostgreSQL is here: how interrupted work is found (at boot,
 // or whenever a lease lapses), whether cancels arrive through the database, whether leases can be
 // lost to another worker, and how a process hears of new work.
-import type { TaskRow, TasksRepo, LeaseGuard } from '../db/repositories/tasks.js';
+import type { TaskRow, LeaseGuard } from '../db/repositories/tasks.js';
+import type { TaskQueueRepo } from '../db/repositories/task-queue.js';
 import type { EventBus } from '../events/bus.js';
 
 export type Orphan = TaskRow & { previous_owner: string | null };
@@ -26,7 +27,7 @@ export interface QueueBackend {
 
 /** Claims, leases and delays are the same SQL on both engines (the repository branches where needed). */
 abstract class RepoQueue {
-  constructor(protected readonly repo: TasksRepo) {}
+  constructor(protected readonly repo: TaskQueueRepo) {}
   claim(owner: string, leaseMs: number, globalLimit: number, exclude: readonly number[]) {
     return this.repo.claimNext(owner, leaseMs, new Date(), globalLimit, exclude);
   }
@@ -60,7 +61,7 @@ export class LocalQueue extends RepoQueue implements QueueBackend {
 export class SharedQueue extends RepoQueue implements QueueBackend {
   readonly shared = true;
   readonly recoverEveryMs: number;
-  constructor(repo: TasksRepo, leaseMs: number, wake: { bus: EventBus; notify: () => void } | null) {
+  constructor(repo: TaskQueueRepo, leaseMs: number, wake: { bus: EventBus; notify: () => void } | null) {
     super(repo);
     this.recoverEveryMs = Math.max(1000, Math.floor(leaseMs / 4));
     wake?.bus.on('stream', (row) => {
