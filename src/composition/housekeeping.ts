@@ -20,17 +20,17 @@ export interface HousekeepingDeps {
 export class Housekeeping {
   private retentionTimer: NodeJS.Timeout | null = null;
   private heartbeatTimer: NodeJS.Timeout | null = null;
+  /** The beat in flight, if any: stop() waits for it, so none lands after "stopped". */
+  private beat: Promise<void> | null = null;
 
   constructor(private readonly d: HousekeepingDeps) {}
 
   /** One beat now, then one every 5 s (never two at once: a slow database must not pile them up). */
   async startHeartbeat(): Promise<void> {
     await this.heartbeat();
-    let beating = false;
     this.heartbeatTimer = setInterval(() => {
-      if (beating) return;
-      beating = true;
-      void this.heartbeat().finally(() => (beating = false));
+      if (this.beat) return;
+      this.beat = this.heartbeat().finally(() => (this.beat = null));
     }, 5000);
     this.heartbeatTimer.unref();
   }
@@ -45,6 +45,7 @@ export class Housekeeping {
   async stop(): Promise<void> {
     if (this.retentionTimer) clearInterval(this.retentionTimer);
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    await this.beat;
     try {
       await this.d.workers.stopped(this.d.running.owner);
     } catch {
