@@ -68,9 +68,13 @@ describe('GitHub client retries', () => {
 
 describe('GitHub client without an answer', () => {
   it('retries a GET against a host that accepts and never answers, then fails with status 0', async () => {
-    let connections = 0;
+    // Requests, not connections: fetch may open a spare connection that never carries a request
+    // (seen with Node 24's undici), and each attempt is one request.
+    let requests = 0;
     const silent = createServer((s) => {
-      connections++;
+      s.on('data', (d: Buffer) => {
+        if (d.toString('latin1').startsWith('GET /repos/acme/web/pulls/1 ')) requests++;
+      });
       s.on('error', () => undefined);
     });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
@@ -78,7 +82,7 @@ describe('GitHub client without an answer', () => {
     const client = new GitHubClient(`http://127.0.0.1:${port}`, TOKEN, { timeoutMs: 200, retry: { baseDelayMs: 10, maxAttempts: 3 } });
     try {
       await expect(client.getPullRequest('acme', 'web', 1)).rejects.toMatchObject({ status: 0 });
-      expect(connections).toBe(3);
+      expect(requests).toBe(3);
     } finally {
       silent.close();
     }
