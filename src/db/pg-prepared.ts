@@ -37,12 +37,24 @@ function connectionGone(err: unknown): boolean {
 export function preparingPool(pool: pg.Pool): PostgresPool {
   const wrapped = new WeakMap<pg.PoolClient, PostgresPoolClient>();
   const unnamed = new Set<string>();
+  // The statement name of each SQL text, hashed once (the texts are the repositories' own, a bounded
+  // set but for spelled-out id lists; forgetting one only means hashing it again).
+  const names = new Map<string, string>();
+  const nameOf = (text: string): string => {
+    let name = names.get(text);
+    if (!name) {
+      name = `f${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+      if (names.size >= 2000) names.clear();
+      names.set(text, name);
+    }
+    return name;
+  };
   return {
     async connect() {
       const client = await pool.connect();
       let w = wrapped.get(client);
       if (!w) {
-        w = wrapClient(client, unnamed);
+        w = wrapClient(client, unnamed, nameOf);
         wrapped.set(client, w);
       }
       return w;
@@ -51,8 +63,9 @@ export function preparingPool(pool: pg.Pool): PostgresPool {
   };
 }
 
-function wrapClient(client: pg.PoolClient, unnamed: Set<string>): PostgresPoolClient {
-  const names = new Set<string>();
+function wrapClient(client: pg.PoolClient, unnamed: Set<string>, nameOf: (text: string) => string): PostgresPoolClient {
+  /** Statements this connection has prepared. */
+  const prepared = new Set<string>();
   let broken = false;
   const query = (text: string, values: readonly unknown[]) =>
     send(text, values).catch((err: unknown) => {
@@ -62,10 +75,10 @@ function wrapClient(client: pg.PoolClient, unnamed: Set<string>): PostgresPoolCl
   const send = async (text: string, values: readonly unknown[]) => {
     // Without parameters: a simple query (migrations send several statements in one), never named.
     if (values.length === 0 || unnamed.has(text)) return client.query(text, values as unknown[]);
-    const name = `f${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
-    if (!names.has(name)) {
-      if (names.size >= MAX_NAMED_PER_CONNECTION) return client.query(text, values as unknown[]);
-      names.add(name);
+    const name = nameOf(text);
+    if (!prepared.has(name)) {
+      if (prepared.size >= MAX_NAMED_PER_CONNECTION) return client.query(text, values as unknown[]);
+      prepared.add(name);
     }
     try {
       return await client.query({ name, text, values: values as unknown[] });

@@ -63,10 +63,9 @@ export class AgentStage {
   async run(input: AgentRunInput): Promise<AgentRun> {
     const { task, ctx, log, wt, spec, sessionId } = input;
     const c = this.d.config;
-    const { type, template, args } = await this.commandLine(task, input.prompt, sessionId);
+    const { type, template, args, revision } = await this.commandLine(task, input.prompt, sessionId);
     const stall = new StallDetector(c.agent.stall_repeat_threshold);
     const writes = new PendingWrites((err, what) => this.d.logger.warn({ err: coerceError(err), taskId: task.id }, `${what} failed`));
-    const revision = parseRevision(task.revision_context);
     const runRow = await this.d.runs.start(task.id, task.attempts, revision?.kind ?? (sessionId ? 'resume' : 'run'));
     const protocol = this.protocolCollector(task);
     const jail = await this.d.sandbox.prepare(c.agent.command, args, {
@@ -147,7 +146,7 @@ export class AgentStage {
       // Claude Code stops itself at this amount; Factory checks again after the run.
       args.push('--max-budget-usd', (budget - spent).toFixed(2));
     }
-    return { type, template, args };
+    return { type, template, args, revision };
   }
 
   /** Protocol objects (handoff, question, message, learning) found in the agent's text, each once. */

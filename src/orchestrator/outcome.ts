@@ -53,7 +53,7 @@ export class OutcomeStage {
     const finalText = run.result?.text ?? run.tail.slice(-5).join('\n');
     const base = { task, run, runId: agent.runId, protocol, handoff, learnings: collectLearnings(protocol), finalText, changedFiles: [] };
     const summary = truncate(typeof handoff?.summary === 'string' ? handoff.summary : finalText, 2000);
-    const result = await this.decide(p, ctx, log, base);
+    const result = await this.decide(p, ctx, log, base, summary);
     if (result.status !== 'queued') result.patch = { result_summary: summary, ...result.patch };
     const report: RunReport = { ...base, status: result.status };
     for (const record of this.d.recorders) {
@@ -69,7 +69,13 @@ export class OutcomeStage {
   }
 
   /** The result by how the run ended; `base.changedFiles` is filled after a published success. */
-  private async decide(p: Prepared, ctx: ExecContext, log: LogWriter, base: Omit<RunReport, 'status'>): Promise<ExecResult> {
+  private async decide(
+    p: Prepared,
+    ctx: ExecContext,
+    log: LogWriter,
+    base: Omit<RunReport, 'status'>,
+    summary: string,
+  ): Promise<ExecResult> {
     const { task, spec, wt } = p;
     const run = base.run;
     const keep = Boolean(task.workflow_id) || task.keep_worktree === 1;
@@ -98,7 +104,6 @@ export class OutcomeStage {
       return { status: 'failed', error: `Task budget exceeded: spent $${spent.toFixed(2)} of $${budget} (budgets.task_usd)` };
     }
     const finisher = this.d.finisherFor(task);
-    const summary = truncate(typeof base.handoff?.summary === 'string' ? base.handoff.summary : base.finalText, 2000);
     const result = finisher ? await finisher(task, wt, spec, base) : await this.d.publisher.publish(task, log, wt, spec, summary);
     // What the run changed, for the handoff (after publish: everything is committed by then).
     if (!finisher) base.changedFiles = await this.d.workspace.changedFiles(wt.path, wt.baseBranch).catch(() => []);
