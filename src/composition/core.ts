@@ -11,7 +11,7 @@ import { EventsRepo } from '../db/repositories/events.js';
 import { KvRepo } from '../db/repositories/kv.js';
 import { WorkersRepo } from '../db/repositories/workers.js';
 import { EventBus, StreamPublisher } from '../events/bus.js';
-import { PgEventFeed } from '../events/pg-feed.js';
+import type { PgEventFeed } from '../events/pg-feed.js';
 import { TaskService } from '../tasks/service.js';
 import { TaskTokens } from '../auth/task-token.js';
 import { QueueControl } from '../queue/control.js';
@@ -69,7 +69,7 @@ export async function buildCore(config: Config, logger: Logger): Promise<Core> {
   };
   const bus = new EventBus((err, event) => logger.error({ err: coerceError(err), event }, 'event listener failed'));
   // On PostgreSQL every process hears every event (its own included) through LISTEN, in id order.
-  const feed = distributed ? new PgEventFeed(config.database.url, repos.events, bus, logger.child({ component: 'event-feed' })) : null;
+  const feed = distributed ? new (await import('../events/pg-feed.js')).PgEventFeed(config.database.url, repos.events, bus, logger.child({ component: 'event-feed' })) : null;
   const stream = new StreamPublisher(db, repos.events, bus, !feed);
   const tasks = new TaskService(repos.tasks, bus, stream, adoptOpenPullRequest);
   const running = new RunningTasks({ tasks, repo: repos.tasks, distributed, pollMs: config.queue.poll_interval_ms });

@@ -106,7 +106,9 @@ export async function buildIntegrations(core: Core, opts: WireOptions = {}): Pro
   const memory = createMemoryFromConfig(config, logger.child({ component: 'memory' }), opts.memoryUrl);
   const remembering = attachMemory({ memory, outbox, maxPromptChars: config.memory.max_prompt_chars, logger });
   lifecycle.health('memory', () => memory.health());
-  lifecycle.add({ start: () => memory.init(), stop: () => memory.close() });
+  // Opened in the background once the port is bound: /health says "starting" meanwhile, and a task
+  // that recalls or stores memories waits for it (init() never throws; a failure degrades health).
+  lifecycle.add({ start: () => void memory.init(), stop: () => memory.close() });
 
   const executor = buildExecutor(core, {
     workspace,

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import type { Db, Dialect } from './sql.js';
 import type { AsyncDb } from './query.js';
 import { SqliteDb } from './sqlite.js';
-import { PostgresDb, type PgOptions } from './postgres.js';
+import type { PgOptions } from './postgres.js';
 
 export type { Db, Dialect } from './sql.js';
 
@@ -20,7 +20,10 @@ export function isPostgresUrl(target: string): boolean {
 
 /** Opens a SQLite file (the default) or a postgres:// URL, then applies pending migrations. */
 export async function openDb(target: string, opts: PgOptions & { migrate?: boolean } = {}): Promise<Db> {
-  const db: Db = isPostgresUrl(target) ? await PostgresDb.open(target, opts) : new SqliteDb(target.replace(/^sqlite:/, ''));
+  // pg and its pool are loaded only when a PostgreSQL database is asked for.
+  const db: Db = isPostgresUrl(target)
+    ? await (await import('./postgres.js')).PostgresDb.open(target, opts)
+    : new SqliteDb(target.replace(/^sqlite:/, ''));
   try {
     if (opts.migrate !== false) await migrate(db);
   } catch (err) {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Db } from './sql.js';
-import { postgresKysely } from './async.js';
+import { postgresKysely } from './pg-pool.js';
 import { KyselyDb } from './query.js';
 import { redactDbUrl } from '../config.js';
 

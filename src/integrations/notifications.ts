@@ -1,6 +1,5 @@
 // Tells people what happens: Telegram notices and board messages on task and workflow events,
 // clarification questions (with replies from Telegram read back as answers).
-import { Api, longPoll } from 'node-telegram-bot-api';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { TaskRow } from '../db/repositories/tasks.js';
@@ -10,7 +9,7 @@ import type { DomainEvents, EventBus } from '../events/bus.js';
 import type { TaskService } from '../tasks/service.js';
 import type { BoardService } from '../board/service.js';
 import type { ClarificationService } from '../orchestrator/clarify.js';
-import { escapeHtml as esc, type TelegramNotifier } from './telegram.js';
+import { escapeHtml as esc, loadTelegramSdk, type TelegramNotifier } from './telegram.js';
 import { parseClarification } from '../orchestrator/clarification.js';
 import { coerceError } from '../errors.js';
 import { KeyedSerial } from '../async/serial.js';
@@ -214,11 +213,12 @@ export class Notifications {
   startReplies(): void {
     const token = this.d.config.secrets.telegramBotToken;
     if (!token || !this.d.config.telegram.poll_replies || this.polling) return;
-    const api = new Api(token, { apiRoot: this.d.config.telegram.api_root, maxRetries: 0 });
     const abort = new AbortController();
     this.abort = abort;
     this.polling = (async () => {
       try {
+        const { Api, longPoll } = await loadTelegramSdk();
+        const api = new Api(token, { apiRoot: this.d.config.telegram.api_root, maxRetries: 0 });
         const offset = await this.d.kv.get<number>('telegram:offset');
         for await (const u of longPoll(
           api,

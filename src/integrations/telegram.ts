@@ -1,6 +1,6 @@
 // Telegram notifications. Sending goes through the outbox (channel 'telegram'), so a notice survives
 // Telegram outages and restarts and is delivered once it can be, in order per chat.
-import { Api, TelegramApiError, NetworkError, TimeoutError } from 'node-telegram-bot-api';
+import type { Api } from 'node-telegram-bot-api';
 import type { Logger } from 'pino';
 import { DeliveryError, type OutboxWorker } from './outbox.js';
 import { escapeHtml, htmlToText } from './html.js';
@@ -40,6 +40,18 @@ export interface NotifyOptions {
   replyTo?: number;
 }
 
+export type TelegramSdk = typeof import('node-telegram-bot-api');
+let sdk: Promise<TelegramSdk> | undefined;
+
+/**
+ * The Telegram client library, imported on first use: an installation without a bot token never
+ * loads it, and one with a token loads it after the port is bound, not during boot.
+ */
+export function loadTelegramSdk(): Promise<TelegramSdk> {
+  sdk ??= import('node-telegram-bot-api');
+  return sdk;
+}
+
 // Telegram's HTML parse mode: only &, < and > are special in text, " too in attributes.
 export { escapeHtml };
 
@@ -63,8 +75,9 @@ export function escapeAndTruncate(text: string, max: number): string {
 // an overlong notice loses its markup (htmlToText) and is cut as plain text instead.
 
 /** Turns a client error into a DeliveryError the outbox understands (429 wait, 4xx permanent). */
-export function classifyTelegramError(err: unknown, token: string): Error {
+export function classifyTelegramError(err: unknown, token: string, lib: TelegramSdk): Error {
   const hide = (s: string) => (token ? s.split(token).join('[REDACTED]') : s);
+  const { TelegramApiError, NetworkError, TimeoutError } = lib;
   if (err instanceof TelegramApiError) {
     const code = err.errorCode;
     const message = hide(`telegram ${code}: ${err.description}`);
@@ -79,21 +92,21 @@ export function classifyTelegramError(err: unknown, token: string): Error {
 
 /** Sends notices to Telegram through the outbox. A no-op when no bot token is configured. */
 export class TelegramNotifier {
-  private readonly api: Api | null;
+  /** Built at the first delivery, with the library loaded then. */
+  private api: Api | undefined;
 
   constructor(
     private readonly opts: TelegramOptions,
     private readonly outbox: OutboxWorker,
     private readonly logger: Logger,
   ) {
-    this.api = opts.token ? new Api(opts.token, { apiRoot: opts.apiRoot, maxRetries: 0, timeoutMs: opts.timeoutMs ?? 15_000 }) : null;
     // Registered even when disabled is pointless; rows enqueued earlier with a token stay pending.
-    if (this.api) outbox.register(TELEGRAM_CHANNEL, (payload: TelegramPayload, ctx) => this.send(payload, ctx.signal));
+    if (opts.token) outbox.register(TELEGRAM_CHANNEL, (payload: TelegramPayload, ctx) => this.send(payload, ctx.signal));
   }
 
   /** True when a token and a default chat are configured. */
   get enabled(): boolean {
-    return this.api !== null && this.opts.chatId !== '';
+    return this.opts.token !== '' && this.opts.chatId !== '';
   }
 
   /**
@@ -102,7 +115,7 @@ export class TelegramNotifier {
    */
   async notify(html: string, opts: NotifyOptions = {}): Promise<boolean> {
     const chatId = opts.chatId || this.opts.chatId;
-    if (!this.api || !chatId) return false;
+    if (!this.opts.token || !chatId) return false;
     const text = html.length > TELEGRAM_MAX_CHARS ? escapeAndTruncate(htmlToText(html), TELEGRAM_MAX_CHARS) : html;
     const payload: TelegramPayload = { chat_id: chatId, text, ...(opts.replyTo ? { reply_to_message_id: opts.replyTo } : {}) };
     // One order key per chat: notices to a chat arrive in the order they were raised.
@@ -132,7 +145,9 @@ export class TelegramNotifier {
 
   /** The outbox handler: one sendMessage call; throws DeliveryError for the outbox's retry policy. */
   private async send(p: TelegramPayload, signal: AbortSignal): Promise<TelegramSendResult> {
-    const api = this.api!;
+    const lib = await loadTelegramSdk();
+    this.api ??= new lib.Api(this.opts.token, { apiRoot: this.opts.apiRoot, maxRetries: 0, timeoutMs: this.opts.timeoutMs ?? 15_000 });
+    const api = this.api;
     try {
       const msg = await api.sendMessage(
         {
@@ -148,7 +163,7 @@ export class TelegramNotifier {
       this.logger.debug({ chat_id: p.chat_id, message_id: msg.message_id }, 'telegram message sent');
       return { message_id: msg.message_id, chat_id: p.chat_id };
     } catch (err) {
-      throw classifyTelegramError(err, this.opts.token);
+      throw classifyTelegramError(err, this.opts.token, lib);
     }
   }
 }

@@ -1,4 +1,4 @@
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 
 /** Turns texts into vectors (one per text, same order). */
 export interface Embedder {
@@ -26,19 +26,25 @@ const KNOWN_DIMENSIONS: Record<string, number> = {
 
 export function createOpenAIEmbedder(opts: OpenAIEmbedderOptions): Embedder {
   const model = opts.model ?? 'text-embedding-3-small';
-  const client = new OpenAI({
-    apiKey: opts.apiKey,
-    ...(opts.baseURL ? { baseURL: opts.baseURL } : {}),
-    maxRetries: 1,
-    timeout: opts.timeoutMs ?? 10_000,
-  });
+  // The SDK is imported at the first embedding, so a process that never embeds never loads it.
+  let client: Promise<OpenAI> | undefined;
+  const openai = () =>
+    (client ??= import('openai').then(
+      ({ default: OpenAI }) =>
+        new OpenAI({
+          apiKey: opts.apiKey,
+          ...(opts.baseURL ? { baseURL: opts.baseURL } : {}),
+          maxRetries: 1,
+          timeout: opts.timeoutMs ?? 10_000,
+        }),
+    ));
   const dimensions = opts.dimensions ?? KNOWN_DIMENSIONS[model];
   return {
     model,
     ...(dimensions ? { dimensions } : {}),
     async embed(texts: string[]): Promise<number[][]> {
       if (texts.length === 0) return [];
-      const res = await client.embeddings.create({
+      const res = await (await openai()).embeddings.create({
         model,
         input: texts,
         // Without this the SDK asks for base64 and silently yields [] from servers that answer with floats.

@@ -4,8 +4,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Surreal, createRemoteEngines, type Engines } from 'surrealdb';
-import { createNodeEngines } from '@surrealdb/node';
+import type { Surreal, Engines } from 'surrealdb';
 
 export type Backend = 'embedded' | 'remote';
 
@@ -78,7 +77,10 @@ export function withTimeout<T>(work: Promise<T>, ms: number, message: string): P
 }
 
 /** A client whose embedded engines report their startup errors to `onEngineError` (the SDK drops them). */
-function makeClient(onEngineError: (err: Error) => void): Surreal {
+async function makeClient(onEngineError: (err: Error) => void): Promise<Surreal> {
+  // The SDK and its native engine load at the first connection (after the port is bound), and never
+  // when memory is disabled.
+  const [{ Surreal, createRemoteEngines }, { createNodeEngines }] = await Promise.all([import('surrealdb'), import('@surrealdb/node')]);
   const engines: Engines = { ...createRemoteEngines() };
   for (const [scheme, factory] of Object.entries(createNodeEngines())) {
     engines[scheme] = (ctx) => {
@@ -96,7 +98,7 @@ async function connectOnce(url: string, opts: OpenOptions, deadline: number): Pr
     reportEngineError = reject;
   });
   engineFailed.catch(() => {}); // may fire after we stopped listening
-  const db = makeClient((err) => reportEngineError(err));
+  const db = await makeClient((err) => reportEngineError(err));
   const auth = opts.user ? { username: opts.user, password: opts.pass ?? '' } : undefined;
   try {
     const connecting = db.connect(url, {

@@ -119,6 +119,8 @@ class SurrealMemory implements MemoryStore {
   private readonly minSimilarity: number;
   private conn: Connection | null = null;
   private starting: Promise<void> | null = null;
+  /** The first connection attempt is under way. */
+  private opening = false;
   private initError: string | null = null;
   private dbError: string | null = null;
   private embedError: string | null = null;
@@ -152,13 +154,19 @@ class SurrealMemory implements MemoryStore {
       this.initRetryAt = Number.POSITIVE_INFINITY;
       this.starting = this.start();
     }
-    this.starting ??= this.start();
+    if (!this.starting) {
+      this.opening = true;
+      this.starting = this.start().finally(() => {
+        this.opening = false;
+      });
+    }
     return this.starting;
   }
 
   health(): MemoryHealth {
     const backend = this.target?.backend ?? (this.opts.url?.trim() ? 'remote' : 'embedded');
     const vectors = this.dim > 0;
+    if (this.opening && !this.closed) return { status: 'starting', backend, vectors: false };
     const error = this.initError ?? (this.conn ? (this.dbError ?? this.embedError) : this.closed ? 'closed' : 'not initialised');
     return error ? { status: 'degraded', backend, error, vectors } : { status: 'ok', backend, vectors };
   }

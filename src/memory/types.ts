@@ -36,7 +36,8 @@ export interface SearchQuery {
 }
 
 export interface MemoryHealth {
-  status: 'ok' | 'degraded' | 'disabled';
+  /** starting: the store is opening (after the port was bound); calls that need it wait for it. */
+  status: 'ok' | 'starting' | 'degraded' | 'disabled';
   backend: 'embedded' | 'remote' | 'none';
   error?: string;
   vectors: boolean;
