@@ -10,8 +10,13 @@ const root = path.resolve(path.dirname(realpathSync(fileURLToPath(import.meta.ur
 const source = path.join(root, 'src', 'cli', 'main.ts');
 const compiled = path.join(root, 'dist', 'cli', 'main.js');
 
+function hasTsx() {
+  return existsSync(path.join(root, 'node_modules', 'tsx', 'package.json'));
+}
+
 async function loadCli() {
-  if (existsSync(source)) {
+  // A production install (npm prune --omit=dev) has the sources but not tsx: it runs dist/ quietly.
+  if (existsSync(source) && (hasTsx() || !existsSync(compiled))) {
     try {
       const { register } = await import('tsx/esm/api');
       register();

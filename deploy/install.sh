@@ -160,6 +160,10 @@ in_prefix npm ci --no-audit --no-fund
 step "building (npm run build)"
 in_prefix npm run build
 
+# The service runs the bundle in dist/: the compilers, tsx and the test tools are not needed to run it.
+step "removing development dependencies (npm prune --omit=dev)"
+in_prefix npm prune --omit=dev --no-audit --no-fund
+
 # ---------------------------------------------------------------------------------------------------
 step "creating .env"
 ENV_FILE="$PREFIX/.env"

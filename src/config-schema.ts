@@ -1,10 +1,8 @@
 // The shape of config.yml: its zod schema with every default, the agent types, and the resolved
 // Config type everything else receives. Reading files and the environment is config.ts.
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 
-/** The installed package (src/ and dist/ both sit one level below it): home of the default prompts. */
-export const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url));
+export { PACKAGE_ROOT } from './paths.js';
 
 export const AGENT_TYPES = ['coder', 'coder_revision', 'reviewer', 'researcher', 'devops'] as const;
 export type AgentType = (typeof AGENT_TYPES)[number];

@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { scrub, scrubDeep } from './secrets.js';
 
@@ -42,10 +43,20 @@ export function createLogger(opts: { level: string; pretty: boolean }, destinati
           return method.apply(this, cleaned as Parameters<typeof method>);
         },
       },
-      ...(opts.pretty && !destination
+      ...(opts.pretty && !destination && hasPrettyPrinter()
         ? { transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss' } } }
         : {}),
     },
     destination,
   );
+}
+
+/** pino-pretty is a development tool: a production install (npm ci --omit=dev) logs JSON lines. */
+function hasPrettyPrinter(): boolean {
+  try {
+    createRequire(import.meta.url).resolve('pino-pretty');
+    return true;
+  } catch {
+    return false;
+  }
 }

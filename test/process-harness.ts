@@ -45,10 +45,12 @@ export interface StartOptions {
   onSpawn?: (child: ChildProcess) => void;
   /** How long /health may take (default 30 s). */
   timeoutMs?: number;
+  /** Node's arguments (default: the sources through tsx, `--import tsx src/main.ts`). */
+  nodeArgs?: string[];
 }
 
 /**
- * Writes <dir>/config.yml from `config` and starts `tsx src/main.ts` on a free port. A process that
+ * Writes <dir>/config.yml from `config` and starts `tsx src/main.ts` (or `opts.nodeArgs`) on a free port. A process that
  * does not come up is killed before the error is thrown.
  */
 export async function startFactory(
@@ -62,7 +64,7 @@ export async function startFactory(
   mkdirSync(dir, { recursive: true });
   writeFileSync(configPath, stringify({ data_dir: path.join(dir, 'data'), ...config, server: { port } }));
   let out = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
+  const child = spawn(process.execPath, opts.nodeArgs ?? ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',

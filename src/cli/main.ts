@@ -3,7 +3,8 @@
 import { parseOptions } from './args.js';
 import { existsSync, realpathSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
+import { PACKAGE_ROOT } from '../paths.js';
 import { ConfigError } from '../config.js';
 import { SchemaTooNewError } from '../db/connection.js';
 import { scrub } from '../secrets.js';
@@ -14,7 +15,7 @@ import { migrateDbCommand } from './migrate-db.js';
 import { showConfig } from './show-config.js';
 
 /** The installation: two levels above this file, in src/cli and in dist/cli alike. */
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = PACKAGE_ROOT;
 
 const USAGE = `Usage: factory <command> [options]
 

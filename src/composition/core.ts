@@ -69,7 +69,14 @@ export async function buildCore(config: Config, logger: Logger): Promise<Core> {
   };
   const bus = new EventBus((err, event) => logger.error({ err: coerceError(err), event }, 'event listener failed'));
   // On PostgreSQL every process hears every event (its own included) through LISTEN, in id order.
-  const feed = distributed ? new (await import('../events/pg-feed.js')).PgEventFeed(config.database.url, repos.events, bus, logger.child({ component: 'event-feed' })) : null;
+  const feed = distributed
+    ? new (await import('../events/pg-feed.js')).PgEventFeed(
+        config.database.url,
+        repos.events,
+        bus,
+        logger.child({ component: 'event-feed' }),
+      )
+    : null;
   const stream = new StreamPublisher(db, repos.events, bus, !feed);
   const tasks = new TaskService(repos.tasks, bus, stream, adoptOpenPullRequest);
   const running = new RunningTasks({ tasks, repo: repos.tasks, distributed, pollMs: config.queue.poll_interval_ms });

@@ -1,14 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { MIGRATIONS_DIR } from '../paths.js';
 import type { Db, Dialect } from './sql.js';
 import type { AsyncDb } from './query.js';
 import { SqliteDb } from './sqlite.js';
 import type { PgOptions } from './postgres.js';
 
 export type { Db, Dialect } from './sql.js';
-
-const MIGRATIONS_ROOT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 export class SchemaTooNewError extends Error {
   override name = 'SchemaTooNewError';
@@ -39,7 +37,7 @@ interface Migration {
   sql: string;
 }
 
-export function listMigrations(dialect: Dialect = 'sqlite', dir = MIGRATIONS_ROOT): Migration[] {
+export function listMigrations(dialect: Dialect = 'sqlite', dir = MIGRATIONS_DIR): Migration[] {
   return readdirSync(dir)
     .filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f))
     .sort()

@@ -44,7 +44,9 @@ export function createOpenAIEmbedder(opts: OpenAIEmbedderOptions): Embedder {
     ...(dimensions ? { dimensions } : {}),
     async embed(texts: string[]): Promise<number[][]> {
       if (texts.length === 0) return [];
-      const res = await (await openai()).embeddings.create({
+      const res = await (
+        await openai()
+      ).embeddings.create({
         model,
         input: texts,
         // Without this the SDK asks for base64 and silently yields [] from servers that answer with floats.

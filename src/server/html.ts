@@ -4,11 +4,11 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { notFound } from '../errors.js';
 import { markScopePublic } from './auth.js';
+import { STATIC_DIR } from '../paths.js';
 
-export const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../static');
+export { STATIC_DIR };
 
 /** Registers /static/ once, whichever page plugin comes first. */
 export async function ensureStatic(app: FastifyInstance): Promise<void> {
