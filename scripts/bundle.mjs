@@ -7,6 +7,7 @@ import { build } from 'esbuild';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeStamp } from './bundle-stamp.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -31,6 +32,7 @@ export async function bundle(outdir = path.join(ROOT, 'dist', 'bundle')) {
     // The CommonJS packages inside the bundle call require() for Node's own modules.
     banner: { js: "import { createRequire as __factoryRequire } from 'node:module'; const require = __factoryRequire(import.meta.url);" },
   });
+  writeStamp(outdir);
   return path.join(outdir, 'main.js');
 }
 

@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { stampMatches } from './bundle-stamp.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUNDLE = path.join(ROOT, 'dist', 'bundle', 'main.js');
@@ -28,15 +29,18 @@ async function loadBundler() {
   }
 }
 
-const built = existsSync(BUNDLE) ? statSync(BUNDLE).mtimeMs : 0;
-const sources = Math.max(newestMtime(path.join(ROOT, 'src')), statSync(path.join(ROOT, 'package-lock.json')).mtimeMs);
-if (built < sources) {
+const fresh = existsSync(BUNDLE) && statSync(BUNDLE).mtimeMs >= newestMtime(path.join(ROOT, 'src')) && stampMatches(path.dirname(BUNDLE));
+if (!fresh) {
   const bundler = await loadBundler();
   if (bundler) {
-    process.stderr.write(built ? 'factory: sources changed, rebuilding dist/bundle\n' : 'factory: building dist/bundle (first start)\n');
+    process.stderr.write(
+      existsSync(BUNDLE) ? 'factory: sources changed, rebuilding dist/bundle\n' : 'factory: building dist/bundle (first start)\n',
+    );
     await bundler.bundle();
-  } else if (built) {
-    process.stderr.write('factory: src/ is newer than dist/bundle and esbuild is not installed: running the older build\n');
+  } else if (existsSync(BUNDLE)) {
+    process.stderr.write(
+      'factory: src/ or package-lock.json changed after dist/bundle was built and esbuild is not installed: running the older build\n',
+    );
   } else {
     process.stderr.write('factory: dist/bundle/main.js is missing and esbuild is not installed: run npm ci, then npm start\n');
     process.exit(1);
