@@ -82,7 +82,7 @@ describe('systemd units', () => {
     expect(s.get('User')).toBe('factory');
     expect(s.get('WorkingDirectory')).toBe('/opt/factory');
     expect(s.get('EnvironmentFile')).toBe('/opt/factory/.env');
-    expect(s.get('ExecStart')).toBe('/usr/bin/node /opt/factory/dist/main.js');
+    expect(s.get('ExecStart')).toBe('/usr/bin/node /opt/factory/dist/bundle/main.js');
     expect(s.get('Restart')).toBe('always');
     expect(s.get('KillMode')).toBe('mixed');
     expect(s.get('NoNewPrivileges')).toBe('yes');
@@ -125,6 +125,7 @@ describe('install.sh', () => {
     'copying the source',
     'installing dependencies (npm ci)',
     'building (npm run build)',
+    'removing development dependencies (npm prune --omit=dev)',
     'creating .env',
     'installing systemd units',
     'linking the factory command',
@@ -155,6 +156,7 @@ describe('install.sh', () => {
       `mkdir -p ${prefix}`,
       'npm ci',
       'npm run build',
+      'npm prune --omit=dev',
       `${prefix}/.env`,
       'chmod 600',
       `${systemd}/factory.service`,
@@ -198,7 +200,7 @@ describe('install.sh', () => {
     const npmLog = path.join(dir, 'npm.log');
     writeFileSync(
       path.join(fakeBin, 'npm'),
-      `#!/bin/sh\necho "$*" >> "${npmLog}"\n[ "$1 $2" = "run build" ] && mkdir -p dist && echo built > dist/main.js\nexit 0\n`,
+      `#!/bin/sh\necho "$*" >> "${npmLog}"\n[ "$1 $2" = "run build" ] && mkdir -p dist/bundle && echo built > dist/bundle/main.js\nexit 0\n`,
     );
     chmodSync(path.join(fakeBin, 'npm'), 0o755);
     const env = { ...process.env, PATH: `${fakeBin}:${process.env.PATH}` };
@@ -217,8 +219,8 @@ describe('install.sh', () => {
 
     const first = await run('bash', args, env);
     expect(first.code, first.stderr + first.stdout).toBe(0);
-    expect(readFileSync(npmLog, 'utf8')).toMatch(/^ci --no-audit --no-fund\nrun build\n$/);
-    expect(existsSync(path.join(prefix, 'dist', 'main.js'))).toBe(true);
+    expect(readFileSync(npmLog, 'utf8')).toMatch(/^ci --no-audit --no-fund\nrun build\nprune --omit=dev --no-audit --no-fund\n$/);
+    expect(existsSync(path.join(prefix, 'dist', 'bundle', 'main.js'))).toBe(true);
     expect(existsSync(path.join(prefix, 'node_modules'))).toBe(false);
     const envFile = path.join(prefix, '.env');
     expect(statSync(envFile).mode & 0o777).toBe(0o600);
@@ -227,7 +229,7 @@ describe('install.sh', () => {
     expect(readFileSync(envFile, 'utf8')).not.toMatch(/^FACTORY_HOST=/m);
     expect(readFileSync(envFile, 'utf8')).toMatch(/^GITHUB_TOKEN=$/m);
     const unit = unitSettings(readFileSync(path.join(systemd, 'factory.service'), 'utf8'));
-    expect(unit.get('ExecStart')).toBe(`/usr/bin/node ${prefix}/dist/main.js`);
+    expect(unit.get('ExecStart')).toBe(`/usr/bin/node ${prefix}/dist/bundle/main.js`);
     expect(unit.get('EnvironmentFile')).toBe(`${prefix}/.env`);
     expect(unit.get('User')).toBe('root');
     expect(readlinkSync(path.join(bin, 'factory'))).toBe(path.join(prefix, 'bin', 'factory.js'));
