@@ -2,8 +2,6 @@
 // Config type everything else receives. Reading files and the environment is config.ts.
 import { z } from 'zod';
 
-export { PACKAGE_ROOT } from './paths.js';
-
 export const AGENT_TYPES = ['coder', 'coder_revision', 'reviewer', 'researcher', 'devops'] as const;
 export type AgentType = (typeof AGENT_TYPES)[number];
 

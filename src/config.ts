@@ -8,7 +8,6 @@ import {
   BUILTIN_CODE_REVIEW,
   DEFAULT_TIMEOUTS,
   DEFAULT_TOOLS,
-  PACKAGE_ROOT,
   configSchema,
   type AgentType,
   type Config,
@@ -16,6 +15,7 @@ import {
   type ResolvedTemplate,
   type Secrets,
 } from './config-schema.js';
+import { PACKAGE_ROOT } from './paths.js';
 
 export * from './config-schema.js';
 

@@ -51,13 +51,7 @@ describe('the bundled service', () => {
         agent_type: 'researcher',
       });
       expect(created.status).toBe(201);
-      const final = await waitFor(
-        async () => {
-          const t = (await proc.api('GET', `/api/tasks/${created.json.id}`)).json;
-          return ['done', 'failed'].includes(t.status) ? t : undefined;
-        },
-        { what: 'task finished', timeoutMs: 30_000 },
-      );
+      const final = await proc.taskEnded(created.json.id, ['done', 'failed']);
       expect(final).toMatchObject({ status: 'done', error: '' });
     } finally {
       await stop(proc);

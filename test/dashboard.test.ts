@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../src/server/app.js';
-import { STATIC_DIR } from '../src/server/html.js';
+import { STATIC_DIR } from '../src/paths.js';
 import { dashboardRoutes } from '../src/server/routes/dashboard.js';
 import { createAgentEnv, type AgentEnv } from './agent-harness.js';
 import { ARTIFACTS, CHROMIUM, hasChromium, launchBrowser, SKIP, watchErrors } from './browser.js';

@@ -91,13 +91,7 @@ describe('the service as a process', () => {
         agent_type: 'researcher',
       });
       expect(created.status).toBe(201);
-      const final = await waitFor(
-        async () => {
-          const t = (await first.api('GET', `/api/tasks/${created.json.id}`)).json;
-          return ['done', 'failed', 'in_review'].includes(t.status) ? t : undefined;
-        },
-        { what: 'task finished', timeoutMs: 30_000 },
-      );
+      const final = await first.taskEnded(created.json.id, ['done', 'failed', 'in_review']);
       expect(final.error).toBe('');
       expect(final.status).toBe('done');
       await waitFor(async () => (await first.api('GET', '/api/memory?q=redis')).json.memories.length > 0, { what: 'memory stored' });

@@ -38,6 +38,8 @@ export interface FactoryProcess {
   /** Resolves with the exit code (or signal name). */
   exited: Promise<number | string>;
   api<T = any>(method: string, p: string, body?: unknown): Promise<{ status: number; json: T }>;
+  /** The task as GET /api/tasks/:id shows it once its status is one of `statuses` (30 s at most). */
+  taskEnded(id: number, statuses: string[]): Promise<any>;
 }
 
 export interface StartOptions {
@@ -113,5 +115,13 @@ export async function startFactory(
     if (!exitedEarly) child.kill('SIGKILL');
     throw err;
   }
-  return { child, url, output: () => out, exited, api };
+  const taskEnded = (id: number, statuses: string[]) =>
+    waitFor(
+      async () => {
+        const t = (await api('GET', `/api/tasks/${id}`)).json;
+        return statuses.includes(t.status) ? t : undefined;
+      },
+      { what: `task ${id} ${statuses.join(' or ')}`, timeoutMs: 30_000 },
+    );
+  return { child, url, output: () => out, exited, api, taskEnded };
 }

@@ -14,9 +14,6 @@ import { migrateCommand } from './migrate.js';
 import { migrateDbCommand } from './migrate-db.js';
 import { showConfig } from './show-config.js';
 
-/** The installation: two levels above this file, in src/cli and in dist/cli alike. */
-const ROOT = PACKAGE_ROOT;
-
 const USAGE = `Usage: factory <command> [options]
 
 Commands:
@@ -34,7 +31,7 @@ Commands:
   help             show this text
 
 The configuration is ./config.yml (or $FACTORY_CONFIG) plus .env next to it. When the current
-directory has no config.yml, the commands run from the installation directory (${ROOT}).
+directory has no config.yml, the commands run from the installation directory (${PACKAGE_ROOT}).
 Run them as the service user, e.g.: sudo -u factory factory doctor
 Reference: docs/operations.md and docs/configuration.md`;
 
@@ -51,7 +48,7 @@ export async function runCli(argv: string[]): Promise<number | undefined> {
   // Paths given on the command line mean what they mean where the operator typed them.
   const invocationDir = process.cwd();
   // Same working directory as the systemd unit, so relative paths in config.yml mean the same thing.
-  if (!existsSync('config.yml') && existsSync(path.join(ROOT, 'config.yml'))) process.chdir(ROOT);
+  if (!existsSync('config.yml') && existsSync(path.join(PACKAGE_ROOT, 'config.yml'))) process.chdir(PACKAGE_ROOT);
   try {
     switch (command) {
       case 'serve': {

@@ -3,7 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { PACKAGE_ROOT, type AgentType, type Config } from '../config.js';
+import type { AgentType, Config } from '../config.js';
+import { PACKAGE_ROOT } from '../paths.js';
 import type { TaskRow } from '../db/repositories/tasks.js';
 import type { RunsRepo } from '../db/repositories/runs.js';
 import type { TaskService } from '../tasks/service.js';

@@ -8,8 +8,6 @@ import { notFound } from '../errors.js';
 import { markScopePublic } from './auth.js';
 import { STATIC_DIR } from '../paths.js';
 
-export { STATIC_DIR };
-
 /** Registers /static/ once, whichever page plugin comes first. */
 export async function ensureStatic(app: FastifyInstance): Promise<void> {
   if (!app.hasRoute({ method: 'GET', url: '/static/*' })) {

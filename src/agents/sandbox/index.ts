@@ -6,7 +6,8 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { PACKAGE_ROOT, type Config } from '../../config.js';
+import type { Config } from '../../config.js';
+import { PACKAGE_ROOT } from '../../paths.js';
 import { bwrapArgs, launcherScript, SANDBOX_PROXY_PORT } from './bwrap.js';
 import { startEgress } from './egress.js';
 
