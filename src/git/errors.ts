@@ -23,3 +23,8 @@ export function remoteFailure(url: string, raw: string): Error {
   if (NO_ACCESS.test(raw)) return new RepoNotFoundError(`repository ${scrub(url)} exists but the token has no access to it (${why})`);
   return new RepoNotFoundError(`repository ${scrub(url)} does not exist or is not accessible (${why})`);
 }
+
+/** The fetch asked for a branch the remote does not have (deleted or renamed). */
+export function isMissingRemoteRef(err: unknown): boolean {
+  return /couldn't find remote ref/i.test((err as Error)?.message ?? '');
+}

@@ -7,11 +7,11 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { simpleGit, type SimpleGit } from 'simple-git';
+import type { SimpleGit } from 'simple-git';
 import type { RepoSpec } from './repo-spec.js';
 import { KeyedMutex } from './mutex.js';
-import { configEnv, createAuthorityDir, SAFE_COMMAND_CONFIG } from './authority.js';
-import { GitError, GitUnreachableError, RepoNotFoundError, remoteFailure } from './errors.js';
+import { GitCommands, lastLines } from './commands.js';
+import { GitError, GitUnreachableError, isMissingRemoteRef, RepoNotFoundError, remoteFailure } from './errors.js';
 import { scrub } from '../secrets.js';
 
 export { GitError, GitUnreachableError, RepoNotFoundError } from './errors.js';
@@ -24,6 +24,16 @@ export interface WorkspaceOptions {
   authorEmail: string;
   /** Environment git runs with (PATH, HOME…); secrets are added per command. */
   baseEnv: Record<string, string>;
+  /** How long a learned default branch is used before `ls-remote` asks again (default 10 min). */
+  defaultBranchTtlMs?: number;
+}
+
+/** What a task needs from the remote; everything else stays as last fetched. */
+export interface SyncWants {
+  /** The branch the task starts from; the remote's default branch when not given. */
+  base?: string;
+  /** The task's own branch, fetched when the remote has it (a revision, or a resume on another host). */
+  branch?: string;
 }
 
 export interface Worktree {
@@ -46,15 +56,42 @@ export function slugify(title: string): string {
 
 const ORIGIN_TRAILER = 'Factory-Checkpoint-Origin';
 
+/** Where fetches write in the clone cache: tracking refs and Factory's hidden refs. */
+const FETCHED_NAMESPACES = ['refs/remotes/origin', 'refs/factory'];
+/** The remote's HEAD, fetched only into the authority directory to compare with the default branch. */
+const REMOTE_HEAD = 'refs/factory/remote-head';
+
+/** "<sha> <ref>" lines (for-each-ref) as ref → sha. */
+function parseRefs(text: string): Map<string, string> {
+  const refs = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const [sha, ref] = line.trim().split(' ');
+    if (sha && ref) refs.set(ref, sha);
+  }
+  return refs;
+}
+
+/** `update-ref --stdin` commands turning `before` into `after`; empty when they are the same. */
+function refUpdates(before: Map<string, string>, after: Map<string, string>): string {
+  const lines: string[] = [];
+  for (const [ref, sha] of after) if (before.get(ref) !== sha) lines.push(`update ${ref} ${sha}`);
+  for (const ref of before.keys()) if (!after.has(ref)) lines.push(`delete ${ref}`);
+  return lines.length ? `${lines.join('\n')}\n` : '';
+}
+
 /** The hidden ref holding a running task's WIP checkpoint (not a branch: no PR or CI sees it). */
 export const wipRef = (taskId: number) => `refs/factory/wip/${taskId}`;
 
 export class Workspace {
   private readonly locks = new KeyedMutex();
+  private readonly cmd: GitCommands;
+  /** Default branch per repo as `ls-remote` last said, and when. */
+  private readonly defaults = new Map<string, { branch: string; at: number }>();
 
   constructor(private readonly opts: WorkspaceOptions) {
     mkdirSync(opts.reposDir, { recursive: true });
     mkdirSync(opts.worktreesDir, { recursive: true });
+    this.cmd = new GitCommands({ ...opts, authorityRoot: path.join(opts.reposDir, '.authority') });
   }
 
   cachePath(spec: RepoSpec): string {
@@ -66,80 +103,16 @@ export class Workspace {
     return path.join(this.opts.worktreesDir, key);
   }
 
-  /** Environment of commands in the worktree or cache: no token, hooks and fsmonitor off. */
-  private env(): Record<string, string> {
-    return {
-      ...this.opts.baseEnv,
-      GIT_TERMINAL_PROMPT: '0',
-      GIT_AUTHOR_NAME: this.opts.authorName,
-      GIT_AUTHOR_EMAIL: this.opts.authorEmail,
-      GIT_COMMITTER_NAME: this.opts.authorName,
-      GIT_COMMITTER_EMAIL: this.opts.authorEmail,
-      ...configEnv(SAFE_COMMAND_CONFIG),
-    };
-  }
-
-  /** Environment of an authenticated command in an authority directory over the cache's objects. */
-  private authEnv(gitDir: string, objectsDir: string | undefined): Record<string, string> {
-    const entries = [...SAFE_COMMAND_CONFIG];
-    if (this.opts.githubToken) {
-      const basic = Buffer.from(`x-access-token:${this.opts.githubToken}`).toString('base64');
-      entries.push(['http.extraHeader', `Authorization: Basic ${basic}`]);
-    }
-    return {
-      ...this.opts.baseEnv,
-      GIT_TERMINAL_PROMPT: '0',
-      GIT_DIR: gitDir,
-      ...(objectsDir ? { GIT_OBJECT_DIRECTORY: objectsDir } : {}),
-      // ~/.gitconfig is as writable to an unsandboxed agent as the worktree; system config is root's.
-      GIT_CONFIG_GLOBAL: '/dev/null',
-      ...configEnv(entries),
-    };
-  }
-
-  /**
-   * Runs `fn` with a git bound to a fresh authority directory (see authority.ts) that reads and
-   * writes the objects of `cache` (when given) and starts with `refs`. Removed afterwards.
-   */
-  private async authority<T>(cache: string | undefined, refs: string, fn: (g: SimpleGit, gitDir: string) => Promise<T>): Promise<T> {
-    const objects = cache && path.join(cache, 'objects');
-    const dir = createAuthorityDir(path.join(this.opts.reposDir, '.authority'), refs, objects);
-    try {
-      return await fn(this.spawnGit(dir.gitDir, this.authEnv(dir.gitDir, objects)), dir.gitDir);
-    } finally {
-      dir.remove();
-    }
-  }
-
-  // Commands here are deliberately not --quiet: simple-git waits a fixed 50 ms after any command that
-  // prints nothing, so progress output on stderr saves that wait on every clone, fetch, commit and push.
   private git(dir: string | undefined, extraEnv: Record<string, string> = {}): SimpleGit {
-    return this.spawnGit(dir, { ...this.env(), ...extraEnv });
+    return this.cmd.local(dir, extraEnv);
   }
 
-  private spawnGit(dir: string | undefined, env: Record<string, string>): SimpleGit {
-    // simple-git guards GIT_* variables; these are ours, set on purpose.
-    const g = simpleGit({
-      baseDir: dir,
-      unsafe: { allowUnsafeConfigEnvCount: true, allowUnsafeConfigPaths: true, allowUnsafeHooksPath: true, allowUnsafeFsMonitor: true },
-      allowEnvironment: Object.keys(env).filter((k) => k.startsWith('GIT_')),
-      timeout: { block: 300_000 },
-    });
-    return g.env(env);
+  private authority<T>(cache: string | undefined, refs: string, fn: (g: SimpleGit, gitDir: string) => Promise<T>): Promise<T> {
+    return this.cmd.authority(cache, refs, fn);
   }
 
-  private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw new GitError(
-        `${what}: ${scrub((err as Error).message)
-          .trim()
-          .split('\n')
-          .slice(-5)
-          .join(' | ')}`,
-      );
-    }
+  private run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    return this.cmd.run(what, fn);
   }
 
   /** Checks that a remote repository exists and is readable; returns its default branch. */
@@ -156,49 +129,105 @@ export class Workspace {
   }
 
   /**
-   * Makes sure the clone cache exists and is fresh. Clone and fetch run under a per-repo lock so
-   * concurrent tasks on one repo never race. Returns the default branch.
+   * Brings what the task needs into the clone cache (creating it the first time) and returns the
+   * remote's default branch. One fetch, of the task's base and branch only: the repository's
+   * existence and default branch are asked (`ls-remote`) only for a new cache, when the remembered
+   * answer is older than the TTL, or when the fetch shows it changed: the fetch also brings the
+   * remote's HEAD, and a HEAD that is not the remembered default branch's commit means it moved.
+   * Runs under the repo lock so concurrent tasks on one repo never race.
    */
-  async sync(spec: RepoSpec): Promise<string> {
+  async sync(spec: RepoSpec, wants: SyncWants = {}): Promise<string> {
     return this.locks.run(spec.slug, async () => {
-      const cache = this.cachePath(spec);
-      const defaultBranch = spec.defaultBranch ?? (await this.remoteDefaultBranch(spec.cloneUrl));
-      if (!existsSync(path.join(cache, 'HEAD'))) {
-        rmSync(cache, { recursive: true, force: true });
-        mkdirSync(path.dirname(cache), { recursive: true });
-        await this.run(`creating the clone cache of ${spec.slug}`, () => this.git(undefined).raw(['init', '--bare', cache]));
-        // For the agent's `git remote -v` and the like only: Factory never reads it (it pushes to spec.cloneUrl).
-        await this.git(cache).raw(['config', 'remote.origin.url', spec.cloneUrl]);
-      }
+      const existed = await this.ensureCache(spec);
+      const remembered = existed ? this.rememberedDefault(spec.slug) : undefined;
+      let defaultBranch = spec.defaultBranch ?? remembered ?? (await this.learnDefault(spec));
+      // The remote's HEAD tells nothing about an explicit base, nor about a configured default.
+      const checkHead = !wants.base && !spec.defaultBranch;
       try {
-        await this.fetchIntoCache(spec, ['+refs/heads/*:refs/remotes/origin/*'], true);
+        const headMoved = await this.fetchForTask(spec, wants.base ?? defaultBranch, wants.branch, checkHead);
+        if (!headMoved) return defaultBranch;
       } catch (err) {
-        const raw = (err as Error).message;
-        const failure = remoteFailure(spec.cloneUrl, raw);
-        if (failure instanceof GitUnreachableError) throw failure;
-        throw new GitError(`fetching ${spec.slug}: ${scrub(raw).trim().split('\n').slice(-5).join(' | ')}`);
+        // A remembered default that is gone from the remote was renamed: ask again, once.
+        if (!(remembered && checkHead && isMissingRemoteRef(err))) throw this.fetchFailure(spec, err);
       }
+      defaultBranch = await this.learnDefault(spec);
+      await this.fetchForTask(spec, defaultBranch, wants.branch, false).catch((err: unknown) => {
+        throw this.fetchFailure(spec, err);
+      });
       return defaultBranch;
     });
   }
 
-  /**
-   * Fetches `refspecs` from the repository's resolved URL into the clone cache: the authenticated
-   * fetch runs in an authority directory (objects land in the cache's store), then a local fetch
-   * without the token moves the refs into the cache. Call under the repo lock.
-   */
-  private async fetchIntoCache(spec: RepoSpec, refspecs: string[], prune: boolean): Promise<void> {
+  /** Creates the bare clone cache when missing; returns whether it already existed. */
+  private async ensureCache(spec: RepoSpec): Promise<boolean> {
     const cache = this.cachePath(spec);
-    const have = await this.git(cache).raw(['for-each-ref', '--format=%(objectname) %(refname)']);
-    const pruneArg = prune ? ['--prune'] : [];
-    await this.authority(cache, have, async (g, gitDir) => {
-      await g.raw(['fetch', '--verbose', ...pruneArg, spec.cloneUrl, ...refspecs]);
-      // Same destination on both sides: the authority directory holds exactly the refs we want.
-      const local = refspecs.map((r) => {
-        const dst = r.split(':')[1]!;
-        return `+${dst}:${dst}`;
-      });
-      await this.git(cache).raw(['fetch', '--verbose', ...pruneArg, gitDir, ...local]);
+    if (existsSync(path.join(cache, 'HEAD'))) return true;
+    rmSync(cache, { recursive: true, force: true });
+    mkdirSync(path.dirname(cache), { recursive: true });
+    await this.run(`creating the clone cache of ${spec.slug}`, () => this.git(undefined).raw(['init', '--bare', cache]));
+    // For the agent's `git remote -v` and the like only: Factory never reads it (it pushes to spec.cloneUrl).
+    await this.git(cache).raw(['config', 'remote.origin.url', spec.cloneUrl]);
+    return false;
+  }
+
+  private rememberedDefault(slug: string): string | undefined {
+    const known = this.defaults.get(slug);
+    const ttl = this.opts.defaultBranchTtlMs ?? 10 * 60_000;
+    return known && Date.now() - known.at < ttl ? known.branch : undefined;
+  }
+
+  /** Asks the remote for its default branch (and so whether it exists at all) and remembers it. */
+  private async learnDefault(spec: RepoSpec): Promise<string> {
+    const branch = await this.remoteDefaultBranch(spec.cloneUrl);
+    this.defaults.set(spec.slug, { branch, at: Date.now() });
+    return branch;
+  }
+
+  /**
+   * Fetches `base` and, when the remote has it, `branch` (a glob refspec matches nothing without
+   * failing; --prune drops a branch deleted on the remote). With `checkHead`, also the remote's
+   * HEAD: returns true when HEAD is not `base`'s commit (the default branch moved elsewhere).
+   */
+  private async fetchForTask(spec: RepoSpec, base: string, branch: string | undefined, checkHead: boolean): Promise<boolean> {
+    const refspecs = [`+refs/heads/${base}:refs/remotes/origin/${base}`];
+    if (branch && branch !== base) refspecs.push(`+refs/heads/${branch}*:refs/remotes/origin/${branch}*`);
+    const heads = await this.fetchIntoCache(spec, refspecs, true, checkHead ? `refs/remotes/origin/${base}` : undefined);
+    return heads !== undefined && heads.remote !== heads.tracked;
+  }
+
+  private fetchFailure(spec: RepoSpec, err: unknown): Error {
+    const raw = (err as Error).message;
+    const failure = remoteFailure(spec.cloneUrl, raw);
+    if (failure instanceof GitUnreachableError) return failure;
+    return new GitError(`fetching ${spec.slug}: ${lastLines(raw)}`);
+  }
+
+  /**
+   * Fetches `refspecs` from the repository's resolved URL into the clone cache. The authenticated
+   * fetch runs in an authority directory seeded with the cache's refs (objects land in the cache's
+   * store); whatever refs it changed are then set in the cache with one `update-ref`, without the
+   * token. With `compareHead` (a tracking ref), the remote's HEAD is fetched too, into the authority
+   * directory only, and both commits are returned. Call under the repo lock.
+   */
+  private async fetchIntoCache(
+    spec: RepoSpec,
+    refspecs: string[],
+    prune: boolean,
+    compareHead?: string,
+  ): Promise<{ remote: string; tracked: string } | undefined> {
+    const cache = this.cachePath(spec);
+    const listRefs = (g: SimpleGit) => g.raw(['for-each-ref', '--format=%(objectname) %(refname)', ...FETCHED_NAMESPACES]);
+    const have = await listRefs(this.git(cache));
+    const remoteSpecs = compareHead ? [...refspecs, `+HEAD:${REMOTE_HEAD}`] : refspecs;
+    return this.authority(cache, have, async (g) => {
+      await g.raw(['fetch', '--verbose', ...(prune ? ['--prune'] : []), spec.cloneUrl, ...remoteSpecs]);
+      const after = parseRefs(await listRefs(g));
+      const remoteHead = after.get(REMOTE_HEAD) ?? '';
+      after.delete(REMOTE_HEAD);
+      // The authority directory started with exactly `have`: any difference is the fetch's doing.
+      const updates = refUpdates(parseRefs(have), after);
+      if (updates) await this.cmd.silent(cache, ['update-ref', '--stdin'], updates);
+      return compareHead ? { remote: remoteHead, tracked: after.get(compareHead) ?? '' } : undefined;
     });
   }
 
@@ -208,28 +237,35 @@ export class Workspace {
   }
 
   /**
-   * Creates (or reuses) the task's worktree. A new branch starts from the remote default branch;
-   * an existing remote branch (revision, resume on another host) is checked out as it is.
+   * Creates (or reuses) the task's worktree. A new branch starts from the base as last fetched (see
+   * sync); an existing remote branch (revision, resume on another host) is checked out as it is.
    */
   async prepare(spec: RepoSpec, key: string, branch: string, baseBranch: string, startAt?: string): Promise<Worktree> {
     const wt = this.worktreePath(key);
     if (existsSync(path.join(wt, '.git'))) return { path: wt, branch, baseBranch };
     return this.locks.run(spec.slug, async () => {
-      const cache = this.cachePath(spec);
-      const g = this.git(cache);
-      await this.run('pruning worktrees', () => g.raw(['worktree', 'prune']));
+      const g = this.git(this.cachePath(spec));
       rmSync(wt, { recursive: true, force: true });
-      // One command for both questions (simple-git waits 50 ms after every command that prints nothing).
-      const refs = (await g.raw(['for-each-ref', '--format=%(refname)', `refs/heads/${branch}`, `refs/remotes/origin/${branch}`])).split(
-        '\n',
-      );
-      const remoteHas = refs.includes(`refs/remotes/origin/${branch}`);
-      const localHas = refs.includes(`refs/heads/${branch}`);
-      // startAt: a WIP checkpoint of the task, when another worker is taking it over.
-      const start = startAt ?? (remoteHas ? `origin/${branch}` : `origin/${baseBranch}`);
-      if (localHas) await this.run('resetting branch', () => g.raw(['branch', '-f', branch, start]));
-      const args = localHas ? ['worktree', 'add', wt, branch] : ['worktree', 'add', '-b', branch, wt, start];
-      await this.run(`creating worktree ${key}`, () => g.raw(args));
+      // startAt: a WIP checkpoint of the task, when another worker is taking it over. The base is
+      // among the patterns so the answer is never empty (see GitCommands on simple-git's wait).
+      let start = startAt;
+      if (!start) {
+        const refs = await g.raw([
+          'for-each-ref',
+          '--format=%(refname)',
+          `refs/remotes/origin/${branch}`,
+          `refs/remotes/origin/${baseBranch}`,
+        ]);
+        start = refs.split('\n').includes(`refs/remotes/origin/${branch}`) ? `origin/${branch}` : `origin/${baseBranch}`;
+      }
+      // -B: a local branch left by an earlier run is reset to the start point.
+      const add = () => g.raw(['worktree', 'add', '-B', branch, wt, start]);
+      await add().catch(async () => {
+        // Most often a worktree deleted without git knowing (still registered): prune, then once more.
+        await this.run('pruning worktrees', () => g.raw(['worktree', 'prune']));
+        rmSync(wt, { recursive: true, force: true });
+        await this.run(`creating worktree ${key}`, add);
+      });
       return { path: wt, branch, baseBranch };
     });
   }

@@ -33,14 +33,14 @@ export class WorkspaceStage {
     const ws = this.d.workspace;
     const spec = this.d.repoSpec(task.repo);
     log.system(`preparing workspace for ${spec.slug}`);
+    const branch = task.branch_name || `${this.d.branchPrefix}${task.id}-${slugify(task.title)}`;
     let defaultBranch: string;
     try {
-      defaultBranch = await ws.sync(spec);
+      defaultBranch = await ws.sync(spec, { base: task.base_branch || undefined, branch });
     } catch (err) {
       if (err instanceof GitUnreachableError) return { wait: this.waitForGitHost(task, log, err) };
       throw err;
     }
-    const branch = task.branch_name || `${this.d.branchPrefix}${task.id}-${slugify(task.title)}`;
     const base = task.base_branch || defaultBranch;
     const key = worktreeKey(task);
     let hadWorktree = existsSync(path.join(ws.worktreePath(key), '.git'));
