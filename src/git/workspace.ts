@@ -1,4 +1,4 @@
-// Clone cache (one bare clone per repo), one worktree per task, commits and pushes.
+// One worktree per task over the shared clone cache (clone-cache.ts), commits, pushes and WIP checkpoints.
 // The GitHub token reaches git only through per-command environment (GIT_CONFIG_* → http.extraHeader),
 // only for fetch, push and ls-remote, and only in an authority directory Factory wrote for that one
 // command (see authority.ts): never in the worktree or the clone cache, whose config the agent can edit.
@@ -10,11 +10,13 @@ import path from 'node:path';
 import type { SimpleGit } from 'simple-git';
 import type { RepoSpec } from './repo-spec.js';
 import { KeyedMutex } from './mutex.js';
-import { GitCommands, lastLines } from './commands.js';
-import { GitError, GitUnreachableError, isMissingRemoteRef, RepoNotFoundError, remoteFailure } from './errors.js';
+import { GitCommands } from './commands.js';
+import { CloneCache, type SyncWants } from './clone-cache.js';
+import { GitError } from './errors.js';
 import { scrub } from '../secrets.js';
 
 export { GitError, GitUnreachableError, RepoNotFoundError } from './errors.js';
+export type { SyncWants } from './clone-cache.js';
 
 export interface WorkspaceOptions {
   reposDir: string;
@@ -26,14 +28,6 @@ export interface WorkspaceOptions {
   baseEnv: Record<string, string>;
   /** How long a learned default branch is used before `ls-remote` asks again (default 10 min). */
   defaultBranchTtlMs?: number;
-}
-
-/** What a task needs from the remote; everything else stays as last fetched. */
-export interface SyncWants {
-  /** The branch the task starts from; the remote's default branch when not given. */
-  base?: string;
-  /** The task's own branch, fetched when the remote has it (a revision, or a resume on another host). */
-  branch?: string;
 }
 
 export interface Worktree {
@@ -56,46 +50,31 @@ export function slugify(title: string): string {
 
 const ORIGIN_TRAILER = 'Factory-Checkpoint-Origin';
 
-/** Where fetches write in the clone cache: tracking refs and Factory's hidden refs. */
-const FETCHED_NAMESPACES = ['refs/remotes/origin', 'refs/factory'];
-/** The remote's HEAD, fetched only into the authority directory to compare with the default branch. */
-const REMOTE_HEAD = 'refs/factory/remote-head';
-
-/** "<sha> <ref>" lines (for-each-ref) as ref → sha. */
-function parseRefs(text: string): Map<string, string> {
-  const refs = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const [sha, ref] = line.trim().split(' ');
-    if (sha && ref) refs.set(ref, sha);
-  }
-  return refs;
-}
-
-/** `update-ref --stdin` commands turning `before` into `after`; empty when they are the same. */
-function refUpdates(before: Map<string, string>, after: Map<string, string>): string {
-  const lines: string[] = [];
-  for (const [ref, sha] of after) if (before.get(ref) !== sha) lines.push(`update ${ref} ${sha}`);
-  for (const ref of before.keys()) if (!after.has(ref)) lines.push(`delete ${ref}`);
-  return lines.length ? `${lines.join('\n')}\n` : '';
-}
-
 /** The hidden ref holding a running task's WIP checkpoint (not a branch: no PR or CI sees it). */
 export const wipRef = (taskId: number) => `refs/factory/wip/${taskId}`;
 
 export class Workspace {
   private readonly locks = new KeyedMutex();
   private readonly cmd: GitCommands;
-  /** Default branch per repo as `ls-remote` last said, and when. */
-  private readonly defaults = new Map<string, { branch: string; at: number }>();
+  private readonly cache: CloneCache;
 
   constructor(private readonly opts: WorkspaceOptions) {
     mkdirSync(opts.reposDir, { recursive: true });
     mkdirSync(opts.worktreesDir, { recursive: true });
     this.cmd = new GitCommands({ ...opts, authorityRoot: path.join(opts.reposDir, '.authority') });
+    this.cache = new CloneCache(this.cmd, opts.reposDir, opts.defaultBranchTtlMs ?? 10 * 60_000);
   }
 
   cachePath(spec: RepoSpec): string {
-    return path.join(this.opts.reposDir, spec.owner, `${spec.name}.git`);
+    return this.cache.path(spec);
+  }
+
+  /**
+   * Brings what the task needs into the clone cache (see CloneCache.refresh) and returns the
+   * remote's default branch. Under the repo lock, so concurrent tasks on one repo never race.
+   */
+  async sync(spec: RepoSpec, wants: SyncWants = {}): Promise<string> {
+    return this.locks.run(spec.slug, () => this.cache.refresh(spec, wants));
   }
 
   /** Worktrees are keyed by task (`task-12`) or shared by a workflow's steps (`workflow-3`). */
@@ -107,133 +86,8 @@ export class Workspace {
     return this.cmd.local(dir, extraEnv);
   }
 
-  private authority<T>(cache: string | undefined, refs: string, fn: (g: SimpleGit, gitDir: string) => Promise<T>): Promise<T> {
-    return this.cmd.authority(cache, refs, fn);
-  }
-
   private run<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return this.cmd.run(what, fn);
-  }
-
-  /** Checks that a remote repository exists and is readable; returns its default branch. */
-  async remoteDefaultBranch(url: string): Promise<string> {
-    let out: string;
-    try {
-      out = await this.authority(undefined, '', (g) => g.raw(['ls-remote', '--symref', url, 'HEAD']));
-    } catch (err) {
-      throw remoteFailure(url, (err as Error).message);
-    }
-    const m = /^ref: refs\/heads\/(\S+)\s+HEAD/m.exec(out);
-    if (!m) throw new RepoNotFoundError(`repository ${scrub(url)} has no default branch (is it empty?)`);
-    return m[1]!;
-  }
-
-  /**
-   * Brings what the task needs into the clone cache (creating it the first time) and returns the
-   * remote's default branch. One fetch, of the task's base and branch only: the repository's
-   * existence and default branch are asked (`ls-remote`) only for a new cache, when the remembered
-   * answer is older than the TTL, or when the fetch shows it changed: the fetch also brings the
-   * remote's HEAD, and a HEAD that is not the remembered default branch's commit means it moved.
-   * Runs under the repo lock so concurrent tasks on one repo never race.
-   */
-  async sync(spec: RepoSpec, wants: SyncWants = {}): Promise<string> {
-    return this.locks.run(spec.slug, async () => {
-      const existed = await this.ensureCache(spec);
-      const remembered = existed ? this.rememberedDefault(spec.slug) : undefined;
-      let defaultBranch = spec.defaultBranch ?? remembered ?? (await this.learnDefault(spec));
-      // The remote's HEAD tells nothing about an explicit base, nor about a configured default.
-      const checkHead = !wants.base && !spec.defaultBranch;
-      try {
-        const headMoved = await this.fetchForTask(spec, wants.base ?? defaultBranch, wants.branch, checkHead);
-        if (!headMoved) return defaultBranch;
-      } catch (err) {
-        // A remembered default that is gone from the remote was renamed: ask again, once.
-        if (!(remembered && checkHead && isMissingRemoteRef(err))) throw this.fetchFailure(spec, err);
-      }
-      defaultBranch = await this.learnDefault(spec);
-      await this.fetchForTask(spec, defaultBranch, wants.branch, false).catch((err: unknown) => {
-        throw this.fetchFailure(spec, err);
-      });
-      return defaultBranch;
-    });
-  }
-
-  /** Creates the bare clone cache when missing; returns whether it already existed. */
-  private async ensureCache(spec: RepoSpec): Promise<boolean> {
-    const cache = this.cachePath(spec);
-    if (existsSync(path.join(cache, 'HEAD'))) return true;
-    rmSync(cache, { recursive: true, force: true });
-    mkdirSync(path.dirname(cache), { recursive: true });
-    await this.run(`creating the clone cache of ${spec.slug}`, () => this.git(undefined).raw(['init', '--bare', cache]));
-    // For the agent's `git remote -v` and the like only: Factory never reads it (it pushes to spec.cloneUrl).
-    await this.git(cache).raw(['config', 'remote.origin.url', spec.cloneUrl]);
-    return false;
-  }
-
-  private rememberedDefault(slug: string): string | undefined {
-    const known = this.defaults.get(slug);
-    const ttl = this.opts.defaultBranchTtlMs ?? 10 * 60_000;
-    return known && Date.now() - known.at < ttl ? known.branch : undefined;
-  }
-
-  /** Asks the remote for its default branch (and so whether it exists at all) and remembers it. */
-  private async learnDefault(spec: RepoSpec): Promise<string> {
-    const branch = await this.remoteDefaultBranch(spec.cloneUrl);
-    this.defaults.set(spec.slug, { branch, at: Date.now() });
-    return branch;
-  }
-
-  /**
-   * Fetches `base` and, when the remote has it, `branch` (a glob refspec matches nothing without
-   * failing; --prune drops a branch deleted on the remote). With `checkHead`, also the remote's
-   * HEAD: returns true when HEAD is not `base`'s commit (the default branch moved elsewhere).
-   */
-  private async fetchForTask(spec: RepoSpec, base: string, branch: string | undefined, checkHead: boolean): Promise<boolean> {
-    const refspecs = [`+refs/heads/${base}:refs/remotes/origin/${base}`];
-    if (branch && branch !== base) refspecs.push(`+refs/heads/${branch}*:refs/remotes/origin/${branch}*`);
-    const heads = await this.fetchIntoCache(spec, refspecs, true, checkHead ? `refs/remotes/origin/${base}` : undefined);
-    return heads !== undefined && heads.remote !== heads.tracked;
-  }
-
-  private fetchFailure(spec: RepoSpec, err: unknown): Error {
-    const raw = (err as Error).message;
-    const failure = remoteFailure(spec.cloneUrl, raw);
-    if (failure instanceof GitUnreachableError) return failure;
-    return new GitError(`fetching ${spec.slug}: ${lastLines(raw)}`);
-  }
-
-  /**
-   * Fetches `refspecs` from the repository's resolved URL into the clone cache. The authenticated
-   * fetch runs in an authority directory seeded with the cache's refs (objects land in the cache's
-   * store); whatever refs it changed are then set in the cache with one `update-ref`, without the
-   * token. With `compareHead` (a tracking ref), the remote's HEAD is fetched too, into the authority
-   * directory only, and both commits are returned. Call under the repo lock.
-   */
-  private async fetchIntoCache(
-    spec: RepoSpec,
-    refspecs: string[],
-    prune: boolean,
-    compareHead?: string,
-  ): Promise<{ remote: string; tracked: string } | undefined> {
-    const cache = this.cachePath(spec);
-    const listRefs = (g: SimpleGit) => g.raw(['for-each-ref', '--format=%(objectname) %(refname)', ...FETCHED_NAMESPACES]);
-    const have = await listRefs(this.git(cache));
-    const remoteSpecs = compareHead ? [...refspecs, `+HEAD:${REMOTE_HEAD}`] : refspecs;
-    return this.authority(cache, have, async (g) => {
-      await g.raw(['fetch', '--verbose', ...(prune ? ['--prune'] : []), spec.cloneUrl, ...remoteSpecs]);
-      const after = parseRefs(await listRefs(g));
-      const remoteHead = after.get(REMOTE_HEAD) ?? '';
-      after.delete(REMOTE_HEAD);
-      // The authority directory started with exactly `have`: any difference is the fetch's doing.
-      const updates = refUpdates(parseRefs(have), after);
-      if (updates) await this.cmd.silent(cache, ['update-ref', '--stdin'], updates);
-      return compareHead ? { remote: remoteHead, tracked: after.get(compareHead) ?? '' } : undefined;
-    });
-  }
-
-  /** Pushes `refspecs` (plus `flags`) from the cache's objects to the repository's resolved URL. */
-  private async pushFromCache(spec: RepoSpec, flags: string[], refspecs: string[]): Promise<void> {
-    await this.authority(this.cachePath(spec), '', (g) => g.raw(['push', '--verbose', ...flags, spec.cloneUrl, ...refspecs]));
   }
 
   /**
@@ -301,7 +155,7 @@ export class Workspace {
           ]),
         )
       ).trim();
-      await this.run('checkpoint: pushing', () => this.pushFromCache(spec, ['--force'], [`${commit}:${wipRef(taskId)}`]));
+      await this.run('checkpoint: pushing', () => this.cache.push(spec, ['--force'], [`${commit}:${wipRef(taskId)}`]));
       return { commit, tree };
     } finally {
       rmSync(index, { force: true });
@@ -321,7 +175,7 @@ export class Workspace {
     return this.locks.run(spec.slug, async () => {
       const g = this.git(this.cachePath(spec));
       try {
-        await this.fetchIntoCache(spec, [`+${wipRef(taskId)}:${wipRef(taskId)}`], false);
+        await this.cache.fetch(spec, [`+${wipRef(taskId)}:${wipRef(taskId)}`], false);
       } catch {
         return undefined; // no checkpoint was pushed
       }
@@ -347,8 +201,8 @@ export class Workspace {
   /** Deletes the task's WIP checkpoint on the remote and in the cache (the task ended). Never throws. */
   async dropCheckpoint(spec: RepoSpec, taskId: number): Promise<void> {
     await this.locks.run(spec.slug, async () => {
-      const has = (await this.authority(undefined, '', (g) => g.raw(['ls-remote', spec.cloneUrl, wipRef(taskId)])).catch(() => '')).trim();
-      if (has) await this.pushFromCache(spec, ['--delete'], [wipRef(taskId)]).catch(() => undefined);
+      const has = (await this.cache.lsRemote(spec, wipRef(taskId)).catch(() => '')).trim();
+      if (has) await this.cache.push(spec, ['--delete'], [wipRef(taskId)]).catch(() => undefined);
       await this.git(this.cachePath(spec))
         .raw(['update-ref', '-d', wipRef(taskId)])
         .catch(() => undefined);
@@ -384,14 +238,14 @@ export class Workspace {
   async push(spec: RepoSpec, wt: string, branch: string, baseBranch: string): Promise<void> {
     if (branch === baseBranch) throw new GitError(`refusing to push to the default branch ${baseBranch}`);
     const head = await this.run('reading HEAD', () => this.headSha(wt));
-    await this.run(`pushing ${branch}`, () => this.pushFromCache(spec, [], [`${head}:refs/heads/${branch}`]));
+    await this.run(`pushing ${branch}`, () => this.cache.push(spec, [], [`${head}:refs/heads/${branch}`]));
   }
 
   /** Deletes a merged task branch on the remote (never the default branch). */
   async deleteRemoteBranch(spec: RepoSpec, branch: string, baseBranch: string): Promise<void> {
     if (!branch || branch === baseBranch) return;
     await this.locks.run(spec.slug, () =>
-      this.run(`deleting ${branch}`, () => this.pushFromCache(spec, ['--delete'], [`refs/heads/${branch}`])),
+      this.run(`deleting ${branch}`, () => this.cache.push(spec, ['--delete'], [`refs/heads/${branch}`])),
     );
   }
 
