@@ -48,6 +48,8 @@ interface FactoryRun {
   started: number;
   queue: number;
   workspace: number;
+  /** From the worktree being ready to the agent running (prompt, spawn). */
+  launch: number;
 }
 
 async function factoryOnce(f: BenchFactory, i: number): Promise<FactoryRun> {
@@ -58,10 +60,12 @@ async function factoryOnce(f: BenchFactory, i: number): Promise<FactoryRun> {
   // Breakdown from the task's own system log lines (their ts is taken when written, ms resolution).
   const sys = (await f.env.services.repos.logs.list(id, { limit: 100 })).filter((r) => r.stream === 'system');
   const at = (prefix: string) => Date.parse(sys.find((r) => r.line.startsWith(prefix))?.ts ?? 'x') - t0;
+  const started = startedAt(f.claudeLog, (r) => r.env?.FACTORY_TASK_ID === String(id)) - t0;
   return {
-    started: startedAt(f.claudeLog, (r) => r.env?.FACTORY_TASK_ID === String(id)) - t0,
+    started,
     queue: at('preparing workspace'),
     workspace: at('worktree ') - at('preparing workspace'),
+    launch: started - at('worktree '),
   };
 }
 
@@ -119,7 +123,7 @@ export async function run(): Promise<Row[]> {
         notes:
           `N=${N}; factory p90 ${round(percentile(fac, 90))}, baseline p90 ${round(percentile(base, 90))}; ` +
           `overhead ${round(overhead)} ms (create→claim ${round(median(runs.map((r) => r.queue)))}, ` +
-          `workspace sync+prepare ${round(median(runs.map((r) => r.workspace)))}); baseline to 1st stdout line ${round(median(firstLines))} ms`,
+          `workspace sync+prepare ${round(median(runs.map((r) => r.workspace)))}, prompt+spawn ${round(median(runs.map((r) => r.launch)))}); baseline to 1st stdout line ${round(median(firstLines))} ms`,
       },
     ];
   } finally {

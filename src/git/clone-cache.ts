@@ -42,6 +42,8 @@ function refUpdates(before: Map<string, string>, after: Map<string, string>): st
 export class CloneCache {
   /** Default branch per repo as `ls-remote` last said, and when. */
   private readonly defaults = new Map<string, { branch: string; at: number }>();
+  /** Per repo, the fetched refs (ref → commit) as the last fetch left them in the cache. */
+  private readonly fetched = new Map<string, Map<string, string>>();
 
   constructor(
     private readonly cmd: GitCommands,
@@ -164,6 +166,7 @@ export class CloneCache {
       // The authority directory started with exactly `have`: any difference is the fetch's doing.
       const updates = refUpdates(parseRefs(have), after);
       if (updates) await this.cmd.silent(cache, ['update-ref', '--stdin'], updates);
+      this.fetched.set(spec.slug, after);
       return compareHead ? { remote: remoteHead, tracked: after.get(compareHead) ?? '' } : undefined;
     });
   }
@@ -176,5 +179,14 @@ export class CloneCache {
   /** `ls-remote` of one ref pattern at the repository's resolved URL. */
   async lsRemote(spec: RepoSpec, ref: string): Promise<string> {
     return this.cmd.authority(undefined, '', (g) => g.raw(['ls-remote', spec.cloneUrl, ref]));
+  }
+
+  /**
+   * The commit of a tracking ref (`refs/remotes/origin/<branch>`) as the last fetch under the repo
+   * lock left it; undefined when that fetch did not have it, or when none ran in this process.
+   * Saves asking git again on the task's start path.
+   */
+  lastFetched(spec: RepoSpec, ref: string): string | undefined {
+    return this.fetched.get(spec.slug)?.get(ref);
   }
 }

@@ -100,18 +100,9 @@ export class Workspace {
     return this.locks.run(spec.slug, async () => {
       const g = this.git(this.cachePath(spec));
       rmSync(wt, { recursive: true, force: true });
-      // startAt: a WIP checkpoint of the task, when another worker is taking it over. The base is
-      // among the patterns so the answer is never empty (see GitCommands on simple-git's wait).
-      let start = startAt;
-      if (!start) {
-        const refs = await g.raw([
-          'for-each-ref',
-          '--format=%(refname)',
-          `refs/remotes/origin/${branch}`,
-          `refs/remotes/origin/${baseBranch}`,
-        ]);
-        start = refs.split('\n').includes(`refs/remotes/origin/${branch}`) ? `origin/${branch}` : `origin/${baseBranch}`;
-      }
+      // startAt: a WIP checkpoint of the task, when another worker is taking it over. Otherwise the
+      // task's remote branch if it has one, else its base: commits as the last fetch saw them.
+      const start = startAt ?? (await this.startPoint(spec, g, branch, baseBranch));
       // -B: a local branch left by an earlier run is reset to the start point.
       const add = () => g.raw(['worktree', 'add', '-B', branch, wt, start]);
       await add().catch(async () => {
@@ -122,6 +113,18 @@ export class Workspace {
       });
       return { path: wt, branch, baseBranch };
     });
+  }
+
+  /** The commit a task's worktree starts from: its remote branch when there is one, else its base. */
+  private async startPoint(spec: RepoSpec, g: SimpleGit, branch: string, baseBranch: string): Promise<string> {
+    const own = `refs/remotes/origin/${branch}`;
+    const base = `refs/remotes/origin/${baseBranch}`;
+    const sha = this.cache.lastFetched(spec, own) ?? this.cache.lastFetched(spec, base);
+    if (sha) return sha;
+    // No fetch of this repo in this process yet: ask git. The base is among the
+    // patterns so the answer is never empty (see GitCommands on simple-git's wait).
+    const refs = await g.raw(['for-each-ref', '--format=%(refname)', own, base]);
+    return refs.split('\n').includes(own) ? own : base;
   }
 
   /**
