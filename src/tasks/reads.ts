@@ -12,14 +12,9 @@ export interface TaskWithLastLine {
 export class TaskReads {
   constructor(private readonly d: { tasks: TasksRepo; logs: LogsRepo; runs: RunsRepo }) {}
 
+  /** One query: the last line is the task row's own `last_output`. */
   async list(q: TaskListQuery): Promise<TaskWithLastLine[]> {
-    const rows = await this.d.tasks.list(q);
-    const last = await this.d.logs.lastLines(rows.map((r) => r.id));
-    return rows.map((task) => ({ task, lastLine: last.get(task.id) ?? null }));
-  }
-
-  async lastLine(id: number): Promise<string | null> {
-    return (await this.d.logs.lastLines([id])).get(id) ?? null;
+    return (await this.d.tasks.list(q)).map((task) => ({ task, lastLine: task.last_output }));
   }
 
   /** Every agent run of the task (first run, resumes, CI and review revisions), oldest first. */

@@ -15,19 +15,31 @@ export interface NewLog {
   line: string;
 }
 
+/** How much of the latest line a task row keeps (the API's `last_output` is at most this long). */
+export const LAST_OUTPUT_CHARS = 500;
+
 export class LogsRepo {
   constructor(private readonly db: AsyncDb) {}
 
-  /** Writes a batch in one statement (one round trip, one commit). */
+  /**
+   * Writes a batch in one transaction: the lines, and each task's `last_output` (its latest stdout
+   * or system line), so the task list never has to look into the log.
+   */
   async appendMany(rows: NewLog[]): Promise<void> {
-    // At most 4 parameters a row: 200 rows stay far below both engines' parameter limits.
-    for (let i = 0; i < rows.length; i += 200) {
-      const batch = rows.slice(i, i + 200);
-      await this.db.run(
-        `INSERT INTO task_logs (task_id, ts, stream, line) VALUES ${batch.map(() => '(?, ?, ?, ?)').join(', ')}`,
-        batch.flatMap((r) => [r.task_id, r.ts, r.stream, r.line]),
-      );
-    }
+    if (!rows.length) return;
+    const last = new Map<number, string>();
+    for (const r of rows) if (r.stream !== 'stderr') last.set(r.task_id, r.line.slice(0, LAST_OUTPUT_CHARS));
+    await this.db.transaction(async (tx) => {
+      // At most 4 parameters a row: 200 rows stay far below both engines' parameter limits.
+      for (let i = 0; i < rows.length; i += 200) {
+        const batch = rows.slice(i, i + 200);
+        await tx.run(
+          `INSERT INTO task_logs (task_id, ts, stream, line) VALUES ${batch.map(() => '(?, ?, ?, ?)').join(', ')}`,
+          batch.flatMap((r) => [r.task_id, r.ts, r.stream, r.line]),
+        );
+      }
+      for (const [taskId, line] of last) await tx.run('UPDATE tasks SET last_output = ? WHERE id = ?', line, taskId);
+    });
   }
 
   /** Lines after `sinceId` (exclusive) oldest first; without it, the newest `limit` lines, oldest first. */
@@ -53,35 +65,13 @@ export class LogsRepo {
     ).reverse();
   }
 
-  /** Deletes the log lines of tasks that ended before `cutoffIso`; returns how many went. */
+  /** Deletes the log lines of tasks that ended before `cutoffIso` (and so their last_output); returns how many lines went. */
   async purgeEnded(cutoffIso: string): Promise<number> {
-    return (
-      await this.db.run(
-        `DELETE FROM task_logs WHERE task_id IN (
-      SELECT id FROM tasks WHERE status IN ('done', 'failed', 'cancelled', 'in_review') AND completed_at IS NOT NULL AND completed_at < ?)`,
-        cutoffIso,
-      )
-    ).changes;
-  }
-
-  /** The latest non-stderr line of each task, for `last_output`, in one query. */
-  async lastLines(taskIds: number[]): Promise<Map<number, string>> {
-    const out = new Map<number, string>();
-    if (!taskIds.length) return out;
-    const ids = JSON.stringify(taskIds);
-    // The id list travels as one JSON parameter on both engines.
-    const list =
-      this.db.dialect === 'postgres'
-        ? 'SELECT value::bigint AS value FROM jsonb_array_elements_text(?::jsonb) AS t(value)'
-        : 'SELECT value FROM json_each(?)';
-    const rows = (await this.db.all(
-      `SELECT l.task_id, l.line FROM task_logs l JOIN (
-        SELECT (SELECT id FROM task_logs WHERE task_id = t.value AND stream <> 'stderr' ORDER BY id DESC LIMIT 1) AS id
-        FROM (${list}) t
-      ) m ON m.id = l.id`,
-      ids,
-    )) as { task_id: number; line: string }[];
-    for (const r of rows) out.set(r.task_id, r.line);
-    return out;
+    const ended = `SELECT id FROM tasks WHERE status IN ('done', 'failed', 'cancelled', 'in_review') AND completed_at IS NOT NULL AND completed_at < ?`;
+    return this.db.transaction(async (tx) => {
+      const gone = (await tx.run(`DELETE FROM task_logs WHERE task_id IN (${ended})`, cutoffIso)).changes;
+      if (gone) await tx.run(`UPDATE tasks SET last_output = NULL WHERE last_output IS NOT NULL AND id IN (${ended})`, cutoffIso);
+      return gone;
+    });
   }
 }

@@ -40,6 +40,8 @@ export interface TaskRow {
   pr_state: string;
   ci_conclusion: string;
   revision_context: string;
+  /** Latest stdout or system log line (≤ 500 characters), kept by LogsRepo.appendMany; null when none. */
+  last_output: string | null;
   created_at: string;
   started_at: string | null;
   completed_at: string | null;

@@ -106,7 +106,7 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
       output_tokens: r.output_tokens,
       num_turns: r.num_turns,
     }));
-    return { ...taskJson(t, await s.reads.lastLine(id)), runs };
+    return { ...taskJson(t, t.last_output), runs };
   });
 
   app.post('/api/tasks/:id/run', async (req) => {
