@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config';
 // .ci/run does): the API, the board and the agent and workflow flows, on a fresh database each.
 const onPostgres = [
   'test/tasks-api.test.ts',
+  'test/last-output.test.ts',
   'test/messages-api.test.ts',
   'test/sse.test.ts',
   'test/agent-e2e.test.ts',
