@@ -3,16 +3,19 @@
 // values configured for this install (and the encodings git and HTTP put them in), and anything
 // shaped like a well-known credential, configured here or not (an agent may print a token it found).
 const known = new Set<string>();
+/** Each known secret as it reads inside a JSON string (JSON.stringify's escapes), for `mightHoldSecret`. */
+const knownInJson = new Set<string>();
 
 export const REDACTED = '[REDACTED]';
 
 export function registerSecrets(values: Iterable<string>): void {
   for (const v of values) {
     if (!v || v.length < 6) continue;
-    known.add(v);
     // The forms a token takes in an HTTP Authorization header (git's extraHeader uses Basic).
-    known.add(Buffer.from(v).toString('base64'));
-    known.add(Buffer.from(`x-access-token:${v}`).toString('base64'));
+    for (const form of [v, Buffer.from(v).toString('base64'), Buffer.from(`x-access-token:${v}`).toString('base64')]) {
+      known.add(form);
+      knownInJson.add(JSON.stringify(form).slice(1, -1));
+    }
   }
 }
 
@@ -42,6 +45,37 @@ export function scrub(text: string): string {
   // anchored at a word start and the check is skipped without "://", so long lines stay linear.
   if (!out.includes('://')) return out;
   return out.replace(/\b([A-Za-z][A-Za-z0-9+.-]{0,30}:\/\/)[^\s/@:]{1,256}:[^\s/@]{1,512}@/g, `$1${REDACTED}@`);
+}
+
+/**
+ * Each TOKEN_SHAPES entry without its word boundaries and at its shortest: every text a shape
+ * matches contains a match of this, also once JSON-escaped (token characters are never escaped,
+ * but the character before a token may become an escape ending in a letter, as \n does).
+ */
+const SHAPES_IN_JSON = [
+  /gh[pousr]_[A-Za-z0-9]{30}/,
+  /github_pat_[A-Za-z0-9_]{40}/,
+  /sk-[A-Za-z0-9_-]{20}/,
+  /xox[abprs]-[A-Za-z0-9-]{10}/,
+  /\d{6}:[A-Za-z0-9_-]{35}/,
+  /ftk_\d{1,15}_[0-9a-f]{40}/,
+];
+/**
+ * A URL with credentials, JSON-escaped: user and password hold no '/' nor '@' (escaped or not) and
+ * are at most 769 characters, each at most 6 once escaped (\u0000).
+ */
+const URL_CREDENTIALS_IN_JSON = /:\/\/[^/@]{3,4620}@/;
+
+/**
+ * Whether a JSON text might hold a string that `scrub` would change. Never false when one does (the
+ * checks above over-approximate), so `false` lets a whole answer go out without walking it; `true`
+ * only means: walk it with scrubDeep. One pass of a few searches instead of a copy of every object.
+ */
+export function mightHoldSecret(json: string): boolean {
+  for (const secret of knownInJson) if (json.includes(secret)) return true;
+  if (json.includes('PRIVATE KEY-----')) return true;
+  for (const shape of SHAPES_IN_JSON) if (shape.test(json)) return true;
+  return json.includes('://') && URL_CREDENTIALS_IN_JSON.test(json);
 }
 
 /** `scrub` applied to every string inside a JSON-like value (objects and arrays are copied). */

@@ -3,7 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import type { AppServices as Services } from './services.js';
 import { errorBody } from '../errors.js';
 import { callerError } from './http-error.js';
-import { scrubDeep } from '../secrets.js';
+import { mightHoldSecret, scrub, scrubDeep } from '../secrets.js';
 import { isDatabaseBusy } from '../db/busy.js';
 import { taskRoutes } from './routes/tasks.js';
 import { systemRoutes } from './routes/system.js';
@@ -70,7 +70,11 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   }
 
   // Every JSON answer passes the one scrubber (task summaries, errors, logs, board, memory, handoffs).
-  app.addHook('preSerialization', async (_req, _reply, payload) => scrubDeep(payload));
+  // Checked once serialized: a clean answer (nearly all) goes out as it is, without copying it.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (typeof payload !== 'string' || !String(reply.getHeader('content-type') ?? '').startsWith('application/json')) return payload;
+    return mightHoldSecret(payload) ? scrubJsonText(payload) : payload;
+  });
 
   app.setErrorHandler((err: FastifyError | Error, req, reply) => {
     const mine = callerError(err);
@@ -109,4 +113,13 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     for (const p of opts.plugins ?? []) await p(scope, services);
   });
   return app;
+}
+
+/** A JSON answer with every string in it scrubbed; text that does not parse is scrubbed as text. */
+function scrubJsonText(payload: string): string {
+  try {
+    return JSON.stringify(scrubDeep(JSON.parse(payload) as unknown));
+  } catch {
+    return scrub(payload);
+  }
 }
