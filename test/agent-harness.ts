@@ -6,6 +6,7 @@ import { FAKE_CLAUDE_PATH, readFakeClaudeLog } from './fakes/claude-helpers.js';
 import { FakeGitHub } from './fakes/http/index.js';
 import { createTestEnv, tempDir, waitFor, type TestEnv } from './helpers.js';
 import type { WireOptions } from '../src/composition/root.js';
+import { Workspace, type WorkspaceOptions } from '../src/git/workspace.js';
 
 export const GITHUB_TOKEN = 'ghp_TESTTOKEN_abcdef1234567890';
 
@@ -25,6 +26,19 @@ export function makeOrigin(base: string, owner: string, name: string, branch = '
   git(work, 'remote', 'add', 'origin', bare);
   git(work, 'push', '--quiet', 'origin', branch);
   return bare;
+}
+
+/** A Workspace under `dir` with no token, as the git tests use it directly. */
+export function localWorkspace(dir: string, extra: Partial<WorkspaceOptions> = {}): Workspace {
+  return new Workspace({
+    reposDir: path.join(dir, 'repos'),
+    worktreesDir: path.join(dir, 'worktrees'),
+    githubToken: '',
+    authorName: 'Factory',
+    authorEmail: 'factory@localhost',
+    baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
+    ...extra,
+  });
 }
 
 export function gitOut(cwd: string, ...args: string[]): string {

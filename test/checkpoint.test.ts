@@ -3,20 +3,12 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Workspace, wipRef } from '../src/git/workspace.js';
+import { wipRef } from '../src/git/workspace.js';
 import { parseRepoSpec } from '../src/git/repo-spec.js';
-import { gitOut, makeOrigin } from './agent-harness.js';
+import { gitOut, localWorkspace, makeOrigin } from './agent-harness.js';
 import { tempDir } from './helpers.js';
 
-const workspace = (dir: string) =>
-  new Workspace({
-    reposDir: path.join(dir, 'repos'),
-    worktreesDir: path.join(dir, 'worktrees'),
-    githubToken: '',
-    authorName: 'Factory',
-    authorEmail: 'factory@localhost',
-    baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
-  });
+const workspace = (dir: string) => localWorkspace(dir);
 
 describe('WIP checkpoints', () => {
   it('pushes the working state to a hidden ref without touching the worktree, and another host starts from it', async () => {

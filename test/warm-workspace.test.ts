@@ -4,9 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Workspace } from '../src/git/workspace.js';
 import { parseRepoSpec } from '../src/git/repo-spec.js';
-import { createAgentEnv, gitOut, makeOrigin, type AgentEnv } from './agent-harness.js';
+import { createAgentEnv, gitOut, localWorkspace, makeOrigin, type AgentEnv } from './agent-harness.js';
 import { tempDir } from './helpers.js';
 
 describe('warm workspaces', () => {
@@ -85,16 +84,7 @@ describe('warm workspaces', () => {
 });
 
 describe('the remembered default branch', () => {
-  const workspace = (dir: string, ttlMs?: number) =>
-    new Workspace({
-      reposDir: path.join(dir, 'repos'),
-      worktreesDir: path.join(dir, 'worktrees'),
-      githubToken: '',
-      authorName: 'Factory',
-      authorEmail: 'factory@localhost',
-      baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
-      defaultBranchTtlMs: ttlMs,
-    });
+  const workspace = (dir: string, ttlMs?: number) => localWorkspace(dir, { defaultBranchTtlMs: ttlMs });
 
   it('is asked again once its time to live has passed, also when the new default has the same commit', async () => {
     const dir = tempDir('factory-ttl-');

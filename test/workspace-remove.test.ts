@@ -2,23 +2,15 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Workspace } from '../src/git/workspace.js';
 import { parseRepoSpec } from '../src/git/repo-spec.js';
-import { gitOut, makeOrigin } from './agent-harness.js';
+import { gitOut, localWorkspace, makeOrigin } from './agent-harness.js';
 import { tempDir } from './helpers.js';
 
 function setup() {
   const dir = tempDir('factory-wt-');
   const origins = path.join(dir, 'origins');
   makeOrigin(origins, 'acme', 'web');
-  const ws = new Workspace({
-    reposDir: path.join(dir, 'repos'),
-    worktreesDir: path.join(dir, 'worktrees'),
-    githubToken: '',
-    authorName: 'Factory',
-    authorEmail: 'factory@localhost',
-    baseEnv: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir },
-  });
+  const ws = localWorkspace(dir);
   return { ws, spec: parseRepoSpec('acme/web', { repos: {}, defaultOrg: '', cloneBase: origins }) };
 }
 
