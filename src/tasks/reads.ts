@@ -4,17 +4,12 @@ import type { TaskListQuery, TaskRow, TasksRepo } from '../db/repositories/tasks
 import type { LogRow, LogsRepo } from '../db/repositories/logs.js';
 import type { RunRow, RunsRepo } from '../db/repositories/runs.js';
 
-export interface TaskWithLastLine {
-  task: TaskRow;
-  lastLine: string | null;
-}
-
 export class TaskReads {
   constructor(private readonly d: { tasks: TasksRepo; logs: LogsRepo; runs: RunsRepo }) {}
 
-  /** One query: the last line is the task row's own `last_output`. */
-  async list(q: TaskListQuery): Promise<TaskWithLastLine[]> {
-    return (await this.d.tasks.list(q)).map((task) => ({ task, lastLine: task.last_output }));
+  /** One query: each row carries its last output line (`last_output`). */
+  list(q: TaskListQuery): Promise<TaskRow[]> {
+    return this.d.tasks.list(q);
   }
 
   /** Every agent run of the task (first run, resumes, CI and review revisions), oldest first. */

@@ -85,7 +85,7 @@ export async function taskRoutes(app: FastifyInstance, s: Services): Promise<voi
 
   app.get('/api/tasks', async (req) => {
     const q = parseInput(listQuery, req.query, 'query');
-    return (await s.reads.list(q)).map((r) => taskJson(r.task, r.lastLine));
+    return (await s.reads.list(q)).map((t) => taskJson(t, t.last_output));
   });
 
   app.get('/api/tasks/:id', async (req) => {
