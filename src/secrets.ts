@@ -24,15 +24,23 @@ export function registerSecrets(values: Iterable<string>): void {
  * providers' documented prefixes (GitHub ghp_/gho_/ghu_/ghs_/ghr_/github_pat_, Anthropic sk-ant-,
  * OpenAI sk-/sk-proj-, Slack xox?-, Telegram <bot id>:<35 chars>) and PEM private key blocks.
  */
-const TOKEN_SHAPES: Array<[needle: string, shape: RegExp]> = [
-  // The needle is a literal every match contains: most text skips the regex entirely.
-  ['gh', /\bgh[pousr]_[A-Za-z0-9]{30,255}\b/g],
-  ['github_pat_', /\bgithub_pat_[A-Za-z0-9_]{40,255}\b/g],
-  ['sk-', /\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,255}/g],
-  ['xox', /\bxox[abprs]-[A-Za-z0-9-]{10,255}/g],
-  [':', /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/g],
-  ['ftk_', /\bftk_\d{1,15}_[0-9a-f]{40}\b/g],
-  ['PRIVATE KEY-----', /-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----[\s\S]{0,20000}?-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----/g],
+const TOKEN_SHAPES: Array<[needle: string, shape: RegExp, inJson: RegExp]> = [
+  // The needle is a literal every match contains: most text skips the regex entirely. `inJson` is
+  // what mightHoldSecret looks for in a JSON text: the shape without its word boundaries and at its
+  // shortest, so every text the shape matches contains a match of it, also once JSON-escaped (token
+  // characters are never escaped, but the character before a token may become an escape ending in
+  // a letter, as \n does).
+  ['gh', /\bgh[pousr]_[A-Za-z0-9]{30,255}\b/g, /gh[pousr]_[A-Za-z0-9]{30}/],
+  ['github_pat_', /\bgithub_pat_[A-Za-z0-9_]{40,255}\b/g, /github_pat_[A-Za-z0-9_]{40}/],
+  ['sk-', /\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,255}/g, /sk-[A-Za-z0-9_-]{20}/],
+  ['xox', /\bxox[abprs]-[A-Za-z0-9-]{10,255}/g, /xox[abprs]-[A-Za-z0-9-]{10}/],
+  [':', /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/g, /\d{6}:[A-Za-z0-9_-]{35}/],
+  ['ftk_', /\bftk_\d{1,15}_[0-9a-f]{40}\b/g, /ftk_\d{1,15}_[0-9a-f]{40}/],
+  [
+    'PRIVATE KEY-----',
+    /-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----[\s\S]{0,20000}?-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----/g,
+    /PRIVATE KEY-----/,
+  ],
 ];
 
 export function scrub(text: string): string {
@@ -48,19 +56,6 @@ export function scrub(text: string): string {
 }
 
 /**
- * Each TOKEN_SHAPES entry without its word boundaries and at its shortest: every text a shape
- * matches contains a match of this, also once JSON-escaped (token characters are never escaped,
- * but the character before a token may become an escape ending in a letter, as \n does).
- */
-const SHAPES_IN_JSON = [
-  /gh[pousr]_[A-Za-z0-9]{30}/,
-  /github_pat_[A-Za-z0-9_]{40}/,
-  /sk-[A-Za-z0-9_-]{20}/,
-  /xox[abprs]-[A-Za-z0-9-]{10}/,
-  /\d{6}:[A-Za-z0-9_-]{35}/,
-  /ftk_\d{1,15}_[0-9a-f]{40}/,
-];
-/**
  * A URL with credentials, JSON-escaped: user and password hold no '/' nor '@' (escaped or not) and
  * are at most 769 characters, each at most 6 once escaped (\u0000).
  */
@@ -68,13 +63,13 @@ const URL_CREDENTIALS_IN_JSON = /:\/\/[^/@]{3,4620}@/;
 
 /**
  * Whether a JSON text might hold a string that `scrub` would change. Never false when one does (the
- * checks above over-approximate), so `false` lets a whole answer go out without walking it; `true`
- * only means: walk it with scrubDeep. One pass of a few searches instead of a copy of every object.
+ * `inJson` patterns and the URL check over-approximate), so `false` lets a whole answer go out
+ * without walking it; `true` only means: walk it with scrubDeep. One pass of a few searches instead
+ * of a copy of every object.
  */
 export function mightHoldSecret(json: string): boolean {
   for (const secret of knownInJson) if (json.includes(secret)) return true;
-  if (json.includes('PRIVATE KEY-----')) return true;
-  for (const shape of SHAPES_IN_JSON) if (shape.test(json)) return true;
+  for (const [, , inJson] of TOKEN_SHAPES) if (inJson.test(json)) return true;
   return json.includes('://') && URL_CREDENTIALS_IN_JSON.test(json);
 }
 
