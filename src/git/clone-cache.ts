@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { SimpleGit } from 'simple-git';
 import type { RepoSpec } from './repo-spec.js';
-import { lastLines, type GitCommands } from './commands.js';
-import { GitError, GitUnreachableError, isMissingRemoteRef, RepoNotFoundError, remoteFailure } from './errors.js';
+import type { GitCommands } from './commands.js';
+import { GitError, GitUnreachableError, isMissingRemoteRef, lastLines, RepoNotFoundError, remoteFailure } from './errors.js';
 import { scrub } from '../secrets.js';
 
 /** What a task needs from the remote; everything else stays as last fetched. */

@@ -4,8 +4,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { simpleGit, type SimpleGit } from 'simple-git';
 import { configEnv, createAuthorityDir, SAFE_COMMAND_CONFIG } from './authority.js';
-import { GitError } from './errors.js';
-import { scrub } from '../secrets.js';
+import { GitError, lastLines } from './errors.js';
 
 export interface GitCommandOptions {
   /** Where authority directories are created (inside Factory's own repos directory). */
@@ -99,9 +98,4 @@ export class GitCommands {
     });
     return g.env(env);
   }
-}
-
-/** The last five lines of a git error, scrubbed of secrets, on one line. */
-export function lastLines(message: string, n = 5): string {
-  return scrub(message).trim().split('\n').slice(-n).join(' | ');
 }

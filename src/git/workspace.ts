@@ -206,9 +206,7 @@ export class Workspace {
     await this.locks.run(spec.slug, async () => {
       const has = (await this.cache.lsRemote(spec, wipRef(taskId)).catch(() => '')).trim();
       if (has) await this.cache.push(spec, ['--delete'], [wipRef(taskId)]).catch(() => undefined);
-      await this.git(this.cachePath(spec))
-        .raw(['update-ref', '-d', wipRef(taskId)])
-        .catch(() => undefined);
+      await this.cmd.silent(this.cachePath(spec), ['update-ref', '-d', wipRef(taskId)]).catch(() => undefined);
     });
   }
 
