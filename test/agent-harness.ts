@@ -6,6 +6,7 @@ import { FAKE_CLAUDE_PATH, readFakeClaudeLog } from './fakes/claude-helpers.js';
 import { FakeGitHub } from './fakes/http/index.js';
 import { createTestEnv, tempDir, waitFor, type TestEnv } from './helpers.js';
 import type { WireOptions } from '../src/composition/root.js';
+import { parseRepoSpec, type RepoSpec } from '../src/git/repo-spec.js';
 import { Workspace, type WorkspaceOptions } from '../src/git/workspace.js';
 
 export const GITHUB_TOKEN = 'ghp_TESTTOKEN_abcdef1234567890';
@@ -26,6 +27,14 @@ export function makeOrigin(base: string, owner: string, name: string, branch = '
   git(work, 'remote', 'add', 'origin', bare);
   git(work, 'push', '--quiet', 'origin', branch);
   return bare;
+}
+
+/** A temp directory with a bare origin acme/web under `<dir>/origins`, and the spec that resolves to it. */
+export function localOrigin(prefix: string): { dir: string; bare: string; spec: RepoSpec } {
+  const dir = tempDir(prefix);
+  const origins = path.join(dir, 'origins');
+  const bare = makeOrigin(origins, 'acme', 'web');
+  return { dir, bare, spec: parseRepoSpec('acme/web', { repos: {}, defaultOrg: '', cloneBase: origins }) };
 }
 
 /** A Workspace under `dir` with no token, as the git tests use it directly. */

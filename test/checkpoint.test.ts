@@ -4,19 +4,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { wipRef } from '../src/git/workspace.js';
-import { parseRepoSpec } from '../src/git/repo-spec.js';
-import { gitOut, localWorkspace, makeOrigin } from './agent-harness.js';
-import { tempDir } from './helpers.js';
-
-const workspace = (dir: string) => localWorkspace(dir);
+import { gitOut, localOrigin, localWorkspace } from './agent-harness.js';
 
 describe('WIP checkpoints', () => {
   it('pushes the working state to a hidden ref without touching the worktree, and another host starts from it', async () => {
-    const dir = tempDir('factory-cp-');
-    const origins = path.join(dir, 'origins');
-    const bare = makeOrigin(origins, 'acme', 'web');
-    const spec = parseRepoSpec('acme/web', { repos: {}, defaultOrg: '', cloneBase: origins });
-    const a = workspace(path.join(dir, 'a'));
+    const { dir, bare, spec } = localOrigin('factory-cp-');
+    const a = localWorkspace(path.join(dir, 'a'));
     await a.sync(spec);
     const wt = await a.prepare(spec, 'task-7', 'factory/7-x', 'main');
     const head = gitOut(wt.path, 'rev-parse', 'HEAD').trim();
@@ -35,7 +28,7 @@ describe('WIP checkpoints', () => {
     // Nothing changed since: nothing pushed.
     expect(await a.pushCheckpoint(spec, wt.path, 7, cp.tree)).toBeUndefined();
 
-    const b = workspace(path.join(dir, 'b'));
+    const b = localWorkspace(path.join(dir, 'b'));
     await b.sync(spec);
     const fetched = (await b.fetchCheckpoint(spec, 7))!;
     expect(fetched.commit).toBe(cp.commit);

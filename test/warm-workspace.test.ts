@@ -4,8 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRepoSpec } from '../src/git/repo-spec.js';
-import { createAgentEnv, gitOut, localWorkspace, makeOrigin, type AgentEnv } from './agent-harness.js';
+import { createAgentEnv, gitOut, localOrigin, localWorkspace, type AgentEnv } from './agent-harness.js';
 import { tempDir } from './helpers.js';
 
 describe('warm workspaces', () => {
@@ -87,10 +86,7 @@ describe('the remembered default branch', () => {
   const workspace = (dir: string, ttlMs?: number) => localWorkspace(dir, { defaultBranchTtlMs: ttlMs });
 
   it('is asked again once its time to live has passed, also when the new default has the same commit', async () => {
-    const dir = tempDir('factory-ttl-');
-    const origins = path.join(dir, 'origins');
-    const bare = makeOrigin(origins, 'acme', 'web');
-    const spec = parseRepoSpec('acme/web', { repos: {}, defaultOrg: '', cloneBase: origins });
+    const { dir, bare, spec } = localOrigin('factory-ttl-');
     const remembering = workspace(path.join(dir, 'a'));
     const asking = workspace(path.join(dir, 'b'), 0);
     expect(await remembering.sync(spec)).toBe('main');
@@ -104,10 +100,7 @@ describe('the remembered default branch', () => {
   });
 
   it('prepares a worktree again after its directory was deleted without git knowing', async () => {
-    const dir = tempDir('factory-stale-wt-');
-    const origins = path.join(dir, 'origins');
-    makeOrigin(origins, 'acme', 'web');
-    const spec = parseRepoSpec('acme/web', { repos: {}, defaultOrg: '', cloneBase: origins });
+    const { dir, spec } = localOrigin('factory-stale-wt-');
     const ws = workspace(dir);
     await ws.sync(spec, { branch: 'factory/1-x' });
     const first = await ws.prepare(spec, 'task-1', 'factory/1-x', 'main');

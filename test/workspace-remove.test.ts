@@ -1,17 +1,11 @@
 // Worktree removal does not fail silently: what git could not remove is an error that says what is left.
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseRepoSpec } from '../src/git/repo-spec.js';
-import { gitOut, localWorkspace, makeOrigin } from './agent-harness.js';
-import { tempDir } from './helpers.js';
+import { gitOut, localOrigin, localWorkspace } from './agent-harness.js';
 
 function setup() {
-  const dir = tempDir('factory-wt-');
-  const origins = path.join(dir, 'origins');
-  makeOrigin(origins, 'acme', 'web');
-  const ws = localWorkspace(dir);
-  return { ws, spec: parseRepoSpec('acme/web', { repos: {}, defaultOrg: '', cloneBase: origins }) };
+  const { dir, spec } = localOrigin('factory-wt-');
+  return { ws: localWorkspace(dir), spec };
 }
 
 describe('worktree removal', () => {
