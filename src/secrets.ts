@@ -29,11 +29,12 @@ const TOKEN_SHAPES: Array<[needle: string, shape: RegExp, inJson: RegExp]> = [
   // what mightHoldSecret looks for in a JSON text: the shape without its word boundaries and at its
   // shortest, so every text the shape matches contains a match of it, also once JSON-escaped (token
   // characters are never escaped, but the character before a token may become an escape ending in
-  // a letter, as \n does).
+  // a letter, as \n does). A needle does not start with a character its own text may repeat: V8
+  // searches "xox" through a run of x at every position (300 ms for 50 MiB), "ox" skips to each o.
   ['gh', /\bgh[pousr]_[A-Za-z0-9]{30,255}\b/g, /gh[pousr]_[A-Za-z0-9]{30}/],
   ['github_pat_', /\bgithub_pat_[A-Za-z0-9_]{40,255}\b/g, /github_pat_[A-Za-z0-9_]{40}/],
   ['sk-', /\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,255}/g, /sk-[A-Za-z0-9_-]{20}/],
-  ['xox', /\bxox[abprs]-[A-Za-z0-9-]{10,255}/g, /xox[abprs]-[A-Za-z0-9-]{10}/],
+  ['ox', /\bxox[abprs]-[A-Za-z0-9-]{10,255}/g, /xox[abprs]-[A-Za-z0-9-]{10}/],
   [':', /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/g, /\d{6}:[A-Za-z0-9_-]{35}/],
   ['ftk_', /\bftk_\d{1,15}_[0-9a-f]{40}\b/g, /ftk_\d{1,15}_[0-9a-f]{40}/],
   [

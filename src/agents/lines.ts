@@ -1,12 +1,16 @@
-// Splits a byte stream into lines without ever holding more than maxLine bytes of one line.
+/**
+ * Splits a byte stream into lines without ever holding more than maxLine bytes of one line: what a
+ * line holds beyond the cap is counted and dropped as it arrives, so a 50 MiB line with no newline
+ * costs maxLine bytes, not 50 MiB. `dropped` tells the consumer how many bytes it did not get.
+ */
 export class LineSplitter {
   private parts: Buffer[] = [];
   private size = 0;
-  private truncated = false;
+  private dropped = 0;
 
   constructor(
     private readonly maxLine: number,
-    private readonly onLine: (line: string, truncated: boolean) => void,
+    private readonly onLine: (line: string, dropped: number) => void,
   ) {}
 
   push(chunk: Buffer): void {
@@ -17,38 +21,47 @@ export class LineSplitter {
         this.append(chunk.subarray(start));
         return;
       }
-      this.append(chunk.subarray(start, nl));
-      this.emit();
+      if (this.size === 0 && this.dropped === 0 && nl - start <= this.maxLine) {
+        // The common case, a whole line inside one chunk: decoded in place, no copy to join.
+        this.onLine(decodeLine(chunk, start, nl), 0);
+      } else {
+        this.append(chunk.subarray(start, nl));
+        this.emit();
+      }
       start = nl + 1;
     }
   }
 
   /** Emits what is left after the stream ended. */
   end(): void {
-    if (this.size > 0 || this.truncated) this.emit();
+    if (this.size > 0 || this.dropped > 0) this.emit();
   }
 
   private append(buf: Buffer): void {
     if (buf.length === 0) return;
     const room = this.maxLine - this.size;
-    if (room <= 0) {
-      this.truncated = true;
-      return;
-    }
+    if (buf.length > room) this.dropped += buf.length - Math.max(0, room);
+    if (room <= 0) return;
+    // A copy: the chunk's memory is the stream's, and holding a slice would pin all of it.
     const take = buf.length > room ? buf.subarray(0, room) : buf;
-    if (take.length < buf.length) this.truncated = true;
     this.parts.push(Buffer.from(take));
     this.size += take.length;
   }
 
   private emit(): void {
-    const line = Buffer.concat(this.parts, this.size).toString('utf8').replace(/\r$/, '');
-    const truncated = this.truncated;
+    const joined = Buffer.concat(this.parts, this.size);
+    const dropped = this.dropped;
     this.parts = [];
     this.size = 0;
-    this.truncated = false;
-    this.onLine(line, truncated);
+    this.dropped = 0;
+    this.onLine(decodeLine(joined, 0, joined.length), dropped);
   }
+}
+
+/** The line's text without its carriage return (CRLF output). */
+function decodeLine(buf: Buffer, start: number, end: number): string {
+  const stop = end > start && buf[end - 1] === 13 ? end - 1 : end;
+  return buf.toString('utf8', start, stop);
 }
 
 /** Keeps the last `capacity` items. */

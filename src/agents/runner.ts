@@ -23,7 +23,8 @@ export interface RunSpec {
   mark?: string;
   /** Called once the agent runs: record pid and mark, so a later start can find leftovers. */
   onStart?(pid: number, mark: string): void;
-  onLine?(stream: 'stdout' | 'stderr', line: string): void;
+  /** `droppedBytes`: how much of an over-long line was cut off (not kept anywhere). */
+  onLine?(stream: 'stdout' | 'stderr', line: string, droppedBytes: number): void;
   /** Return a reason string to stop the agent (e.g. it asked a question). */
   onEvent?(event: StreamEvent): string | void;
 }
@@ -75,10 +76,9 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
   const terminate = dog.terminate;
 
   const maxLine = spec.maxLineBytes ?? 1_000_000;
-  const out = new LineSplitter(maxLine, (line) => {
-    lastActivity = Date.now();
+  const out = new LineSplitter(maxLine, (line, dropped) => {
     tail.push(line);
-    spec.onLine?.('stdout', line);
+    spec.onLine?.('stdout', line, dropped);
     for (const ev of parseStreamLine(line)) {
       if (ev.kind === 'init' && ev.sessionId) sessionId = ev.sessionId;
       if (ev.kind === 'result') {
@@ -89,13 +89,19 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
       if (stop) terminate('stopped', stop);
     }
   });
-  const err = new LineSplitter(maxLine, (line) => {
-    lastActivity = Date.now();
+  const err = new LineSplitter(maxLine, (line, dropped) => {
     stderrTail.push(line);
-    spec.onLine?.('stderr', line);
+    spec.onLine?.('stderr', line, dropped);
   });
-  child.stdout?.on('data', (c: Buffer) => out.push(c));
-  child.stderr?.on('data', (c: Buffer) => err.push(c));
+  // Activity is any output, not only whole lines: an agent writing one long line is not stalled.
+  child.stdout?.on('data', (c: Buffer) => {
+    lastActivity = Date.now();
+    out.push(c);
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    lastActivity = Date.now();
+    err.push(c);
+  });
 
   // Wait for the agent itself to exit; its streams may stay open while grandchildren hold them.
   const exit = await new Promise<{ code: number | null; signal: string | null; spawnError?: Error }>((resolve) => {

@@ -93,7 +93,7 @@ export class AgentStage {
         ctx.setPid(pid);
         writes.add(this.d.runs.update(runRow.id, { pid, proc_mark: mark }), 'recording the agent process');
       },
-      onLine: (stream, line) => log.write(stream, line),
+      onLine: (stream, line, dropped) => log.write(stream, line, dropped),
       onEvent: (ev) => {
         if (ev.kind === 'text') this.d.bus.emit('agent.text', { task, text: ev.text });
         if (ev.kind === 'init' && ev.sessionId) {

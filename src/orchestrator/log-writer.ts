@@ -3,6 +3,13 @@ import { scrub } from '../secrets.js';
 
 const MAX_STORED_LINE = 65_536;
 
+/** The stored form of an over-long line: its start and how many bytes of it are not stored. */
+function truncated(line: string, droppedBytes: number): string {
+  const kept = line.slice(0, MAX_STORED_LINE);
+  const omitted = droppedBytes + Buffer.byteLength(line) - Buffer.byteLength(kept);
+  return `${kept}…[truncated: ${omitted} more bytes not stored]`;
+}
+
 /** Buffers a task's log lines and writes them in batches (by count or time). */
 export class LogWriter {
   private buf: NewLog[] = [];
@@ -18,9 +25,9 @@ export class LogWriter {
     private readonly maxDelayMs = 200,
   ) {}
 
-  write(stream: LogStream, line: string): void {
-    const text =
-      line.length > MAX_STORED_LINE ? `${line.slice(0, MAX_STORED_LINE)}…[truncated ${line.length - MAX_STORED_LINE} chars]` : line;
+  /** `droppedBytes`: what the reader already cut off the line, named in the stored line's marker. */
+  write(stream: LogStream, line: string, droppedBytes = 0): void {
+    const text = line.length > MAX_STORED_LINE || droppedBytes > 0 ? truncated(line, droppedBytes) : line;
     this.buf.push({ task_id: this.taskId, ts: new Date().toISOString(), stream, line: scrub(text) });
     this.bytes += text.length;
     // By count and by size: a flood of long lines must not pile up in memory between flushes.

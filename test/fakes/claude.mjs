@@ -112,6 +112,17 @@ const scenarios = {
     await ctx.result('Flood complete.');
   },
 
+  // One line of `mb` MiB with no newline in it, written in 64 KiB pieces so the fake holds none of it.
+  async 'long-line'(ctx, args) {
+    const target = intArg(args.mb, 50) * 1024 * 1024;
+    const piece = 'y'.repeat(64 * 1024);
+    await writeOut(`{"type":"assistant","message":{"role":"assistant","content":[{"type":"text","text":"`);
+    for (let written = 0; written < target; written += piece.length) await writeOut(piece);
+    if (args.end === 'eof') return; // the stream ends inside the line: no newline, no result
+    await writeOut(`"}]},"session_id":"${ctx.sessionId}"}\n`);
+    await ctx.result('Long line complete.');
+  },
+
   async hang(ctx) {
     await ctx.say('Thinking about the problem...');
     keepAlive();
