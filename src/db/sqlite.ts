@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Db } from './sql.js';
 import { sqliteKysely } from './async.js';
 import { KyselyDb } from './query.js';
+import { startCheckpointer, type Checkpointer } from './sqlite-checkpointer.js';
 
 /**
  * SQLite (the embedded default): better-sqlite3 under Kysely's SQLite driver. Its calls are
@@ -13,6 +14,7 @@ import { KyselyDb } from './query.js';
 export class SqliteDb extends KyselyDb implements Db {
   readonly describe: string;
   private readonly raw: Database.Database;
+  private readonly checkpointer: Checkpointer | null;
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
@@ -24,10 +26,21 @@ export class SqliteDb extends KyselyDb implements Db {
     super(sqliteKysely(raw), 'sqlite', (script) => raw.exec(script));
     this.raw = raw;
     this.describe = `sqlite:${file}`;
+    this.checkpointer = file === ':memory:' ? null : this.checkpointOffThread(file);
+  }
+
+  /** Checkpoints move to their own thread (see sqlite-checkpointer.ts); on its failure they come back. */
+  private checkpointOffThread(file: string): Checkpointer {
+    const raw = this.raw;
+    raw.pragma('wal_autocheckpoint = 0');
+    return startCheckpointer(file, () => {
+      if (raw.open) raw.pragma('wal_autocheckpoint = 1000');
+    });
   }
 
   async close(): Promise<void> {
     // Not kysely.destroy() first: it waits for nothing that the handle's close does not end too.
+    await this.checkpointer?.close();
     if (this.raw.open) this.raw.close();
   }
 }
