@@ -56,7 +56,9 @@ describe('agent output with very long lines, through the API', () => {
 
   const stdoutLines = async (id: number): Promise<string[]> => {
     const r = await env.app.inject({ url: `/api/tasks/${id}/logs?limit=1000` });
-    return (r.json() as { logs: Array<{ stream: string; message: string }> }).logs.filter((l) => l.stream === 'stdout').map((l) => l.message);
+    return (r.json() as { logs: Array<{ stream: string; message: string }> }).logs
+      .filter((l) => l.stream === 'stdout')
+      .map((l) => l.message);
   };
   const expectCapped = (line: string | undefined, totalBytes: number) => {
     expect(line?.startsWith(LONG_LINE_PREFIX)).toBe(true);
