@@ -24,21 +24,32 @@ export function registerSecrets(values: Iterable<string>): void {
  * providers' documented prefixes (GitHub ghp_/gho_/ghu_/ghs_/ghr_/github_pat_, Anthropic sk-ant-,
  * OpenAI sk-/sk-proj-, Slack xox?-, Telegram <bot id>:<35 chars>) and PEM private key blocks.
  */
-const TOKEN_SHAPES: Array<[needle: string, shape: RegExp, inJson: RegExp]> = [
-  // The needle is a literal every match contains: most text skips the regex entirely. `inJson` is
+const has = (literal: string) => (text: string) => text.includes(literal);
+
+/** A digit right before a ':', as in a Telegram bot token: JSON has ':' everywhere, a digit before one rarely. */
+function digitBeforeColon(text: string): boolean {
+  for (let i = text.indexOf(':', 1); i !== -1; i = text.indexOf(':', i + 1)) {
+    const c = text.charCodeAt(i - 1);
+    if (c >= 48 && c <= 57) return true;
+  }
+  return false;
+}
+
+const TOKEN_SHAPES: Array<[needle: (text: string) => boolean, shape: RegExp, inJson: RegExp]> = [
+  // The needle is a cheap test every match passes: most text skips the regex entirely. `inJson` is
   // what mightHoldSecret looks for in a JSON text: the shape without its word boundaries and at its
   // shortest, so every text the shape matches contains a match of it, also once JSON-escaped (token
   // characters are never escaped, but the character before a token may become an escape ending in
   // a letter, as \n does). A needle does not start with a character its own text may repeat: V8
   // searches "xox" through a run of x at every position (300 ms for 50 MiB), "ox" skips to each o.
-  ['gh', /\bgh[pousr]_[A-Za-z0-9]{30,255}\b/g, /gh[pousr]_[A-Za-z0-9]{30}/],
-  ['github_pat_', /\bgithub_pat_[A-Za-z0-9_]{40,255}\b/g, /github_pat_[A-Za-z0-9_]{40}/],
-  ['sk-', /\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,255}/g, /sk-[A-Za-z0-9_-]{20}/],
-  ['ox', /\bxox[abprs]-[A-Za-z0-9-]{10,255}/g, /xox[abprs]-[A-Za-z0-9-]{10}/],
-  [':', /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/g, /\d{6}:[A-Za-z0-9_-]{35}/],
-  ['ftk_', /\bftk_\d{1,15}_[0-9a-f]{40}\b/g, /ftk_\d{1,15}_[0-9a-f]{40}/],
+  [has('gh'), /\bgh[pousr]_[A-Za-z0-9]{30,255}\b/g, /gh[pousr]_[A-Za-z0-9]{30}/],
+  [has('github_pat_'), /\bgithub_pat_[A-Za-z0-9_]{40,255}\b/g, /github_pat_[A-Za-z0-9_]{40}/],
+  [has('sk-'), /\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,255}/g, /sk-[A-Za-z0-9_-]{20}/],
+  [has('ox'), /\bxox[abprs]-[A-Za-z0-9-]{10,255}/g, /xox[abprs]-[A-Za-z0-9-]{10}/],
+  [digitBeforeColon, /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/g, /\d{6}:[A-Za-z0-9_-]{35}/],
+  [has('ftk_'), /\bftk_\d{1,15}_[0-9a-f]{40}\b/g, /ftk_\d{1,15}_[0-9a-f]{40}/],
   [
-    'PRIVATE KEY-----',
+    has('PRIVATE KEY-----'),
     /-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----[\s\S]{0,20000}?-----END (?:[A-Z0-9]+ )?PRIVATE KEY-----/g,
     /PRIVATE KEY-----/,
   ],
@@ -49,7 +60,7 @@ export function scrub(text: string): string {
   for (const secret of known) {
     if (out.includes(secret)) out = out.split(secret).join(REDACTED);
   }
-  for (const [needle, shape] of TOKEN_SHAPES) if (out.includes(needle)) out = out.replace(shape, REDACTED);
+  for (const [needle, shape] of TOKEN_SHAPES) if (needle(out)) out = out.replace(shape, REDACTED);
   // Credentials embedded in URLs (https://user:token@host) never leave the process either. The scheme is
   // anchored at a word start and the check is skipped without "://", so long lines stay linear.
   if (!out.includes('://')) return out;
