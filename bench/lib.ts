@@ -28,6 +28,8 @@ export interface Row {
   notes?: string;
   /** For throughputs: the ratio is still factory/baseline, the table marks the direction. */
   higherIsBetter?: boolean;
+  /** The goal this row is held to, as written in the issue ("≤ 1.5×", "≥ 0.5×", "≤ 50 ms"). */
+  target?: string;
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -61,8 +63,15 @@ export function ratioText(r: Row): string {
 }
 
 export function formatTable(rows: Row[]): string {
-  const head = ['name', 'factory', 'baseline', 'ratio', 'unit/notes'];
-  const body = rows.map((r) => [r.name, fmt(r.factory), fmt(r.baseline), ratioText(r), [r.unit, r.notes].filter(Boolean).join('; ')]);
+  const head = ['name', 'factory', 'baseline', 'ratio', 'target', 'unit/notes'];
+  const body = rows.map((r) => [
+    r.name,
+    fmt(r.factory),
+    fmt(r.baseline),
+    ratioText(r),
+    r.target ?? '-',
+    [r.unit, r.notes].filter(Boolean).join('; '),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
