@@ -120,6 +120,7 @@ export async function run(): Promise<Row[]> {
         factory: median(fac),
         baseline: median(base),
         unit: 'ms, median',
+        target: '≤ 1.2× (resolved at ≤ 1.5×)',
         notes:
           `N=${N}; factory p90 ${round(percentile(fac, 90))}, baseline p90 ${round(percentile(base, 90))}; ` +
           `overhead ${round(overhead)} ms (create→claim ${round(median(runs.map((r) => r.queue)))}, ` +

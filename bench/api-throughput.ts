@@ -99,6 +99,7 @@ export async function run(): Promise<Row[]> {
         baseline: base.rps,
         unit: 'req/s',
         higherIsBetter: true,
+        target: '≥ 0.5×',
         notes:
           `${CONCURRENCY} keep-alive conns, ${DURATION_MS} ms; ${round(sample.body.length / 1024)} KiB/resp; ` +
           `p50 ${round(fac.p50, 2)}/${round(base.p50, 2)} ms, p99 ${round(fac.p99, 2)}/${round(base.p99, 2)} ms (factory/baseline)`,

@@ -94,6 +94,7 @@ export async function run(): Promise<Row[]> {
         factory: median(fac),
         baseline: median(base),
         unit: 'ms, median',
+        target: '≤ 1.3× (resolved at ≤ 1.6×)',
         notes: `N=${N}; factory p90 ${round(percentile(fac, 90))}, baseline p90 ${round(percentile(base, 90))}; overhead ${round(median(fac) - median(base))} ms`,
       },
     ];
