@@ -114,11 +114,25 @@ describe('tasks API', () => {
     expect(page.map((t: { title: string }) => t.title)).toEqual(['list 1']);
     const queued = (await env.app.inject({ url: '/api/tasks?status=queued' })).json();
     expect(queued.every((t: { status: string }) => t.status === 'queued')).toBe(true);
-    for (const q of ['status=bogus', 'limit=0', 'limit=501', 'limit=x', 'offset=-1']) {
+    for (const q of ['status=bogus', 'limit=0', 'limit=501', 'limit=x', 'offset=-1', 'before_id=0', 'before_id=x']) {
       const res = await env.app.inject({ url: `/api/tasks?${q}` });
       expect(res.statusCode, q).toBe(400);
       expect(res.json().error.field, q).toBe(q.split('=')[0]);
     }
+  });
+
+  it('pages by before_id: each page starts below the last id seen, every task exactly once', async () => {
+    for (let i = 0; i < 5; i++) await post('/api/tasks', { title: `keyset ${i}`, repo: 'acme/keyset' });
+    const titles: string[] = [];
+    let before: number | undefined;
+    for (let pages = 0; pages < 10; pages++) {
+      const url = `/api/tasks?repo=acme/keyset&limit=2${before ? `&before_id=${before}` : ''}`;
+      const page = (await env.app.inject({ url })).json() as Array<{ id: number; title: string }>;
+      if (!page.length) break;
+      titles.push(...page.map((t) => t.title));
+      before = page.at(-1)!.id;
+    }
+    expect(titles).toEqual(['keyset 4', 'keyset 3', 'keyset 2', 'keyset 1', 'keyset 0']);
   });
 
   it('runs a queued task, refuses to run it twice, cancels it when running', async () => {

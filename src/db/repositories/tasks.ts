@@ -114,6 +114,8 @@ export interface TaskListQuery {
   plane_issue_id?: string;
   limit?: number;
   offset?: number;
+  /** Only tasks with a smaller id (the next page after the last one seen). */
+  before_id?: number;
 }
 
 /** One claim of a task: the lease owner and the attempt number the claim gave it. */
@@ -190,6 +192,10 @@ export class TasksRepo {
     if (q.plane_issue_id) {
       where.push('plane_issue_id = @plane_issue_id');
       params.plane_issue_id = q.plane_issue_id;
+    }
+    if (q.before_id !== undefined) {
+      where.push('id < @before_id');
+      params.before_id = q.before_id;
     }
     const text = `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit OFFSET @offset`;
     return this.db.all<TaskRow>(text, params);

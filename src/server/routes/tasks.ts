@@ -42,6 +42,9 @@ const listQuery = z.object({
     .max(500, 'must be between 1 and 500')
     .default(100),
   offset: z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(0, 'must be 0 or more').default(0),
+  // Keyset paging: the next page starts below the last id seen, at the cost of one index probe
+  // however deep it is (an offset walks every row before it).
+  before_id: z.coerce.number({ error: 'must be an integer' }).int('must be an integer').min(1, 'must be 1 or more').optional(),
 });
 
 const logsQuery = z.object({
