@@ -2,7 +2,7 @@
 // rest counted, not kept), and what is kept is stored with a marker that says how much is missing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, type AgentEnv } from './agent-harness.js';
-import { LineSplitter } from '../src/agents/lines.js';
+import { LineSplitter, LineTail } from '../src/agents/lines.js';
 
 const MiB = 1024 * 1024;
 /** What the fake's long-line scenario writes before the run of "y" (see test/fakes/claude.mjs). */
@@ -42,6 +42,20 @@ describe('LineSplitter', () => {
   it('emits a capped line that the stream ends inside of, once, at the end', () => {
     const got = splitAll([Buffer.from('x'.repeat(5000))], 100);
     expect(got).toEqual([{ line: 'x'.repeat(100), dropped: 4900 }]);
+  });
+});
+
+describe('LineTail', () => {
+  it('keeps the last lines in order, each cut to its first maxChars characters', () => {
+    const tail = new LineTail(3, 10);
+    expect(tail.values()).toEqual([]);
+    tail.push('one');
+    tail.push('two');
+    expect(tail.values()).toEqual(['one', 'two']);
+    for (let i = 0; i < 7; i++) tail.push(`line ${i} ${'x'.repeat(1_000_000)}`);
+    expect(tail.values()).toEqual(['line 4 xxx', 'line 5 xxx', 'line 6 xxx']);
+    tail.push('last');
+    expect(tail.values()).toEqual(['line 5 xxx', 'line 6 xxx', 'last']);
   });
 });
 

@@ -64,15 +64,29 @@ function decodeLine(buf: Buffer, start: number, end: number): string {
   return buf.toString('utf8', start, stop);
 }
 
-/** Keeps the last `capacity` items. */
-export class Tail<T> {
-  private items: T[] = [];
-  constructor(private readonly capacity: number) {}
-  push(item: T): void {
-    this.items.push(item);
-    if (this.items.length > this.capacity * 2) this.items = this.items.slice(-this.capacity);
+/**
+ * The last `capacity` lines, each kept to its first `maxChars` characters: the tail says how a run
+ * ended (its last words, a limit message), and 200 whole lines of 1 MB would be 200 MB. A ring, so
+ * keeping a line costs the same however many came before.
+ */
+export class LineTail {
+  private readonly ring: string[] = [];
+  private next = 0;
+
+  constructor(
+    private readonly capacity: number,
+    private readonly maxChars = 4096,
+  ) {}
+
+  push(line: string): void {
+    const kept = line.length > this.maxChars ? line.slice(0, this.maxChars) : line;
+    if (this.ring.length < this.capacity) this.ring.push(kept);
+    else this.ring[this.next] = kept;
+    this.next = (this.next + 1) % this.capacity;
   }
-  values(): T[] {
-    return this.items.slice(-this.capacity);
+
+  values(): string[] {
+    if (this.ring.length < this.capacity) return [...this.ring];
+    return [...this.ring.slice(this.next), ...this.ring.slice(0, this.next)];
   }
 }

@@ -3,7 +3,7 @@
 import { execa } from 'execa';
 import { newRunMark, RUN_MARK_VAR } from './containment.js';
 import { startWatchdog, type RunOutcome } from './watchdog.js';
-import { LineSplitter, Tail } from './lines.js';
+import { LineSplitter, LineTail } from './lines.js';
 import { parseStreamLine, type ResultEvent, type StreamEvent } from './protocol.js';
 
 export type { RunOutcome } from './watchdog.js';
@@ -51,8 +51,8 @@ export interface RunResult {
 
 export async function runAgent(spec: RunSpec): Promise<RunResult> {
   const started = Date.now();
-  const tail = new Tail<string>(spec.tailLines ?? 200);
-  const stderrTail = new Tail<string>(50);
+  const tail = new LineTail(spec.tailLines ?? 200);
+  const stderrTail = new LineTail(50);
   let result: ResultEvent | null = null;
   let sessionId = '';
   let lastActivity = Date.now();
