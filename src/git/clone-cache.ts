@@ -7,6 +7,7 @@ import type { RepoSpec } from './repo-spec.js';
 import type { GitCommands } from './commands.js';
 import { GitError, GitUnreachableError, isMissingRemoteRef, lastLines, RepoNotFoundError, remoteFailure } from './errors.js';
 import { scrub } from '../secrets.js';
+import { readRefFiles } from './ref-files.js';
 
 /** What a task needs from the remote; everything else stays as last fetched. */
 export interface SyncWants {
@@ -158,9 +159,9 @@ export class CloneCache {
     const listRefs = (g: SimpleGit) => g.raw(['for-each-ref', '--format=%(objectname) %(refname)', ...FETCHED_NAMESPACES]);
     const have = await listRefs(this.cmd.local(cache));
     const remoteSpecs = compareHead ? [...refspecs, `+HEAD:${REMOTE_HEAD}`] : refspecs;
-    return this.cmd.authority(cache, have, async (g) => {
+    return this.cmd.authority(cache, have, async (g, gitDir) => {
       await g.raw(['fetch', '--verbose', ...(prune ? ['--prune'] : []), spec.cloneUrl, ...remoteSpecs]);
-      const after = parseRefs(await listRefs(g));
+      const after = await readRefFiles(gitDir, FETCHED_NAMESPACES);
       const remoteHead = after.get(REMOTE_HEAD) ?? '';
       after.delete(REMOTE_HEAD);
       // The authority directory started with exactly `have`: any difference is the fetch's doing.

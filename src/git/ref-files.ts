@@ -1,0 +1,54 @@
+// Reads the refs of an authority directory (authority.ts) from its files instead of running
+// `git for-each-ref`, which costs a process (~3.5 ms) on every task start. Only for directories
+// Factory writes itself: created with nothing but a packed-refs file, then changed by one fetch,
+// which writes a loose ref for each ref it updates and rewrites packed-refs when it prunes. Git
+// documents both formats (gitrepository-layout, git-pack-refs); nothing else is read.
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+const OBJECT_ID = /^[0-9a-f]{40}(?:[0-9a-f]{24})?$/;
+
+/** Ref → object id for every ref under `namespaces` (e.g. `refs/remotes/origin`); loose refs win. */
+export async function readRefFiles(gitDir: string, namespaces: readonly string[]): Promise<Map<string, string>> {
+  const inScope = (ref: string) => namespaces.some((ns) => ref.startsWith(`${ns}/`));
+  const refs = new Map<string, string>();
+  for (const [ref, id] of await packedRefs(gitDir)) if (inScope(ref)) refs.set(ref, id);
+  for (const ns of namespaces) {
+    for (const [ref, id] of await looseRefs(gitDir, ns)) refs.set(ref, id);
+  }
+  return refs;
+}
+
+/** `<id> <ref>` lines; `#` starts the header, `^` a peeled tag's target (neither is a ref). */
+async function packedRefs(gitDir: string): Promise<Array<[string, string]>> {
+  const text = await readFile(path.join(gitDir, 'packed-refs'), 'utf8').catch(missingIsEmpty);
+  const out: Array<[string, string]> = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#') || line.startsWith('^')) continue;
+    const [id, ref] = line.split(' ');
+    if (id && ref && OBJECT_ID.test(id)) out.push([ref, id]);
+  }
+  return out;
+}
+
+/** One file per ref under `<gitDir>/<namespace>/`, holding the id; symbolic refs and locks are skipped. */
+async function looseRefs(gitDir: string, namespace: string): Promise<Array<[string, string]>> {
+  const root = path.join(gitDir, namespace);
+  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [];
+    throw err;
+  });
+  const out: Array<[string, string]> = [];
+  for (const e of entries) {
+    if (!e.isFile() || e.name.endsWith('.lock')) continue;
+    const file = path.join(e.parentPath ?? e.path, e.name);
+    const id = (await readFile(file, 'utf8').catch(missingIsEmpty)).trim();
+    if (OBJECT_ID.test(id)) out.push([`${namespace}/${path.relative(root, file).split(path.sep).join('/')}`, id]);
+  }
+  return out;
+}
+
+function missingIsEmpty(err: NodeJS.ErrnoException): string {
+  if (err.code === 'ENOENT') return '';
+  throw err;
+}
