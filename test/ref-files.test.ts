@@ -73,4 +73,21 @@ describe('readRefFiles', () => {
     expect(now.has('refs/remotes/origin/feature/c')).toBe(true);
     expect(await readRefFiles(second, NAMESPACES)).toEqual(now);
   });
+
+  it('agrees with git for-each-ref in a bare clone with packed and loose refs', async () => {
+    const { bare } = localOrigin('factory-reffiles-cache-');
+    const cache = path.join(tempDir('factory-reffiles-cache-dir-'), 'web.git');
+    git({}, 'clone', '--quiet', '--bare', bare, cache);
+    const main = git({ GIT_DIR: cache }, 'rev-parse', 'main').trim();
+    git({ GIT_DIR: cache }, 'update-ref', 'refs/remotes/origin/main', main);
+    git({ GIT_DIR: cache }, 'update-ref', 'refs/factory/wip/7', main);
+    git({ GIT_DIR: cache }, 'pack-refs', '--all');
+    // Loose after packing: the loose value wins over the packed one.
+    git({ GIT_DIR: cache }, 'update-ref', 'refs/remotes/origin/topic/one', main);
+    git({ GIT_DIR: cache }, 'symbolic-ref', 'refs/remotes/origin/HEAD', 'refs/remotes/origin/main');
+    const want = forEachRef(cache);
+    want.delete('refs/remotes/origin/HEAD'); // a symbolic ref: never fetched, never copied
+    expect(want.size).toBe(3);
+    expect(await readRefFiles(cache, NAMESPACES)).toEqual(want);
+  });
 });

@@ -2,7 +2,6 @@
 // with the remote (ls-remote, fetch, push) through authority directories (see authority.ts).
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import type { SimpleGit } from 'simple-git';
 import type { RepoSpec } from './repo-spec.js';
 import type { GitCommands } from './commands.js';
 import { GitError, GitUnreachableError, isMissingRemoteRef, lastLines, RepoNotFoundError, remoteFailure } from './errors.js';
@@ -21,16 +20,6 @@ export interface SyncWants {
 const FETCHED_NAMESPACES = ['refs/remotes/origin', 'refs/factory'];
 /** The remote's HEAD, fetched only into the authority directory to compare with the default branch. */
 const REMOTE_HEAD = 'refs/factory/remote-head';
-
-/** "<sha> <ref>" lines (for-each-ref) as ref → sha. */
-function parseRefs(text: string): Map<string, string> {
-  const refs = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const [sha, ref] = line.trim().split(' ');
-    if (sha && ref) refs.set(ref, sha);
-  }
-  return refs;
-}
 
 /** `update-ref --stdin` commands turning `before` into `after`; empty when they are the same. */
 function refUpdates(before: Map<string, string>, after: Map<string, string>): string {
@@ -156,8 +145,8 @@ export class CloneCache {
     compareHead?: string,
   ): Promise<{ remote: string; tracked: string } | undefined> {
     const cache = this.path(spec);
-    const listRefs = (g: SimpleGit) => g.raw(['for-each-ref', '--format=%(objectname) %(refname)', ...FETCHED_NAMESPACES]);
-    const have = await listRefs(this.cmd.local(cache));
+    const before = await readRefFiles(cache, FETCHED_NAMESPACES);
+    const have = [...before].map(([ref, id]) => `${id} ${ref}`).join('\n');
     const remoteSpecs = compareHead ? [...refspecs, `+HEAD:${REMOTE_HEAD}`] : refspecs;
     return this.cmd.authority(cache, have, async (g, gitDir) => {
       await g.raw(['fetch', '--verbose', ...(prune ? ['--prune'] : []), spec.cloneUrl, ...remoteSpecs]);
@@ -165,7 +154,7 @@ export class CloneCache {
       const remoteHead = after.get(REMOTE_HEAD) ?? '';
       after.delete(REMOTE_HEAD);
       // The authority directory started with exactly `have`: any difference is the fetch's doing.
-      const updates = refUpdates(parseRefs(have), after);
+      const updates = refUpdates(before, after);
       if (updates) await this.cmd.silent(cache, ['update-ref', '--stdin'], updates);
       this.fetched.set(spec.slug, after);
       return compareHead ? { remote: remoteHead, tracked: after.get(compareHead) ?? '' } : undefined;

@@ -1,8 +1,10 @@
-// Reads the refs of an authority directory (authority.ts) from its files instead of running
-// `git for-each-ref`, which costs a process (~3.5 ms) on every task start. Only for directories
-// Factory writes itself: created with nothing but a packed-refs file, then changed by one fetch,
-// which writes a loose ref for each ref it updates and rewrites packed-refs when it prunes. Git
-// documents both formats (gitrepository-layout, git-pack-refs); nothing else is read.
+// Reads refs straight from a git directory's files instead of running `git for-each-ref`, which
+// costs a process (~3.5 ms) twice on every task start. For the directories Factory makes: the
+// clone cache (a bare clone) and authority directories (authority.ts: created with a packed-refs
+// file, then changed by one fetch, which writes a loose ref for each ref it updates and rewrites
+// packed-refs when it prunes). Both formats are git's documented files backend (gitrepository-layout,
+// git-pack-refs), the only one git 2.39 has; symbolic refs, locks and anything that is not an
+// object id are skipped.
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 
