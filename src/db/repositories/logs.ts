@@ -67,7 +67,9 @@ export class LogsRepo {
 
   /** Deletes the log lines of tasks that ended before `cutoffIso` (and so their last_output); returns how many lines went. */
   async purgeEnded(cutoffIso: string): Promise<number> {
-    const ended = `SELECT id FROM tasks WHERE status IN ('done', 'failed', 'cancelled', 'in_review') AND completed_at IS NOT NULL AND completed_at < ?`;
+    // Through the completed_at index (only tasks that ended before the cutoff). `status || ''` keeps
+    // SQLite's planner off the status index, which would walk every finished task ever.
+    const ended = `SELECT id FROM tasks WHERE completed_at < ? AND completed_at IS NOT NULL AND status || '' IN ('done', 'failed', 'cancelled', 'in_review')`;
     return this.db.transaction(async (tx) => {
       const gone = (await tx.run(`DELETE FROM task_logs WHERE task_id IN (${ended})`, cutoffIso)).changes;
       if (gone) await tx.run(`UPDATE tasks SET last_output = NULL WHERE last_output IS NOT NULL AND id IN (${ended})`, cutoffIso);

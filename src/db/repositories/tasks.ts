@@ -242,14 +242,18 @@ export class TasksRepo {
     );
   }
 
-  /** Queue depth by state (asynchronous: /health asks for it and must not wait on a busy server). */
+  /**
+   * Queue depth by state (asynchronous: /health asks for it and must not wait on a busy server).
+   * Only the open states are read, through the status index: the cost follows the queue, not the
+   * history (a scan of every task took 35 ms at 100k tasks, on every probe).
+   */
   async counts(): Promise<TaskCounts> {
     const { rows } = await sql<TaskCounts>`SELECT
       COALESCE(SUM(CASE WHEN status = 'queued' THEN 1 ELSE 0 END), 0) AS queued,
       COALESCE(SUM(CASE WHEN status = 'queued' AND run_requested_at IS NOT NULL THEN 1 ELSE 0 END), 0) AS runnable,
       COALESCE(SUM(CASE WHEN status = 'in_progress' THEN 1 ELSE 0 END), 0) AS in_progress,
       COALESCE(SUM(CASE WHEN status = 'waiting_for_input' THEN 1 ELSE 0 END), 0) AS waiting_for_input
-      FROM tasks`.execute(this.db.kysely);
+      FROM tasks WHERE status IN ('queued', 'in_progress', 'waiting_for_input')`.execute(this.db.kysely);
     const r = rows[0];
     return {
       queued: Number(r?.queued ?? 0),
