@@ -12,25 +12,9 @@
 // mb / (agent spawn → exit) for both (Factory's from its own task_runs.duration_ms).
 // Both children run under the same `node --import tsx` so their start-up footprint is alike; only the
 // growth is compared.
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import {
-  ROOT,
-  exited,
-  isMain,
-  log,
-  nowMs,
-  pick,
-  removeTemp,
-  round,
-  runStandalone,
-  sleep,
-  spawnFake,
-  startFactory,
-  tempDir,
-  type Row,
-} from './lib.js';
+import { isMain, log, nowMs, pick, removeTemp, round, runStandalone, sleep, spawnFake, startFactory, tempDir, type Row } from './lib.js';
+import { childArgs, childMain, startChild } from './child-run.js';
 
 const MB = pick(200, 50);
 const FACTORY_CAP_MS = pick(45_000, 15_000);
@@ -72,13 +56,16 @@ function hwmMb(): number {
  * Factory gets at most FACTORY_CAP_MS for the flood (bounded run time). If it has not finished by then
  * the task is cancelled and the row says so: throughput is then the output stored so far per second.
  */
+/** The fake's scenario: `chunk`-sized lines, or (chunk 0) one line of `mb` MiB with no newline in it. */
+const directive = (mb: number, chunk: number) => (chunk > 0 ? `[fake:flood mb=${mb} chunk=${chunk}]` : `[fake:long-line mb=${mb}]`);
+
 async function childFactory(mb: number, chunk: number): Promise<Sample> {
   const f = await startFactory();
   try {
     await sleep(200);
     const s = sampler();
     const t0 = nowMs();
-    const id = await f.createTask(`Print a lot.\n[fake:flood mb=${mb} chunk=${chunk}]`, 'bench flood');
+    const id = await f.createTask(`Print a lot.\n${directive(mb, chunk)}`, 'bench flood');
     const end = await Promise.race([
       f.statusAt(id, ['done', 'in_review', 'failed'], CHILD_TIMEOUT_MS),
       sleep(FACTORY_CAP_MS).then(() => null),
@@ -116,7 +103,7 @@ async function childBaseline(mb: number, chunk: number): Promise<Sample> {
     await sleep(200);
     const s = sampler();
     const t0 = nowMs();
-    const run = spawnFake(`Print a lot.\n[fake:flood mb=${mb} chunk=${chunk}]`, {
+    const run = spawnFake(`Print a lot.\n${directive(mb, chunk)}`, {
       cwd: dir,
       env: { FAKE_CLAUDE_STATE_DIR: `${dir}/state` },
     });
@@ -130,34 +117,24 @@ async function childBaseline(mb: number, chunk: number): Promise<Sample> {
   }
 }
 
-/** Runs one side in a fresh `node --import tsx` process; its temp dirs live under a dir we remove. */
+/** Runs one side in a fresh `node --import tsx` process (its temp dirs live under a TMPDIR that is removed). */
 async function measure(kind: 'factory' | 'baseline', mb: number, chunk: number): Promise<Sample> {
-  const tmp = tempDir('factory-bench-flood-');
+  const child = startChild(import.meta.url, [kind, String(mb), String(chunk)], { timeoutMs: CHILD_TIMEOUT_MS + 30_000 });
   try {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', kind, String(mb), String(chunk)], {
-      cwd: ROOT,
-      env: { ...process.env, TMPDIR: tmp },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString('utf8');
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS + 30_000);
-    await exited(child);
-    clearTimeout(timer);
-    const line = out.split('\n').find((l) => l.startsWith('RESULT '));
-    if (!line) throw new Error(`flood ${kind} child gave no result (exit ${child.exitCode ?? child.signalCode})`);
-    return JSON.parse(line.slice(7)) as Sample;
+    return await child.result<Sample>();
   } finally {
-    removeTemp(tmp);
+    await child.stop();
   }
 }
 
-/** Long lines (the brief's case) and short lines (many more rows: the per-line path rather than per-byte work). */
+/**
+ * Long lines (the brief's case), short lines (many more rows: the per-line path rather than per-byte
+ * work), and one 50 MiB line (the reader must cap it as it arrives, not hold it).
+ */
 const VARIANTS = [
   { label: '16 KiB lines', mb: MB, chunk: 16 * 1024 },
   { label: '256 B lines', mb: pick(100, 20), chunk: 256 },
+  { label: 'one 50 MiB line', mb: 50, chunk: 0 },
 ];
 
 export async function run(): Promise<Row[]> {
@@ -174,6 +151,7 @@ export async function run(): Promise<Row[]> {
         factory: fac.growthMb,
         baseline: base.growthMb,
         unit: 'MB RSS growth (peak − start)',
+        target: `≤ +${Math.max(30, round(base.growthMb))} MB (30 MB, or the bare growth if higher)`,
         notes:
           `start ${round(fac.startMb)}/${round(base.startMb)} MB, peak ${round(fac.peakMb)}/${round(base.peakMb)} MB, ` +
           `VmHWM ${round(fac.hwmMb)}/${round(base.hwmMb)} MB (factory/baseline); ${fac.extra}`,
@@ -184,6 +162,7 @@ export async function run(): Promise<Row[]> {
         baseline: mbps(base),
         unit: 'MiB/s agent spawn→exit',
         higherIsBetter: true,
+        target: v.chunk === 16 * 1024 ? '≥ 0.7×' : '-',
         notes: fac.dnf
           ? `factory cut off at ${round(fac.totalMs / 1000, 1)} s`
           : `factory task create→finished ${round(fac.totalMs / 1000, 2)} s`,
@@ -194,21 +173,10 @@ export async function run(): Promise<Row[]> {
 }
 
 if (isMain(import.meta.url)) {
-  const i = process.argv.indexOf('--child');
-  if (i >= 0) {
-    const kind = process.argv[i + 1];
-    const mb = Number(process.argv[i + 2]);
-    const chunk = Number(process.argv[i + 3]);
-    (kind === 'factory' ? childFactory(mb, chunk) : childBaseline(mb, chunk)).then(
-      (r) => {
-        process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
-        process.exit(0);
-      },
-      (err: unknown) => {
-        console.error(err);
-        process.exit(1);
-      },
-    );
+  const args = childArgs();
+  if (args) {
+    const [kind, mb, chunk] = [args[0], Number(args[1]), Number(args[2])];
+    childMain(() => (kind === 'factory' ? childFactory(mb, chunk) : childBaseline(mb, chunk)));
   } else {
     runStandalone(run);
   }

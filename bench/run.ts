@@ -11,7 +11,7 @@ import { QUICK, ROOT, exited, formatTable, log, nowMs, round, type Row } from '.
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WATCHDOG_MS = 12 * 60_000;
 
-const BENCHMARKS = ['agent-start', 'full-task', 'flood-rss', 'api-throughput', 'boot', 'sse-fanout'];
+const BENCHMARKS = ['agent-start', 'full-task', 'flood-rss', 'many-agents', 'api-throughput', 'boot', 'growth', 'sse-fanout'];
 
 function machine(): string {
   let model = cpus()[0]?.model ?? 'unknown';
