@@ -116,6 +116,11 @@ export const configSchema = z
         command: str.min(1).default('claude'),
         extra_args: z.array(str).default([]),
         kill_grace_seconds: z.number().positive().default(10),
+        /**
+         * Scheduling priority of agent processes (nice, 0–19; what they start inherits it): agents that
+         * keep every core busy must not starve the API, the watchdog and the log writer.
+         */
+        nice: z.number().int().min(0).max(19).default(10),
         /** Run agents in a bubblewrap sandbox: auto = where the kernel allows it (warned about when not). */
         sandbox: z.enum(['auto', 'on', 'off']).default('auto'),
         /** Hosts a sandboxed agent may reach through Factory's egress proxy. */

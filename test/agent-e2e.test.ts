@@ -61,6 +61,8 @@ describe('agent execution end to end', () => {
     );
     expect(call.cwd).toBe(path.join(env.services.config.worktrees_dir, `task-${t.id}`));
     expect(call.env.names).not.toContain('GITHUB_TOKEN');
+    // at agent.nice (default 10): a busy agent leaves Factory its share of the CPU
+    expect(call.priority).toBe(10);
     // the run's handoff names what it changed
     const [handoff] = (await env.app.inject({ url: `/api/tasks/${t.id}/handoffs?direction=from` })).json();
     expect(handoff).toMatchObject({ output_type: 'code_diff', summary: 'Implemented the change.' });

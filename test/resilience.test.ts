@@ -43,7 +43,9 @@ describe('budgets, usage limits, stalls and queue control', () => {
     );
     expect(paused.reason).toMatch(/usage limit/);
     expect(Date.parse(paused.until)).toBe(reset * 1000);
-    const waiting = await env.getTask(t.id);
+    // The pause is set as soon as the limit is seen; the run then settles (its log flushed) and
+    // puts the task back in the queue.
+    const waiting = await env.waitStatus(t.id, ['queued', 'in_review', 'failed'], 10_000);
     expect(waiting.status).toBe('queued');
     expect(waiting.error).toBe('');
     const done = await env.waitStatus(t.id, ['in_review', 'failed'], 30_000);

@@ -3,6 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, type AgentEnv } from './agent-harness.js';
 import { LineSplitter, LineTail } from '../src/agents/lines.js';
+import { LogWriter } from '../src/orchestrator/log-writer.js';
+import type { LogsRepo, NewLog } from '../src/db/repositories/logs.js';
 
 const MiB = 1024 * 1024;
 /** What the fake's long-line scenario writes before the run of "y" (see test/fakes/claude.mjs). */
@@ -58,6 +60,53 @@ describe('LineTail', () => {
     expect(tail.values()).toEqual(['line 5 xxx', 'line 6 xxx', 'last']);
   });
 });
+
+describe('LogWriter back-pressure', () => {
+  it('asks the reader to wait while more than 2 MiB is not stored, and lets it go on once the store caught up', async () => {
+    const stores: Array<{ rows: NewLog[]; done(): void }> = [];
+    const repo = {
+      appendMany: (rows: NewLog[]) => new Promise<void>((done) => stores.push({ rows, done })),
+    } as unknown as LogsRepo;
+    const w = new LogWriter(repo, 1, (err) => {
+      throw err;
+    });
+    const line = 'z'.repeat(16 * 1024);
+    for (let i = 0; i < 100; i++) w.write('stdout', line); // 1.6 MiB: below the limit
+    expect(w.backlog()).toBeNull();
+    for (let i = 0; i < 40; i++) w.write('stdout', line); // 2.2 MiB handed on, none of it stored
+    const wait = w.backlog();
+    expect(wait).not.toBeNull();
+    let released = false;
+    void wait!.then(() => (released = true));
+    // The store takes one batch (16 lines, 256 KiB) at a time, in order. 2.24 MiB were handed on;
+    // the reader may go on below half the limit (1 MiB): after 5 batches are stored, not before.
+    let storedBatches = 0;
+    while (!released) {
+      await waitUntil(() => stores.length > storedBatches);
+      expect(released).toBe(false);
+      stores[storedBatches++]!.done();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(storedBatches).toBe(5);
+    expect(w.backlog()).toBeNull();
+    const all = w.flush();
+    while (storedBatches < stores.length || stores.length < 9) {
+      await waitUntil(() => stores.length > storedBatches);
+      stores[storedBatches++]!.done();
+    }
+    await all;
+    expect(stores.reduce((n, s) => n + s.rows.length, 0)).toBe(140);
+  });
+});
+
+/** Polls a condition on the microtask and timer queues, at most 2 s. */
+async function waitUntil(ok: () => boolean): Promise<void> {
+  const deadline = Date.now() + 2000;
+  while (!ok()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 2 s');
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
 
 describe('agent output with very long lines, through the API', () => {
   let env: AgentEnv;

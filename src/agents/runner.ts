@@ -1,6 +1,7 @@
 // Runs one agent process under a watchdog: exact total and idle timers, SIGTERM then SIGKILL to the
 // agent and everything it started (containment.ts), line-by-line parsing with bounded memory.
 import { execa } from 'execa';
+import { setPriority } from 'node:os';
 import { newRunMark, RUN_MARK_VAR } from './containment.js';
 import { startWatchdog, type RunOutcome } from './watchdog.js';
 import { LineSplitter, LineTail } from './lines.js';
@@ -19,12 +20,19 @@ export interface RunSpec {
   signal?: AbortSignal;
   tailLines?: number;
   maxLineBytes?: number;
+  /** Nice value of the agent process (0: Factory's own priority). */
+  niceness?: number;
   /** The run's FACTORY_AGENT_RUN mark (a fresh one when absent). */
   mark?: string;
   /** Called once the agent runs: record pid and mark, so a later start can find leftovers. */
   onStart?(pid: number, mark: string): void;
   /** `droppedBytes`: how much of an over-long line was cut off (not kept anywhere). */
   onLine?(stream: 'stdout' | 'stderr', line: string, droppedBytes: number): void;
+  /**
+   * Asked after each piece of output: a promise means "wait before reading more" (the log store is
+   * behind). Reading pauses, so the agent's own writes block on the full pipe until it resolves.
+   */
+  backpressure?(): Promise<void> | null;
   /** Return a reason string to stop the agent (e.g. it asked a question). */
   onEvent?(event: StreamEvent): string | void;
 }
@@ -70,6 +78,15 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
     stripFinalNewline: false,
   });
   const pid = child.pid ?? null;
+  // Right after the spawn, while the CLI is still starting up: whatever it starts later inherits the
+  // priority. A failure (a platform without it) leaves the agent at Factory's priority.
+  if (pid && spec.niceness) {
+    try {
+      setPriority(pid, spec.niceness);
+    } catch {
+      /* best effort */
+    }
+  }
   if (pid) spec.onStart?.(pid, mark);
 
   const dog = startWatchdog(spec, pid, mark, () => lastActivity);
@@ -94,14 +111,22 @@ export async function runAgent(spec: RunSpec): Promise<RunResult> {
     spec.onLine?.('stderr', line, dropped);
   });
   // Activity is any output, not only whole lines: an agent writing one long line is not stalled.
-  child.stdout?.on('data', (c: Buffer) => {
+  const read = (splitter: LineSplitter) => (c: Buffer) => {
     lastActivity = Date.now();
-    out.push(c);
-  });
-  child.stderr?.on('data', (c: Buffer) => {
-    lastActivity = Date.now();
-    err.push(c);
-  });
+    splitter.push(c);
+    const wait = spec.backpressure?.();
+    if (!wait) return;
+    child.stdout?.pause();
+    child.stderr?.pause();
+    void wait.then(() => {
+      // Blocked by us, not idle: the wait does not count against the agent's idle timeout.
+      lastActivity = Date.now();
+      child.stdout?.resume();
+      child.stderr?.resume();
+    });
+  };
+  child.stdout?.on('data', read(out));
+  child.stderr?.on('data', read(err));
 
   // Wait for the agent itself to exit; its streams may stay open while grandchildren hold them.
   const exit = await new Promise<{ code: number | null; signal: string | null; spawnError?: Error }>((resolve) => {

@@ -87,6 +87,7 @@ export class AgentStage {
       totalTimeoutMs: Math.min(template.timeout_minutes, c.agent_timeout_minutes) * 60_000,
       idleTimeoutMs: c.agent_activity_timeout_minutes * 60_000,
       killGraceMs: c.agent.kill_grace_seconds * 1000,
+      niceness: c.agent.nice,
       signal: ctx.signal,
       tailLines: c.agent.log_tail_lines,
       onStart: (pid, mark) => {
@@ -94,6 +95,7 @@ export class AgentStage {
         writes.add(this.d.runs.update(runRow.id, { pid, proc_mark: mark }), 'recording the agent process');
       },
       onLine: (stream, line, dropped) => log.write(stream, line, dropped),
+      backpressure: () => log.backlog(),
       onEvent: (ev) => {
         if (ev.kind === 'text') this.d.bus.emit('agent.text', { task, text: ev.text });
         if (ev.kind === 'init' && ev.sessionId) {

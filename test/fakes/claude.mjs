@@ -11,6 +11,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import {
   DIRECTIVE_RE,
@@ -367,6 +368,7 @@ async function main() {
       names: Object.keys(e).sort(),
     },
     started_at: new Date().toISOString(),
+    priority: os.getPriority(),
   });
 
   if (!opts.print) {
