@@ -25,6 +25,8 @@ export interface FakeClaudeLogRecord {
   grandchild_pid?: number;
   env: Record<string, string | null> & { names: string[] };
   started_at: string;
+  /** The process's nice value when it started. */
+  priority: number;
 }
 
 /** Parses newline-delimited stream-json output (blank lines ignored; throws on a non-JSON line). */
