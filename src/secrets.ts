@@ -26,17 +26,25 @@ export function registerSecrets(values: Iterable<string>): void {
  */
 const has = (literal: string) => (text: string) => text.includes(literal);
 
-/** A digit right before a ':', as in a Telegram bot token: JSON has ':' everywhere, a digit before one rarely. */
-function digitBeforeColon(text: string): boolean {
-  for (let i = text.indexOf(':', 1); i !== -1; i = text.indexOf(':', i + 1)) {
-    const c = text.charCodeAt(i - 1);
-    if (c >= 48 && c <= 57) return true;
+/**
+ * Six digits right before a ':', as in a Telegram bot token. JSON has ':' everywhere and a digit
+ * before one in every timestamp, six digits before one rarely; walking the colons is cheaper than
+ * the regex over every position (a third of the secret check of a 100-task answer).
+ */
+function sixDigitsBeforeColon(text: string): boolean {
+  for (let i = text.indexOf(':', 6); i !== -1; i = text.indexOf(':', i + 1)) {
+    let k = 1;
+    while (k <= 6 && isDigit(text.charCodeAt(i - k))) k++;
+    if (k > 6) return true;
   }
   return false;
 }
 
+const isDigit = (c: number) => c >= 48 && c <= 57;
+
 const TOKEN_SHAPES: Array<[needle: (text: string) => boolean, shape: RegExp, inJson: RegExp]> = [
-  // The needle is a cheap test every match passes: most text skips the regex entirely. `inJson` is
+  // The needle is a cheap test every match passes, in the text and in its JSON form (needles hold
+  // no character JSON escapes): most text skips the regex entirely. `inJson` is
   // what mightHoldSecret looks for in a JSON text: the shape without its word boundaries and at its
   // shortest, so every text the shape matches contains a match of it, also once JSON-escaped (token
   // characters are never escaped, but the character before a token may become an escape ending in
@@ -46,7 +54,7 @@ const TOKEN_SHAPES: Array<[needle: (text: string) => boolean, shape: RegExp, inJ
   [has('github_pat_'), /\bgithub_pat_[A-Za-z0-9_]{40,255}\b/g, /github_pat_[A-Za-z0-9_]{40}/],
   [has('sk-'), /\bsk-(?:ant-|proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,255}/g, /sk-[A-Za-z0-9_-]{20}/],
   [has('ox'), /\bxox[abprs]-[A-Za-z0-9-]{10,255}/g, /xox[abprs]-[A-Za-z0-9-]{10}/],
-  [digitBeforeColon, /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/g, /\d{6}:[A-Za-z0-9_-]{35}/],
+  [sixDigitsBeforeColon, /\b\d{6,12}:[A-Za-z0-9_-]{35}\b/g, /\d{6}:[A-Za-z0-9_-]{35}/],
   [has('ftk_'), /\bftk_\d{1,15}_[0-9a-f]{40}\b/g, /ftk_\d{1,15}_[0-9a-f]{40}/],
   [
     has('PRIVATE KEY-----'),
@@ -81,7 +89,7 @@ const URL_CREDENTIALS_IN_JSON = /:\/\/[^/@]{3,4620}@/;
  */
 export function mightHoldSecret(json: string): boolean {
   for (const secret of knownInJson) if (json.includes(secret)) return true;
-  for (const [, , inJson] of TOKEN_SHAPES) if (inJson.test(json)) return true;
+  for (const [needle, , inJson] of TOKEN_SHAPES) if (needle(json) && inJson.test(json)) return true;
   return json.includes('://') && URL_CREDENTIALS_IN_JSON.test(json);
 }
 
