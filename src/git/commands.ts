@@ -18,7 +18,7 @@ export interface GitCommandOptions {
 
 // simple-git waits a fixed 50 ms after any command that prints nothing (no option turns that off), so
 // commands on a task's start path are chosen to print: not --quiet, and patterns that always match.
-// The few that never print (update-ref) run through `silent`, on execa.
+// Those that may print nothing (update-ref, add, status, worktree remove) run through `silent`, on execa.
 export class GitCommands {
   constructor(private readonly opts: GitCommandOptions) {}
 
@@ -27,10 +27,14 @@ export class GitCommands {
     return this.spawn(dir, this.localEnv(extraEnv));
   }
 
-  /** Runs a local git command that prints nothing on success, in `dir`, with `input` on its stdin. */
-  async silent(dir: string, args: string[], input?: string): Promise<void> {
+  /**
+   * Runs a local git command that may print nothing on success (so not through simple-git), in
+   * `dir`, with `input` on its stdin; resolves with what it printed.
+   */
+  async silent(dir: string, args: string[], input?: string): Promise<string> {
     const r = await execa('git', args, { cwd: dir, env: this.localEnv(), extendEnv: false, input, reject: false, timeout: 300_000 });
     if (r.exitCode !== 0) throw new GitError(`git ${args[0]}: ${lastLines(String(r.stderr || r.message))}`);
+    return String(r.stdout);
   }
 
   private localEnv(extraEnv: Record<string, string> = {}): Record<string, string> {

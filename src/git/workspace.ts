@@ -4,6 +4,7 @@
 // command (see authority.ts): never in the worktree or the clone cache, whose config the agent can edit.
 // It is never written to a URL or to any git config file.
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -212,11 +213,10 @@ export class Workspace {
 
   /** Commits everything the agent left uncommitted. Returns true when a commit was made. */
   async commitAll(wt: string, message: string): Promise<boolean> {
-    const g = this.git(wt);
-    const status = await g.raw(['status', '--porcelain']);
+    const status = await this.cmd.silent(wt, ['status', '--porcelain']);
     if (!status.trim()) return false;
-    await this.run('staging changes', () => g.raw(['add', '-A']));
-    await this.run('committing', () => g.raw(['commit', '--no-verify', '-m', scrub(message)]));
+    await this.run('staging changes', () => this.cmd.silent(wt, ['add', '-A']));
+    await this.run('committing', () => this.git(wt).raw(['commit', '--no-verify', '-m', scrub(message)]));
     return true;
   }
 
@@ -265,16 +265,20 @@ export class Workspace {
         p.catch((err: Error) => {
           reasons.push(err.message.trim().split('\n')[0]!);
         });
-      const g = existsSync(cache) ? this.git(cache) : undefined;
-      if (g) {
-        await attempt(g.raw(['worktree', 'remove', '--force', wt]));
-        await attempt(g.raw(['worktree', 'prune']));
+      const hasCache = existsSync(cache);
+      const git = (args: string[]) => this.cmd.silent(cache, args);
+      if (hasCache) {
+        await attempt(git(['worktree', 'remove', '--force', wt]));
+        // Most often a worktree deleted without git knowing (still registered): prune forgets it.
+        if (reasons.length) await attempt(git(['worktree', 'prune']));
       }
-      rmSync(wt, { recursive: true, force: true });
-      if (!g) return;
-      const registered = (await g.raw(['worktree', 'list', '--porcelain'])).split('\n').includes(`worktree ${wt}`);
-      if (branch) await attempt(g.raw(['branch', '-D', branch]));
-      const branchLeft = branch ? (await g.raw(['branch', '--list', branch])).trim() !== '' : false;
+      await rm(wt, { recursive: true, force: true });
+      if (!hasCache) return;
+      if (branch) await attempt(git(['branch', '-D', branch]));
+      // Every step said it succeeded: nothing is left to look for.
+      if (!reasons.length) return;
+      const registered = (await git(['worktree', 'list', '--porcelain'])).split('\n').includes(`worktree ${wt}`);
+      const branchLeft = branch ? (await git(['branch', '--list', branch])).trim() !== '' : false;
       if (registered || branchLeft) {
         const left = [registered ? `worktree ${wt} is still registered` : '', branchLeft ? `branch ${branch} still exists` : ''].filter(
           Boolean,
