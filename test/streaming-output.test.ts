@@ -1,5 +1,7 @@
 // Agent output is read with bounded buffers: a line longer than the cap is cut as it arrives (the
 // rest counted, not kept), and what is kept is stored with a marker that says how much is missing.
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, type AgentEnv } from './agent-harness.js';
 import { LineSplitter, LineTail } from '../src/agents/lines.js';
@@ -58,6 +60,22 @@ describe('LineTail', () => {
     expect(tail.values()).toEqual(['line 4 xxx', 'line 5 xxx', 'line 6 xxx']);
     tail.push('last');
     expect(tail.values()).toEqual(['line 5 xxx', 'line 6 xxx', 'last']);
+  });
+});
+
+describe('LineTail memory', () => {
+  it('keeps copies of the cut lines, not the whole lines they were cut from', () => {
+    // V8 keeps a sliced string's parent alive: 50 tail entries cut from 1 MB lines would hold 50 MB.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const tail = new LineTail(50, 100);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 50; i++) tail.push(`${i} ${'m'.repeat(1_000_000)}`);
+    gc();
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(tail.values()).toHaveLength(50);
+    expect(grown).toBeLessThan(10 * MiB);
   });
 });
 

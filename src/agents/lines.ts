@@ -79,7 +79,8 @@ export class LineTail {
   ) {}
 
   push(line: string): void {
-    const kept = line.length > this.maxChars ? line.slice(0, this.maxChars) : line;
+    // A copy, not a slice: V8's slice of a string keeps the whole string it was cut from alive.
+    const kept = line.length > this.maxChars ? Buffer.from(line.slice(0, this.maxChars)).toString() : line;
     if (this.ring.length < this.capacity) this.ring.push(kept);
     else this.ring[this.next] = kept;
     this.next = (this.next + 1) % this.capacity;
