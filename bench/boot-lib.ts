@@ -46,19 +46,44 @@ export interface BootedFactory {
   port: number;
   /** From spawn to the first GET /health that answered 200. */
   bootMs: number;
+  /** Started through a launcher (npm) rather than node itself. */
+  launcher: boolean;
   /** The last few KiB of the child's stderr, for error messages. */
   stderr(): string;
 }
 
-async function killIfRunning(child: ChildProcess): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL');
-    await exited(child);
+/** Signals the child's whole process group (it leads one); a group already gone is fine. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    /* gone */
   }
 }
 
-/** Starts `node <nodeArgs>` with `root`'s config and `dataDir` on a free loopback port; resolves once healthy. */
-export async function bootFactory(root: string, dataDir: string, nodeArgs: string[]): Promise<BootedFactory> {
+/** Polls until no process of the child's group is left, or the deadline (nowMs) passed. */
+async function groupGone(child: ChildProcess, deadline: number): Promise<void> {
+  while (nowMs() < deadline) {
+    try {
+      process.kill(-child.pid!, 0);
+    } catch {
+      return;
+    }
+    await sleep(5);
+  }
+}
+
+async function killIfRunning(child: ChildProcess): Promise<void> {
+  const running = child.exitCode === null && child.signalCode === null;
+  signalGroup(child, 'SIGKILL'); // also what npm started, should npm have gone first
+  if (running) await exited(child);
+}
+
+/**
+ * Starts `node <nodeArgs>` (or `command` with those arguments, e.g. npm) with `root`'s config and
+ * `dataDir` on a free loopback port, in a process group of its own; resolves once healthy.
+ */
+export async function bootFactory(root: string, dataDir: string, nodeArgs: string[], command = process.execPath): Promise<BootedFactory> {
   const port = await freePort();
   const env = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -71,7 +96,8 @@ export async function bootFactory(root: string, dataDir: string, nodeArgs: strin
     FACTORY_LOG_LEVEL: 'warn',
   };
   const t0 = nowMs();
-  const child = spawn(process.execPath, nodeArgs, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  // detached: npm runs Factory as a child of its own; the whole group is signalled (see stopFactory).
+  const child = spawn(command, nodeArgs, { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => {
     stderr = (stderr + c.toString('utf8')).slice(-4000);
@@ -79,7 +105,7 @@ export async function bootFactory(root: string, dataDir: string, nodeArgs: strin
   try {
     while (nowMs() - t0 < BOOT_TIMEOUT_MS) {
       if (child.exitCode !== null) throw new Error(`factory exited ${child.exitCode} during boot: ${stderr}`);
-      if (await healthOk(port)) return { child, port, bootMs: nowMs() - t0, stderr: () => stderr };
+      if (await healthOk(port)) return { child, port, bootMs: nowMs() - t0, launcher: command !== process.execPath, stderr: () => stderr };
       await sleep(10);
     }
     throw new Error(`factory not healthy within ${BOOT_TIMEOUT_MS} ms: ${stderr}`);
@@ -93,10 +119,13 @@ export async function bootFactory(root: string, dataDir: string, nodeArgs: strin
 export async function stopFactory(f: BootedFactory): Promise<number> {
   const t0 = nowMs();
   try {
-    f.child.kill('SIGTERM');
+    signalGroup(f.child, 'SIGTERM');
     await Promise.race([exited(f.child), sleep(STOP_TIMEOUT_MS)]);
+    if (f.launcher) await groupGone(f.child, t0 + STOP_TIMEOUT_MS); // npm may end before the Factory it started
     const exitMs = nowMs() - t0;
-    if (f.child.exitCode !== 0) throw new Error(`factory exit after SIGTERM: ${f.child.exitCode ?? f.child.signalCode} ${f.stderr()}`);
+    // A launcher (npm) passes the signal on and then ends by it itself; node on Factory must exit 0.
+    const clean = f.child.exitCode === 0 || (f.launcher && f.child.signalCode === 'SIGTERM');
+    if (!clean) throw new Error(`factory exit after SIGTERM: ${f.child.exitCode ?? f.child.signalCode} ${f.stderr()}`);
     return exitMs;
   } finally {
     await killIfRunning(f.child);
