@@ -4,6 +4,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, type AgentEnv } from './agent-harness.js';
+import { waitFor } from './helpers.js';
 import { LineSplitter, LineTail } from '../src/agents/lines.js';
 import { LogWriter } from '../src/orchestrator/log-writer.js';
 import type { LogsRepo, NewLog } from '../src/db/repositories/logs.js';
@@ -100,7 +101,7 @@ describe('LogWriter back-pressure', () => {
     // the reader may go on below half the limit (1 MiB): after 5 batches are stored, not before.
     let storedBatches = 0;
     while (!released) {
-      await waitUntil(() => stores.length > storedBatches);
+      await waitFor(() => stores.length > storedBatches);
       expect(released).toBe(false);
       stores[storedBatches++]!.done();
       await new Promise((r) => setTimeout(r, 5));
@@ -109,22 +110,13 @@ describe('LogWriter back-pressure', () => {
     expect(w.backlog()).toBeNull();
     const all = w.flush();
     while (storedBatches < stores.length || stores.length < 9) {
-      await waitUntil(() => stores.length > storedBatches);
+      await waitFor(() => stores.length > storedBatches);
       stores[storedBatches++]!.done();
     }
     await all;
     expect(stores.reduce((n, s) => n + s.rows.length, 0)).toBe(140);
   });
 });
-
-/** Polls a condition on the microtask and timer queues, at most 2 s. */
-async function waitUntil(ok: () => boolean): Promise<void> {
-  const deadline = Date.now() + 2000;
-  while (!ok()) {
-    if (Date.now() > deadline) throw new Error('condition not met within 2 s');
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
 
 describe('agent output with very long lines, through the API', () => {
   let env: AgentEnv;
