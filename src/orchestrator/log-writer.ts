@@ -12,8 +12,9 @@ function truncated(line: string, droppedBytes: number): string {
 
 /**
  * Past this many bytes written but not yet stored, `backlog()` asks the reader to wait. The store may
- * be slower than the agent (a thread of its own on SQLite, the network on PostgreSQL): without a
- * limit a flood of output piles up in memory.
+ * be slower than the agent (PostgreSQL across the network, a stalled disk): without a limit a flood
+ * of output piles up in memory. A failed batch counts as done (its error is reported), so a store
+ * that is down never keeps the reader waiting for good.
  */
 const MAX_UNSTORED_BYTES = 2 * 1024 * 1024;
 
