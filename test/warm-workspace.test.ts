@@ -1,7 +1,7 @@
 // The clone cache is reused between tasks (one targeted fetch, the default branch remembered): each
 // task must still start from what the remote has now, also after pushes and default-branch changes.
 import { execFileSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgentEnv, gitOut, localOrigin, localWorkspace, type AgentEnv } from './agent-harness.js';
@@ -109,5 +109,21 @@ describe('the remembered default branch', () => {
     expect(gitOut(ws.cachePath(spec), 'worktree', 'list', '--porcelain')).toContain(first.path);
     const again = await ws.prepare(spec, 'task-1', 'factory/1-x', 'main');
     expect(gitOut(again.path, 'rev-parse', '--abbrev-ref', 'HEAD')).toBe('factory/1-x');
+  });
+
+  it('leaves no worktree nor branch behind when the fetch fails after the worktree was added', async () => {
+    const { dir, bare, spec } = localOrigin('factory-warm-fail-');
+    const ws = workspace(dir);
+    await ws.syncAndPrepare(spec, 'task-1', 'factory/1-x');
+    // The cache is warm (a fetched base to start from); now the origin is gone.
+    renameSync(bare, `${bare}.gone`);
+    await expect(ws.syncAndPrepare(spec, 'task-2', 'factory/2-y')).rejects.toThrow();
+    expect(existsSync(ws.worktreePath('task-2'))).toBe(false);
+    expect(gitOut(ws.cachePath(spec), 'worktree', 'list', '--porcelain')).not.toContain(ws.worktreePath('task-2'));
+    expect(gitOut(ws.cachePath(spec), 'branch', '--list', 'factory/2-y')).toBe('');
+    // Back again: the task's worktree is made from the fetched base.
+    renameSync(`${bare}.gone`, bare);
+    const { wt } = await ws.syncAndPrepare(spec, 'task-2', 'factory/2-y');
+    expect(gitOut(wt.path, 'rev-parse', 'HEAD')).toBe(gitOut(bare, 'rev-parse', 'main'));
   });
 });

@@ -99,6 +99,11 @@ export class CloneCache {
     return false;
   }
 
+  /** The default branch as configured or remembered (within the TTL), without asking the remote. */
+  knownDefault(spec: RepoSpec): string | undefined {
+    return spec.defaultBranch ?? this.rememberedDefault(spec.slug);
+  }
+
   private rememberedDefault(slug: string): string | undefined {
     const known = this.defaults.get(slug);
     const ttl = this.defaultBranchTtlMs;

@@ -78,6 +78,48 @@ export class Workspace {
     return this.locks.run(spec.slug, () => this.cache.refresh(spec, wants));
   }
 
+  /**
+   * sync and prepare in one for a new branch (a task's first run), the worktree added from the base
+   * as last fetched while the fetch runs: a warm start pays for the longer of the two, not both.
+   * When the fetch moved the base (or the default branch changed), the new worktree is reset to
+   * where the remote is now, so the branch still starts from the remote's current base. Without a
+   * fetched base to start from (a new cache), it is sync then prepare.
+   */
+  async syncAndPrepare(spec: RepoSpec, key: string, branch: string, base?: string): Promise<{ defaultBranch: string; wt: Worktree }> {
+    const wt = this.worktreePath(key);
+    const guess = base ?? this.cache.knownDefault(spec);
+    const guessedStart = guess && this.cache.lastFetched(spec, `refs/remotes/origin/${guess}`);
+    if (!guessedStart || existsSync(path.join(wt, '.git'))) {
+      const defaultBranch = await this.sync(spec, { base, branch });
+      return { defaultBranch, wt: await this.prepare(spec, key, branch, base ?? defaultBranch) };
+    }
+    return this.locks.run(spec.slug, async () => {
+      await rm(wt, { recursive: true, force: true });
+      const adding = this.git(this.cachePath(spec))
+        .raw(['worktree', 'add', '-B', branch, wt, guessedStart])
+        .then(
+          () => true,
+          () => false,
+        );
+      let defaultBranch: string;
+      try {
+        defaultBranch = await this.cache.refresh(spec, { base, branch });
+      } catch (err) {
+        await adding;
+        await this.removeLocked(spec, wt, branch).catch(() => undefined);
+        throw err;
+      }
+      const baseBranch = base ?? defaultBranch;
+      const start = await this.startPoint(spec, this.git(this.cachePath(spec)), branch, baseBranch);
+      if (!(await adding)) {
+        await this.addWorktree(spec, key, branch, start);
+      } else if (start !== guessedStart) {
+        await this.run(`moving ${key} to the fetched base`, () => this.cmd.silent(wt, ['reset', '--hard', '--quiet', start]));
+      }
+      return { defaultBranch, wt: { path: wt, branch, baseBranch } };
+    });
+  }
+
   /** Worktrees are keyed by task (`task-12`) or shared by a workflow's steps (`workflow-3`). */
   worktreePath(key: string): string {
     return path.join(this.opts.worktreesDir, key);
@@ -104,15 +146,21 @@ export class Workspace {
       // startAt: a WIP checkpoint of the task, when another worker is taking it over. Otherwise the
       // task's remote branch if it has one, else its base: commits as the last fetch saw them.
       const start = startAt ?? (await this.startPoint(spec, g, branch, baseBranch));
-      // -B: a local branch left by an earlier run is reset to the start point.
-      const add = () => g.raw(['worktree', 'add', '-B', branch, wt, start]);
-      await add().catch(async () => {
-        // Most often a worktree deleted without git knowing (still registered): prune, then once more.
-        await this.run('pruning worktrees', () => g.raw(['worktree', 'prune']));
-        rmSync(wt, { recursive: true, force: true });
-        await this.run(`creating worktree ${key}`, add);
-      });
+      await this.addWorktree(spec, key, branch, start);
       return { path: wt, branch, baseBranch };
+    });
+  }
+
+  /** `worktree add -B` (a local branch left by an earlier run is reset to `start`); call under the lock. */
+  private async addWorktree(spec: RepoSpec, key: string, branch: string, start: string): Promise<void> {
+    const g = this.git(this.cachePath(spec));
+    const wt = this.worktreePath(key);
+    const add = () => g.raw(['worktree', 'add', '-B', branch, wt, start]);
+    await add().catch(async () => {
+      // Most often a worktree deleted without git knowing (still registered): prune, then once more.
+      await this.run('pruning worktrees', () => g.raw(['worktree', 'prune']));
+      rmSync(wt, { recursive: true, force: true });
+      await this.run(`creating worktree ${key}`, add);
     });
   }
 
@@ -257,34 +305,36 @@ export class Workspace {
    * naming git's reasons, so a leaking worktree shows up in the log instead of piling up unseen.
    */
   async remove(spec: RepoSpec, key: string, branch?: string): Promise<void> {
-    const wt = this.worktreePath(key);
-    await this.locks.run(spec.slug, async () => {
-      const cache = this.cachePath(spec);
-      const reasons: string[] = [];
-      const attempt = (p: Promise<unknown>) =>
-        p.catch((err: Error) => {
-          reasons.push(err.message.trim().split('\n')[0]!);
-        });
-      const hasCache = existsSync(cache);
-      const git = (args: string[]) => this.cmd.silent(cache, args);
-      if (hasCache) {
-        await attempt(git(['worktree', 'remove', '--force', wt]));
-        // Most often a worktree deleted without git knowing (still registered): prune forgets it.
-        if (reasons.length) await attempt(git(['worktree', 'prune']));
-      }
-      await rm(wt, { recursive: true, force: true });
-      if (!hasCache) return;
-      if (branch) await attempt(git(['branch', '-D', branch]));
-      // Every step said it succeeded: nothing is left to look for.
-      if (!reasons.length) return;
-      const registered = (await git(['worktree', 'list', '--porcelain'])).split('\n').includes(`worktree ${wt}`);
-      const branchLeft = branch ? (await git(['branch', '--list', branch])).trim() !== '' : false;
-      if (registered || branchLeft) {
-        const left = [registered ? `worktree ${wt} is still registered` : '', branchLeft ? `branch ${branch} still exists` : ''].filter(
-          Boolean,
-        );
-        throw new Error(`could not remove the worktree completely: ${left.join(', ')} (${reasons.join('; ') || 'no error from git'})`);
-      }
-    });
+    await this.locks.run(spec.slug, () => this.removeLocked(spec, this.worktreePath(key), branch));
+  }
+
+  /** remove() for a caller that holds the repo lock. */
+  private async removeLocked(spec: RepoSpec, wt: string, branch?: string): Promise<void> {
+    const cache = this.cachePath(spec);
+    const reasons: string[] = [];
+    const attempt = (p: Promise<unknown>) =>
+      p.catch((err: Error) => {
+        reasons.push(err.message.trim().split('\n')[0]!);
+      });
+    const hasCache = existsSync(cache);
+    const git = (args: string[]) => this.cmd.silent(cache, args);
+    if (hasCache) {
+      await attempt(git(['worktree', 'remove', '--force', wt]));
+      // Most often a worktree deleted without git knowing (still registered): prune forgets it.
+      if (reasons.length) await attempt(git(['worktree', 'prune']));
+    }
+    await rm(wt, { recursive: true, force: true });
+    if (!hasCache) return;
+    if (branch) await attempt(git(['branch', '-D', branch]));
+    // Every step said it succeeded: nothing is left to look for.
+    if (!reasons.length) return;
+    const registered = (await git(['worktree', 'list', '--porcelain'])).split('\n').includes(`worktree ${wt}`);
+    const branchLeft = branch ? (await git(['branch', '--list', branch])).trim() !== '' : false;
+    if (registered || branchLeft) {
+      const left = [registered ? `worktree ${wt} is still registered` : '', branchLeft ? `branch ${branch} still exists` : ''].filter(
+        Boolean,
+      );
+      throw new Error(`could not remove the worktree completely: ${left.join(', ')} (${reasons.join('; ') || 'no error from git'})`);
+    }
   }
 }

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { TaskRow } from '../db/repositories/tasks.js';
 import type { TaskService } from '../tasks/service.js';
-import { GitUnreachableError, slugify, type Workspace } from '../git/workspace.js';
+import { GitUnreachableError, slugify, type Workspace, type Worktree } from '../git/workspace.js';
 import type { ExecResult } from '../queue/types.js';
 import type { LogWriter } from './log-writer.js';
 import type { RepoSpecOf } from './repo-specs.js';
@@ -34,15 +34,24 @@ export class WorkspaceStage {
     const spec = this.d.repoSpec(task.repo);
     log.system(`preparing workspace for ${spec.slug}`);
     const branch = task.branch_name || `${this.d.branchPrefix}${task.id}-${slugify(task.title)}`;
+    const key = worktreeKey(task);
+    const mayRestore = this.d.checkpoints && !task.workflow_id && Boolean(task.session_id);
     let defaultBranch: string;
+    let fresh: Worktree | undefined;
     try {
-      defaultBranch = await ws.sync(spec, { base: task.base_branch || undefined, branch });
+      if (!task.branch_name && !mayRestore) {
+        // A first run: nothing to restore, so the worktree is made while the fetch runs.
+        ({ defaultBranch, wt: fresh } = await ws.syncAndPrepare(spec, key, branch, task.base_branch || undefined));
+      } else {
+        defaultBranch = await ws.sync(spec, { base: task.base_branch || undefined, branch });
+      }
     } catch (err) {
       if (err instanceof GitUnreachableError) return { wait: this.waitForGitHost(task, log, err) };
       throw err;
     }
     const base = task.base_branch || defaultBranch;
-    const key = worktreeKey(task);
+    if (fresh)
+      return this.prepared(task, log, { spec, wt: fresh, branch, base, hadWorktree: false, restored: undefined, checkpointed: false });
     let hadWorktree = existsSync(path.join(ws.worktreePath(key), '.git'));
     // An earlier run started and the task ran elsewhere since (no worktree here, or ours is older than
     // the last checkpoint another worker pushed): start from that checkpoint.
@@ -64,9 +73,14 @@ export class WorkspaceStage {
     }
     const wt = await ws.prepare(spec, key, branch, base, restored);
     if (restored) log.system(`taking over from another worker: the worktree starts at its WIP checkpoint ${restored.slice(0, 12)}`);
-    task = (await this.d.tasks.update(task.id, { branch_name: branch, base_branch: base, worktree_path: wt.path })) ?? task;
-    log.system(`worktree ${wt.path} on branch ${branch} (base ${base})`);
-    return { task, spec, wt, branch, base, hadWorktree, restored, checkpointed };
+    return this.prepared(task, log, { spec, wt, branch, base, hadWorktree, restored, checkpointed });
+  }
+
+  /** Records the task's branch, base and worktree, and says so in its log. */
+  private async prepared(task: TaskRow, log: LogWriter, p: Omit<Prepared, 'task'>): Promise<Prepared> {
+    const updated = await this.d.tasks.update(task.id, { branch_name: p.branch, base_branch: p.base, worktree_path: p.wt.path });
+    log.system(`worktree ${p.wt.path} on branch ${p.branch} (base ${p.base})`);
+    return { task: updated ?? task, ...p };
   }
 
   /**
