@@ -121,6 +121,15 @@ describe('tasks API', () => {
     }
   });
 
+  it('lists each task exactly as the single-task route shows it (without its runs)', async () => {
+    const created = await post('/api/tasks', { title: 'Same everywhere', description: 'Both routes', repo: 'acme/same' });
+    const listed = (await env.app.inject({ url: '/api/tasks?repo=acme/same' })).json()[0];
+    const { runs, ...single } = (await env.app.inject({ url: `/api/tasks/${created.json().id}` })).json();
+    expect(runs).toEqual([]);
+    expect(listed).toEqual(single);
+    expect(Object.keys(listed)).toEqual(Object.keys(single));
+  });
+
   it('pages by before_id: each page starts below the last id seen, every task exactly once', async () => {
     for (let i = 0; i < 5; i++) await post('/api/tasks', { title: `keyset ${i}`, repo: 'acme/keyset' });
     const titles: string[] = [];

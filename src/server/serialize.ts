@@ -1,7 +1,7 @@
-import type { TaskRow } from '../db/repositories/tasks.js';
+import type { TaskSummary } from '../db/repositories/tasks.js';
 
 /** The public Task object: the upstream fields in upstream order, then ours. */
-export function taskJson(t: TaskRow, lastOutput: string | null = null) {
+export function taskJson(t: TaskSummary, lastOutput: string | null = null) {
   return {
     id: t.id,
     title: t.title,

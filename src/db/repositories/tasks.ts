@@ -2,51 +2,11 @@ import { sql } from 'kysely';
 import type { AsyncDb } from '../query.js';
 import { nowIso } from '../time.js';
 import type { TaskStatus } from '../../domain/task-status.js';
+import type { TaskRow } from './task-row.js';
+import { SUMMARY_COLUMNS, type TaskSummary } from './task-summary.js';
 
-export interface TaskRow {
-  id: number;
-  title: string;
-  description: string;
-  repo: string;
-  agent_type: string;
-  status: TaskStatus;
-  plane_issue_id: string;
-  plane_sequence_id: number | null;
-  branch_name: string;
-  base_branch: string;
-  worktree_path: string;
-  pr_url: string;
-  pr_number: number | null;
-  preview_url: string;
-  error: string;
-  result_summary: string;
-  clarification_context: string;
-  workflow_id: number | null;
-  workflow_step: number | null;
-  parent_task_id: number | null;
-  session_id: string;
-  cost_usd: number;
-  input_tokens: number;
-  output_tokens: number;
-  cache_read_tokens: number;
-  cache_creation_tokens: number;
-  attempts: number;
-  run_requested_at: string | null;
-  not_before: string | null;
-  lease_owner: string | null;
-  lease_expires_at: number | null;
-  cancel_requested: number;
-  keep_worktree: number;
-  pr_state: string;
-  ci_conclusion: string;
-  revision_context: string;
-  /** Latest stdout or system log line (≤ 500 characters), kept by LogsRepo.appendMany; null when none. */
-  last_output: string | null;
-  created_at: string;
-  started_at: string | null;
-  completed_at: string | null;
-  updated_at: string;
-}
+export type { TaskRow } from './task-row.js';
+export type { TaskSummary } from './task-summary.js';
 
 export interface NewTask {
   title: string;
@@ -175,6 +135,15 @@ export class TasksRepo {
   }
 
   list(q: TaskListQuery = {}): Promise<TaskRow[]> {
+    return this.select('*', q);
+  }
+
+  /** The list as the API shows it: without the columns only the pipeline reads (task-summary.ts). */
+  summaries(q: TaskListQuery = {}): Promise<TaskSummary[]> {
+    return this.select(SUMMARY_COLUMNS, q);
+  }
+
+  private select<T>(columns: string, q: TaskListQuery): Promise<T[]> {
     const where: string[] = [];
     const params: Record<string, unknown> = { limit: q.limit ?? 100, offset: q.offset ?? 0 };
     if (q.status) {
@@ -197,8 +166,8 @@ export class TasksRepo {
       where.push('id < @before_id');
       params.before_id = q.before_id;
     }
-    const text = `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit OFFSET @offset`;
-    return this.db.all<TaskRow>(text, params);
+    const text = `SELECT ${columns} FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY id DESC LIMIT @limit OFFSET @offset`;
+    return this.db.all<T>(text, params);
   }
 
   /** Sets non-status fields. Returns the updated row. */
