@@ -36,6 +36,7 @@ export class WorkspaceStage {
     const branch = task.branch_name || `${this.d.branchPrefix}${task.id}-${slugify(task.title)}`;
     const key = worktreeKey(task);
     const mayRestore = this.d.checkpoints && !task.workflow_id && Boolean(task.session_id);
+    let hadWorktree = existsSync(path.join(ws.worktreePath(key), '.git'));
     let defaultBranch: string;
     let fresh: Worktree | undefined;
     try {
@@ -50,9 +51,7 @@ export class WorkspaceStage {
       throw err;
     }
     const base = task.base_branch || defaultBranch;
-    if (fresh)
-      return this.prepared(task, log, { spec, wt: fresh, branch, base, hadWorktree: false, restored: undefined, checkpointed: false });
-    let hadWorktree = existsSync(path.join(ws.worktreePath(key), '.git'));
+    if (fresh) return this.prepared(task, log, { spec, wt: fresh, branch, base, hadWorktree, restored: undefined, checkpointed: false });
     // An earlier run started and the task ran elsewhere since (no worktree here, or ours is older than
     // the last checkpoint another worker pushed): start from that checkpoint.
     let restored: string | undefined;
