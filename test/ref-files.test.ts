@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createAuthorityDir } from '../src/git/authority.js';
-import { readRefFiles } from '../src/git/ref-files.js';
+import { readRefFiles, readWorktreeHead } from '../src/git/ref-files.js';
 import { localOrigin } from './agent-harness.js';
 import { tempDir } from './helpers.js';
 
@@ -89,5 +89,23 @@ describe('readRefFiles', () => {
     want.delete('refs/remotes/origin/HEAD'); // a symbolic ref: never fetched, never copied
     expect(want.size).toBe(3);
     expect(await readRefFiles(cache, NAMESPACES)).toEqual(want);
+  });
+
+  it("reads a worktree's HEAD as git rev-parse does: on a branch (loose or packed), detached, or not at all", async () => {
+    const { bare } = localOrigin('factory-reffiles-head-');
+    const cache = path.join(tempDir('factory-reffiles-head-cache-'), 'web.git');
+    git({}, 'clone', '--quiet', '--bare', bare, cache);
+    const wt = path.join(tempDir('factory-reffiles-head-wt-'), 'task-1');
+    git({ GIT_DIR: cache }, 'worktree', 'add', '--quiet', '-b', 'factory/1-x', wt, 'main');
+    const revParse = () => git({}, '-C', wt, 'rev-parse', 'HEAD').trim();
+    writeFileSync(path.join(wt, 'a.txt'), 'a\n');
+    git({}, '-C', wt, 'add', '.');
+    git({}, '-C', wt, 'commit', '--quiet', '-m', 'a');
+    expect(await readWorktreeHead(wt)).toBe(revParse()); // a loose branch ref
+    git({ GIT_DIR: cache }, 'pack-refs', '--all');
+    expect(await readWorktreeHead(wt)).toBe(revParse()); // the same branch, packed
+    git({}, '-C', wt, 'checkout', '--quiet', '--detach', 'HEAD~1');
+    expect(await readWorktreeHead(wt)).toBe(revParse()); // detached: the commit is in HEAD itself
+    expect(await readWorktreeHead(tempDir('factory-reffiles-not-a-worktree-'))).toBeUndefined();
   });
 });

@@ -32,9 +32,27 @@ export class GitCommands {
    * `dir`, with `input` on its stdin; resolves with what it printed.
    */
   async silent(dir: string, args: string[], input?: string): Promise<string> {
-    const r = await execa('git', args, { cwd: dir, env: this.localEnv(), extendEnv: false, input, reject: false, timeout: 300_000 });
-    if (r.exitCode !== 0) throw new GitError(`git ${args[0]}: ${lastLines(String(r.stderr || r.message))}`);
-    return String(r.stdout);
+    const r = await this.attempt(dir, args, {}, input);
+    if (r.exitCode !== 0) throw new GitError(`git ${args[0]}: ${lastLines(r.stderr || r.stdout)}`);
+    return r.stdout;
+  }
+
+  /** Runs a local git command and resolves with how it ended, whatever that was (its caller decides). */
+  async attempt(
+    dir: string,
+    args: string[],
+    extraEnv: Record<string, string> = {},
+    input?: string,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const r = await execa('git', args, {
+      cwd: dir,
+      env: this.localEnv(extraEnv),
+      extendEnv: false,
+      input,
+      reject: false,
+      timeout: 300_000,
+    });
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr || r.message || '') };
   }
 
   private localEnv(extraEnv: Record<string, string> = {}): Record<string, string> {

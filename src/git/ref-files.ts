@@ -54,3 +54,22 @@ function missingIsEmpty(err: NodeJS.ErrnoException): string {
   if (err.code === 'ENOENT') return '';
   throw err;
 }
+
+/**
+ * The commit a worktree's HEAD is at, from its files: `.git` names the worktree's git directory,
+ * whose HEAD holds a commit or `ref: refs/heads/…`, a branch of the shared (common) directory, loose
+ * or packed. Undefined when anything is not as expected: the caller then asks git.
+ */
+export async function readWorktreeHead(worktree: string): Promise<string | undefined> {
+  const gitDir = /^gitdir: (.+)$/m.exec(await readFile(path.join(worktree, '.git'), 'utf8').catch(() => ''))?.[1];
+  if (!gitDir) return undefined;
+  const dir = path.resolve(worktree, gitDir.trim());
+  const head = (await readFile(path.join(dir, 'HEAD'), 'utf8').catch(() => '')).trim();
+  if (OBJECT_ID.test(head)) return head;
+  const ref = /^ref: (refs\/heads\/\S+)$/.exec(head)?.[1];
+  if (!ref) return undefined;
+  const common = path.resolve(dir, (await readFile(path.join(dir, 'commondir'), 'utf8').catch(() => '.')).trim());
+  const loose = (await readFile(path.join(common, ref), 'utf8').catch(() => '')).trim();
+  if (OBJECT_ID.test(loose)) return loose;
+  return (await packedRefs(common)).find(([name]) => name === ref)?.[1];
+}

@@ -13,7 +13,8 @@ import type { RepoSpec } from './repo-spec.js';
 import { KeyedMutex } from './mutex.js';
 import { GitCommands } from './commands.js';
 import { CloneCache, type SyncWants } from './clone-cache.js';
-import { GitError } from './errors.js';
+import { GitError, lastLines } from './errors.js';
+import { readWorktreeHead } from './ref-files.js';
 import { scrub } from '../secrets.js';
 
 export { GitError, GitUnreachableError, RepoNotFoundError } from './errors.js';
@@ -261,11 +262,12 @@ export class Workspace {
 
   /** Commits everything the agent left uncommitted. Returns true when a commit was made. */
   async commitAll(wt: string, message: string): Promise<boolean> {
-    const status = await this.cmd.silent(wt, ['status', '--porcelain']);
-    if (!status.trim()) return false;
     await this.run('staging changes', () => this.cmd.silent(wt, ['add', '-A']));
-    await this.run('committing', () => this.git(wt).raw(['commit', '--no-verify', '-m', scrub(message)]));
-    return true;
+    // No `status` first (one process fewer): with nothing staged, commit says so and exits 1.
+    const r = await this.cmd.attempt(wt, ['commit', '--no-verify', '-m', scrub(message)], { LC_ALL: 'C' });
+    if (r.exitCode === 0) return true;
+    if (r.exitCode === 1 && /^nothing (added )?to commit/m.test(r.stdout)) return false;
+    throw new GitError(`committing: ${lastLines(r.stderr || r.stdout)}`);
   }
 
   /** Number of commits on HEAD that the base branch does not have. */
@@ -286,7 +288,8 @@ export class Workspace {
   /** Pushes the worktree's HEAD commit to the task branch at the repository's resolved URL (never to the default branch). */
   async push(spec: RepoSpec, wt: string, branch: string, baseBranch: string): Promise<void> {
     if (branch === baseBranch) throw new GitError(`refusing to push to the default branch ${baseBranch}`);
-    const head = await this.run('reading HEAD', () => this.headSha(wt));
+    // From the worktree's files when they say it plainly: one git process fewer on every push.
+    const head = (await readWorktreeHead(wt)) ?? (await this.run('reading HEAD', () => this.headSha(wt)));
     await this.run(`pushing ${branch}`, () => this.cache.push(spec, [], [`${head}:refs/heads/${branch}`]));
   }
 
