@@ -50,6 +50,11 @@ describe('tasks API', () => {
       [{ title: 'x', repo: 'a/b/c' }, 'repo'],
       [{ title: 'x', description: ['no'] }, 'description'],
       [{ title: 'x', plane_sequence_id: 'seven' }, 'plane_sequence_id'],
+      [{ title: 'x', base_branch: '--upload-pack=evil' }, 'base_branch'],
+      [{ title: 'x', base_branch: 'main:refs/heads/other' }, 'base_branch'],
+      [{ title: 'x', base_branch: '../main' }, 'base_branch'],
+      [{ title: 'x', base_branch: 'has space' }, 'base_branch'],
+      [{ title: 'x', base_branch: 7 }, 'base_branch'],
       [[1, 2], 'body'],
     ];
     for (const [payload, field] of cases) {

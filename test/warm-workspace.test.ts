@@ -57,6 +57,19 @@ describe('warm workspaces', () => {
     expect((await runTask('Third task')).startedFrom).toBe(again);
   });
 
+  it('starts from the base_branch a task asks for and opens its pull request against it', async () => {
+    git(work, 'push', '--quiet', 'origin', 'origin/main:refs/heads/release');
+    git(work, 'fetch', '--quiet', 'origin');
+    const release = pushElsewhere('release', 'release-notes.md');
+    const t = await env.createTask({ title: 'On the release branch', description: '[fake:success]', base_branch: 'release' });
+    const done = await env.waitStatus(t.id, ['in_review', 'failed']);
+    expect(done.error).toBe('');
+    expect(done.base_branch).toBe('release');
+    expect(gitOut(origin, 'rev-parse', `${done.branch_name}~1`)).toBe(release);
+    const pr = env.github.requests.filter((r) => r.method === 'POST' && r.path === '/repos/acme/web/pulls').at(-1);
+    expect(pr?.json).toMatchObject({ head: done.branch_name, base: 'release' });
+  });
+
   it('follows the remote when its default branch changes to another commit', async () => {
     git(work, 'checkout', '--quiet', '-b', 'trunk', 'origin/main');
     writeFileSync(path.join(work, 'TRUNK.md'), 'trunk\n');

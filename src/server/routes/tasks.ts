@@ -17,6 +17,7 @@ export const idParams = z.object({
     .positive('must be a positive integer')
     .max(Number.MAX_SAFE_INTEGER),
 });
+const BRANCH_NAME = /^$|^(?![-/.])(?!.*\.\.)(?!.*\/\/)(?!.*\/\.)(?!.*\.lock$)(?!.*[/.]$)[A-Za-z0-9._/-]+$/;
 const boolFlag = z.enum(['true', 'false', '1', '0', '']).transform((v) => v === 'true' || v === '1');
 
 export const createTaskBody = z.object({
@@ -30,6 +31,14 @@ export const createTaskBody = z.object({
   agent_type: z.enum(AGENT_TYPES, { error: `must be one of ${AGENT_TYPES.join(', ')}` }).optional(),
   plane_issue_id: z.string({ error: 'must be a string' }).max(100).default(''),
   plane_sequence_id: z.number({ error: 'must be an integer or null' }).int('must be an integer').nullable().default(null),
+  // The branch to start from and open the pull request against; the remote's default when empty.
+  // Only what git allows in a branch name and never an option or a refspec's syntax (: * ^ ~ ..).
+  base_branch: z
+    .string({ error: 'must be a string' })
+    .trim()
+    .max(200, 'must be at most 200 characters')
+    .regex(BRANCH_NAME, 'must be a branch name: letters, digits and . _ / - (not starting with - or /, no .., no .lock at the end)')
+    .default(''),
 });
 
 const listQuery = z.object({
