@@ -20,7 +20,7 @@ import { LogsRepo } from '../src/db/repositories/logs.js';
 import { MessagesRepo } from '../src/db/repositories/messages.js';
 import { TasksRepo } from '../src/db/repositories/tasks.js';
 import { bootFactory, buildBundle, prepareBootRoot, stopFactory, type BootedFactory } from './boot-lib.js';
-import { ROOT, isMain, log, median, nowMs, pick, removeTemp, round, runStandalone, sleep, tempDir, type Row } from './lib.js';
+import { ROOT, isMain, log, median, nowMs, pick, removeTemp, round, runStandalone, sleep, tempDir, timedGet, type Row } from './lib.js';
 
 const SIZES = pick([1_000, 10_000, 100_000], [1_000, 10_000]);
 const LOGS_PER_TASK = 10;
@@ -181,22 +181,7 @@ async function explainHotQueries(db: Db, n: number): Promise<Record<Hot, string>
 const middleTask = (n: number) => Math.floor(n / 2);
 const kilo = (n: number) => `${n / 1000}k`;
 
-function get(agent: http.Agent, port: number, urlPath: string): Promise<{ ms: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const t0 = nowMs();
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const body = Buffer.concat(chunks);
-        if (res.statusCode === 200) resolve({ ms: nowMs() - t0, body });
-        else reject(new Error(`GET ${urlPath}: ${res.statusCode} ${body.toString('utf8').slice(0, 300)}`));
-      });
-    });
-    req.on('error', reject);
-    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${urlPath}: no answer within 10 s`)));
-  });
-}
+const get = (agent: http.Agent, port: number, urlPath: string) => timedGet(agent, `http://127.0.0.1:${port}${urlPath}`);
 
 /** Sequential requests on one keep-alive connection after a warm-up; the median latency. */
 async function p50(agent: http.Agent, port: number, urlPath: string): Promise<number> {
@@ -208,7 +193,7 @@ async function p50(agent: http.Agent, port: number, urlPath: string): Promise<nu
 
 /** Fails the run if a route answers something else than the seeded data (a fast wrong answer is no result). */
 async function checkAnswers(agent: http.Agent, port: number, n: number): Promise<void> {
-  const json = async (p: string) => JSON.parse((await get(agent, port, p)).body.toString('utf8')) as unknown;
+  const json = async (p: string) => JSON.parse((await get(agent, port, p)).body) as unknown;
   const tasks = (await json(ROUTES.tasks)) as Array<{ id: number }>;
   const logs = (await json(ROUTES.logs(middleTask(n)))) as { logs: unknown[] };
   const hits = (await json(ROUTES.search)) as unknown[];

@@ -4,6 +4,7 @@
 // in the same run on the same machine, and the ratio between them.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +104,29 @@ export { freePort } from '../test/process-harness.js';
 export function exited(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((r) => child.once('exit', () => r()));
+}
+
+/**
+ * One GET on `agent` (keep-alive as the caller set it up): its latency from the request to the last
+ * byte, and its body. Anything but a 200, and no answer within 10 s, is an error.
+ */
+export function timedGet(agent: http.Agent, url: string): Promise<{ ms: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = nowMs();
+    const req = http.get(url, { agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.once('error', reject);
+      res.once('end', () => {
+        const ms = nowMs() - t0;
+        const body = Buffer.concat(chunks).toString('utf8');
+        if (res.statusCode === 200) resolve({ ms, body });
+        else reject(new Error(`GET ${url}: ${res.statusCode} ${body.slice(0, 300)}`));
+      });
+    });
+    req.once('error', reject);
+    req.setTimeout(10_000, () => req.destroy(new Error(`GET ${url}: no answer within 10 s`)));
+  });
 }
 
 export async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

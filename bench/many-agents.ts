@@ -30,6 +30,7 @@ import {
   sleep,
   spawnFake,
   startFactory,
+  timedGet,
   tempDir,
   type Row,
 } from './lib.js';
@@ -117,23 +118,6 @@ interface Latency {
   ms: number;
 }
 
-function get(agent: http.Agent, url: string): Promise<{ ms: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = nowMs();
-    const req = http.get(url, { agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.once('error', reject);
-      res.once('end', () => {
-        const ms = nowMs() - t0;
-        if (res.statusCode === 200) resolve({ ms, body: Buffer.concat(chunks).toString('utf8') });
-        else reject(new Error(`GET ${url}: ${res.statusCode}`));
-      });
-    });
-    req.once('error', reject);
-  });
-}
-
 /** A dashboard-like client: the task list, and each task's new log lines in turn (cursor per task). */
 function apiProbe(base: string) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
@@ -142,9 +126,9 @@ function apiProbe(base: string) {
   async function once(): Promise<Latency> {
     const ids = [...cursors.keys()];
     const id = ids[Math.floor(turn / 2) % Math.max(1, ids.length)];
-    if (turn++ % 2 === 0 || id === undefined) return { kind: 'list', ms: (await get(agent, `${base}/api/tasks`)).ms };
+    if (turn++ % 2 === 0 || id === undefined) return { kind: 'list', ms: (await timedGet(agent, `${base}/api/tasks`)).ms };
     const since = cursors.get(id);
-    const res = await get(agent, `${base}/api/tasks/${id}/logs?limit=100${since == null ? '' : `&since=${since}`}`);
+    const res = await timedGet(agent, `${base}/api/tasks/${id}/logs?limit=100${since == null ? '' : `&since=${since}`}`);
     cursors.set(id, (JSON.parse(res.body) as { next_since: number | null }).next_since);
     return { kind: 'logs', ms: res.ms };
   }
