@@ -96,12 +96,10 @@ export class Workspace {
     }
     return this.locks.run(spec.slug, async () => {
       await rm(wt, { recursive: true, force: true });
-      const adding = this.git(this.cachePath(spec))
-        .raw(['worktree', 'add', '-B', branch, wt, guessedStart])
-        .then(
-          () => true,
-          () => false,
-        );
+      const adding = this.addWorktree(spec, key, branch, guessedStart).then(
+        () => true,
+        () => false,
+      );
       let defaultBranch: string;
       try {
         defaultBranch = await this.cache.refresh(spec, { base, branch });
